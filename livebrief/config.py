@@ -1,0 +1,200 @@
+"""Loading and validating the one YAML configuration file users edit.
+
+Where it comes from: ``--config PATH``, else ``$LIVEBRIEF_CONFIG``, else ``config/livebrief.yaml`` in the
+working directory, else the one in the source tree. ``$REDIS_URL`` overrides ``redis_url``. Only ``id``, ``url``
+and ``name`` are needed per feed; every other setting has its default here, in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from livebrief.errors import ConfigError
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeedConfig(_Strict):
+    id: str = Field(description="short stable id; used in Redis keys and logs")
+    url: str
+    name: str = Field(description="the outlet's display name, shown in entry sources")
+    kind: Literal["auto", "rss", "ninjs"] = "auto"
+    interval: float | None = Field(
+        default=None, gt=0, description="seconds between polls; default polling.interval"
+    )
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter/digit")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+
+class PollingConfig(_Strict):
+    interval: float = Field(default=300.0, gt=0, description="default seconds between polls of a feed")
+    timeout: float = Field(default=20.0, gt=0, description="total deadline for one fetch, seconds")
+    connect_timeout: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="decoded body size cap")
+    max_entries: int = Field(default=500, gt=0, description="entries kept per fetch, newest first")
+    max_text_chars: int = Field(default=20_000, gt=0, description="plain text kept per entry")
+    concurrency: int = Field(default=32, gt=0, description="fetches in flight per poller")
+    per_host: int = Field(default=4, gt=0, description="fetches in flight per host")
+    backoff_base: float = Field(default=60.0, gt=0, description="first retry delay after a failure")
+    backoff_cap: float = Field(default=24 * 3600.0, gt=0, description="longest retry delay")
+    allow_private: bool = Field(
+        default=False,
+        description="allow feeds and redirects to loopback/private addresses (tests, intranets)",
+    )
+    user_agent: str = "livebrief/0.1 (+https://github.com/livebrief/livebrief)"
+
+
+class WorkerConfig(_Strict):
+    summary_max_chars: int = Field(default=280, ge=40)
+    stream_maxlen: int = Field(default=100_000, gt=0, description="approximate cap of the stream")
+    seen_ttl: int = Field(default=7 * 86400, gt=0, description="seconds an item/URL is remembered")
+    story_window: int = Field(default=6 * 3600, gt=0, description="seconds a story stays open to merge")
+    story_threshold: float = Field(default=0.5, ge=0, le=1, description="same-story score to merge")
+    job_timeout: int = Field(default=300, gt=0)
+    retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
+
+
+class WebhookConfig(_Strict):
+    id: str
+    url: str
+    format: Literal["standard", "slack"] = "standard"
+    secret: str | None = Field(default=None, description="whsec_... Standard Webhooks secret")
+    secret_env: str | None = Field(default=None, description="name of an env var holding the secret")
+    topics: list[str] = Field(default_factory=list, description="deliver only these; empty = all")
+    timeout: float = Field(default=10.0, gt=0)
+    retry_intervals: list[int] = Field(
+        default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400],
+        description="seconds before each retry; after the last, the delivery is dead-lettered",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_for_standard(self) -> WebhookConfig:
+        if self.format == "standard" and not (self.secret or self.secret_env):
+            raise ValueError("a 'standard' webhook needs 'secret' (whsec_...) or 'secret_env'")
+        if self.secret is not None and not self.secret.startswith("whsec_"):
+            raise ValueError("'secret' must start with 'whsec_' (Standard Webhooks format)")
+        return self
+
+    def resolved_secret(self) -> str | None:
+        if self.secret_env:
+            return os.environ.get(self.secret_env)
+        return self.secret
+
+
+class Config(_Strict):
+    redis_url: str | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL; unset = localhost:6379 if it answers, else embedded",
+    )
+    prefix: str = Field(default="livebrief", description="prefix of every Redis key and channel")
+    topics_file: str = Field(default="topics.yaml", description="relative to this file's folder")
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    polling: PollingConfig = Field(default_factory=PollingConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    # Where the file was loaded from; set by load_config, not by users.
+    source_path: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        for kind, ids in (("feeds", [f.id for f in self.feeds]), ("webhooks", [w.id for w in self.webhooks])):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} id(s): {', '.join(dupes)}")
+        return self
+
+    @property
+    def topics_path(self) -> Path:
+        base = Path(self.source_path).parent if self.source_path else SOURCE_ROOT / "config"
+        return (base / self.topics_file).resolve()
+
+    def feed(self, feed_id: str) -> FeedConfig | None:
+        return next((f for f in self.feeds if f.id == feed_id), None)
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the configuration is read from (see the module docstring)."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("LIVEBRIEF_CONFIG")
+    if env:
+        return Path(env)
+    if DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return SOURCE_ROOT / DEFAULT_CONFIG
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting (check its spelling)"
+    return f"{loc}: {msg}"
+
+
+def parse_config(data: Any, path: str) -> Config:
+    """Validate already-loaded YAML data; raises ``ConfigError`` naming the file, field and problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, ["(top level): must be a mapping of settings"])
+    try:
+        config = Config.model_validate({**data, "source_path": path})
+    except ValidationError as exc:
+        raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from exc
+    if os.environ.get("REDIS_URL"):
+        config = config.model_copy(update={"redis_url": os.environ["REDIS_URL"]})
+    return config
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read, validate and return the configuration; fails loudly with file, field and reason."""
+    path = resolve_config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            str(path), ["file not found (pass --config PATH or set LIVEBRIEF_CONFIG)"]
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot be read: {exc.strerror}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from exc
+    return parse_config(data, str(path))

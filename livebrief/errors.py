@@ -1,0 +1,100 @@
+"""The one exception hierarchy of livebrief.
+
+Every error a caller can see is a ``LivebriefError``. Feed errors carry the feed id, delivery errors the
+webhook id, config errors the file and field: messages say what happened, to what, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class LivebriefError(Exception):
+    """Root of every error livebrief raises on purpose."""
+
+    default_message = "livebrief failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(LivebriefError):
+    """A configuration file is missing, unreadable or invalid."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        joined = "\n  ".join(problems)
+        super().__init__(f"invalid configuration in {path}:\n  {joined}")
+
+
+class RedisUnavailableError(LivebriefError):
+    default_message = "no Redis server could be reached or started"
+
+
+class FeedError(LivebriefError):
+    """Something went wrong with one feed; the others carry on."""
+
+    kind = "feed_error"
+    default_message = "the feed could not be read"
+
+    def __init__(self, feed_id: str, message: str | None = None) -> None:
+        self.feed_id = feed_id
+        super().__init__(f"feed {feed_id!r}: {message or self.default_message}")
+        self.reason = message or self.default_message
+
+
+class FetchError(FeedError):
+    kind = "fetch_error"
+    default_message = "the request failed"
+
+
+class HTTPStatusError(FetchError):
+    kind = "http_status"
+
+    def __init__(
+        self, feed_id: str, status: int, retry_after: float | None = None, message: str | None = None
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(feed_id, message or f"server answered HTTP {status}")
+
+
+class BlockedURLError(FetchError):
+    kind = "blocked_url"
+    default_message = "the URL points at a private or loopback address, which is not allowed"
+
+
+class TooLargeError(FetchError):
+    kind = "too_large"
+    default_message = "the body is larger than the configured limit"
+
+
+class FetchTimeoutError(FetchError):
+    kind = "timeout"
+    default_message = "the request did not finish within the deadline"
+
+
+class ParseError(FeedError):
+    kind = "parse_error"
+    default_message = "the body could not be parsed as a feed"
+
+
+class NotAFeedError(ParseError):
+    kind = "not_a_feed"
+    default_message = "the body is not an RSS, Atom, JSON Feed or ninjs document"
+
+
+class UnsafeFeedError(ParseError):
+    kind = "unsafe_feed"
+    default_message = "the document declares a DTD or entities, which are refused"
+
+
+class DeliveryError(LivebriefError):
+    """A webhook delivery failed; RQ retries it on the documented schedule."""
+
+    def __init__(self, webhook_id: str, message: str) -> None:
+        self.webhook_id = webhook_id
+        super().__init__(f"webhook {webhook_id!r}: {message}")

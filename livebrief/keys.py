@@ -1,0 +1,84 @@
+"""Every Redis key and channel name livebrief uses, in one place.
+
+Layout under the configurable prefix ``P`` (default ``livebrief``); TTLs are set where the key is written,
+from the settings named here.
+
+=============================  =========  ===================================================  ==================
+key                            type       holds                                                expiry
+=============================  =========  ===================================================  ==================
+P:entries                      stream     one message per entry version, field ``entry``       capped (MAXLEN ~)
+P:all                          channel    every entry version (pub/sub, JSON)                  -
+P:topic:<topic>                channel    entry versions classified under ``topic``            -
+P:schedule                     zset       feed id -> next due time (unix s); leases too        -
+P:feed:<feed>:state            hash       etag, last_modified, health, failure counters        none (one per feed)
+P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed seen_ttl (trimmed)
+P:seen:<item>                  string     content hash of an item already published            seen_ttl
+P:url:<sha>                    string     story id that published this canonical URL           seen_ttl
+P:guid:<sha>                   string     story id that published this guid                    seen_ttl
+P:lsh:<band>:<bucket>          string     latest story id with a text signature in this bucket story_ttl
+P:tok:<token>                  string     recent story ids sharing a significant token         story_ttl
+P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
+P:deadletter                   list       webhook deliveries that exhausted their retries      none
+P:delivered:<delivery>         string     marks a delivery done so a re-run never re-sends it  seen_ttl
+=============================  =========  ===================================================  ==================
+
+RQ's own keys live under ``rq:``; the queue names are below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+INGEST_QUEUE = "livebrief-ingest"
+DELIVERY_QUEUE = "livebrief-deliveries"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "livebrief"
+
+    @property
+    def entries_stream(self) -> str:
+        return f"{self.prefix}:entries"
+
+    @property
+    def all_channel(self) -> str:
+        return f"{self.prefix}:all"
+
+    def topic_channel(self, topic: str) -> str:
+        return f"{self.prefix}:topic:{topic}"
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.prefix}:schedule"
+
+    def feed_state(self, feed_id: str) -> str:
+        return f"{self.prefix}:feed:{feed_id}:state"
+
+    def feed_items(self, feed_id: str) -> str:
+        return f"{self.prefix}:feed:{feed_id}:items"
+
+    def seen(self, item_id: str) -> str:
+        return f"{self.prefix}:seen:{item_id}"
+
+    def url(self, url_hash: str) -> str:
+        return f"{self.prefix}:url:{url_hash}"
+
+    def guid(self, guid_hash: str) -> str:
+        return f"{self.prefix}:guid:{guid_hash}"
+
+    def lsh(self, band: int, bucket: str) -> str:
+        return f"{self.prefix}:lsh:{band}:{bucket}"
+
+    def token(self, token: str) -> str:
+        return f"{self.prefix}:tok:{token}"
+
+    def story(self, story_id: str) -> str:
+        return f"{self.prefix}:story:{story_id}"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}:deadletter"
+
+    def delivered(self, delivery_id: str) -> str:
+        return f"{self.prefix}:delivered:{delivery_id}"

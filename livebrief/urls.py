@@ -1,0 +1,68 @@
+"""Canonical URLs: the same article reached through tracking links, AMP or mobile hosts folds to one URL."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_TRACKING_PARAMS = re.compile(
+    r"^(utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|yclid|igshid|_ga|_gl|"
+    r"ocid|cmpid|cmp|ito|at_medium|at_campaign|at_source|rss|rssfeed|feed|ref|ref_src|ref_url|"
+    r"smid|sr_share|share|taid|__twitter_impression|s_cid|src|via|outputType|amp)$",
+    re.IGNORECASE,
+)
+_MOBILE_HOST = re.compile(r"^(m|mobile|amp)\.", re.IGNORECASE)
+_AMP_SEGMENT = re.compile(r"/amp(?=/|$)|\.amp(?=$|\.html?$)", re.IGNORECASE)
+SAFE_SCHEMES = ("http", "https")
+
+
+def _split(url: str | None) -> tuple[str, str, int | None, str, list[tuple[str, str]]] | None:
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in SAFE_SCHEMES or not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING_PARAMS.match(k)]
+    return scheme, host, port, parts.path or "/", query
+
+
+def clean_url(url: str | None) -> str | None:
+    """The link to show a reader: http(s) only, tracking parameters and fragment removed, else None.
+
+    ``javascript:``, ``data:`` and other schemes give None, so they never reach an entry.
+    """
+    split = _split(url)
+    if split is None:
+        return None
+    scheme, host, port, path, query = split
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def canonical_url(url: str | None) -> str | None:
+    """The dedupe key of a URL: ``clean_url`` with scheme, ``www.``, mobile/AMP hosts and AMP paths folded
+    and the query sorted, so every spelling of one article gives one string. None for non-http(s) URLs."""
+    split = _split(url)
+    if split is None:
+        return None
+    _, host, port, path, query = split
+    if host.count(".") >= 2:
+        host = _MOBILE_HOST.sub("", host)
+    host = host.removeprefix("www.")
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
+    path = _AMP_SEGMENT.sub("", path) or "/"
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    return urlunsplit(("https", netloc, path, urlencode(sorted(query)), ""))
+
+
+def url_hash(url: str) -> str:
+    """Short stable digest of a canonical URL, for Redis keys."""
+    return hashlib.blake2b(url.encode("utf-8"), digest_size=12).hexdigest()
