@@ -74,6 +74,9 @@ class WorkerConfig(_Strict):
     stream_maxlen: int = Field(default=100_000, gt=0, description="approximate cap of the stream")
     seen_ttl: int = Field(default=7 * 86400, gt=0, description="seconds an item/URL is remembered")
     story_window: int = Field(default=6 * 3600, gt=0, description="seconds a story stays open to merge")
+    story_retention: int = Field(
+        default=2 * 86400, gt=0, description="seconds a story stays in the index (TTL of its keys)"
+    )
     story_threshold: float = Field(default=0.5, ge=0, le=1, description="same-story score to merge")
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
@@ -156,7 +159,7 @@ def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return SOURCE_ROOT / DEFAULT_CONFIG
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: Any) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":

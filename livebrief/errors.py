@@ -34,6 +34,10 @@ class RedisUnavailableError(LivebriefError):
     default_message = "no Redis server could be reached or started"
 
 
+class BatchConflictError(LivebriefError):
+    default_message = "a batch kept conflicting with other workers and was not committed; RQ retries it"
+
+
 class FeedError(LivebriefError):
     """Something went wrong with one feed; the others carry on."""
 

@@ -22,20 +22,26 @@ P:deadletter                   list       webhook deliveries that exhausted thei
 P:delivered:<delivery>         string     marks a delivery done so a re-run never re-sends it  seen_ttl
 =============================  =========  ===================================================  ==================
 
-RQ's own keys live under ``rq:``; the queue names are below.
+RQ's own keys live under ``rq:``; livebrief's two RQ queues are named ``P-ingest`` and ``P-deliveries``,
+so two installations with different prefixes can share one Redis without taking each other's jobs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-INGEST_QUEUE = "livebrief-ingest"
-DELIVERY_QUEUE = "livebrief-deliveries"
-
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "livebrief"
+
+    @property
+    def ingest_queue(self) -> str:
+        return f"{self.prefix}-ingest"
+
+    @property
+    def delivery_queue(self) -> str:
+        return f"{self.prefix}-deliveries"
 
     @property
     def entries_stream(self) -> str:

@@ -1,17 +1,34 @@
 """Topic classification: a pure function of an item's text and the topic definitions in config/topics.yaml.
 
-PLACEHOLDER implementation (plain phrase matching); the real rule engine replaces it behind the same API.
+The rule language is documented at the top of ``config/topics.yaml``. In short, each topic has weighted
+phrases, context rules (a phrase that counts only near another), exclusions (spans that never count) and
+dampeners (words that lower confidence, such as "warns" for attacks that have not happened). A topic's
+score is a noisy-OR of the weights of the distinct rules that fired, times ``1 - w`` for each dampener:
+a weight reads as "how sure this rule alone makes us", so a score is roughly the chance the item is on
+topic, and several weak signals add up without ever passing 1.
+
+``load_topics`` compiles every topic into a handful of regular expressions (one alternation per topic and
+role), so ``classify`` runs a fixed, small number of regex scans per item however many phrases there are.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import structlog
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from livebrief.errors import ConfigError
+
+__all__ = ["Classification", "TopicSet", "classify", "compile_topics", "load_topics"]
+
+log = structlog.get_logger(__name__)
 
 
 class Classification(BaseModel):
@@ -20,37 +37,479 @@ class Classification(BaseModel):
     evidence: dict[str, list[str]] = Field(default_factory=dict, description="topic -> matched phrases")
 
 
-class TopicSet:
-    """Compiled topic definitions; build once with ``load_topics`` and share."""
+# --- the file format -------------------------------------------------------------------------------
 
-    def __init__(self, patterns: dict[str, re.Pattern[str]]) -> None:
-        self.patterns = patterns
+Weight = float
+PhraseList = list[str]
+
+
+class _Rule(BaseModel):
+    """One rule in its long form; the ``phrases`` shorthand expands to rules without ``near``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: PhraseList = Field(min_length=1)
+    weight: Weight = Field(gt=0, le=1)
+    near: PhraseList = Field(default_factory=list)
+    unless_near: PhraseList = Field(default_factory=list)
+    window: int | None = Field(default=None, ge=1, le=50)
+    label: str | None = None
+
+    @field_validator("match", "near", "unless_near", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+def _check_weighted(value: dict[float, list[str]]) -> dict[float, list[str]]:
+    for weight, phrases in value.items():
+        if not 0 < weight <= 1:
+            raise ValueError(f"weight {weight} must be in (0, 1]")
+        if not phrases:
+            raise ValueError(f"weight {weight} has an empty phrase list")
+    return value
+
+
+class _Topic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    threshold: float | None = Field(default=None, gt=0, le=1)
+    window: int | None = Field(default=None, ge=1, le=50)
+    phrases: dict[Weight, PhraseList] = Field(default_factory=dict)
+    rules: list[_Rule] = Field(default_factory=list)
+    exclude: PhraseList = Field(default_factory=list)
+    dampen: dict[Weight, PhraseList] = Field(default_factory=dict)
+
+    _weights = field_validator("phrases", "dampen")(_check_weighted)
+
+
+class _Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    window: int = Field(default=6, ge=1, le=50)
+    exclude: PhraseList = Field(default_factory=list)
+    dampen: dict[Weight, PhraseList] = Field(default_factory=dict)
+
+    _weights = field_validator("dampen")(_check_weighted)
+
+
+class _TopicsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    defaults: _Defaults = Field(default_factory=_Defaults)
+    vocab: dict[str, PhraseList] = Field(default_factory=dict)
+    topics: dict[str, _Topic] = Field(min_length=1)
+
+
+# --- compiled form ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    label: str
+    weight: float
+    near: re.Pattern[str] | None
+    unless_near: re.Pattern[str] | None
+    window: int
+
+
+@dataclass(frozen=True)
+class _CompiledTopic:
+    name: str
+    threshold: float
+    rules: dict[str, _CompiledRule]  # regex group name -> rule
+    positive: re.Pattern[str]
+    exclude: re.Pattern[str] | None
+    dampen: re.Pattern[str] | None
+    dampen_weights: dict[str, tuple[str, float]] = field(default_factory=dict)  # group -> (label, w)
+
+
+class TopicSet:
+    """Compiled topic definitions; build once with ``load_topics`` (or ``compile_topics``) and share.
+
+    Immutable and safe to use from several threads: classification only reads it.
+    """
+
+    def __init__(self, topics: Iterable[_CompiledTopic], source: str = "<memory>") -> None:
+        self._topics = {t.name: t for t in topics}
+        self.source = source
 
     @property
     def names(self) -> list[str]:
-        return list(self.patterns)
+        return list(self._topics)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {name: t.threshold for name, t in self._topics.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._topics
+
+    def __repr__(self) -> str:
+        return f"TopicSet({self.names!r}, source={self.source!r})"
+
+
+# --- phrase syntax ---------------------------------------------------------------------------------
+
+_NUMBER = (
+    r"(?:\d[\d,.]*\+?|a\s+dozen|dozens|hundreds|thousands|scores|one|two|three|four|five|six|seven"
+    r"|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+)
+_JOIN = r"[\s\-]+"  # "air strike" also matches "air-strike" and runs of spaces
+_GAP = r"(?:[\s\-]+[^\s]+){0,3}"  # "..." lets up to three words sit between two parts of a phrase
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+_WORD_RE = re.compile(r"\w+")
+
+
+class _PhraseError(ValueError):
+    pass
+
+
+def _tokens(phrase: str) -> list[str]:
+    """Split a phrase at spaces outside parentheses: "(russian |ukrainian )?forces" is one token."""
+    tokens: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for ch in phrase:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise _PhraseError(f"{phrase!r}: unbalanced ')'")
+        if ch.isspace() and depth == 0:
+            if current:
+                tokens.append("".join(current))
+                current = []
+            continue
+        current.append(ch)
+    if depth:
+        raise _PhraseError(f"{phrase!r}: unbalanced '('")
+    if current:
+        tokens.append("".join(current))
+    return tokens
+
+
+def _token_regex(token: str, vocab: Mapping[str, list[str]], depth: int) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(token):
+        ch = token[i]
+        if ch == "*":
+            out.append(r"[\w']*")
+        elif ch == "?":
+            if not out or out[-1] in ("(?:", "|"):
+                raise _PhraseError(f"{token!r}: '?' must follow a letter or a group")
+            out.append("?")
+        elif ch == "(":
+            out.append("(?:")
+        elif ch in ")|":
+            out.append(ch)
+        elif ch == "#":
+            out.append(_NUMBER)
+        elif ch == "@":
+            name = re.match(r"[a-z0-9_]+", token[i + 1 :])
+            if not name or name.group(0) not in vocab:
+                raise _PhraseError(f"unknown vocabulary '@{name.group(0) if name else ''}'")
+            if depth > 3:
+                raise _PhraseError(f"'@{name.group(0)}': vocabularies nest too deeply")
+            alts = sorted(
+                {_phrase_body(p, vocab, depth + 1) for p in vocab[name.group(0)]},
+                key=len,
+                reverse=True,
+            )
+            out.append("(?:" + "|".join(alts) + ")")
+            i += len(name.group(0))
+        elif ch.isspace():
+            out.append(_JOIN)
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
+def _is_optional_group(token: str) -> bool:
+    """True for a token like "(russian )?" that is one parenthesised group made optional."""
+    if not (token.startswith("(") and token.endswith(")?")):
+        return False
+    depth = 0
+    for i, ch in enumerate(token):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(token) - 2:
+            return False
+    return True
+
+
+def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) -> str:
+    """Translate one phrase of the rule language into a regex without word boundaries."""
+    phrase = phrase.translate(_QUOTES).strip()
+    if phrase.startswith("re:"):
+        raw = phrase[3:].strip()
+        if "(?P" in raw:
+            raise _PhraseError(f"{phrase!r}: named groups are not allowed in re: phrases")
+        try:
+            re.compile(raw)
+        except re.error as exc:
+            raise _PhraseError(f"{phrase!r}: not a valid regular expression ({exc})") from exc
+        return f"(?:{raw})"
+    words = _tokens(phrase.lower())
+    if not words or words == ["..."]:
+        raise _PhraseError(f"{phrase!r}: empty phrase")
+    if words[0] == "..." or words[-1] == "...":
+        raise _PhraseError(f"{phrase!r}: '...' must sit between two words")
+    parts: list[str] = []
+    try:
+        for i, word in enumerate(words):
+            if word == "...":
+                parts.append(_GAP)
+                continue
+            body = _token_regex(word, vocab, depth)
+            if _is_optional_group(word) and len(words) > 1:
+                # An optional word takes its separator with it, so "against (a )?attack" works
+                # with and without the "a".
+                inner = body[:-1]
+                parts.append(f"(?:{_JOIN}{inner})?" if i else f"(?:{inner}{_JOIN})?")
+                continue
+            if i and not (_is_optional_group(words[i - 1]) and i == 1):
+                parts.append(_JOIN)
+            parts.append(body)
+    except _PhraseError as exc:
+        raise _PhraseError(f"{phrase!r}: {exc}") from exc
+    return "".join(parts)
+
+
+def _phrase_regex(phrase: str, vocab: Mapping[str, list[str]]) -> str:
+    # whole words only: "war" must not match "warn", "aid" not "said"
+    return r"(?<![\w])" + _phrase_body(phrase, vocab) + r"(?![\w])"
+
+
+def _expand(phrases: Iterable[str], vocab: Mapping[str, list[str]], where: str) -> list[str]:
+    out: list[str] = []
+    for phrase in phrases:
+        if re.fullmatch(r"@[a-z0-9_]+", phrase):
+            if phrase[1:] not in vocab:
+                raise _PhraseError(f"{where}: unknown vocabulary {phrase!r}")
+            out.extend(vocab[phrase[1:]])
+        else:
+            out.append(phrase)
+    return out
+
+
+def _alternation(named: list[tuple[str, str, float]]) -> re.Pattern[str]:
+    # At one position the first alternative that matches wins: the strongest rule, then the longest
+    # pattern, so "missile strike" (0.95) is credited rather than "strike" near a war word (0.8).
+    named = sorted(named, key=lambda item: (-item[2], -len(item[1])))
+    return re.compile("|".join(f"(?P<{name}>{rx})" for name, rx, _ in named), re.IGNORECASE)
+
+
+def _plain_alternation(
+    phrases: list[str], vocab: Mapping[str, list[str]]
+) -> re.Pattern[str] | None:
+    if not phrases:
+        return None
+    regexes = sorted({_phrase_regex(p, vocab) for p in phrases}, key=len, reverse=True)
+    return re.compile("|".join(regexes), re.IGNORECASE)
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def _pydantic_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) else f", got {got!r}"
+        problems.append(f"{loc}: {err['msg']}{shown}")
+    return problems
+
+
+def compile_topics(data: Any, source: str = "<memory>") -> TopicSet:
+    """Validate and compile already-parsed topic definitions (the YAML document as Python data).
+
+    Raises ``ConfigError(source, problems)`` naming each bad topic or field.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): expected a mapping with a 'topics' key"])
+    try:
+        spec = _TopicsFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, _pydantic_problems(exc)) from exc
+
+    problems: list[str] = []
+    compiled: list[_CompiledTopic] = []
+    d = spec.defaults
+    for name, topic in spec.topics.items():
+        where = f"topics.{name}"
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+            problems.append(f"{where}: topic names are lower-case letters, digits, '_' and '-'")
+            continue
+        try:
+            compiled.append(_compile_topic(name, topic, d, spec.vocab))
+        except _PhraseError as exc:
+            problems.append(f"{where}: {exc}")
+    if problems:
+        raise ConfigError(source, problems)
+    return TopicSet(compiled, source=source)
+
+
+def _compile_topic(
+    name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping[str, list[str]]
+) -> _CompiledTopic:
+    rules = [
+        _Rule(match=phrases, weight=weight, label=None)
+        for weight, phrases in sorted(topic.phrases.items(), reverse=True)
+    ] + list(topic.rules)
+    if not rules:
+        raise _PhraseError("has no phrases and no rules: add at least one phrase")
+    window = topic.window or defaults.window
+    named: list[tuple[str, str, float]] = []
+    by_group: dict[str, _CompiledRule] = {}
+    for i, rule in enumerate(rules):
+        rwhere = f"rules[{i - len(topic.phrases)}]" if i >= len(topic.phrases) else "phrases"
+        matches = _expand(rule.match, vocab, f"{rwhere}.match")
+        near = _expand(rule.near, vocab, f"{rwhere}.near")
+        unless = _expand(rule.unless_near, vocab, f"{rwhere}.unless_near")
+        if rule.near and not near:
+            raise _PhraseError(f"{rwhere}.near: is empty")
+        compiled_near = _plain_alternation(near, vocab)
+        compiled_unless = _plain_alternation(unless, vocab)
+        for j, phrase in enumerate(matches):
+            group = f"r{i}_{j}"
+            try:
+                named.append((group, _phrase_regex(phrase, vocab), rule.weight))
+            except _PhraseError as exc:
+                raise _PhraseError(f"{rwhere}: {exc}") from exc
+            by_group[group] = _CompiledRule(
+                label=rule.label or phrase,
+                weight=rule.weight,
+                near=compiled_near,
+                unless_near=compiled_unless,
+                window=rule.window or window,
+            )
+    dampen_named: list[tuple[str, str, float]] = []
+    dampen_weights: dict[str, tuple[str, float]] = {}
+    all_dampen = list(defaults.dampen.items()) + list(topic.dampen.items())
+    for i, (weight, phrases) in enumerate(all_dampen):
+        for j, phrase in enumerate(_expand(phrases, vocab, "dampen")):
+            group = f"d{i}_{j}"
+            dampen_named.append((group, _phrase_regex(phrase, vocab), rule.weight))
+            dampen_weights[group] = (phrase, weight)
+    exclude = _expand(defaults.exclude + topic.exclude, vocab, "exclude")
+    return _CompiledTopic(
+        name=name,
+        threshold=topic.threshold or defaults.threshold,
+        rules=by_group,
+        positive=_alternation(named),
+        exclude=_plain_alternation(exclude, vocab),
+        dampen=_alternation(dampen_named) if dampen_named else None,
+        dampen_weights=dampen_weights,
+    )
 
 
 def load_topics(path: Path) -> TopicSet:
+    """Read and compile a topics YAML file. Raises ``ConfigError`` naming each bad topic or field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), [f"cannot read topics: {exc}"]) from exc
-    patterns = {}
-    for name, spec in (data.get("topics") or {}).items():
-        phrases = [p for p in spec.get("phrases", [])]
-        patterns[name] = re.compile(r"\b(" + "|".join(re.escape(p) for p in phrases) + r")\b", re.I)
-    return TopicSet(patterns)
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+    topics = compile_topics(data, source=str(path))
+    log.debug("topics_loaded", path=str(path), topics=topics.names)
+    return topics
+
+
+# --- classification --------------------------------------------------------------------------------
+
+
+class _Words:
+    """Word offsets of one text, computed only if a context rule needs them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._spans: list[tuple[int, int]] | None = None
+        self._starts: list[int] = []
+
+    def around(self, start: int, end: int, window: int) -> tuple[str, str]:
+        """The text up to ``window`` words before and after [start, end)."""
+        if self._spans is None:
+            self._spans = [m.span() for m in _WORD_RE.finditer(self.text)]
+            self._starts = [s for s, _ in self._spans]
+        starts = self._starts
+        first = bisect.bisect_left(starts, start)
+        last = bisect.bisect_left(starts, end)
+        lo = self._spans[max(first - window, 0)][0] if self._spans else 0
+        hi_index = min(last + window, len(self._spans)) - 1
+        hi = self._spans[hi_index][1] if hi_index >= 0 else len(self.text)
+        return self.text[lo:start], self.text[end : max(hi, end)]
+
+
+def _mask(text: str, pattern: re.Pattern[str] | None) -> str:
+    if pattern is None:
+        return text
+    # Same-length blanks keep every offset valid for the context windows.
+    return pattern.sub(lambda m: " " * len(m.group(0)), text)
+
+
+def _score_topic(topic: _CompiledTopic, text: str) -> tuple[float, list[str]]:
+    masked = _mask(text, topic.exclude)
+    words = _Words(masked)
+    fired: dict[str, float] = {}  # label -> weight; a rule counts once however often it matches
+    evidence: list[str] = []
+    for m in topic.positive.finditer(masked):
+        rule = topic.rules[m.lastgroup or ""]
+        if rule.label in fired:
+            continue
+        phrase = m.group(0).lower()
+        if rule.near is not None or rule.unless_near is not None:
+            before, after = words.around(m.start(), m.end(), rule.window)
+            if rule.unless_near is not None:
+                blocker = rule.unless_near.search(before) or rule.unless_near.search(after)
+                if blocker:
+                    evidence.append(f"{phrase} (ignored near '{blocker.group(0).lower()}')")
+                    continue
+            if rule.near is not None:
+                ctx = rule.near.search(before) or rule.near.search(after)
+                if not ctx:
+                    continue
+                phrase = f"{phrase} (near '{ctx.group(0).lower()}')"
+        fired[rule.label] = rule.weight
+        evidence.append(phrase)
+    if not fired:
+        return 0.0, evidence
+    miss = 1.0
+    for weight in fired.values():
+        miss *= 1.0 - weight
+    score = 1.0 - miss
+    if topic.dampen is not None:
+        seen: set[str] = set()
+        for m in topic.dampen.finditer(masked):
+            label, weight = topic.dampen_weights[m.lastgroup or ""]
+            if label in seen:
+                continue
+            seen.add(label)
+            score *= 1.0 - weight
+            evidence.append(f"-{m.group(0).lower()} (dampens x{1 - weight:.2f})")
+    return round(min(max(score, 0.0), 1.0), 4), evidence
 
 
 def classify(title: str, text: str, topics: TopicSet) -> Classification:
+    """Score every topic for one item and keep those at or above their threshold.
+
+    ``title`` and ``text`` are read as one passage; ``text`` may be empty (headline-only items).
+    """
+    blob = f"{title}\n{text}".translate(_QUOTES) if text else title.translate(_QUOTES)
     result = Classification()
-    blob = f"{title}\n{text}"
-    for name, pattern in topics.patterns.items():
-        found = sorted({m.group(0).lower() for m in pattern.finditer(blob)})
-        score = 1.0 if found else 0.0
+    for name, topic in topics._topics.items():
+        score, evidence = _score_topic(topic, blob)
         result.scores[name] = score
-        if found:
+        if evidence:
+            result.evidence[name] = evidence
+        if score >= topic.threshold:
             result.topics.append(name)
-            result.evidence[name] = found
     return result

@@ -1,13 +1,32 @@
 """Condensation: a clean headline and a short summary made only of whole sentences of the source.
 
-PLACEHOLDER implementation; the real one replaces it behind the same API.
+``condense`` is a pure function that runs once per item in the worker's hot path, so every pattern is
+compiled once at import and the text is read lazily: it stops as soon as the summary is full.
+
+Headline. Outlet and section labels are taken off the ends of a title ("... - Reuters", "... | AP News",
+"The Guardian: ...", "Live updates: ...", "UPDATE 2-..."); a dash-separated part is removed only when it
+names the item's outlet (or, with no outlet given, a well-known one), because dashes also separate real
+content ("Russia-Ukraine talks - what we know"). A pipe separates a headline from labels or from a packed
+summary, so the first part that is not a label is the headline.
+
+Summary. Boilerplate lines are dropped (``is_boilerplate``), then sentences are taken in source order from
+the start (the lead of a news text is its best summary) while they fit in ``max_chars``. The summary only
+ever contains whole sentences of the source, with one documented exception: when the first usable
+sentence alone is longer than ``max_chars`` it is cut at a word boundary and ends with "…".
 """
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Iterator
+from functools import lru_cache
 
 from pydantic import BaseModel
+
+__all__ = ["Condensed", "clean_headline", "condense", "is_boilerplate"]
+
+ELLIPSIS = "…"
 
 
 class Condensed(BaseModel):
@@ -15,18 +34,528 @@ class Condensed(BaseModel):
     summary: str
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# --------------------------------------------------------------------------------------------------
+# Outlet and section labels
+
+# Alias groups: naming any member as the outlet lets every member be stripped. With no outlet given,
+# any member is stripped from a title's ends (they are outlets, not content, in that position).
+_OUTLET_ALIASES: tuple[tuple[str, ...], ...] = (
+    ("Reuters", "reuters.com"),
+    ("AP", "AP News", "Associated Press", "The Associated Press", "apnews.com"),
+    ("AFP", "Agence France-Presse", "France 24", "france24.com"),
+    ("BBC", "BBC News", "BBC World Service", "bbc.co.uk", "bbc.com"),
+    ("The Guardian", "Guardian", "theguardian.com"),
+    ("The Observer",),
+    ("CNN", "CNN International", "cnn.com"),
+    ("NPR", "npr.org"),
+    ("Al Jazeera", "Al Jazeera English", "aljazeera.com"),
+    ("The New York Times", "New York Times", "NYT", "nytimes.com"),
+    ("The Washington Post", "Washington Post", "washingtonpost.com"),
+    ("The Wall Street Journal", "Wall Street Journal", "WSJ", "wsj.com"),
+    ("Financial Times", "FT", "ft.com"),
+    ("Bloomberg", "Bloomberg News", "bloomberg.com"),
+    ("RFE/RL", "Radio Free Europe/Radio Liberty", "Radio Free Europe", "rferl.org"),
+    ("Current Time", "currenttime.tv"),
+    ("The Moscow Times", "themoscowtimes.com"),
+    ("The Kyiv Independent", "Kyiv Independent", "kyivindependent.com"),
+    ("Kyiv Post", "kyivpost.com"),
+    ("Ukrainska Pravda", "pravda.com.ua"),
+    ("Ukrinform", "ukrinform.net"),
+    ("Meduza", "meduza.io"),
+    ("TASS", "tass.com"),
+    ("Interfax", "interfax.com"),
+    ("Sky News", "news.sky.com"),
+    ("CBC News", "CBC", "cbc.ca"),
+    ("Global News", "globalnews.ca"),
+    ("Fox News", "foxnews.com"),
+    ("NBC News", "nbcnews.com"),
+    ("CBS News", "cbsnews.com"),
+    ("ABC News", "abcnews.go.com"),
+    ("Politico", "politico.com", "politico.eu"),
+    ("Axios", "axios.com"),
+    ("The Hill", "thehill.com"),
+    ("Euronews", "euronews.com"),
+    ("DW", "Deutsche Welle", "dw.com"),
+    ("The Independent", "independent.co.uk"),
+    ("The Telegraph", "telegraph.co.uk"),
+    ("Daily Mail", "Mail Online", "dailymail.co.uk"),
+    ("The Times of Israel", "Times of Israel", "timesofisrael.com"),
+    ("The Jerusalem Post", "Jerusalem Post", "jpost.com"),
+    ("Haaretz", "haaretz.com"),
+    ("Hindustan Times", "hindustantimes.com"),
+    ("The Times of India", "Times of India", "timesofindia.indiatimes.com"),
+    ("Eurosport", "eurosport.co.uk"),
+    ("Rolling Stone", "rollingstone.com"),
+    ("TechCrunch", "techcrunch.com"),
+    ("The Verge", "theverge.com"),
+    ("Ars Technica", "arstechnica.com"),
+    ("Engadget", "engadget.com"),
+    ("Business Insider", "Insider", "businessinsider.com"),
+    ("Forbes", "forbes.com"),
+    ("Newsweek", "newsweek.com"),
+    ("USA Today", "usatoday.com"),
+    ("Los Angeles Times", "LA Times", "latimes.com"),
+    ("Yahoo News", "news.yahoo.com"),
+    ("The Atlantic", "theatlantic.com"),
+    ("The Economist", "economist.com"),
+    ("HuffPost", "huffpost.com"),
+    ("The Daily Beast", "thedailybeast.com"),
+    ("Quanta Magazine", "quantamagazine.org"),
+)
+
+# Section labels that sit before a headline ("Opinion | ...", "Live updates: ...") or after it.
+_SECTION_LABELS = frozenset(
+    {
+        "opinion", "analysis", "editorial", "comment", "commentisfree", "explainer", "factcheck",
+        "factbox", "live", "liveupdates", "liveblog", "livebriefing", "livecoverage", "breaking",
+        "breakingnews", "exclusive", "watch", "video", "photos", "inpictures", "podcast", "update",
+        "updated", "news", "worldnews", "latestnews", "latest", "justin", "developing", "urgent",
+    }
+)  # fmt: skip
+
+# Generic words an outlet adds to its name ("CBC News", "CNN Video", "The Guardian").
+_GENERIC_SUFFIXES = ("news", "online", "video", "videos", "live", "com", "international")
+_TLD_SECOND_LEVEL = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "go"})
+_HOST_PREFIXES = frozenset({"www", "www2", "m", "mobile", "amp", "edition", "en"})
+_NON_ALNUM = re.compile(r"[\W_]+")
+_MAX_LABEL_WORDS = 6
+_MAX_LABEL_CHARS = 60
+
+
+def _core(name: str) -> str:
+    """The comparable core of a label: lowercase letters and digits, without "the" or "News"."""
+    key = _NON_ALNUM.sub("", name.lower().replace("&", "and"))
+    if key.startswith("the") and len(key) > 5:
+        key = key[3:]
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _GENERIC_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix) + 1:
+                key = key[: -len(suffix)]
+                stripped = True
+    return key
+
+
+def _domain_cores(outlet: str) -> set[str]:
+    """Cores of a domain-like outlet: "news.sky.com" gives sky, skynews and newssky."""
+    host = outlet.lower().split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) < 2:
+        return set()
+    parts = parts[:-1]  # the TLD
+    if len(parts) > 1 and parts[-1] in _TLD_SECOND_LEVEL:
+        parts = parts[:-1]
+    parts = [p for p in parts if p not in _HOST_PREFIXES] or parts
+    cores = {_core("".join(parts)), _core("".join(reversed(parts)))}
+    cores.update(_core(p) for p in parts if len(p) >= 3)
+    return {c for c in cores if c}
+
+
+_ALIAS_GROUPS: tuple[frozenset[str], ...] = tuple(
+    frozenset().union(*({_core(a)} | _domain_cores(a) if "." in a else {_core(a)} for a in group))
+    for group in _OUTLET_ALIASES
+)
+_KNOWN_OUTLET_CORES: frozenset[str] = frozenset().union(*_ALIAS_GROUPS)
+
+
+@lru_cache(maxsize=4096)
+def _outlet_cores(outlet: str | None) -> tuple[frozenset[str], frozenset[str]]:
+    """Label cores naming ``outlet`` (its name or domain, plus its alias group), and those plus the
+    well-known outlets. With no outlet, both are the well-known outlets."""
+    if not outlet or not outlet.strip():
+        return _KNOWN_OUTLET_CORES, _KNOWN_OUTLET_CORES
+    cores = {_core(outlet)} | _label_domain_cores(outlet)
+    for group in _ALIAS_GROUPS:
+        if cores & group:
+            cores |= group
+    cores.discard("")
+    return frozenset(cores), frozenset(cores) | _KNOWN_OUTLET_CORES
+
+
+def _label_domain_cores(part: str) -> set[str]:
+    return _domain_cores(part) if "." in part and " " not in part.strip() else set()
+
+
+def _is_label(part: str, outlet_cores: frozenset[str], sections: bool) -> bool:
+    """True when ``part`` of a title names the outlet (or, with ``sections``, a section)."""
+    part = part.strip()
+    if not part or len(part) > _MAX_LABEL_CHARS or part.count(" ") >= _MAX_LABEL_WORDS:
+        return False
+    if sections and _NON_ALNUM.sub("", part.lower()) in _SECTION_LABELS:
+        return True
+    return _core(part) in outlet_cores or not _label_domain_cores(part).isdisjoint(outlet_cores)
+
+
+_NEWSY = re.compile(
+    r"\b(?:news|times|post|tv|radio|daily|journal|herald|tribune|gazette|press|magazine|wire)\b", re.I
+)
+
+
+def _is_colon_label(prefix: str, outlet_cores: frozenset[str]) -> bool:
+    """A "Label: headline" prefix is stricter than a suffix: "Star Trek: Discovery ..." on startrek.com
+    and "Blinken: Russia ..." are content, so only sections, well-known outlets, and the item's own
+    outlet when it reads as a news outlet ("KTLA News:") are labels here."""
+    if _is_label(prefix, _KNOWN_OUTLET_CORES, sections=True):
+        return True
+    return _NEWSY.search(prefix) is not None and _is_label(prefix, outlet_cores, sections=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Headline
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‛": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "‟": '"'})
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_SPACE = re.compile(r"\s+")
+_PIPE = re.compile(r"\s*\|\s*")
+_DASH_SUFFIX = re.compile(r"^(.+?)\s+[-–—]\s+([^-–—|]+?)$")
+_DASH_PREFIX = re.compile(r"^([^-–—|:]+?)\s+[-–—]\s+(.+)$")
+_COLON_PREFIX = re.compile(r"^([^:|]{1,60}?)\s*:\s+(.+)$")
+_PAREN_SUFFIX = re.compile(r"^(.+?)\s*[(\[]([^()\[\]]{1,40})[)\]]$")
+# Wire-service slugs: "UPDATE 2-", "EXCLUSIVE-", "RPT-", "FACTBOX-" (upper case only: content never is).
+_WIRE_SLUG = re.compile(
+    r"^(?:UPDATE(?: \d+)?|EXCLUSIVE|RPT|REFILE|CORRECTED|CORRECTED-UPDATE \d+|FACTBOX|ANALYSIS|"
+    r"EXPLAINER|INSIGHT|FOCUS|WRAPUP(?: \d+)?|BREAKINGVIEWS|TIMELINE|POLL|PRESS DIGEST|BREAKING|"
+    r"URGENT|FLASH)\s*[-:]\s*"
+)
+_MEDIA_TAG = re.compile(r"\s*[(\[](?:video|videos|photos?|pictures|watch|live|updated?|audio)[)\]]$", re.I)
+
+
+def _normalise(text: str) -> str:
+    if "&" in text:
+        text = html.unescape(text)
+    return _SPACE.sub(" ", _INVISIBLE.sub("", text)).strip()
+
+
+def _unwrap_quotes(text: str) -> str:
+    if len(text) > 2 and text[0] == text[-1] == '"' and '"' not in text[1:-1]:
+        return text[1:-1].strip()
+    return text
 
 
 def clean_headline(title: str, outlet: str | None = None) -> str:
-    return re.sub(r"\s+[-|–—]\s+[^-|–—]{2,40}$", "", title.strip())
+    """Return ``title`` without outlet or section labels, with whitespace and quotes normalised.
+
+    ``outlet`` is the item's outlet (display name or domain); without it, a list of well-known outlets is
+    used. A summary packed after " | " is dropped. Returns the whitespace-normalised title when cleaning
+    would leave nothing, so the result is empty only when ``title`` has no letters or digits.
+    """
+    original = _normalise(title).translate(_QUOTES)
+    if not _WORD.search(original):
+        return ""
+    cores, any_outlet = _outlet_cores(outlet)
+    headline = _WIRE_SLUG.sub("", original)
+
+    if "|" in headline:
+        parts = [p for p in _PIPE.split(headline) if p.strip()]
+        while len(parts) > 1 and _is_label(parts[0], any_outlet, sections=True):
+            parts.pop(0)
+        headline = parts[0] if parts else ""
+
+    changed = True
+    while changed and headline:
+        changed = False
+        if m := _MEDIA_TAG.search(headline):
+            headline = headline[: m.start()]
+            changed = True
+        if (m := _DASH_SUFFIX.match(headline)) and _is_label(m.group(2), cores, sections=False):
+            headline, changed = m.group(1), True
+        if (m := _PAREN_SUFFIX.match(headline)) and _is_label(m.group(2), cores, sections=False):
+            headline, changed = m.group(1), True
+        if (m := _DASH_PREFIX.match(headline)) and _is_label(m.group(1), cores, sections=True):
+            headline, changed = m.group(2), True
+        if (m := _COLON_PREFIX.match(headline)) and _is_colon_label(m.group(1), cores):
+            headline, changed = m.group(2), True
+        headline = _WIRE_SLUG.sub("", headline).strip(" -–—|:")
+
+    headline = _unwrap_quotes(headline.strip())
+    if not _WORD.search(headline):
+        return _unwrap_quotes(original)
+    return headline
+
+
+# --------------------------------------------------------------------------------------------------
+# Boilerplate
+
+_APOS = "['’]"
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_WEEKDAY = r"(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\.?"
+_TIME = r"\d{1,2}(?:[:.]\d{2})?\s*(?:[ap]\.?m\.?)?(?:\s*[a-z]{2,4})?"
+_DATE = (
+    rf"(?:{_WEEKDAY},?\s+)?(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?(?:\s+\d{{4}})?"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?(?:\s+\d{{4}})?|\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}/\d{{1,2}}/\d{{2,4}})"
+)
+_AGENCY = r"(?:AP|Reuters|AFP|RFE/RL|dpa|UPI|Xinhua|TASS|Interfax|CNN|BBC|Bloomberg|Kyodo|Yonhap|ANI|PTI)"
+
+# Whole-line patterns (matched from the start, case-insensitive).
+_BOILERPLATE_LINE = re.compile(
+    "|".join(
+        [
+            # Promotion and navigation: "SEE ALSO: ...", "Read more", "Related: ...", "Watch: ...".
+            r"(?:see also|also see|read more|read also|also read|more|related|related (?:stories|articles"
+            r"|content|coverage|topics|reading)|recommended|further reading|more on this(?: story)?"
+            r"|watch|listen|live|most read|top stories|editor'?s picks?)\s*(?:[:>»|]|$)",
+            r"live (?:briefing|blog|updates?|coverage|page|tv)\s*[:|]",
+            r"(?:continue|keep|start) reading\b",
+            r"read (?:the )?(?:full|whole|original|complete) (?:story|article|report|interview)\b",
+            r"(?:click|tap) (?:here|the link)\b",
+            r"(?:share|share this(?: article| story| post| page)?|share on \w+|tweet|email|e-mail|print"
+            r"|copy link|comments?|whatsapp|facebook|twitter|telegram|linkedin|pinterest|advertisement"
+            r"|ad|sponsored|skip (?:to )?(?:main )?content|skip advert(?:isement)?|loading\.*|image|photo"
+            r"|video|audio|play|play video|close|menu|search|back to top)\s*$",
+            r"story continues below\b",
+            r"scroll (?:down )?to continue\b",
+            r"listen to (?:this|the) (?:article|story)\b",
+            r"(?:subscribe|sign up|register)\b(?! (?:with|as) )",
+            r"(?:get|receive) (?:our|the) .{0,40}\bnewsletter\b",
+            r"follow (?:us|our|the latest|@\w+|\S+(?: \S+)? on (?:twitter|x|facebook|instagram|telegram"
+            r"|youtube|tiktok|linkedin|threads|mastodon))\b",
+            r"download (?:our|the) (?:free )?(?:\w+ )?app\b",
+            r"the post .+ appeared first on\b",
+            r"this (?:article|story|post) (?:was|has been) (?:originally |first )?(?:published|updated"
+            r"|amended|corrected)\b",
+            r"this is a (?:developing|breaking) (?:story|news story)\b",
+            r"(?:copyright\s*(?:©|\(c\)|\d{4})|©|\(c\)\s*\d{4})",
+            r".{0,80}\ball rights reserved\b",
+            # Credits and captions: "(Photo: ...)", "Photo: Reuters", "Image source, Getty Images".
+            r"\(?(?:photo|photograph|image|picture|file photo|video|graphic|illustration|credit)s?"
+            r"(?: credit)?\s*[:/]",
+            r"(?:image source|image caption|media caption)\b",
+            r"[\w .'’-]{0,60}(?:/|\bvia )(?:getty images|afp|ap|reuters|epa|shutterstock|sputnik|tass)\b"
+            r"[^.!?]{0,40}$",
+            r"(?:getty images|afp via getty images|shutterstock|ap photo|afp photo|epa-efe|reuters"
+            r"|associated press|afp|tass|rfe/rl)\s*\W*$",
+            # Agency trailers: "With additional reporting by ...", "(Reporting by ...; Editing by ...)".
+            r"\(?(?:with )?(?:additional )?(?:reporting|writing|editing|compiled|written|translated"
+            r"|fact-checked)(?: (?:and|&) \w+)? by\b",
+            r"\w[\w ,]{0,60} contributed (?:to )?(?:this )?report(?:ing)?\b",
+            r"based on (?:reporting|reports) (?:by|from)\b",
+            # Bylines with a role: "By Jane Doe, Staff Writer".
+            r"by [A-Z][\w.'’-]+(?: [A-Z][\w.'’-]+){0,3},? (?:staff|senior|chief|special)? ?"
+            r"(?:writer|reporter|correspondent|editor)s?\s*$",
+            # Datelines and timestamps alone on a line.
+            rf"(?:(?:updated|published|posted|last updated|first published|modified|created)\s*:?\s*"
+            rf"(?:on\s+)?)?{_DATE}(?:,?\s*(?:at\s+)?{_TIME})?\s*(?:\|.*)?$",
+            r"(?:updated|published|posted|last updated)\s*:?\s*(?:\d+|an?|one) (?:seconds?|minutes?|"
+            r"mins?|hours?|hrs?|days?|weeks?) ago\s*$",
+            r"(?:updated|published|posted)\s*:?\s*" + _TIME + r"\s*$",
+            rf"[A-Z][A-Z.'’ -]+(?:,\s*[\w.'’ -]+)*\s*\({_AGENCY}\)\s*[-–—:]?\s*$",
+            # Embeds and stray links.
+            r"(?:https?://|www\.)\S+\s*$",
+            r"(?:pic\.twitter\.com/\S+|— .{1,60} \(@\w+\) " + _MONTH + r" \d{1,2}, \d{4})",
+            r"your browser does(?:n" + _APOS + r"t| not) support\b",
+            r"(?:enable|please enable) javascript\b",
+            r"to view this (?:content|video|embed)\b",
+        ]
+    ),
+    re.I,
+)
+
+# Patterns that mark a line as boilerplate wherever they occur in it.
+_BOILERPLATE_ANYWHERE = re.compile(
+    "|".join(
+        [
+            r"\byour browser does(?:n" + _APOS + r"t| not) support (?:html5?|the video|video|iframes)",
+            r"\b(?:click|tap) here\b",
+            r"\blive (?:briefing|blog|page|updates) .{0,60}\b(?:gives|brings|keeps) you\b",
+            r"\bfor (?:all|more) of (?:our|\S+" + _APOS + r"s) (?:coverage|reporting)\b",
+            r"\bappeared first on\b",
+            r"\bsign up (?:for|to) (?:our|the) \w+",
+            r"\bsubscribe (?:to|for) (?:our|the) (?:\w+ )?(?:newsletter|channel|podcast|updates)\b",
+            r"\bdelivered (?:straight |directly )?to your inbox\b",
+            r"[(\[](?:photo|photograph|image|picture|credit|file photo)s?(?: credit)?(?::| by)\s[^)\]]*[)\]]",
+            r"\bvia getty images\b",
+            r"\b(?:photograph|photo|picture|image)s?(?: credit)?:\s[^.!?]{0,80}$",
+            r"©\s*\d{4}",
+        ]
+    ),
+    re.I,
+)
+
+# "By Jane Doe", "By JOHN SMITH and Anna Roe, Reuters": capitalised names after "By", nothing else.
+# Possessive quantifiers keep this linear on long capitalised runs.
+_BYLINE = re.compile(
+    r"^[Bb][Yy]\s++(?:[A-Z][\w.'’-]*+|and|&|de|da|van|von|der|al|el|bin|le|la|[,\s|/·•-])++$"
+)
+
+_TERMINAL = frozenset(".!?")
+_CLOSERS = "\"'’”)]»"
+
+
+def is_boilerplate(line: str) -> bool:
+    """True when ``line`` (one paragraph or sentence of plain text) carries no news.
+
+    Detects player and browser notices, promotion and navigation ("SEE ALSO:", "Read more", "Related:",
+    "Follow us on ...", "Subscribe ...", "Click here"), credits and captions ("(Photo: ...)", "AFP via
+    Getty Images"), copyright lines, bylines, agency trailers ("With additional reporting by ..."),
+    lines holding only a dateline or timestamp, and stray links.
+    """
+    line = line.strip()
+    if not line:
+        return True
+    if _BOILERPLATE_LINE.match(line) or _BOILERPLATE_ANYWHERE.search(line):
+        return True
+    return len(line) < 120 and _BYLINE.match(line) is not None
+
+
+# --------------------------------------------------------------------------------------------------
+# Sentences
+
+# A candidate boundary: terminal punctuation, optional closing quotes or brackets, then whitespace.
+_BOUNDARY = re.compile(r"([.!?…]+[\"'’”)\]»]*)\s+")
+# Abbreviations that never end a sentence before a capitalised word ("Dr. Smith", "Jan. 5").
+_ABBREVIATIONS = frozenset(
+    {
+        "mr", "mrs", "ms", "mx", "dr", "prof", "sen", "rep", "reps", "gov", "gen", "lt", "col", "sgt",
+        "capt", "cmdr", "maj", "adm", "cpl", "pvt", "st", "ste", "mt", "ft", "rev", "hon", "pres",
+        "supt", "insp", "det", "atty", "amb", "fr", "sr", "jan", "feb", "mar", "apr", "jun", "jul",
+        "aug", "sep", "sept", "oct", "nov", "dec", "vs", "v", "approx", "dept", "univ", "assn", "ave",
+        "blvd", "rd", "fig", "vol", "ch", "al", "cf", "e.g", "i.e", "p", "pp", "op",
+    }
+)  # fmt: skip
+# Abbreviations that often do end a sentence ("... Apple Inc. The company said"): split before a
+# word that typically starts one, not before a name ("U.S. President", "Inc. shares").
+_AMBIGUOUS = frozenset({"inc", "corp", "ltd", "co", "jr", "bros", "plc", "llc", "etc", "no", "a.m", "p.m"})
+_SENTENCE_STARTERS = frozenset(
+    {
+        "the", "a", "an", "he", "she", "it", "they", "we", "i", "you", "his", "her", "its", "their",
+        "our", "this", "that", "these", "those", "there", "but", "and", "so", "yet", "or", "in", "on",
+        "at", "after", "before", "earlier", "later", "meanwhile", "however", "also", "since", "while",
+        "when", "if", "as", "some", "many", "more", "most", "both", "one", "two", "three", "officials",
+        "authorities", "police", "no", "not", "according", "last", "next", "for", "with",
+    }
+)  # fmt: skip
+_DOTTED_ACRONYM = re.compile(r"^(?:[A-Za-z]\.)+[A-Za-z]$")
+_WORD = re.compile(r"\w+")
+
+# A dateline that opens the lead: "KYIV, Ukraine (AP) — ", "MOSCOW, March 29 (Reuters) - ", "KYIV — ".
+_DATELINE_PREFIX = re.compile(
+    r"^[A-Z][A-Z.'’-]+(?: [A-Z][A-Z.'’-]+)*(?:,\s*[A-Z][\w.'’-]*(?: [\w.'’-]+){0,3})*\s*"
+    rf"(?:\({_AGENCY}\)\s*[-–—:]|[-–—])\s+(?=\S)"
+)
+
+
+def _starts_sentence(rest: str) -> bool:
+    for char in rest[:3]:
+        if char in "\"'‘“([«":
+            continue
+        return char.isupper() or char.isdigit()
+    return False
+
+
+def _is_boundary(paragraph: str, start: int, match: re.Match[str]) -> bool:
+    if not _starts_sentence(paragraph[match.end() : match.end() + 3]):
+        return False
+    if match.group(1) != ".":
+        return True
+    before = paragraph[start : match.start()].rsplit(None, 1)
+    if not before:
+        return True
+    word = before[-1].lstrip("\"'‘“([«")
+    lower = word.lower()
+    if lower in _ABBREVIATIONS or (len(word) == 1 and word.isupper()):
+        return False
+    if lower in _AMBIGUOUS or _DOTTED_ACRONYM.match(word):
+        nxt = _WORD.match(paragraph, match.end())
+        if lower == "no" and nxt is not None and nxt.group(0).isdigit():
+            return False
+        return nxt is not None and nxt.group(0).lower() in _SENTENCE_STARTERS
+    return True
+
+
+def _sentences(paragraph: str) -> Iterator[str]:
+    """Split one paragraph into sentences; abbreviations, initials and decimals do not split."""
+    start = 0
+    for match in _BOUNDARY.finditer(paragraph):
+        if match.start() < start or not _is_boundary(paragraph, start, match):
+            continue
+        yield paragraph[start : match.end(1)]
+        start = match.end()
+    tail = paragraph[start:].strip()
+    if tail:
+        yield tail
+
+
+def _is_whole(sentence: str) -> bool:
+    """True for a sentence that ends as one: not a subhead, a title or an ellipsis-cut fragment."""
+    end = sentence.rstrip(_CLOSERS)
+    return bool(end) and end[-1] in _TERMINAL and not end.endswith("..")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w.lower() for w in _WORD.findall(text))
+
+
+def _cut(sentence: str, max_chars: int) -> str:
+    """Cut at the last word boundary that leaves room for "…"; documented exception to whole sentences."""
+    if len(sentence) <= max_chars:
+        return sentence
+    limit = max_chars - len(ELLIPSIS)
+    head = sentence[: limit + 1]
+    space = head.rfind(" ")
+    head = head[:space] if space > 0 else sentence[:limit]
+    return head.rstrip(" ,;:-–—\"'“‘(") + ELLIPSIS
+
+
+def _content_sentences(text: str) -> Iterator[str]:
+    """Sentences of ``text`` in order, boilerplate lines and sentences left out."""
+    first = True
+    for raw in text.split("\n"):
+        paragraph = _normalise(raw)
+        if not paragraph or is_boilerplate(paragraph):
+            continue
+        if first:
+            paragraph = _DATELINE_PREFIX.sub("", paragraph, count=1)
+            first = False
+        for sentence in _sentences(paragraph):
+            if not is_boilerplate(sentence):
+                yield sentence
+
+
+def _summarise(sentences: Iterator[str], headline_words: frozenset[str], max_chars: int) -> str:
+    chosen: list[str] = []
+    length = 0
+    fallback: str | None = None  # first non-sentence line, used only if the text has no sentence
+    for sentence in sentences:
+        if headline_words and _words(sentence) <= headline_words:
+            continue  # it only repeats the headline
+        if not _is_whole(sentence):
+            if fallback is None and not chosen:
+                fallback = sentence
+            continue
+        added = len(sentence) + (1 if chosen else 0)
+        if not chosen and added > max_chars:
+            return _cut(sentence, max_chars)
+        if length + added > max_chars:
+            break
+        chosen.append(sentence)
+        length += added
+    if chosen:
+        return " ".join(chosen)
+    return _cut(fallback, max_chars) if fallback else ""
 
 
 def condense(title: str, text: str, outlet: str | None = None, max_chars: int = 280) -> Condensed:
-    summary = ""
-    for sentence in _SENTENCE.split(text.strip()):
-        candidate = f"{summary} {sentence}".strip()
-        if len(candidate) > max_chars:
-            break
-        summary = candidate
-    return Condensed(headline=clean_headline(title, outlet), summary=summary)
+    """Return a clean headline and a summary of at most ``max_chars`` characters.
+
+    The summary is made of whole sentences of ``text`` (plain text, paragraphs separated by "\\n"),
+    taken from the start, skipping boilerplate and a sentence that only repeats the headline. If the
+    first usable sentence alone is longer than ``max_chars`` it is cut at a word boundary and ends
+    with "…". Lines that are not sentences (subheads, titles) are used only when the text has none.
+
+    The headline is never empty: without a title it is the first sentence of the text (cut the same
+    way), and without either it is the outlet's name, or "Untitled".
+    """
+    if max_chars < 2:
+        raise ValueError(f"max_chars must be at least 2, got {max_chars}")
+    headline = clean_headline(title, outlet)
+    if not headline:
+        first = next(_content_sentences(text), None)
+        headline = _cut(first, max_chars) if first else (_normalise(outlet or "") or "Untitled")
+        summary = _summarise(_content_sentences(text), _words(headline), max_chars)
+    else:
+        summary = _summarise(_content_sentences(text), _words(headline), max_chars)
+    return Condensed(headline=headline, summary=summary)

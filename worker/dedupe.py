@@ -1,35 +1,147 @@
 """Dedupe signatures and decisions: pure functions on items, no Redis here.
 
-Three levels: exact (canonical URL, guid), near-duplicate text (SimHash with LSH bands), same story
-(significant-term overlap within a time window). The Redis index that stores these lives in
-``worker/story_index.py``.
+Three levels, each stricter about what it needs and looser about what it accepts:
 
-PLACEHOLDER implementation of levels 2 and 3; the real one replaces it behind the same API.
+1. exact: canonical URL and guid digests (``exact_keys``).
+2. near-duplicate text: a ``TextSignature`` holds 12-bit fingerprints of the first ``SIG_TOKENS`` distinct
+   content words. Two texts are near-duplicates when their fingerprint sets differ in at most 2 elements
+   (3 for longer texts): one word changed, added or removed, an outlet suffix, case and punctuation.
+   ``lsh_buckets`` splits the fingerprints into ``GROUPS`` groups by value and emits one bucket per pair
+   of groups; a near-duplicate leaves at least ``GROUPS - 3`` groups untouched, so it shares a bucket
+   (``is_near_duplicate`` checks that too, so the guarantee holds by construction).
+3. same story: ``StoryFeatures`` keeps the significant terms of a headline (stopwords out, light stemming,
+   number words as digits, capitalised names marked as entities); ``story_score`` is an IDF-weighted
+   overlap that needs shared names and is cut when each side names a place or person the other lacks.
+
+The Redis index that stores these lives in ``worker/story_index.py``. IDF statistics come from
+``worker/data/idf.json``, built offline by ``python -m worker.evaluate_dedupe build-idf``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import re
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+from itertools import combinations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from livebrief.models import Item
 from livebrief.urls import canonical_url, url_hash
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-BANDS = 4
-MIN_TOKENS = 12
+__all__ = [
+    "StoryFeatures",
+    "TextSignature",
+    "exact_keys",
+    "index_terms",
+    "is_near_duplicate",
+    "lsh_buckets",
+    "merge_features",
+    "story_features",
+    "story_score",
+    "text_signature",
+]
+
+# Level 2 parameters.
+MIN_TOKENS = 8  # fewer distinct content words than this: no signature, texts this short match by accident
+SIG_TOKENS = 24  # fingerprints kept: the first distinct content words of title + text
+LONG_TOKENS = 16  # at this size both sides may differ by MAX_DIFF_LONG fingerprints instead of MAX_DIFF
+MAX_DIFF = 2
+MAX_DIFF_LONG = 3
+GROUPS = 5  # GROUPS - MAX_DIFF_LONG >= 2 untouched groups, so at least one untouched pair of groups
+MIN_BUCKET = 2  # a bucket of one fingerprint would be one common word shared by thousands of items
+_FP_BITS = 12
+
+# Level 3 parameters.
+MAX_TERMS = 12  # terms kept per story, highest IDF first
+INDEX_TERMS = 6
+MIN_SHARED = 2
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_INDEX = {c: i for i, c in enumerate(_B64)}
+
+_WORD = re.compile(r"[^\W_]+(?:['’.][^\W_]+)*", re.UNICODE)
+_ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
+_NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
+# " - Reuters", " | BBC News", " — The Guardian": a short trailing outlet name after a separator.
+_OUTLET_SUFFIX = re.compile(r"\s+[-–—|:]\s+(?:[A-Z][\w.&']*\.?\s?){1,4}\s*$")
+_BOILERPLATE = re.compile(
+    r"(?:the post\b.{0,200}?\bappeared first on .*$|continue reading.*$|read more.*$|click here.*$|"
+    r"\(?(?:reporting|editing|writing) by .*$|sign up for .*$|subscribe to .*$|"
+    r"all rights reserved.*$|©.*$)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+_NUMBER_WORDS = {
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "thirteen": "13",
+    "fourteen": "14",
+    "fifteen": "15",
+    "sixteen": "16",
+    "seventeen": "17",
+    "eighteen": "18",
+    "nineteen": "19",
+    "twenty": "20",
+    "thirty": "30",
+    "forty": "40",
+    "fifty": "50",
+    "hundred": "100",
+    "dozen": "12",
+    "first": "1st",
+    "second": "2nd",
+    "third": "3rd",
+    "fourth": "4th",
+    "fifth": "5th",
+}
+
+_STOPWORDS_TEXT = """
+    a about above according across after again against ago ahead all almost along already also although
+    am among amid amidst an and another any anyone anything are around as at away back be became because
+    become been before behind being below between both but by can cannot could did do does doing done
+    down during each either else even ever every few for from further get gets getting got had has have
+    having he her here hers herself him himself his how however i if in inside instead into is it its
+    itself just last least less like likely many may me might more most much must my myself near nearly
+    neither never new next no nor not now of off often on once one only onto or other others our ours out
+    outside over own per perhaps rather really same says said say saying see seen she should since so
+    some still such than that the their theirs them themselves then there these they this those though
+    through thus to today too toward towards under until up upon us use used very via want wants was we
+    week were what whatever when where whether which while who whom whose why will with within without
+    would yet you your yours yesterday tomorrow tonight day days year years time times amp s t don doesn
+    didn isn aren wasn weren won wouldn couldn shouldn hasn haven hadn ll ve re d m o news report reports
+    reported update updates live breaking video watch photos opinion analysis exclusive via
+"""
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 class TextSignature(BaseModel):
-    simhash: int
-    tokens: int
+    """Near-duplicate signature: ``fp`` packs sorted 12-bit word fingerprints, two URL-safe base64
+    characters each (about 60 bytes of JSON for a long text)."""
+
+    fp: str = Field(description="sorted 12-bit fingerprints of content words, 2 base64 chars each")
 
 
 class StoryFeatures(BaseModel):
+    """What a story is about, compact enough to store per story: ``terms`` are normalised significant
+    words, highest IDF first; ``entities`` is the subset that came from capitalised names."""
+
     terms: list[str]
-    topics: list[str] = []
+    entities: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(default_factory=list)
     published: float = 0.0
 
 
@@ -44,43 +156,258 @@ def exact_keys(item: Item) -> list[tuple[str, str]]:
     return keys
 
 
-def _tokens(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
+# --- normalisation -------------------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    return text
+
+
+def _strip_title(title: str) -> str:
+    title = _clean(title).strip()
+    stripped = _OUTLET_SUFFIX.sub("", title)
+    # Keep the suffix when stripping it would leave almost nothing ("Ukraine - Live").
+    return stripped if len(stripped.split()) >= 3 else title
+
+
+def _strip_text(text: str) -> str:
+    return _BOILERPLATE.sub("", _clean(text))
+
+
+@lru_cache(maxsize=65536)
+def _normalise(word: str) -> str:
+    """Lower-case and fold spelling variants and regular inflections: "Zelenskyy's" -> "zelensky",
+    "strikes" -> "strike", "killed" -> "kil", "seven" -> "7", "1,000" -> "1000"."""
+    w = word.lower()
+    if w.endswith("'s"):
+        w = w[:-2]
+    w = w.replace("'", "")
+    if _NUMBER.match(w):
+        return w.replace(",", "")
+    if w in _NUMBER_WORDS:
+        return _NUMBER_WORDS[w]
+    w = w.replace(".", "")
+    if len(w) > 4:
+        if w.endswith("ies") and len(w) > 5:
+            w = w[:-3] + "y"
+        elif w.endswith("sses"):
+            w = w[:-2]
+        elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
+            w = w[:-1]
+        if w.endswith("ing") and len(w) > 6:
+            w = w[:-3]
+        elif w.endswith("ed") and len(w) > 5:
+            w = w[:-2]
+    # Collapse doubled letters so transliterations agree: "Zelenskyy" and "Zelensky".
+    out: list[str] = []
+    for ch in w:
+        if not out or out[-1] != ch:
+            out.append(ch)
+    w = "".join(out)
+    if w.endswith("y") and w[-2:] in ("iy", "yy"):
+        w = w[:-2] + "y"
+    return w
+
+
+def _content_words(text: str) -> list[tuple[str, str]]:
+    """(original word, normalised word) pairs for the words that carry content, in text order."""
+    pairs = []
+    for raw in _WORD.findall(_clean(text)):
+        if raw.lower() in _STOPWORDS:
+            continue
+        norm = _normalise(raw)
+        if norm and norm not in _STOPWORDS and (len(norm) > 1 or norm.isdigit()):
+            pairs.append((raw, norm))
+    return pairs
+
+
+# --- level 2: near-duplicate text ------------------------------------------------------------------
+
+
+def _fingerprint(word: str) -> int:
+    digest = hashlib.blake2b(word.encode("utf-8"), digest_size=2).digest()
+    return int.from_bytes(digest, "big") >> (16 - _FP_BITS)
+
+
+def _encode(fps: list[int]) -> str:
+    return "".join(_B64[f >> 6] + _B64[f & 63] for f in fps)
+
+
+def _decode(fp: str) -> list[int]:
+    return [_B64_INDEX[fp[i]] << 6 | _B64_INDEX[fp[i + 1]] for i in range(0, len(fp), 2)]
 
 
 def text_signature(title: str, text: str) -> TextSignature | None:
-    tokens = _tokens(f"{title} {text}")
-    if len(tokens) < MIN_TOKENS:
+    """The near-duplicate signature of an item, or None when it has fewer than ``MIN_TOKENS`` distinct
+    content words (short texts collide by accident, so they never match at this level)."""
+    words: list[str] = []
+    seen: set[str] = set()
+    for _, norm in _content_words(f"{_strip_title(title)} \n {_strip_text(text)}"):
+        if norm not in seen:
+            seen.add(norm)
+            words.append(norm)
+            if len(words) == SIG_TOKENS:
+                break
+    fps = sorted({_fingerprint(w) for w in words})
+    if len(fps) < MIN_TOKENS:
         return None
-    weights = [0] * 64
-    for i in range(len(tokens) - 2):
-        h = int.from_bytes(hashlib.blake2b(" ".join(tokens[i : i + 3]).encode(), digest_size=8).digest(), "big")
-        for bit in range(64):
-            weights[bit] += 1 if h >> bit & 1 else -1
-    value = sum(1 << bit for bit in range(64) if weights[bit] > 0)
-    return TextSignature(simhash=value, tokens=len(tokens))
+    return TextSignature(fp=_encode(fps))
 
 
 def lsh_buckets(sig: TextSignature) -> list[tuple[int, str]]:
-    width = 64 // BANDS
-    return [(b, format(sig.simhash >> (b * width) & ((1 << width) - 1), "x")) for b in range(BANDS)]
+    """(band, bucket) pairs: one per pair of fingerprint groups holding at least ``MIN_BUCKET``
+    fingerprints. Every pair ``is_near_duplicate`` accepts shares at least one of them."""
+    return _buckets(sig.fp)
+
+
+@lru_cache(maxsize=8192)
+def _buckets(fp: str) -> list[tuple[int, str]]:
+    groups: list[list[str]] = [[] for _ in range(GROUPS)]
+    for i in range(0, len(fp), 2):
+        value = _B64_INDEX[fp[i]] << 6 | _B64_INDEX[fp[i + 1]]
+        groups[value % GROUPS].append(fp[i : i + 2])
+    out: list[tuple[int, str]] = []
+    for band, (g1, g2) in enumerate(combinations(range(GROUPS), 2)):
+        members = groups[g1] + groups[g2]
+        if len(members) >= MIN_BUCKET:
+            out.append((band, "".join(members)))
+    return out
 
 
 def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
-    return bin(a.simhash ^ b.simhash).count("1") <= 3
+    """True when the two texts differ by at most a couple of words (see module docstring)."""
+    fa, fb = set(_decode(a.fp)), set(_decode(b.fp))
+    smaller = min(len(fa), len(fb))
+    if smaller < MIN_TOKENS:
+        return False
+    limit = MAX_DIFF_LONG if smaller >= LONG_TOKENS else MAX_DIFF
+    if len(fa ^ fb) > limit:
+        return False
+    return bool(set(_buckets(a.fp)) & set(_buckets(b.fp)))
+
+
+# --- level 3: same story ---------------------------------------------------------------------------
+
+
+class _Idf:
+    def __init__(self, n_docs: int, df: dict[str, int], proper: frozenset[str]) -> None:
+        self.n_docs = n_docs
+        self.df = df
+        self.proper = proper
+        self.max_idf = math.log((n_docs + 1) / 1.5)
+
+    def __call__(self, term: str) -> float:
+        return math.log((self.n_docs + 1) / (self.df.get(term, 1) + 0.5))
+
+
+@lru_cache(maxsize=1)
+def _idf() -> _Idf:
+    raw = resources.files("worker").joinpath("data/idf.json").read_text(encoding="utf-8")
+    data = json.loads(raw)
+    return _Idf(int(data["n_docs"]), dict(data["df"]), frozenset(data.get("proper", [])))
+
+
+def _is_title_case(words: list[str]) -> bool:
+    letters = [w for w in words if w[:1].isalpha() and w.lower() not in _STOPWORDS]
+    if len(letters) < 3:
+        return False
+    return sum(w[:1].isupper() for w in letters) >= 0.7 * len(letters)
+
+
+def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
+    idf = _idf()
+    title = _strip_title(title)
+    head = " ".join(_strip_text(text).split()[:40])  # the lead only: the rest drifts off the event
+    entities: set[str] = set()
+    terms: dict[str, None] = {}
+    for part in (title, head):
+        if not part:
+            continue
+        raw_words = _WORD.findall(part)
+        title_case = _is_title_case(raw_words)
+        first = raw_words[0] if raw_words else ""
+        for raw, norm in _content_words(part):
+            terms.setdefault(norm, None)
+            if norm.isdigit():
+                continue
+            capital = raw[:1].isupper()
+            # In Title Case or at the start, capitals say nothing: trust the corpus statistics instead.
+            if title_case or raw == first:
+                if norm in idf.proper:
+                    entities.add(norm)
+            elif capital or (raw.isupper() and len(raw) > 1):
+                entities.add(norm)
+    return list(terms), entities
 
 
 def story_features(title: str, text: str, topics: list[str], published: float) -> StoryFeatures:
-    terms = sorted({t for t in _tokens(title) if len(t) > 3})
-    return StoryFeatures(terms=terms, topics=topics, published=published)
+    """The significant terms of an item (title first, then the lead of its text), highest IDF first."""
+    words, entities = _terms_and_entities(title, text)
+    idf = _idf()
+    ranked = sorted(words, key=lambda t: (-idf(t), words.index(t)))[:MAX_TERMS]
+    return StoryFeatures(
+        terms=ranked,
+        entities=[t for t in ranked if t in entities],
+        topics=sorted(topics),
+        published=published,
+    )
+
+
+def merge_features(story: StoryFeatures, item: StoryFeatures) -> StoryFeatures:
+    """The story's features after ``item`` joined it. Keeps the first item's features: a union drifts
+    (each merge widens the story until unrelated events match it), and a false merge is worse than a
+    missed one. ``published`` becomes the latest, so a developing story stays within the window."""
+    return story.model_copy(update={"published": max(story.published, item.published)})
 
 
 def index_terms(features: StoryFeatures) -> list[str]:
-    return features.terms[:12]
+    """A few discriminative terms to look candidates up by: entities and rare words, highest IDF first."""
+    idf = _idf()
+    ranked = [t for t in features.terms if not t.isdigit() and idf(t) >= 3.0]
+    entities = [t for t in ranked if t in features.entities]
+    rest = [t for t in ranked if t not in features.entities]
+    return (entities + rest)[:INDEX_TERMS]
+
+
+def _weight(term: str, entities: set[str], idf: _Idf) -> float:
+    w = idf(term)
+    if term.isdigit():
+        w *= 0.5  # numbers change as a story develops ("7 killed" then "12 killed")
+    elif term in entities:
+        w *= 1.3
+    return w
 
 
 def story_score(a: StoryFeatures, b: StoryFeatures) -> float:
-    sa, sb = set(a.terms), set(b.terms)
-    if len(sa) < 5 or len(sb) < 5:
+    """How likely two items report the same event, in [0, 1]; symmetric.
+
+    IDF-weighted overlap of significant terms (the mean of overlap over the smaller side and over the
+    larger), zero unless at least ``MIN_SHARED`` terms are shared including a name or a rare word, and
+    cut when both sides name someone or somewhere the other does not (Kharkiv vs Odesa) or give
+    different ordinals ("second round" vs "third round").
+    """
+    idf = _idf()
+    ta, tb = set(a.terms), set(b.terms)
+    shared = ta & tb
+    if len(shared) < MIN_SHARED:
         return 0.0
-    return len(sa & sb) / min(len(sa), len(sb))
+    ea, eb = set(a.entities), set(b.entities)
+    entities = ea | eb
+    if not any(t in entities or idf(t) >= 5.0 for t in shared):
+        return 0.0
+    wa = sum(_weight(t, entities, idf) for t in ta)
+    wb = sum(_weight(t, entities, idf) for t in tb)
+    ws = sum(_weight(t, entities, idf) for t in shared)
+    if wa <= 0 or wb <= 0:
+        return 0.0
+    score = 0.5 * (ws / min(wa, wb)) + 0.5 * (ws / max(wa, wb))
+    only_a = {t for t in ea - tb if idf(t) >= 4.0}
+    only_b = {t for t in eb - ta if idf(t) >= 4.0}
+    if only_a and only_b:
+        score *= 0.6
+    # "second round of talks" vs "third round": ordinals that disagree name different events.
+    ord_a, ord_b = {t for t in ta if _ORDINAL.match(t)}, {t for t in tb if _ORDINAL.match(t)}
+    if ord_a and ord_b and not ord_a & ord_b:
+        score *= 0.5
+    return max(0.0, min(1.0, score))

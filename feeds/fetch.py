@@ -1,0 +1,248 @@
+"""HTTP fetching of one feed, politely and within limits.
+
+- conditional GET (ETag / Last-Modified) so an unchanged feed costs a 304 and no parsing;
+- one total deadline for the whole exchange (connect, redirects, every byte), not a per-read timeout,
+  so a server trickling bytes cannot hold a poller;
+- the body is decompressed here, chunk by chunk, with a cap on the *decoded* size (gzip bombs stop at
+  the cap, not after filling memory);
+- redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop checked against private, loopback
+  and link-local addresses unless ``allow_private`` (SSRF);
+- 429/503 ``Retry-After`` is parsed and reported so the scheduler can honour it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+import zlib
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from pydantic import BaseModel
+
+from livebrief.errors import (
+    BlockedURLError,
+    FetchError,
+    FetchTimeoutError,
+    HTTPStatusError,
+    TooLargeError,
+)
+
+MAX_REDIRECTS = 5
+_ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
+    "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+)
+
+
+class FetchLimits(BaseModel):
+    timeout: float = 20.0
+    connect_timeout: float = 10.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    allow_private: bool = False
+    user_agent: str = "livebrief"
+
+
+class FetchResult(BaseModel):
+    url: str
+    final_url: str
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = {}
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+async def _check_host(feed_id: str, url: str, allow_private: bool) -> None:
+    """Refuse URLs that resolve to non-public addresses (every spelling: 127.1, 2130706433, ::ffff:...)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BlockedURLError(feed_id, f"only http(s) URLs are fetched, not {url!r}")
+    if allow_private:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
+    except socket.gaierror as exc:
+        raise FetchError(feed_id, f"cannot resolve host {parts.hostname!r}: {exc.strerror}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_global or address.is_multicast:
+            raise BlockedURLError(
+                feed_id,
+                f"{parts.hostname!r} resolves to {address}, a private/loopback address; "
+                "set polling.allow_private: true to allow it",
+            )
+
+
+class _Decoder:
+    """Streams Content-Encoding decoding with a cap on the decoded output."""
+
+    def __init__(self, encoding: str, feed_id: str, cap: int) -> None:
+        self.feed_id = feed_id
+        self.cap = cap
+        self.size = 0
+        self.parts: list[bytes] = []
+        encoding = encoding.strip().lower()
+        if encoding in ("gzip", "x-gzip"):
+            self._z: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._z = zlib.decompressobj()
+        elif encoding in ("", "identity"):
+            self._z = None
+        else:
+            raise FetchError(feed_id, f"unsupported Content-Encoding {encoding!r}")
+
+    def _add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.cap:
+            raise TooLargeError(self.feed_id, f"the decoded body exceeds {self.cap} bytes")
+        self.parts.append(data)
+
+    def feed(self, chunk: bytes) -> None:
+        if self._z is None:
+            self._add(chunk)
+            return
+        data = chunk
+        while data:
+            try:
+                # max_length bounds each step's output, so a bomb never expands beyond cap + 64 KiB.
+                out = self._z.decompress(data, 65536)
+            except zlib.error as exc:
+                raise FetchError(self.feed_id, f"corrupt compressed body: {exc}") from exc
+            self._add(out)
+            data = self._z.unconsumed_tail
+            if not out and not data:
+                break
+
+    def finish(self) -> bytes:
+        if self._z is not None:
+            try:
+                self._add(self._z.flush())
+            except zlib.error:
+                pass
+        return b"".join(self.parts)
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    feed_id: str,
+    url: str,
+    limits: FetchLimits,
+    etag: str | None,
+    last_modified: str | None,
+) -> FetchResult:
+    headers = {"User-Agent": limits.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        await _check_host(feed_id, current, limits.allow_private)
+        request = client.build_request("GET", current, headers=headers)
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False)
+        except httpx.TimeoutException as exc:
+            raise FetchTimeoutError(feed_id) from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(feed_id, f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+        try:
+            if response.is_redirect and "location" in response.headers:
+                current = urljoin(current, response.headers["location"])
+                continue
+            result_headers = {k.lower(): v for k, v in response.headers.items()}
+            if response.status_code == 304:
+                return FetchResult(url=url, final_url=current, status=304, headers=result_headers,
+                                   etag=etag, last_modified=last_modified)
+            if response.status_code >= 400:
+                raise HTTPStatusError(
+                    feed_id, response.status_code, parse_retry_after(response.headers.get("retry-after"))
+                )
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limits.max_body_bytes * 4:
+                raise TooLargeError(feed_id, f"Content-Length {declared} is over the limit")
+            decoder = _Decoder(response.headers.get("content-encoding", ""), feed_id, limits.max_body_bytes)
+            raw_size = 0
+            try:
+                async for chunk in response.aiter_raw():
+                    raw_size += len(chunk)
+                    if raw_size > limits.max_body_bytes:
+                        raise TooLargeError(feed_id, f"the body exceeds {limits.max_body_bytes} bytes")
+                    decoder.feed(chunk)
+            except httpx.TimeoutException as exc:
+                raise FetchTimeoutError(feed_id) from exc
+            except httpx.HTTPError as exc:
+                raise FetchError(feed_id, f"the connection failed mid-body: {type(exc).__name__}") from exc
+            return FetchResult(
+                url=url, final_url=current, status=response.status_code, body=decoder.finish(),
+                headers=result_headers, etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+            )
+        finally:
+            await response.aclose()
+    raise FetchError(feed_id, f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
+
+
+async def fetch_feed(
+    client: httpx.AsyncClient,
+    feed_id: str,
+    url: str,
+    limits: FetchLimits,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> FetchResult:
+    """Fetch one feed under a total deadline; raises a ``FetchError`` subclass carrying the feed id."""
+    started = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(
+            _exchange(client, feed_id, url, limits, etag, last_modified), timeout=limits.timeout
+        )
+    except TimeoutError as exc:
+        raise FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s") from exc
+    result.elapsed_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def make_client(limits: FetchLimits, max_connections: int = 64) -> httpx.AsyncClient:
+    """One shared client per poller: connection pooling across feeds, redirects handled by hand."""
+    timeout = httpx.Timeout(limits.timeout, connect=limits.connect_timeout)
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,98 @@
+"""Per-feed state and health: what the last fetch said, and when to try next.
+
+``next_after_success`` and ``next_after_failure`` are pure (``now`` and the random source are passed in),
+in the manner of reader's ``Decider``: the poller applies them, the tests call them directly.
+A feed is never given up on: failures back off exponentially with jitter up to a cap (24 h by default),
+and the first success resets it.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import redis
+from pydantic import BaseModel
+
+from livebrief.keys import Keys
+
+
+class FeedState(BaseModel):
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: float | None = None
+    last_success: float | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    last_error_at: float | None = None
+    failures: int = 0
+    next_attempt: float | None = None
+    retry_after_until: float | None = None
+    last_fetch_ms: float | None = None
+    last_new_items: int = 0
+    items_total: int = 0
+    fetches: int = 0
+    not_modified: int = 0
+
+    def to_redis(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model_dump().items() if v is not None}
+
+    @classmethod
+    def from_redis(cls, raw: dict[bytes, bytes] | dict[str, str]) -> FeedState:
+        data: dict[str, Any] = {}
+        for key, value in raw.items():
+            k = key.decode() if isinstance(key, bytes) else key
+            data[k] = value.decode() if isinstance(value, bytes) else value
+        return cls.model_validate(data)
+
+    @property
+    def healthy(self) -> bool:
+        return self.failures == 0
+
+
+def next_after_success(
+    now: float, interval: float, rng: random.Random, ttl_hint: float | None = None, max_interval: float = 6 * 3600
+) -> float:
+    """Next due time after a good fetch: the interval (or the feed's own longer ``ttl`` hint, bounded),
+    with +-10% jitter so feeds added together do not stay in lock-step."""
+    base = interval
+    if ttl_hint and ttl_hint > base:
+        base = min(ttl_hint, max_interval)
+    return now + base * rng.uniform(0.9, 1.1)
+
+
+def next_after_failure(
+    now: float,
+    failures: int,
+    base: float,
+    cap: float,
+    rng: random.Random,
+    retry_after: float | None = None,
+) -> float:
+    """Next due time after the ``failures``-th consecutive failure: exponential backoff with full jitter
+    in its upper half, capped; a server's Retry-After wins when it asks for longer (bounded by the cap)."""
+    delay = min(cap, base * (2 ** max(0, failures - 1)))
+    delay = rng.uniform(delay / 2, delay)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return now + delay
+
+
+class FeedStates:
+    """The Redis side: one hash per feed."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def get_many(self, feed_ids: list[str]) -> dict[str, FeedState]:
+        pipe = self.client.pipeline(transaction=False)
+        for feed_id in feed_ids:
+            pipe.hgetall(self.keys.feed_state(feed_id))
+        return {f: FeedState.from_redis(raw) for f, raw in zip(feed_ids, pipe.execute(), strict=True)}
+
+    def put(self, feed_id: str, state: FeedState, pipe: redis.client.Pipeline) -> None:
+        key = self.keys.feed_state(feed_id)
+        pipe.delete(key)
+        pipe.hset(key, mapping=state.to_redis())

@@ -1,0 +1,278 @@
+"""The poller: due feeds -> fetch -> parse -> new-item filter -> one RQ ingest job per fetched batch.
+
+Runs many fetches at once on one event loop (bounded overall and per host), parses in a small process
+pool under a hard time limit (a pathological document costs its feed one error, never the poller), and
+records each feed's health in Redis. One broken feed never stops the others: every per-feed failure is
+caught, logged with the feed id, recorded, and backed off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import cast
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+import structlog
+from rq import Queue, Retry
+
+from feeds.fetch import FetchLimits, FetchResult, fetch_feed, make_client
+from feeds.health import FeedState, FeedStates, next_after_failure, next_after_success
+from feeds.parse import ParsedFeed, parse_feed
+from feeds.schedule import Schedule
+from livebrief.config import Config, FeedConfig
+from livebrief.errors import FeedError, HTTPStatusError, ParseError
+from livebrief.keys import Keys
+from livebrief.models import Item
+
+log = structlog.get_logger(__name__)
+
+INGEST_JOB = "worker.jobs.process_batch"
+MAX_BATCH = 200
+PARSE_TIMEOUT = 15.0
+
+
+@dataclass
+class PollReport:
+    fetched: int = 0
+    not_modified: int = 0
+    failed: int = 0
+    new_items: int = 0
+    jobs: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class ParsePool:
+    """Runs ``parse_feed`` in worker processes with a hard deadline; a hung parse kills and replaces the pool.
+
+    ``workers=0`` parses inline (no deadline), for tiny runs and debugging.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _get(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return self._pool
+
+    async def parse(self, feed: FeedConfig, result: FetchResult, config: Config) -> ParsedFeed:
+        kwargs = {
+            "feed_id": feed.id, "outlet": feed.name, "fetched": datetime.now(UTC), "headers": result.headers,
+            "base_url": result.final_url, "max_entries": config.polling.max_entries,
+            "max_text_chars": config.polling.max_text_chars,
+        }
+        if self.workers == 0:
+            return parse_feed(result.body, **kwargs)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._get(), _parse_call, result.body, kwargs)
+        try:
+            return await asyncio.wait_for(future, PARSE_TIMEOUT)
+        except TimeoutError as exc:
+            self._kill()
+            raise ParseError(feed.id, f"parsing took longer than {PARSE_TIMEOUT:g} s and was stopped") from exc
+        except concurrent.futures.process.BrokenProcessPool as exc:
+            self._kill()
+            raise ParseError(feed.id, "the parser process died (out of memory?)") from exc
+
+    def _kill(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _parse_call(body: bytes, kwargs: dict[str, object]) -> ParsedFeed:
+    return parse_feed(body, **kwargs)  # type: ignore[arg-type]
+
+
+class Poller:
+    """Polls the configured feeds; share one Redis among any number of pollers."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: redis.Redis,
+        *,
+        parse_workers: int = 2,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.keys = Keys(config.prefix)
+        self.schedule = Schedule(client, self.keys)
+        self.states = FeedStates(client, self.keys)
+        self.queue = Queue(self.keys.ingest_queue, connection=client)
+        self.parser = ParsePool(parse_workers)
+        self.rng = rng or random.Random()
+        self.limits = FetchLimits(
+            timeout=config.polling.timeout, connect_timeout=config.polling.connect_timeout,
+            max_body_bytes=config.polling.max_body_bytes, allow_private=config.polling.allow_private,
+            user_agent=config.polling.user_agent,
+        )
+        self.feeds = {f.id: f for f in config.feeds if f.enabled}
+        self._global = asyncio.Semaphore(config.polling.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(config.polling.per_host)
+        )
+
+    def sync_schedule(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.schedule.sync(self.feeds, now, spread=min(60.0, len(self.feeds) / 100))
+
+    async def poll_once(self, *, force: bool = False, now: float | None = None) -> PollReport:
+        """Poll every due feed once (every enabled feed when ``force``) and return what happened."""
+        now = time.time() if now is None else now
+        self.sync_schedule(now)
+        lease = self.config.polling.timeout + PARSE_TIMEOUT + 30
+        claimed = self.schedule.claim(float("inf") if force else now, lease, len(self.feeds) or 1)
+        report = PollReport()
+        if not claimed:
+            return report
+        states = self.states.get_many(claimed)
+        async with make_client(self.limits, max_connections=self.config.polling.concurrency) as client:
+            await asyncio.gather(
+                *(self._poll_feed(client, self.feeds[f], states[f], report) for f in claimed if f in self.feeds)
+            )
+        return report
+
+    async def run_forever(self, stop: asyncio.Event, idle: float = 1.0) -> None:
+        """Poll due feeds until ``stop`` is set; survives Redis restarts by backing off and retrying."""
+        delay = idle
+        while not stop.is_set():
+            try:
+                report = await self.poll_once()
+                if report.fetched or report.failed or report.not_modified:
+                    log.info("poll_cycle", fetched=report.fetched, not_modified=report.not_modified,
+                             failed=report.failed, new_items=report.new_items, jobs=report.jobs)
+                delay = idle
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                delay = min(30.0, delay * 2)
+                log.warning("redis_unavailable", error=str(exc), retry_in=round(delay, 1))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def _poll_feed(
+        self, client: httpx.AsyncClient, feed: FeedConfig, state: FeedState, report: PollReport
+    ) -> None:
+        bound = log.bind(feed=feed.id)
+        now = time.time()
+        state.last_attempt = now
+        state.fetches += 1
+        host = urlsplit(feed.url).hostname or ""
+        interval = feed.interval or self.config.polling.interval
+        try:
+            async with self._global, self._hosts[host]:
+                result = await fetch_feed(client, feed.id, feed.url, self.limits, state.etag, state.last_modified)
+            state.last_status = result.status
+            state.last_fetch_ms = round(result.elapsed_ms, 1)
+            if result.not_modified:
+                report.not_modified += 1
+                state.not_modified += 1
+                new_items = 0
+                ttl_hint = None
+            else:
+                parsed = await self.parser.parse(feed, result, self.config)
+                new_items = await asyncio.to_thread(self._enqueue_new, feed, parsed.items, now)
+                state.etag, state.last_modified = result.etag, result.last_modified
+                ttl_hint = parsed.ttl_seconds
+                report.fetched += 1
+                bound.info("feed_fetched", status=result.status, ms=state.last_fetch_ms,
+                           items=len(parsed.items), new=new_items)
+            state.failures = 0
+            state.last_success = now
+            state.last_new_items = new_items
+            state.items_total += new_items
+            state.retry_after_until = None
+            report.new_items += new_items
+            next_due = next_after_success(now, interval, self.rng, ttl_hint)
+        except FeedError as exc:
+            next_due = self._record_failure(state, exc, now, report, bound)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one feed's surprise must not stop the others
+            bound.exception("feed_crashed")
+            next_due = self._record_failure(state, FeedError(feed.id, f"unexpected {type(exc).__name__}: {exc}"),
+                                            now, report, bound)
+        state.next_attempt = next_due
+        pipe = self.client.pipeline()
+        self.states.put(feed.id, state, pipe)
+        self.schedule.reschedule({feed.id: next_due}, pipe)
+        pipe.execute()
+
+    def _record_failure(
+        self, state: FeedState, exc: FeedError, now: float, report: PollReport, bound: structlog.BoundLogger
+    ) -> float:
+        state.failures += 1
+        state.last_error = exc.reason
+        state.last_error_kind = exc.kind
+        state.last_error_at = now
+        retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
+        if isinstance(exc, HTTPStatusError):
+            state.last_status = exc.status
+        report.failed += 1
+        report.errors[exc.feed_id] = exc.reason
+        next_due = next_after_failure(
+            now, state.failures, self.config.polling.backoff_base, self.config.polling.backoff_cap,
+            self.rng, retry_after,
+        )
+        state.retry_after_until = now + retry_after if retry_after is not None else None
+        bound.warning("feed_failed", kind=exc.kind, error=exc.reason, failures=state.failures,
+                      retry_in=round(next_due - now, 1))
+        return next_due
+
+    def _enqueue_new(self, feed: FeedConfig, items: list[Item], now: float) -> int:
+        """Queue the items this feed has not shown before (or whose content changed), one job per batch.
+
+        The job and the "shown" marks are written in one MULTI, so a crash leaves both or neither; the
+        worker's own atomic seen+publish step makes a re-queued item harmless anyway.
+        """
+        if not items:
+            return 0
+        seen_key = self.keys.feed_items(feed.id)
+        members = [f"{item.id}:{item.content_hash}" for item in items]
+        scores = cast(list[float | None], self.client.zmscore(seen_key, members))
+        fresh = [item for item, score in zip(items, scores, strict=True) if score is None]
+        pipe = self.client.pipeline()
+        pipe.multi()
+        for start in range(0, len(fresh), MAX_BATCH):
+            chunk = fresh[start : start + MAX_BATCH]
+            payload = [item.model_dump(mode="json") for item in chunk]
+            self.queue.enqueue_call(
+                INGEST_JOB, args=(payload,),
+                job_id=f"ingest-{feed.id}-{uuid.uuid4().hex[:12]}",
+                timeout=self.config.worker.job_timeout,
+                result_ttl=600, failure_ttl=7 * 86400,
+                retry=Retry(max=self.config.worker.retries, interval=[0, 5, 30, 120, 600]),
+                pipeline=pipe,
+            )
+        # Refresh every current member, so items still in the feed are not forgotten and re-queued.
+        pipe.zadd(seen_key, dict.fromkeys(members, now))
+        pipe.zremrangebyscore(seen_key, "-inf", now - self.config.worker.seen_ttl)
+        pipe.expire(seen_key, self.config.worker.seen_ttl)
+        pipe.execute()
+        return len(fresh)
+
+    def close(self) -> None:
+        self.parser.close()

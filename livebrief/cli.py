@@ -1,0 +1,332 @@
+"""The ``livebrief`` command line: run, poll, work, tail, classify, demo, feeds, webhooks, eval-topics, schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import cast
+
+import redis
+import structlog
+
+from livebrief.config import Config, load_config
+from livebrief.errors import LivebriefError
+from livebrief.keys import Keys
+from livebrief.log import configure_logging
+from livebrief.redis_server import redis_url_for
+
+log = structlog.get_logger("livebrief")
+
+
+def _client(url: str) -> redis.Redis:
+    # Retries with backoff on connection errors, so a Redis restart is ridden out, not fatal.
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, retry=Retry(ExponentialBackoff(cap=10, base=0.1), 8),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=30,
+    )
+
+
+@contextlib.contextmanager
+def _redis(config: Config, *, embed: bool) -> Iterator[tuple[str, redis.Redis]]:
+    if embed:
+        with redis_url_for(config.redis_url) as url:
+            client = _client(url)
+            try:
+                yield url, client
+            finally:
+                client.close()
+    else:
+        url = config.redis_url or os.environ.get("REDIS_URL") or "redis://localhost:6379/0"
+        client = _client(url)
+        try:
+            yield url, client
+        finally:
+            client.close()
+
+
+# --- run -------------------------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with _redis(config, embed=True) as (url, client):
+        if args.once:
+            return _run_once(config, client)
+        return _run_forever(config, url, args)
+
+
+def _run_once(config: Config, client: redis.Redis) -> int:
+    from feeds.poller import Poller
+    from livebrief.workers import pending_jobs, run_worker
+
+    poller = Poller(config, client)
+    try:
+        report = asyncio.run(poller.poll_once(force=True))
+    finally:
+        poller.close()
+    log.info("poll_done", fetched=report.fetched, not_modified=report.not_modified, failed=report.failed,
+             new_items=report.new_items, jobs=report.jobs)
+    run_worker(config, client, burst=True)
+    left = pending_jobs(client, Keys(config.prefix))
+    log.info("run_once_done", queued_left=left)
+    return 0
+
+
+def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
+    from feeds.poller import Poller
+
+    env = {**os.environ, "REDIS_URL": url}
+    if config.source_path:
+        env["LIVEBRIEF_CONFIG"] = config.source_path
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work"], env=env)
+        for _ in range(args.workers)
+    ]
+    client = _client(url)
+    poller = Poller(config, client)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("running", feeds=len(poller.feeds), workers=len(workers), redis=url)
+        await poller.run_forever(stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        poller.close()
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc in workers:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from feeds.poller import Poller
+
+    config = load_config(args.config)
+    with _redis(config, embed=False) as (_, client):
+        poller = Poller(config, client)
+        try:
+            if args.once:
+                report = asyncio.run(poller.poll_once(force=True))
+                log.info("poll_done", fetched=report.fetched, not_modified=report.not_modified,
+                         failed=report.failed, new_items=report.new_items)
+                return 0
+            stop = asyncio.Event()
+
+            async def main() -> None:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                await poller.run_forever(stop)
+
+            asyncio.run(main())
+        finally:
+            poller.close()
+    return 0
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    from livebrief.workers import run_worker
+
+    config = load_config(args.config)
+    with _redis(config, embed=False) as (_, client):
+        run_worker(config, client, burst=args.burst, simple=args.simple)
+    return 0
+
+
+# --- consumers ---------------------------------------------------------------------------------------------
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from livebrief.tail import entry_json, format_entry, read_stream, subscribe
+
+    config = load_config(args.config)
+    keys = Keys(config.prefix)
+    with _redis(config, embed=False) as (_, client):
+        try:
+            if args.since:
+                for message_id, entry in read_stream(client, keys, args.since, args.topic, follow=not args.no_follow):
+                    print(entry_json(entry) if args.json else f"{message_id}  {format_entry(entry)}", flush=True)
+            else:
+                for entry in subscribe(client, keys, args.topic):
+                    print(entry_json(entry) if args.json else format_entry(entry), flush=True)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from worker.classify import classify, load_topics
+
+    config = load_config(args.config)
+    topics = load_topics(config.topics_path)
+    status = 0
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "title" not in record:
+                raise ValueError("expected an object with 'title' (and optional 'id', 'text')")
+        except ValueError as exc:
+            print(f"livebrief classify: line {number}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        result = classify(str(record.get("title") or ""), str(record.get("text") or ""), topics)
+        out = {"id": record.get("id"), "topics": result.topics, "scores": result.scores,
+               "evidence": result.evidence}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    return status
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from feeds.health import FeedStates
+
+    config = load_config(args.config)
+    keys = Keys(config.prefix)
+    with _redis(config, embed=False) as (_, client):
+        states = FeedStates(client, keys).get_many([f.id for f in config.feeds])
+    now = time.time()
+
+    def ago(ts: float | None) -> str:
+        if ts is None:
+            return "never"
+        delta = now - ts
+        return f"{delta:.0f}s ago" if delta >= 0 else f"in {-delta:.0f}s"
+
+    if args.json:
+        print(json.dumps({f: s.model_dump() for f, s in states.items()}, indent=2))
+        return 0
+    print(f"{'feed':<24} {'health':<8} {'last success':<14} {'fails':>5} {'next attempt':<14} last error")
+    for feed in config.feeds:
+        s = states[feed.id]
+        health = "ok" if s.failures == 0 and s.last_success else ("failing" if s.failures else "new")
+        print(f"{feed.id:<24} {health:<8} {ago(s.last_success):<14} {s.failures:>5} {ago(s.next_attempt):<14} "
+              f"{f'{s.last_error_kind}: {s.last_error}' if s.failures else ''}")
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from worker.notify import replay_dead_letters
+
+    config = load_config(args.config)
+    keys = Keys(config.prefix)
+    with _redis(config, embed=False) as (_, client):
+        if args.action == "replay":
+            count = replay_dead_letters(client, keys, config.webhooks, args.webhook)
+            print(f"re-queued {count} dead-lettered deliveries")
+        else:
+            dead = [json.loads(r) for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))]
+            for webhook in config.webhooks:
+                n = sum(1 for d in dead if d["webhook"] == webhook.id)
+                print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
+                      f"dead-lettered={n}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from livebrief.models import Entry
+
+    print(json.dumps(Entry.model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_eval_topics(args: argparse.Namespace) -> int:
+    from worker import evaluate_topics
+
+    argv = [args.file]
+    if args.topics:
+        argv += ["--topics", args.topics]
+    if args.corpus:
+        argv += ["--corpus", args.corpus]
+    return int(evaluate_topics.main(argv))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from livebrief.demo import run_demo
+
+    return run_demo(rounds=args.rounds, pause=args.pause)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livebrief", description=__doc__)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--config", help="config file (default $LIVEBRIEF_CONFIG or config/livebrief.yaml)")
+        return p
+
+    p = add("run", "poll and process together (embedded Redis when none is configured or reachable)")
+    p.add_argument("--once", action="store_true", help="poll every feed once, drain the queues, exit")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.set_defaults(func=cmd_run)
+    p = add("poll", "run a poller (several may share one Redis)")
+    p.add_argument("--once", action="store_true")
+    p.set_defaults(func=cmd_poll)
+    p = add("work", "run an RQ worker on the ingest and delivery queues")
+    p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    p.add_argument("--simple", action="store_true", help="run jobs in-process (no fork per job)")
+    p.set_defaults(func=cmd_work)
+    p = add("tail", "print entries live (pub/sub), or from the stream with --since")
+    p.add_argument("--topic")
+    p.add_argument("--since", help="stream id to read after: 0 for all history, or an id printed before")
+    p.add_argument("--no-follow", action="store_true", help="with --since: stop at the end of the stream")
+    p.add_argument("--json", action="store_true", help="print entry JSON lines")
+    p.set_defaults(func=cmd_tail)
+    p = add("classify", "classify JSON lines {id,title,text?} from stdin")
+    p.set_defaults(func=cmd_classify)
+    p = add("feeds", "show each feed's health")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_feeds)
+    p = add("status", "same as feeds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_feeds)
+    p = add("webhooks", "list webhooks, or replay dead-lettered deliveries")
+    p.add_argument("action", choices=["list", "replay"], nargs="?", default="list")
+    p.add_argument("--webhook", help="only this webhook id")
+    p.set_defaults(func=cmd_webhooks)
+    p = add("eval-topics", "evaluate the classifier on labelled JSON lines")
+    p.add_argument("file")
+    p.add_argument("--topics", help="topics YAML (default: the config's)")
+    p.add_argument("--corpus", help="headlines JSONL to look up texts of id-only label files")
+    p.set_defaults(func=cmd_eval_topics)
+    p = add("schema", "print the entry JSON Schema")
+    p.set_defaults(func=cmd_schema)
+    p = sub.add_parser("demo", help="run the whole pipeline offline on bundled sample feeds")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pause", type=float, default=2.0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except LivebriefError as exc:
+        print(f"livebrief: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

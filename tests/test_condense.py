@@ -1,0 +1,300 @@
+"""Specification of the condense stage: clean headlines, lead-based summaries, boilerplate detection."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from worker.condense import ELLIPSIS, clean_headline, condense, is_boilerplate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "condense"
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Article:
+    name: str
+    title: str
+    outlet: str | None
+    lead: str | None
+    text: str
+
+
+def _load_article(path: Path) -> Article:
+    header, _, body = path.read_text(encoding="utf-8").partition("\n\n")
+    meta = dict(line.split(": ", 1) for line in header.splitlines())
+    return Article(path.stem, meta["Title"], meta.get("Outlet"), meta.get("Lead"), body)
+
+
+def _lines(name: str) -> list[str]:
+    return [line for line in (FIXTURES / name).read_text(encoding="utf-8").splitlines() if line]
+
+
+ARTICLES = [_load_article(p) for p in sorted((FIXTURES / "articles").glob("*.txt"))]
+BOILERPLATE_LINES = _lines("boilerplate-lines.txt")
+CONTENT_LINES = _lines("content-lines.txt")
+MAX_CHARS = [60, 120, 200, 280, 500]
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(text)}
+
+
+def _article(name: str) -> Article:
+    return next(a for a in ARTICLES if a.name == name)
+
+
+# --- summary ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_chars", MAX_CHARS)
+@pytest.mark.parametrize("article", ARTICLES, ids=lambda a: a.name)
+def test_summary_never_contains_words_not_in_source(article: Article, max_chars: int) -> None:
+    summary = condense(article.title, article.text, article.outlet, max_chars).summary
+    assert _words(summary) <= _words(article.text)
+
+
+@pytest.mark.parametrize("max_chars", MAX_CHARS)
+@pytest.mark.parametrize("article", ARTICLES, ids=lambda a: a.name)
+def test_summary_fits_max_chars(article: Article, max_chars: int) -> None:
+    assert len(condense(article.title, article.text, article.outlet, max_chars).summary) <= max_chars
+
+
+@pytest.mark.parametrize("max_chars", MAX_CHARS)
+@pytest.mark.parametrize("article", ARTICLES, ids=lambda a: a.name)
+def test_summary_ends_with_a_whole_sentence_or_an_ellipsis(article: Article, max_chars: int) -> None:
+    summary = condense(article.title, article.text, article.outlet, max_chars).summary
+    assert summary.rstrip("\"'’”)").endswith((".", "!", "?", ELLIPSIS))
+
+
+@pytest.mark.parametrize("article", [a for a in ARTICLES if a.lead], ids=lambda a: a.name)
+def test_summary_starts_with_the_lead_sentence(article: Article) -> None:
+    assert article.lead is not None
+    assert condense(article.title, article.text, article.outlet).summary.startswith(article.lead)
+
+
+@pytest.mark.parametrize("article", ARTICLES, ids=lambda a: a.name)
+def test_summary_leaves_out_boilerplate(article: Article) -> None:
+    summary = condense(article.title, article.text, article.outlet, max_chars=2000).summary
+    for line in BOILERPLATE_LINES:
+        assert line not in summary
+
+
+def test_summary_takes_sentences_in_source_order_while_they_fit() -> None:
+    text = "First sentence is here. Second one follows it. Third one is last."
+    assert condense("T", text, max_chars=50).summary == "First sentence is here. Second one follows it."
+
+
+def test_summary_stops_at_the_first_sentence_that_does_not_fit() -> None:
+    text = "A short lead sentence. " + "A much longer second sentence " * 5 + ". Short third one."
+    assert condense("T", text, max_chars=60).summary == "A short lead sentence."
+
+
+def test_max_chars_is_configurable() -> None:
+    article = _article("wire-dateline")
+    short = condense(article.title, article.text, article.outlet, max_chars=200).summary
+    long = condense(article.title, article.text, article.outlet, max_chars=1000).summary
+    assert len(short) <= 200 < len(long) <= 1000
+
+
+def test_long_first_sentence_is_cut_at_a_word_boundary_with_an_ellipsis() -> None:
+    article = _article("long-first-sentence")
+    summary = condense(article.title, article.text, article.outlet, max_chars=100).summary
+    assert summary.endswith(ELLIPSIS) and len(summary) <= 100
+    kept = summary.removesuffix(ELLIPSIS)
+    assert article.text.split("\n")[0].startswith(kept)
+    assert article.text[len(kept)] == " "  # the cut falls between words
+
+
+def test_sentence_that_repeats_the_headline_is_skipped() -> None:
+    article = _article("headline-repeat")
+    summary = condense(article.title, article.text, article.outlet).summary
+    assert "raises interest rates" not in summary
+
+
+def test_dateline_is_removed_from_the_lead() -> None:
+    summary = condense("T", "KYIV, Ukraine (AP) — Sirens sounded across the capital.").summary
+    assert summary == "Sirens sounded across the capital."
+
+
+def test_ellipsis_truncated_fragment_is_not_used() -> None:
+    article = _article("truncated-feed")
+    summary = condense(article.title, article.text, article.outlet, max_chars=1000).summary
+    assert "[…]" not in summary and "under" not in summary.split()
+
+
+def test_title_like_lines_are_not_summary_sentences() -> None:
+    text = "Residents Describe Nights Under Fire\nFour people were wounded overnight."
+    assert condense("T", text).summary == "Four people were wounded overnight."
+
+
+def test_text_without_any_sentence_falls_back_to_its_first_line() -> None:
+    assert condense("T", "Storm hits coast\nMore to follow").summary == "Storm hits coast"
+
+
+def test_empty_text_gives_an_empty_summary() -> None:
+    assert condense("Storm hits coast", "").summary == ""
+
+
+def test_max_chars_below_two_is_rejected() -> None:
+    with pytest.raises(ValueError, match="max_chars"):
+        condense("T", "Text.", max_chars=1)
+
+
+# --- sentence splitting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Former U.S. Ambassador Jane Doe testified on Tuesday.",
+        "Dr. Anna Berg said the patients were stable.",
+        "Mr. and Mrs. Holt were evacuated by boat.",
+        "Talks began on Jan. 15 in the capital.",
+        "Mayor J. R. Pellham declared an emergency.",
+        "President John F. Kennedy visited the city in 1963.",
+        "Wheat prices rose 3.5% on the news.",
+        "Aldermoor Defense Inc. shares fell sharply.",
+        "The meeting began at 9 a.m. Moscow time.",
+        "He lives on St. Clair Avenue.",
+        "The ship was listed as No. 4 in the convoy.",
+        "Sen. Paul Whitcombe, R-Ore., asked a question.",
+    ],
+)
+def test_abbreviations_do_not_end_a_sentence(sentence: str) -> None:
+    text = f"{sentence} Second sentence follows here."
+    assert condense("T", text, max_chars=len(sentence)).summary == sentence
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Sanctions were imposed by the U.S.", "The move was expected."),
+        ("The contract went to Aldermoor Defense Inc.", "It was signed on Monday."),
+        ('"We will rebuild," the mayor said.', '"The harbor has survived worse."'),
+        ("“It is not over,” Kirby said.", "“They can still strike.”"),
+        ("Is the threat over?", "Officials say no."),
+        ("The talks ended at 2 p.m.", "They will resume on Friday."),
+    ],
+)
+def test_sentence_ends_after_abbreviation_or_quote_when_a_new_one_starts(first: str, second: str) -> None:
+    assert condense("T", f"{first} {second}", max_chars=len(first)).summary == first
+
+
+# --- headline --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "outlet"),
+    [
+        ("Talks resume in Geneva - Reuters", None),
+        ("Talks resume in Geneva - Reuters", "Reuters"),
+        ("Talks resume in Geneva - Reuters", "reuters.com"),
+        ("Talks resume in Geneva | AP News", None),
+        ("Talks resume in Geneva | AP News", "apnews.com"),
+        ("Talks resume in Geneva — BBC News", None),
+        ("Talks resume in Geneva – BBC News", "bbc.co.uk"),
+        ("Talks resume in Geneva | CBC News", "cbc.ca"),
+        ("Talks resume in Geneva - The Moscow Times", "themoscowtimes.com"),
+        ("Talks resume in Geneva - CNN Video", "cnn.com"),
+        ("Talks resume in Geneva (Reuters)", None),
+        ("Talks resume in Geneva - Daily Ledger", "dailyledger.example"),
+        ("The Guardian: Talks resume in Geneva", None),
+        ("Live updates: Talks resume in Geneva", None),
+        ("Opinion | Talks resume in Geneva", None),
+        ("EXCLUSIVE-Talks resume in Geneva", "Reuters"),
+        ("UPDATE 2-Talks resume in Geneva", "Reuters"),
+        ("Talks resume in Geneva (VIDEO)", None),
+        ("BREAKING: Talks resume in Geneva", None),
+    ],
+)
+def test_outlet_and_section_labels_are_removed_from_the_headline(title: str, outlet: str | None) -> None:
+    assert clean_headline(title, outlet) == "Talks resume in Geneva"
+
+
+@pytest.mark.parametrize(
+    ("title", "outlet"),
+    [
+        ("Russia-Ukraine talks - what we know", None),
+        ("Russia-Ukraine talks - what we know", "Reuters"),
+        ("NATO vows to defend every inch - and warns Moscow", "Sky News"),
+        ("Blinken: Russia must withdraw its forces", None),
+        ("Star Trek: New season announced", "startrek.com"),
+        ("Lithuania refuses to budge on transit - officials", None),
+    ],
+)
+def test_content_that_looks_like_a_label_is_kept(title: str, outlet: str | None) -> None:
+    assert clean_headline(title, outlet) == title
+
+
+def test_another_outlets_attribution_is_kept_when_the_outlet_is_known() -> None:
+    assert clean_headline("Juul to be ordered off shelves - WSJ | Reuters", "Reuters") == (
+        "Juul to be ordered off shelves - WSJ"
+    )
+
+
+def test_summary_packed_after_a_pipe_is_split_off_the_headline() -> None:
+    title = "Grain talks resume | Negotiators met in Geneva on Tuesday after a two-week pause."
+    assert clean_headline(title) == "Grain talks resume"
+
+
+def test_headline_whitespace_and_quotes_are_normalised() -> None:
+    assert clean_headline("  Mayor\u00a0vows   to ‘rebuild’ \n harbor ") == "Mayor vows to 'rebuild' harbor"
+
+
+def test_headline_wrapped_in_quotes_is_unwrapped() -> None:
+    assert clean_headline("“We will rebuild the harbor”") == "We will rebuild the harbor"
+
+
+def test_html_entities_in_the_headline_are_decoded() -> None:
+    assert clean_headline("Talks &amp; tensions in Geneva") == "Talks & tensions in Geneva"
+
+
+def test_title_that_is_only_a_label_falls_back_to_the_title() -> None:
+    assert clean_headline("Reuters", "Reuters") == "Reuters"
+
+
+def test_missing_title_falls_back_to_the_first_sentence_of_text() -> None:
+    result = condense("", "Share this\nSirens sounded in the capital. Residents took shelter.")
+    assert result.headline == "Sirens sounded in the capital."
+    assert result.summary == "Residents took shelter."
+
+
+def test_missing_title_and_text_fall_back_to_the_outlet() -> None:
+    assert condense("", "", outlet="Northern Service").headline == "Northern Service"
+    assert condense("   ", "").headline == "Untitled"
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["", " ", "Reuters", " | ", " - Reuters", "Opinion |", "“”", "Live updates:", "—"],
+)
+@pytest.mark.parametrize("text", ["", "Getty Images", "Sirens sounded in the capital."])
+def test_headline_is_never_empty(title: str, text: str) -> None:
+    assert condense(title, text, outlet="Reuters").headline.strip()
+
+
+# --- boilerplate -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", BOILERPLATE_LINES)
+def test_boilerplate_line_is_detected(line: str) -> None:
+    assert is_boilerplate(line)
+
+
+@pytest.mark.parametrize("line", CONTENT_LINES)
+def test_news_line_is_not_boilerplate(line: str) -> None:
+    assert not is_boilerplate(line)
+
+
+def test_boilerplate_sentence_inside_a_news_paragraph_is_dropped() -> None:
+    text = "Four people were wounded. SEE ALSO: Aid convoy reaches town\nMediators will meet again."
+    assert condense("T", text).summary == "Four people were wounded. Mediators will meet again."
+
+
+def test_long_byline_like_run_is_not_slow_to_reject() -> None:
+    # A pathological run of capitalised words must not trigger catastrophic regex backtracking.
+    assert not is_boilerplate("By " + "ABCDEFGHIJ" * 10 + " x")

@@ -1,0 +1,161 @@
+"""End to end: `livebrief run --once` over real feeds on 127.0.0.1, a real Redis and real RQ workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+import yaml
+
+from livebrief.feedserver import FeedServer
+from livebrief.keys import Keys
+from livebrief.models import Entry
+from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, fixture_bytes
+
+KEYS = Keys("livebrief")
+
+
+def serve_fixtures(server: FeedServer) -> list[dict[str, str]]:
+    server.set("/a.xml", fixture_bytes("pipeline/wire-a.xml"), "application/rss+xml")
+    server.set("/b.atom", fixture_bytes("pipeline/paper-b.atom"), "application/atom+xml")
+    server.set("/c.json", fixture_bytes("pipeline/aid-c.json"), "application/feed+json")
+    return [
+        {"id": "wire-a", "name": "Wire A", "url": server.url("/a.xml")},
+        {"id": "paper-b", "name": "Paper B", "url": server.url("/b.atom")},
+        {"id": "aid-c", "name": "Aid Desk C", "url": server.url("/c.json")},
+    ]
+
+
+def write_config(tmp_path: Path, feeds: list[dict[str, str]], webhooks: list[dict[str, Any]] | None = None) -> Path:
+    path = tmp_path / "livebrief.yaml"
+    path.write_text(yaml.safe_dump({
+        "topics_file": str(REPO / "config" / "topics.yaml"),
+        "feeds": feeds,
+        "webhooks": webhooks or [],
+        "polling": {"allow_private": True, "timeout": 10},
+    }))
+    return path
+
+
+def run_once(config: Path, redis_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": redis_url, "LIVEBRIEF_LOG_JSON": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "livebrief.cli", "run", "--once", "--config", str(config)],
+        env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+
+
+def stream_entries(client: redis.Redis) -> list[Entry]:
+    return [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
+
+
+def latest_versions(entries: list[Entry]) -> dict[str, Entry]:
+    latest: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.id not in latest or entry.version > latest[entry.id].version:
+            latest[entry.id] = entry
+    return latest
+
+
+def drain(pubsub: redis.client.PubSub, seconds: float = 1.0) -> list[tuple[str, Entry]]:
+    got = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+        if message and message["type"] == "message":
+            got.append((message["channel"].decode(), Entry.model_validate_json(message["data"])))
+    return got
+
+
+def test_run_once_publishes_entries_to_stream_channels_and_webhook(
+    tmp_path: Path, client: redis.Redis, redis_url: str, feed_server: FeedServer, webhook_receiver: WebhookReceiver
+) -> None:
+    feeds = serve_fixtures(feed_server)
+    config = write_config(tmp_path, feeds, [
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [1]},
+    ])
+    pubsub = client.pubsub()
+    pubsub.subscribe(KEYS.all_channel, KEYS.topic_channel("strikes"), KEYS.topic_channel("humanitarian"))
+    drain(pubsub, 0.2)
+
+    result = run_once(config, redis_url)
+
+    assert result.returncode == 0, result.stderr
+    entries = stream_entries(client)
+    latest = latest_versions(entries)
+    headlines = {e.headline for e in latest.values()}
+    # 3 + 2 + 2 items, one of them a syndicated copy merged into its original.
+    assert len(latest) == 6
+    assert "Missile strike damages power station in Zaporizhzhia region" in headlines
+    assert all(" - Wire A" not in h and "| Paper B" not in h for h in headlines)
+    strike = next(e for e in latest.values() if e.headline.startswith("Missile strike"))
+    assert "strikes" in strike.topics
+    assert "Your browser" not in strike.summary and 0 < len(strike.summary) <= 280
+    assert all(s.url is None or "utm_" not in s.url for e in latest.values() for s in e.sources)
+
+    received = drain(pubsub)
+    on_all = [e for ch, e in received if ch == KEYS.all_channel]
+    on_strikes = [e for ch, e in received if ch == KEYS.topic_channel("strikes")]
+    assert len(on_all) == len(entries)
+    assert strike.id in {e.id for e in on_strikes}
+    assert all("strikes" in e.topics for e in on_strikes)
+
+    assert len(webhook_receiver.received) == len(entries)
+    assert all(r["verified"] for r in webhook_receiver.received)
+    ids = [r["headers"]["webhook-id"] for r in webhook_receiver.received]
+    assert len(set(ids)) == len(ids)
+    assert {r["body"]["data"]["id"] for r in webhook_receiver.received} == set(latest)
+
+
+def test_second_run_over_unchanged_feeds_publishes_nothing(
+    tmp_path: Path, client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feeds = serve_fixtures(feed_server)
+    config = write_config(tmp_path, feeds)
+    assert run_once(config, redis_url).returncode == 0
+    published = client.xlen(KEYS.entries_stream)
+
+    result = run_once(config, redis_url)
+
+    assert result.returncode == 0, result.stderr
+    assert client.xlen(KEYS.entries_stream) == published
+    for path in ("/a.xml", "/b.atom", "/c.json"):
+        assert feed_server.count(path, "200") == 1
+        assert feed_server.count(path, "304") == 1
+
+
+def test_same_story_in_two_feeds_is_one_entry_with_two_sources(
+    tmp_path: Path, client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feeds = serve_fixtures(feed_server)
+    assert run_once(write_config(tmp_path, feeds), redis_url).returncode == 0
+
+    strikes = [e for e in stream_entries(client) if e.headline.startswith("Missile strike")]
+
+    assert len({e.id for e in strikes}) == 1
+    assert [e.version for e in strikes] == [1, 2]
+    assert strikes[0].status == "new" and strikes[1].status == "updated"
+    assert sorted(s.name for s in strikes[1].sources) == ["Paper B", "Wire A"]
+
+
+def test_classify_command_reads_and_writes_json_lines(redis_url: str) -> None:
+    lines = [
+        {"id": "x1", "title": "Missile strike hits apartment block, killing five civilians"},
+        {"id": "x2", "title": "Bakery wins regional award", "text": "A family bakery won a prize."},
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "livebrief.cli", "classify"], input="\n".join(json.dumps(x) for x in lines),
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["id"] for o in out] == ["x1", "x2"]
+    assert "strikes" in out[0]["topics"] and out[0]["evidence"]["strikes"]
+    assert out[1]["topics"] == []
+    assert set(out[1]["scores"]) >= {"talks", "strikes", "humanitarian"}

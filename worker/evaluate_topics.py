@@ -1,0 +1,318 @@
+"""Evaluate the topic classifier against labelled items.
+
+Labelled items are JSON lines ``{"id": ..., "title": ..., "text": ..., "topics": [...]}``; ``text`` is
+optional. A label file may also hold only ``{"id", "topics"}`` and take its text from a corpus of
+headlines (``--corpus``, JSON lines with ``id`` and ``title``), so that labels can live in the repo
+without the headlines they describe.
+
+Usage::
+
+    python -m worker.evaluate_topics FILE [--topics config/topics.yaml] [--corpus headlines.jsonl]
+
+``evaluate`` is pure (records in, report out); ``format_report`` renders it; ``main`` is the CLI shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, Field
+
+from livebrief.errors import ConfigError, LivebriefError
+from worker.classify import TopicSet, classify, load_topics
+
+__all__ = [
+    "EvalReport",
+    "LabelledItem",
+    "evaluate",
+    "format_report",
+    "join_corpus",
+    "load_records",
+    "main",
+]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TOPICS = Path(__file__).resolve().parent.parent / "config" / "topics.yaml"
+_CALIBRATION_EDGES = (0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0001)
+
+
+class LabelledItem(BaseModel):
+    id: str = ""
+    title: str
+    text: str = ""
+    topics: list[str] = Field(default_factory=list)
+
+
+class TopicScores(BaseModel):
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+class Mistake(BaseModel):
+    id: str
+    title: str
+    expected: list[str]
+    predicted: list[str]
+    scores: dict[str, float]
+    evidence: dict[str, list[str]]
+
+
+class CalibrationBin(BaseModel):
+    low: float
+    high: float
+    count: int = 0
+    positives: int = 0
+    mean_score: float = 0.0
+
+
+class EvalReport(BaseModel):
+    items: int
+    topics: list[str]
+    per_topic: dict[str, TopicScores]
+    none_items: int
+    none_correct: int
+    exact_matches: int
+    mistakes: list[Mistake]
+    calibration: list[CalibrationBin]
+
+    @property
+    def macro_f1(self) -> float:
+        if not self.per_topic:
+            return 0.0
+        return sum(s.f1 for s in self.per_topic.values()) / len(self.per_topic)
+
+    @property
+    def none_accuracy(self) -> float:
+        return self.none_correct / self.none_items if self.none_items else 1.0
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """Read JSON lines; blank lines are skipped. Raises ``ConfigError`` naming the bad line."""
+    records: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(str(path), [f"line {number}: not JSON ({exc.msg})"]) from exc
+        if not isinstance(record, dict):
+            raise ConfigError(str(path), [f"line {number}: expected a JSON object"])
+        records.append(record)
+    return records
+
+
+def join_corpus(
+    records: Iterable[Mapping[str, Any]], corpus: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Fill in ``title`` from ``corpus`` (id -> title) where a record has none.
+
+    Returns the joined records and the ids that were not found (those records are dropped).
+    """
+    joined: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for record in records:
+        if record.get("title"):
+            joined.append(dict(record))
+        elif str(record.get("id")) in corpus:
+            joined.append({**record, "title": corpus[str(record["id"])]})
+        else:
+            missing.append(str(record.get("id")))
+    return joined, missing
+
+
+def _load_corpus(path: Path) -> dict[str, str]:
+    return {str(r["id"]): str(r.get("title", "")) for r in load_records(path) if "id" in r}
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+
+def _as_items(path_or_records: Path | str | Iterable[Mapping[str, Any]]) -> list[LabelledItem]:
+    if isinstance(path_or_records, str | Path):
+        records: Iterable[Mapping[str, Any]] = load_records(Path(path_or_records))
+    else:
+        records = path_or_records
+    items = []
+    for record in records:
+        items.append(
+            LabelledItem(
+                id=str(record.get("id", "")),
+                title=str(record.get("title", "")),
+                text=str(record.get("text") or ""),
+                topics=list(record.get("topics") or []),
+            )
+        )
+    return items
+
+
+def evaluate(
+    path_or_records: Path | str | Iterable[Mapping[str, Any]],
+    topics: TopicSet,
+    only: list[str] | None = None,
+) -> EvalReport:
+    """Classify every labelled item and compare with its labels.
+
+    Scores the topics in ``only`` if given, else every topic of ``topics`` that the labels mention
+    (a topic a user added but never labelled would otherwise read as F1 = 0). Items with a title of
+    their own are required; join ids to a corpus first with ``join_corpus``.
+    """
+    items = _as_items(path_or_records)
+    labelled = {t for item in items for t in item.topics}
+    names = only or [t for t in topics.names if t in labelled] or topics.names
+    per_topic = {name: TopicScores() for name in names}
+    bins = [
+        CalibrationBin(low=lo, high=min(hi, 1.0))
+        for lo, hi in zip(_CALIBRATION_EDGES, _CALIBRATION_EDGES[1:], strict=False)
+    ]
+    score_sums = [0.0] * len(bins)
+    mistakes: list[Mistake] = []
+    none_items = none_correct = exact = 0
+    for item in items:
+        result = classify(item.title, item.text, topics)
+        expected = {t for t in item.topics if t in per_topic}
+        predicted = {t for t in result.topics if t in per_topic}
+        for name, counts in per_topic.items():
+            if name in expected and name in predicted:
+                counts.tp += 1
+            elif name in predicted:
+                counts.fp += 1
+            elif name in expected:
+                counts.fn += 1
+            score = result.scores.get(name, 0.0)
+            k = next(i for i, hi in enumerate(_CALIBRATION_EDGES[1:]) if score < hi)
+            bins[k].count += 1
+            bins[k].positives += name in expected
+            score_sums[k] += score
+        if not expected:
+            none_items += 1
+            none_correct += not predicted
+        if expected == predicted:
+            exact += 1
+        else:
+            mistakes.append(
+                Mistake(
+                    id=item.id,
+                    title=item.title,
+                    expected=sorted(expected),
+                    predicted=sorted(predicted),
+                    scores={n: result.scores.get(n, 0.0) for n in names},
+                    evidence={n: e for n, e in result.evidence.items() if n in per_topic},
+                )
+            )
+    for b, total in zip(bins, score_sums, strict=True):
+        b.mean_score = round(total / b.count, 3) if b.count else 0.0
+    return EvalReport(
+        items=len(items),
+        topics=names,
+        per_topic=per_topic,
+        none_items=none_items,
+        none_correct=none_correct,
+        exact_matches=exact,
+        mistakes=mistakes,
+        calibration=bins,
+    )
+
+
+def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
+    """Render a report as plain text: per-topic table, summary figures, calibration, mistakes."""
+    lines = [f"{report.items} items, topics: {', '.join(report.topics)}", ""]
+    lines.append(f"{'topic':<16}{'prec':>7}{'recall':>8}{'F1':>7}{'tp':>6}{'fp':>5}{'fn':>5}")
+    for name, s in report.per_topic.items():
+        lines.append(
+            f"{name:<16}{s.precision:>7.3f}{s.recall:>8.3f}{s.f1:>7.3f}{s.tp:>6}{s.fp:>5}{s.fn:>5}"
+        )
+    lines += [
+        "",
+        f"macro-F1: {report.macro_f1:.3f}",
+        f"no-topic accuracy: {report.none_accuracy:.3f} ({report.none_correct}/{report.none_items})",
+        f"exact match: {report.exact_matches}/{report.items}",
+        "",
+        "calibration (score bin: item-topic pairs, share truly on topic, mean score):",
+    ]
+    for b in report.calibration:
+        if b.count:
+            share = b.positives / b.count
+            lines.append(
+                f"  [{b.low:.1f}, {b.high:.1f}): {b.count:>6}  {share:6.3f}  {b.mean_score:6.3f}"
+            )
+    shown = report.mistakes if max_mistakes is None else report.mistakes[:max_mistakes]
+    lines += ["", f"misclassified: {len(report.mistakes)}"]
+    for m in shown:
+        lines.append(
+            f"- [{m.id}] expected {m.expected or '-'} got {m.predicted or '-'}: {m.title[:160]}"
+        )
+        for name, evidence in m.evidence.items():
+            lines.append(f"    {name} {m.scores.get(name, 0.0):.2f}: {'; '.join(evidence)}")
+    if len(shown) < len(report.mistakes):
+        lines.append(f"  ... {len(report.mistakes) - len(shown)} more")
+    return "\n".join(lines)
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m worker.evaluate_topics FILE [--topics PATH] [--corpus PATH]``; exit 0, or 2 on error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.evaluate_topics", description="Evaluate the topic classifier."
+    )
+    parser.add_argument("file", type=Path, help="labelled JSON lines: id, title?, text?, topics")
+    parser.add_argument("--topics", type=Path, default=DEFAULT_TOPICS, help="topic definitions")
+    parser.add_argument(
+        "--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids"
+    )
+    parser.add_argument("--max-mistakes", type=int, default=None, help="list at most N mistakes")
+    args = parser.parse_args(argv)
+    try:
+        topics = load_topics(args.topics)
+        records: list[dict[str, Any]] = load_records(args.file)
+        if args.corpus is not None:
+            records, missing = join_corpus(records, _load_corpus(args.corpus))
+            if missing:
+                log.warning("labels_not_in_corpus", count=len(missing), first=missing[:5])
+        untitled = [str(r.get("id")) for r in records if not r.get("title")]
+        if untitled:
+            print(
+                f"{len(untitled)} labelled items have no title; pass --corpus to look them up",
+                file=sys.stderr,
+            )
+            return 2
+        report = evaluate(records, topics)
+    except LivebriefError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    print(format_report(report, args.max_mistakes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

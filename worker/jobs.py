@@ -1,0 +1,45 @@
+"""RQ entry points. The poller enqueues ``worker.jobs.process_batch`` by name, one job per fetched batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import structlog
+from rq import get_current_job
+
+from livebrief.models import Item
+from worker.notify import DeliveryEnqueuer
+from worker.prepare import prepare
+from worker.publish import commit_batch
+from worker.runtime import Runtime, current
+from worker.stories import BatchPlan
+
+log = structlog.get_logger(__name__)
+
+
+def run_batch(client: redis.Redis, runtime: Runtime, items: list[Item], now: datetime | None = None) -> BatchPlan:
+    """Dedupe, classify, condense and publish a batch: pure stages first, then one atomic commit."""
+    settings = runtime.config.worker
+    prepared = [prepare(item, runtime.topics, settings) for item in items]
+    enqueuer = DeliveryEnqueuer(client, runtime.keys, runtime.config.webhooks) if runtime.config.webhooks else None
+    return commit_batch(client, runtime.keys, prepared, settings, enqueuer, now or datetime.now(UTC))
+
+
+def process_batch(payload: list[dict[str, Any]]) -> dict[str, int]:
+    """RQ job: one fetched batch of items (``Item`` JSON dicts). Safe to retry: see ``worker/publish.py``."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("process_batch runs inside an RQ worker")
+    items = [Item.model_validate(raw) for raw in payload]
+    structlog.contextvars.bind_contextvars(job=job.id)
+    try:
+        plan = run_batch(job.connection, current(), items)
+    finally:
+        structlog.contextvars.unbind_contextvars("job")
+    counts: dict[str, int] = {}
+    for outcome in plan.outcomes.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    counts["published"] = len(plan.published)
+    return counts

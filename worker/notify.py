@@ -1,0 +1,206 @@
+"""Webhook notifications: payloads (pure), Standard Webhooks signatures (pure), delivery jobs (I/O).
+
+Each matching entry version becomes one RQ job per webhook on the deliveries queue, enqueued in the same
+transaction that publishes the entry. A job POSTs once per attempt; a non-2xx answer or a network error
+raises, and RQ retries it on the webhook's ``retry_intervals`` schedule. After the last retry fails the
+delivery goes to the dead-letter list, which ``livebrief webhooks replay`` re-sends. The ``webhook-id``
+is the same on every attempt and replay, so receivers can drop repeats.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import httpx
+import redis
+import structlog
+from rq import Callback, Queue, Retry
+from rq.job import Job
+
+from livebrief.config import WebhookConfig
+from livebrief.errors import DeliveryError
+from livebrief.keys import Keys
+from livebrief.models import Entry
+
+log = structlog.get_logger(__name__)
+DELIVER_JOB = "worker.notify.deliver"
+EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
+
+
+def delivery_id(entry: Entry) -> str:
+    """The ``webhook-id``: one per entry version, stable across retries and replays."""
+    return f"msg_{entry.id}_v{entry.version}"
+
+
+def matches(webhook: WebhookConfig, entry: Entry) -> bool:
+    return not webhook.topics or bool(set(webhook.topics) & set(entry.topics))
+
+
+def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
+    """The POST body for one webhook: a Standard Webhooks event, or a Slack incoming-webhook message."""
+    if webhook.format == "slack":
+        names = ", ".join(f"<{s.url}|{s.name}>" if s.url else s.name for s in entry.sources)
+        tag = " ".join(f"#{t}" for t in entry.topics)
+        prefix = "Update: " if entry.status == "updated" else ""
+        lines = [f"*{prefix}{entry.headline}*", entry.summary, f"_{names}_ {tag}".strip()]
+        return json.dumps({"text": "\n".join(line for line in lines if line)}).encode()
+    event = {
+        "type": EVENT_TYPES[entry.status],
+        "timestamp": entry.updated.isoformat(),
+        "data": entry.model_dump(mode="json"),
+    }
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``webhook-signature`` value per Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 of id.timestamp.body."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = 300, now: float | None = None) -> bool:
+    """Receiver side of ``sign``: true when one of the signatures matches and the timestamp is recent."""
+    msg_id = headers.get("webhook-id", "")
+    ts = headers.get("webhook-timestamp", "")
+    if not msg_id or not ts.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(ts)) > tolerance:
+        return False
+    expected = sign(secret, msg_id, int(ts), body).split(",", 1)[1]
+    for candidate in headers.get("webhook-signature", "").split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return True
+    return False
+
+
+def delivery_headers(webhook: WebhookConfig, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    headers = {"content-type": "application/json", "user-agent": "livebrief-webhooks/0.1"}
+    secret = webhook.resolved_secret()
+    if webhook.format == "standard":
+        if not secret:
+            raise DeliveryError(webhook.id, f"secret env var {webhook.secret_env!r} is not set")
+        ts = int(time.time() if now is None else now)
+        headers.update({"webhook-id": msg_id, "webhook-timestamp": str(ts),
+                        "webhook-signature": sign(secret, msg_id, ts, body)})
+    return headers
+
+
+class DeliveryEnqueuer:
+    """Queues delivery jobs inside the publishing transaction (``pipe`` is in MULTI)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig]) -> None:
+        self.queue = Queue(keys.delivery_queue, connection=client)
+        self.webhooks = webhooks
+
+    def __call__(self, entries: list[Entry], pipe: redis.client.Pipeline) -> int:
+        count = 0
+        for entry in entries:
+            body = entry.model_dump_json()
+            for webhook in self.webhooks:
+                if matches(webhook, entry):
+                    enqueue_delivery(self.queue, webhook, delivery_id(entry), body, pipe)
+                    count += 1
+        return count
+
+
+def enqueue_delivery(
+    queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline | None = None
+) -> Job:
+    return queue.enqueue_call(
+        DELIVER_JOB,
+        args=(webhook.id, msg_id, entry_json),
+        job_id=f"delivery-{webhook.id}-{msg_id}-{int(time.time() * 1000)}",
+        timeout=int(webhook.timeout * 2 + 10),
+        retry=Retry(max=len(webhook.retry_intervals), interval=webhook.retry_intervals)
+        if webhook.retry_intervals else None,
+        on_failure=Callback("worker.notify.on_delivery_failure"),
+        result_ttl=3600,
+        failure_ttl=7 * 86400,
+        pipeline=pipe,
+    )
+
+
+def post(webhook: WebhookConfig, msg_id: str, entry: Entry, client: httpx.Client | None = None) -> int:
+    """One delivery attempt; returns the HTTP status, raises ``DeliveryError`` unless 2xx."""
+    body = render_payload(webhook, entry)
+    headers = delivery_headers(webhook, msg_id, body)
+    try:
+        if client is None:
+            with httpx.Client(timeout=webhook.timeout, trust_env=False) as own:
+                response = own.post(webhook.url, content=body, headers=headers)
+        else:
+            response = client.post(webhook.url, content=body, headers=headers, timeout=webhook.timeout)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(webhook.id, f"{type(exc).__name__}: {exc or 'request failed'}") from exc
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError(webhook.id, f"receiver answered HTTP {response.status_code}")
+    return response.status_code
+
+
+def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
+    """RQ job: deliver one entry version to one webhook (skipped when already delivered)."""
+    from rq import get_current_job
+
+    from worker.runtime import current
+
+    runtime = current()
+    job = get_current_job()
+    connection = job.connection if job else None
+    bound = log.bind(webhook=webhook_id, delivery=msg_id)
+    webhook = runtime.webhook(webhook_id)
+    if webhook is None:
+        bound.warning("webhook_not_configured")
+        return "dropped: webhook no longer configured"
+    done_key = runtime.keys.delivered(f"{webhook_id}:{msg_id}")
+    if connection is not None and connection.exists(done_key):
+        bound.info("delivery_already_done")
+        return "already delivered"
+    status = post(webhook, msg_id, Entry.model_validate_json(entry_json))
+    if connection is not None:
+        connection.set(done_key, "1", ex=runtime.config.worker.seen_ttl)
+    bound.info("delivered", status=status)
+    return f"delivered: HTTP {status}"
+
+
+def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: BaseException, tb: Any) -> None:
+    """RQ failure callback: after the last retry, move the delivery to the dead-letter list."""
+    from worker.runtime import current
+
+    if job.retries_left:
+        log.warning("delivery_failed_will_retry", job=job.id, retries_left=job.retries_left, error=str(exc))
+        return
+    webhook_id, msg_id, entry_json = job.args
+    record = {"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": str(exc),
+              "failed_at": datetime.now(UTC).isoformat()}
+    connection.lpush(current().keys.deadletter, json.dumps(record))
+    log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
+
+
+def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig],
+                        webhook_id: str | None = None) -> int:
+    """Re-queue dead-lettered deliveries (all, or one webhook's) with a fresh retry schedule."""
+    queue = Queue(keys.delivery_queue, connection=client)
+    by_id = {w.id: w for w in webhooks}
+    count = 0
+    for raw in cast(list[bytes], client.lrange(keys.deadletter, 0, -1)):
+        record = json.loads(raw)
+        if webhook_id and record["webhook"] != webhook_id:
+            continue
+        webhook = by_id.get(record["webhook"])
+        if webhook is None:
+            continue
+        with client.pipeline() as pipe:
+            pipe.multi()
+            pipe.lrem(keys.deadletter, 1, raw.decode())
+            enqueue_delivery(queue, webhook, record["delivery"], record["entry"], pipe)
+            pipe.execute()
+        count += 1
+    return count

@@ -1,0 +1,238 @@
+"""Story assignment: which items start a story, which join one, which are already known. Pure.
+
+Given a batch of prepared items and what the Redis index said about them (``IndexView``), ``plan_batch``
+decides, in order:
+
+1. seen:           the item (same id, same content) was published before -> skipped;
+                   same id with *changed* content -> its story is re-published as an update;
+2. exact:          its canonical URL or guid was published before -> dropped;
+3. near-duplicate: its text signature matches a story's (syndicated copy, small edit) -> joins it;
+4. same story:     its story features score >= threshold against a story within the window, and the
+                   story has no item from the same feed yet -> joins it;
+5. otherwise it starts a new story.
+A story touched by several items of the batch is published once, with every new source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from livebrief.config import WorkerConfig
+from livebrief.models import Entry, Source
+from worker.dedupe import (
+    StoryFeatures,
+    TextSignature,
+    index_terms,
+    is_near_duplicate,
+    lsh_buckets,
+    story_score,
+)
+from worker.prepare import Prepared
+
+MAX_STORIES_PER_TERM = 8
+
+
+class StoryRecord(BaseModel):
+    """What the index keeps per story (JSON in ``P:story:<id>``)."""
+
+    entry: Entry
+    signature: TextSignature | None = None
+    features: StoryFeatures
+    feeds: list[str] = []
+    items: list[str] = []
+    lead_item: str | None = None
+
+
+@dataclass
+class IndexView:
+    """The index as read at the start of the transaction."""
+
+    seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # item id -> (content hash, story id)
+    exact: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, digest) -> story id
+    lsh: dict[tuple[int, str], str] = field(default_factory=dict)  # (band, bucket) -> story id
+    terms: dict[str, list[str]] = field(default_factory=dict)  # term -> recent story ids
+    stories: dict[str, StoryRecord] = field(default_factory=dict)
+
+
+@dataclass
+class BatchPlan:
+    """What to write: the stories to (re)publish and the index entries that go with them."""
+
+    published: dict[str, StoryRecord] = field(default_factory=dict)  # story id -> new state
+    seen: dict[str, tuple[str, str]] = field(default_factory=dict)
+    exact: dict[tuple[str, str], str] = field(default_factory=dict)
+    lsh: dict[tuple[int, str], str] = field(default_factory=dict)
+    terms: dict[str, list[str]] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)  # item id -> what happened, for logs/metrics
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [record.entry for record in self.published.values()]
+
+
+def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
+    """Stories the batch may touch: found through seen marks, exact keys, LSH buckets and terms."""
+    ids: set[str] = set()
+    for p in prepared:
+        if p.item.id in view.seen:
+            ids.add(view.seen[p.item.id][1])
+        ids.update(view.exact[k] for k in p.exact if k in view.exact)
+        if p.signature is not None:
+            ids.update(view.lsh[b] for b in lsh_buckets(p.signature) if b in view.lsh)
+        for term in index_terms(p.features):
+            ids.update(view.terms.get(term, []))
+    return ids
+
+
+def _source(p: Prepared) -> Source:
+    return Source(feed=p.item.feed, name=p.item.outlet, url=p.item.url, published=p.item.published)
+
+
+def _new_story(p: Prepared, now: datetime) -> StoryRecord:
+    c = p.classification
+    entry = Entry(
+        id=f"s{p.item.id}",
+        version=1,
+        status="new",
+        headline=p.condensed.headline,
+        summary=p.condensed.summary,
+        topics=list(c.topics),
+        scores=dict(c.scores),
+        evidence={t: list(c.evidence.get(t, [])) for t in c.topics},
+        sources=[_source(p)],
+        published=p.item.published or p.item.fetched,
+        updated=now,
+    )
+    return StoryRecord(
+        entry=entry, signature=p.signature, features=p.features, feeds=[p.item.feed], items=[p.item.id],
+        lead_item=p.item.id,
+    )
+
+
+def _join(record: StoryRecord, p: Prepared) -> StoryRecord:
+    """The story with ``p`` added as a source: topics united, scores maxed, headline kept unless empty."""
+    entry = record.entry
+    sources = list(entry.sources)
+    if not any(s.feed == p.item.feed and s.url == p.item.url for s in sources):
+        sources.append(_source(p))
+    scores = dict(entry.scores)
+    for topic, score in p.classification.scores.items():
+        scores[topic] = max(score, scores.get(topic, 0.0))
+    topics = list(dict.fromkeys([*entry.topics, *p.classification.topics]))
+    evidence = {t: list(v) for t, v in entry.evidence.items()}
+    for topic in p.classification.topics:
+        evidence[topic] = list(dict.fromkeys([*evidence.get(topic, []), *p.classification.evidence.get(topic, [])]))
+    published = [d for d in (entry.published, p.item.published) if d is not None]
+    summary = entry.summary or p.condensed.summary
+    new_entry = entry.model_copy(
+        update={
+            "sources": sources, "scores": scores, "topics": topics, "evidence": evidence,
+            "published": min(published) if published else None, "summary": summary,
+        }
+    )
+    return record.model_copy(
+        update={
+            "entry": new_entry,
+            "feeds": list(dict.fromkeys([*record.feeds, p.item.feed])),
+            "items": list(dict.fromkeys([*record.items, p.item.id])),
+        }
+    )
+
+
+def _refresh(record: StoryRecord, p: Prepared) -> StoryRecord:
+    """The story after its item ``p`` changed content: the lead item's text replaces headline/summary."""
+    record = _join(record, p)
+    if record.lead_item == p.item.id:
+        entry = record.entry.model_copy(update={"headline": p.condensed.headline, "summary": p.condensed.summary})
+        record = record.model_copy(update={"entry": entry, "signature": p.signature, "features": p.features})
+    return record
+
+
+def _within_window(record: StoryRecord, p: Prepared, window: float) -> bool:
+    return abs(record.features.published - p.published_ts) <= window
+
+
+def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories: dict[str, StoryRecord]) -> str | None:
+    """The story whose text signature this item's verifies against, among its LSH bucket-mates."""
+    if p.signature is None:
+        return None
+    for bucket in lsh_buckets(p.signature):
+        story_id = lsh.get(bucket)
+        record = stories.get(story_id) if story_id else None
+        if record is not None and record.signature is not None and is_near_duplicate(p.signature, record.signature):
+            return story_id
+    return None
+
+
+def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig, now: datetime) -> BatchPlan:
+    """Decide every item of the batch against the index view (see the module docstring)."""
+    plan = BatchPlan()
+    stories = dict(view.stories)
+    seen = dict(view.seen)
+    exact = dict(view.exact)
+    lsh = dict(view.lsh)
+    terms = {t: list(ids) for t, ids in view.terms.items()}
+    touched: set[str] = set()
+
+    def assign(p: Prepared, story_id: str, record: StoryRecord, outcome: str) -> None:
+        stories[story_id] = record
+        touched.add(story_id)
+        plan.outcomes[p.item.id] = outcome
+        seen[p.item.id] = plan.seen[p.item.id] = (p.item.content_hash, story_id)
+        for key in p.exact:
+            exact.setdefault(key, story_id)
+            plan.exact.setdefault(key, story_id)
+        if p.signature is not None:
+            for bucket in lsh_buckets(p.signature):
+                lsh[bucket] = plan.lsh[bucket] = story_id
+        for term in index_terms(p.features):
+            ids = [story_id, *(i for i in terms.get(term, []) if i != story_id)][:MAX_STORIES_PER_TERM]
+            terms[term] = plan.terms[term] = ids
+
+    for p in prepared:
+        item = p.item
+        if item.id in seen:
+            content_hash, story_id = seen[item.id]
+            if content_hash == item.content_hash:
+                plan.outcomes[item.id] = "seen"
+                continue
+            if story_id in stories:
+                assign(p, story_id, _refresh(stories[story_id], p), "content_changed")
+                continue
+        hit = next((exact[k] for k in p.exact if k in exact), None)
+        if hit is not None:
+            plan.outcomes[item.id] = "exact_duplicate"
+            seen[item.id] = plan.seen[item.id] = (item.content_hash, hit)
+            continue
+        twin = _near_duplicate_story(p, lsh, stories)
+        if twin is not None:
+            assign(p, twin, _join(stories[twin], p), "near_duplicate")
+            continue
+        best: tuple[float, str] | None = None
+        candidates = {i for term in index_terms(p.features) for i in terms.get(term, [])}
+        for story_id in sorted(candidates):
+            record = stories.get(story_id)
+            if record is None or item.feed in record.feeds:
+                continue
+            if not _within_window(record, p, settings.story_window):
+                continue
+            score = story_score(p.features, record.features)
+            if score >= settings.story_threshold and (best is None or score > best[0]):
+                best = (score, story_id)
+        if best is not None:
+            assign(p, best[1], _join(stories[best[1]], p), "same_story")
+            continue
+        record = _new_story(p, now)
+        assign(p, record.entry.id, record, "new_story")
+
+    for story_id in touched:
+        record = stories[story_id]
+        if story_id in view.stories:
+            version = view.stories[story_id].entry.version + 1
+            entry = record.entry.model_copy(update={"version": version, "status": "updated", "updated": now})
+            record = record.model_copy(update={"entry": entry})
+        plan.published[story_id] = record
+    return plan
