@@ -70,12 +70,13 @@ class PreparedBody:
     doctype_version: str | None = None  # "rss091n" when the Netscape RSS 0.91 DOCTYPE was present
     warnings: list[str] = field(default_factory=list)
 
-    def xml_bytes(self) -> bytes:
-        """The text as UTF-8, its XML declaration saying so."""
-        text = self.text
-        if text.startswith("<?xml"):
-            text = _DECLARED_ENCODING.sub(r'\1"utf-8"', text, count=1)
-        return text.encode("utf-8")
+
+
+def xml_bytes(text: str) -> bytes:
+    """Decoded XML as UTF-8 bytes, its XML declaration saying so."""
+    if text.startswith("<?xml"):
+        text = _DECLARED_ENCODING.sub(r'\1"utf-8"', text, count=1)
+    return text.encode("utf-8", "replace")
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:

@@ -1,24 +1,55 @@
-"""Feed bytes to ``Item``s: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed directly.
+"""Feed bytes to ``Item``s: RSS 0.9x/1.0/2.0 and Atom through feedparser's parsers, JSON Feed directly.
 
-Never lets feedparser fetch anything: it is given bytes and the response headers only.
+The body is checked and decoded by ``feeds.guard`` first (no DTD, no entity, a known encoding), then
+handed to feedparser's strict (expat) parser, or its lenient one when the XML is broken. We drive those
+two parsers ourselves instead of calling ``feedparser.parse``, because ``parse`` opens its argument as a
+file or URL when it can, re-detects the encoding we already settled, and spends quadratic time on
+entries with thousands of categories; tags are not used here, so they are not collected.
+
+Limits, so that one hostile document costs bounded time and memory:
+
+- at most ``2 * max_entries`` entries reach the XML parser (the first and last ``max_entries`` in the
+  document, so both newest-first and oldest-first feeds keep their newest entries); of those, the
+  ``max_entries`` newest by date are kept (document order when there are no dates), returned in
+  document order;
+- titles are cut to ``TITLE_MAX_CHARS``, entry text to ``max_text_chars``, guids to ``GUID_MAX_CHARS``;
+- dates before ``OLDEST_DATE`` or that do not parse become ``None``; dates up to ``FUTURE_SKEW`` ahead of
+  the fetch time become the fetch time (clock skew), later ones ``None`` (a date in 9999 is a lie, and
+  treating it as "now" would pin the entry to the top of every sort).
+
+The poller runs ``parse_feed`` in a process pool with a deadline; this module only has to stay linear.
 """
 
 from __future__ import annotations
 
-import calendar
 import hashlib
+import ipaddress
 import json
+import re
+import xml.sax
+import xml.sax.handler
+import xml.sax.xmlreader
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
 from typing import Any
+from urllib.parse import urlsplit
 
-import feedparser
-from pydantic import BaseModel
+from feedparser.api import LooseFeedParser, StrictFeedParser
+from feedparser.urls import make_safe_absolute_uri
+from pydantic import BaseModel, Field
 
-from feeds.text import html_to_text
+from feeds.guard import PreparedBody, prepare_body, xml_bytes
+from feeds.text import clean_text, html_to_text
 from livebrief.errors import NotAFeedError, ParseError
 from livebrief.models import Item
 from livebrief.urls import clean_url
+
+TITLE_MAX_CHARS = 1000
+GUID_MAX_CHARS = 2048
+OLDEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SKEW = timedelta(days=1)
+_TTL_MAX_MINUTES = 366 * 24 * 60
 
 
 class ParsedFeed(BaseModel):
@@ -27,6 +58,9 @@ class ParsedFeed(BaseModel):
     items: list[Item]
     ttl_seconds: int | None = None
     hub: str | None = None
+    warnings: list[str] = Field(
+        default_factory=list, description="what was repaired: encoding guessed, junk skipped, entries cut"
+    )
 
 
 def item_id(feed_id: str, guid: str | None, link: str | None, title: str) -> str:
@@ -36,50 +70,6 @@ def item_id(feed_id: str, guid: str | None, link: str | None, title: str) -> str
 
 def content_hash(title: str, text: str) -> str:
     return hashlib.blake2b(f"{title}\x00{text}".encode(), digest_size=8).hexdigest()
-
-
-def _make_item(
-    feed_id: str, outlet: str, guid: str | None, link: str | None, title: str, text: str,
-    published: datetime | None, fetched: datetime,
-) -> Item:
-    url = clean_url(link)
-    return Item(
-        id=item_id(feed_id, guid, url, title), feed=feed_id, outlet=outlet, guid=guid, url=url,
-        title=title, text=text, published=published, fetched=fetched,
-        content_hash=content_hash(title, text),
-    )
-
-
-def _struct_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromtimestamp(calendar.timegm(value), UTC)
-    except (OverflowError, ValueError, TypeError):
-        return None
-
-
-def _parse_json_feed(
-    doc: dict[str, Any], feed_id: str, outlet: str, fetched: datetime, max_entries: int, max_text: int
-) -> ParsedFeed:
-    items = []
-    for raw in (doc.get("items") or [])[:max_entries]:
-        if not isinstance(raw, dict):
-            continue
-        title = html_to_text(str(raw.get("title") or ""), 1000)
-        body = raw.get("content_text") or html_to_text(str(raw.get("content_html") or raw.get("summary") or ""))
-        text = html_to_text(str(body), max_text)
-        published = None
-        if raw.get("date_published"):
-            try:
-                published = datetime.fromisoformat(str(raw["date_published"]).replace("Z", "+00:00"))
-            except ValueError:
-                published = None
-        guid = str(raw["id"]) if raw.get("id") is not None else None
-        if not (title or text):
-            continue
-        items.append(_make_item(feed_id, outlet, guid, raw.get("url"), title, text, published, fetched))
-    return ParsedFeed(format="json", title=doc.get("title"), items=items)
 
 
 def parse_feed(
@@ -93,36 +83,355 @@ def parse_feed(
     max_entries: int = 500,
     max_text_chars: int = 20_000,
 ) -> ParsedFeed:
-    """Parse a fetched body; raises ``NotAFeedError``/``ParseError`` carrying the feed id."""
-    stripped = body.lstrip()
-    if not stripped:
-        raise NotAFeedError(feed_id, "the body is empty")
-    if stripped[:1] in (b"{", b"["):
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(feed_id, f"invalid JSON: {exc}") from exc
-        if isinstance(doc, dict) and "jsonfeed.org" in str(doc.get("version", "")):
-            return _parse_json_feed(doc, feed_id, outlet, fetched, max_entries, max_text_chars)
-        raise NotAFeedError(feed_id, "JSON body is not a JSON Feed")
-    parsed = feedparser.parse(
-        body, response_headers={k.lower(): v for k, v in (headers or {}).items()}, sanitize_html=False
+    """Parse a fetched, decompressed body into at most ``max_entries`` items.
+
+    ``headers`` are the response headers (``Content-Type`` charset, ``Content-Language``, ``Link`` hub);
+    ``base_url`` resolves relative links. Raises ``NotAFeedError`` (empty, HTML, binary, unknown document),
+    ``UnsafeFeedError`` (a DTD or entity declaration) or ``ParseError`` (broken beyond recovery), each
+    carrying the feed id.
+    """
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    prepared = prepare_body(body, feed_id, lowered.get("content-type"))
+    limits = _Limits(feed_id, outlet, fetched, max_entries, max_text_chars)
+    if prepared.kind == "json":
+        parsed = _parse_json_feed(prepared.text, limits)
+    else:
+        parsed = _parse_xml_feed(prepared, limits, base_url, lowered.get("content-language"))
+    hub = _hub_from_link_header(lowered.get("link")) or parsed.hub
+    return parsed.model_copy(update={"hub": hub, "warnings": prepared.warnings + parsed.warnings})
+
+
+class _Limits:
+    def __init__(self, feed_id: str, outlet: str, fetched: datetime, max_entries: int, max_text: int) -> None:
+        self.feed_id = feed_id
+        self.outlet = outlet
+        self.fetched = fetched if fetched.tzinfo else fetched.replace(tzinfo=UTC)
+        self.max_entries = max(1, max_entries)
+        self.max_text = max_text
+
+
+# --- RSS and Atom --------------------------------------------------------------------------------------
+
+
+class _NoTagsMixin:
+    """Overrides for feedparser's parser classes: skip what we do not use and what can blow up."""
+
+    def _add_tag(self, term: Any, scheme: Any, label: Any) -> None:
+        # Categories are not used, and feedparser de-duplicates them with a list scan: O(n^2) for one
+        # entry with 100,000 <category> elements (minutes of CPU).
+        return None
+
+    def _parse_srs_attrs(self, attrs_d: dict[str, str]) -> None:
+        # GeoRSS is not used either; feedparser crashes on a non-numeric EPSG code in srsName.
+        return None
+
+
+class _StrictParser(_NoTagsMixin, StrictFeedParser):  # type: ignore[misc]
+    pass
+
+
+class _LooseParser(_NoTagsMixin, LooseFeedParser):  # type: ignore[misc]
+    pass
+
+
+_ENTRY_END = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+_ENTRY_START = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
+
+
+def _keep_head_and_tail(text: str, cap: int) -> tuple[str, int]:
+    """``text`` with only the first and last ``cap // 2`` entries, and how many were cut out."""
+    if text.count("item>") + text.count("entry>") <= cap:  # counts every closing tag, so >= the entries
+        return text, 0
+    ends = [match.end() for match in _ENTRY_END.finditer(text)]
+    if len(ends) <= cap:
+        return text, 0
+    head, tail = cap // 2, cap - cap // 2
+    return text[:ends[head - 1]] + text[ends[len(ends) - tail - 1]:], len(ends) - cap
+
+
+def _run_feedparser(data: bytes, text: str, base_url: str | None, lang: str | None, feed_id: str
+                    ) -> tuple[Any, Exception | None]:
+    """feedparser's strict parser, or its lenient one on a syntax error; returns the handler and the error."""
+    baseuri = (make_safe_absolute_uri(base_url) if base_url else "") or ""
+    strict = _StrictParser(baseuri, lang, "utf-8")
+    strict.resolve_relative_uris = False  # content becomes plain text: links inside it are dropped anyway
+    strict.sanitize_html = False  # html_to_text removes every tag
+    reader = xml.sax.make_parser(["xml.sax.expatreader"])
+    reader.setFeature(xml.sax.handler.feature_namespaces, True)
+    reader.setFeature(xml.sax.handler.feature_external_ges, False)
+    reader.setFeature(xml.sax.handler.feature_external_pes, False)
+    reader.setContentHandler(strict)
+    reader.setErrorHandler(strict)
+    source = xml.sax.xmlreader.InputSource()
+    source.setByteStream(BytesIO(data))
+    try:
+        reader.parse(source)
+        return strict, None
+    except xml.sax.SAXException as exc:
+        syntax_error: Exception = strict.exc or exc
+    except Exception as exc:  # feedparser has crash bugs on odd input; one feed's error, not the poller's
+        raise ParseError(feed_id, f"the feed parser failed ({type(exc).__name__}: {exc})") from exc
+    loose = _LooseParser(baseuri, lang, "utf-8", {})
+    loose.resolve_relative_uris = False
+    loose.sanitize_html = False
+    try:
+        loose.feed(text)
+    except Exception as exc:
+        raise ParseError(feed_id, f"the document is not well-formed ({syntax_error}) and the lenient "
+                                  f"parser failed too ({type(exc).__name__}: {exc})") from exc
+    return loose, syntax_error
+
+
+def _last_entry_is_cut(text: str) -> bool:
+    """Whether the document ends inside an entry (a body cut off mid-transfer)."""
+    starts = list(_ENTRY_START.finditer(text, max(0, len(text) - (1 << 20))))
+    if not starts:
+        return False
+    return _ENTRY_END.search(text, starts[-1].end()) is None
+
+
+def _parse_xml_feed(prepared: PreparedBody, limits: _Limits, base_url: str | None, lang: str | None
+                    ) -> ParsedFeed:
+    warnings: list[str] = []
+    text, cut = _keep_head_and_tail(prepared.text, 2 * limits.max_entries)
+    if cut:
+        warnings.append(f"{cut} entries in the middle of the document were not parsed")
+    handler, syntax_error = _run_feedparser(
+        xml_bytes(text), text, base_url, lang, limits.feed_id,
     )
-    if not parsed.get("version") and not parsed.entries:
-        raise NotAFeedError(feed_id)
-    items = []
-    for entry in parsed.entries[:max_entries]:
-        title = html_to_text(entry.get("title", ""), 1000)
-        content = entry.get("content")
-        raw = content[0].get("value", "") if content else entry.get("summary", "")
-        text = html_to_text(raw, max_text_chars)
-        if not (title or text):
-            continue
-        published = _struct_time(entry.get("published_parsed") or entry.get("updated_parsed"))
-        items.append(_make_item(feed_id, outlet, entry.get("id"), entry.get("link"), title, text,
-                                published, fetched))
-    ttl = parsed.feed.get("ttl")
+    version = handler.version or ""
+    if prepared.doctype_version and version.startswith("rss09"):
+        version = prepared.doctype_version
+    entries: list[Any] = handler.entries
+    if syntax_error is not None:
+        if entries and _last_entry_is_cut(text):
+            entries = entries[:-1]
+            warnings.append("the document is truncated: dropped the last, incomplete entry")
+        if not entries:
+            if not version:
+                raise NotAFeedError(limits.feed_id, _not_a_feed_reason(prepared.root))
+            raise ParseError(limits.feed_id, f"the document is not well-formed ({syntax_error}) and no "
+                                             "complete entry could be recovered")
+        warnings.append(f"the document is not well-formed ({syntax_error}); kept what parsed")
+    elif not version and not entries:
+        raise NotAFeedError(limits.feed_id, _not_a_feed_reason(prepared.root))
+    feed = handler.feeddata
+    items = _select(_xml_items(entries, limits), limits.max_entries)
     return ParsedFeed(
-        format=parsed.get("version") or "unknown", title=parsed.feed.get("title"), items=items,
-        ttl_seconds=int(ttl) * 60 if str(ttl or "").isdigit() else None,
+        format=version or "unknown",
+        title=html_to_text(feed.get("title") or "", TITLE_MAX_CHARS) or None,
+        items=items,
+        ttl_seconds=_ttl_seconds(feed.get("ttl")),
+        hub=_first_hub(feed.get("links") or []),
+        warnings=warnings,
     )
+
+
+def _not_a_feed_reason(root: str | None) -> str:
+    if root is None:
+        return "the document has no root element"
+    return f"the document's root element <{root[:60]}> is not RSS, RDF or Atom"
+
+
+def _xml_items(entries: list[Any], limits: _Limits) -> list[Item]:
+    items = []
+    for entry in entries:
+        content = entry.get("content")
+        raw_text = (content[0].get("value") if content else None) or entry.get("summary") or ""
+        published = _entry_date(entry, "published") or _entry_date(entry, "updated")
+        item = _make_item(limits, entry.get("id"), entry.get("link"), entry.get("title"), raw_text,
+                          _bounded_date(published, limits.fetched))
+        if item is not None:
+            items.append(item)
+    return items
+
+
+def _entry_date(entry: Any, key: str) -> datetime | None:
+    parsed = entry.get(f"{key}_parsed")
+    if not parsed or not _plausible_date_string(entry.get(key)):
+        return None
+    try:
+        return datetime(*parsed[:6], tzinfo=UTC)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+_ISO_FIELDS = re.compile(r"\s*\d{4}-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d))?)?")
+_NUMERIC_OFFSET = re.compile(r"[+-](\d\d):?(\d\d)\s*$")
+
+
+def _plausible_date_string(raw: Any) -> bool:
+    """False for strings feedparser turns into a date by "normalising" nonsense.
+
+    It rolls ``2025-13-45T99:99:99Z`` over into 2026, reads ``99999999999`` as a date and accepts a
+    ``+9999`` offset; those are broken dates, so they are unknown dates.
+    """
+    if not isinstance(raw, str):
+        return True
+    value = raw.strip()
+    if value.isdigit():
+        return False
+    iso = _ISO_FIELDS.match(value)
+    if iso:
+        month, day, hour, minute, second = (int(group or 0) for group in iso.groups())
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 24 and minute <= 59 and second <= 60):
+            return False
+    offset = _NUMERIC_OFFSET.search(value)
+    return not (offset and (int(offset.group(1)) > 14 or int(offset.group(2)) > 59))
+
+
+def _bounded_date(value: datetime | None, fetched: datetime) -> datetime | None:
+    if value is None or value < OLDEST_DATE or value > fetched + FUTURE_SKEW:
+        return None
+    return min(value, fetched)
+
+
+def _ttl_seconds(value: Any) -> int | None:
+    ttl = str(value or "").strip()
+    if not ttl.isdigit() or len(ttl) > 6 or int(ttl) > _TTL_MAX_MINUTES:
+        return None
+    return int(ttl) * 60
+
+
+def _first_hub(links: list[Any]) -> str | None:
+    for link in links:
+        if isinstance(link, Mapping) and link.get("rel") == "hub":
+            hub = _http_url(link.get("href"))
+            if hub:
+                return hub
+    return None
+
+
+_LINK_HEADER_HUB = re.compile(r"""<([^>]{1,2000})>\s*;[^,]*?\brel\s*=\s*"?(?:[^",]*\s)?hub\b""", re.IGNORECASE)
+
+
+def _hub_from_link_header(value: str | None) -> str | None:
+    """The WebSub hub from an HTTP ``Link`` header, which takes precedence over the document's."""
+    match = _LINK_HEADER_HUB.search(value or "")
+    return _http_url(match.group(1)) if match else None
+
+
+def _http_url(value: Any) -> str | None:
+    """``value`` if it is an absolute http(s) URL to a public host, else None (no tracking-param cleaning:
+    a hub URL is used as given)."""
+    if not isinstance(value, str):
+        return None
+    value = clean_text(value).strip()
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not _public_host(parts.hostname):
+        return None
+    return value
+
+
+def _public_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        return True  # a name, not an address literal
+
+
+def _public_url(link: Any) -> str | None:
+    """The entry's link for readers: ``clean_url`` (http(s) only, no tracking), and not an address on a
+    private network or loopback (a hostile ``xml:base`` can point links at internal services)."""
+    if not isinstance(link, str):
+        return None
+    url = clean_url(clean_text(link)[:GUID_MAX_CHARS])
+    if url is None or not _public_host(urlsplit(url).hostname):
+        return None
+    return url
+
+
+def _make_item(limits: _Limits, guid: Any, link: Any, title: Any, raw_text: Any,
+               published: datetime | None) -> Item | None:
+    """One ``Item``, or None for an entry without a title or any text (nothing to show or classify)."""
+    title_text = html_to_text(str(title or ""), TITLE_MAX_CHARS)
+    text = html_to_text(str(raw_text or ""), limits.max_text)
+    if not (title_text or text):
+        return None
+    guid_text = clean_text(str(guid)).strip()[:GUID_MAX_CHARS] if guid is not None else ""
+    url = _public_url(link)
+    # Without guid or link the identity is the title, else the text: stable across polls either way.
+    return Item(
+        id=item_id(limits.feed_id, guid_text or None, url, title_text or f"text:{text}"),
+        feed=limits.feed_id, outlet=limits.outlet, guid=guid_text or None, url=url,
+        title=title_text, text=text, published=published, fetched=limits.fetched,
+        content_hash=content_hash(title_text, text),
+    )
+
+
+def _select(items: list[Item], max_entries: int) -> list[Item]:
+    """One item per id (the first in the document wins), at most ``max_entries`` of them: the newest by
+    date, undated ones after dated ones in document order; returned in document order."""
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        if item.id not in seen:
+            seen.add(item.id)
+            unique.append(item)
+    if len(unique) <= max_entries:
+        return unique
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ranked = sorted(range(len(unique)), key=lambda i: (unique[i].published or oldest), reverse=True)
+    keep = set(ranked[:max_entries])
+    return [item for i, item in enumerate(unique) if i in keep]
+
+
+# --- JSON Feed -----------------------------------------------------------------------------------------
+
+
+def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(limits.feed_id, f"the body starts like JSON but is not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+        ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
+    ):
+        raise NotAFeedError(limits.feed_id, "the body is JSON but not a JSON Feed (no jsonfeed.org version)")
+    raw_items = doc.get("items")
+    if not isinstance(raw_items, list):
+        raise ParseError(limits.feed_id, "the JSON Feed has no 'items' list")
+    items = []
+    for raw in raw_items[: 2 * limits.max_entries]:
+        if not isinstance(raw, dict):
+            continue
+        content_text = _json_str(raw.get("content_text"))
+        raw_text = (content_text.replace("&", "&amp;").replace("<", "&lt;") if content_text
+                    else _json_str(raw.get("content_html")) or _json_str(raw.get("summary")))
+        published = _json_date(raw.get("date_published")) or _json_date(raw.get("date_modified"))
+        guid = raw.get("id")
+        item = _make_item(limits, guid if isinstance(guid, str | int) else None,
+                          _json_str(raw.get("url")) or _json_str(raw.get("external_url")),
+                          _json_str(raw.get("title")), raw_text, _bounded_date(published, limits.fetched))
+        if item is not None:
+            items.append(item)
+    hubs = doc.get("hubs") if isinstance(doc.get("hubs"), list) else []
+    hub = next((url for h in hubs if isinstance(h, dict) and (url := _http_url(h.get("url")))), None)
+    return ParsedFeed(
+        format="json",
+        title=html_to_text(_json_str(doc.get("title")), TITLE_MAX_CHARS) or None,
+        items=_select(items, limits.max_entries),
+        hub=hub,
+    )
+
+
+def _json_str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _json_date(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not _plausible_date_string(value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

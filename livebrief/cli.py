@@ -262,6 +262,8 @@ def cmd_eval_topics(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from livebrief.demo import run_demo
 
+    # The demo's own output is the show; keep the logs to warnings unless asked.
+    configure_logging(args.log_level or "WARNING")
     return run_demo(rounds=args.rounds, pause=args.pause)
 
 

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 import redis
 
-from livebrief.config import Config, parse_config
+from livebrief.config import SOURCE_ROOT, Config, parse_config
 from livebrief.feedserver import FeedServer
 from livebrief.keys import Keys
 from livebrief.models import Entry
@@ -138,6 +138,7 @@ def _config(redis_url: str, feeds: FeedServer, hook_url: str, secret: str) -> Co
     return parse_config({
         "redis_url": redis_url,
         "prefix": "livebrief-demo",
+        "topics_file": str(SOURCE_ROOT / "config" / "topics.yaml"),
         "feeds": [
             {"id": "demo-wire", "name": OUTLETS["wire"], "url": feeds.url("/wire.rss")},
             {"id": "demo-daily", "name": OUTLETS["daily"], "url": feeds.url("/daily.atom")},

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.condense import ELLIPSIS, clean_headline, condense, is_boilerplate
+from worker.condense import ELLIPSIS, MAX_HEADLINE_CHARS, clean_headline, condense, is_boilerplate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "condense"
 _WORD = re.compile(r"\w+")
@@ -298,3 +298,8 @@ def test_boilerplate_sentence_inside_a_news_paragraph_is_dropped() -> None:
 def test_long_byline_like_run_is_not_slow_to_reject() -> None:
     # A pathological run of capitalised words must not trigger catastrophic regex backtracking.
     assert not is_boilerplate("By " + "ABCDEFGHIJ" * 10 + " x")
+
+
+def test_overlong_title_is_cut_to_the_headline_bound() -> None:
+    headline = clean_headline("word " * 1000)
+    assert len(headline) <= MAX_HEADLINE_CHARS and headline.endswith(ELLIPSIS)

@@ -27,6 +27,8 @@ from pydantic import BaseModel
 __all__ = ["Condensed", "clean_headline", "condense", "is_boilerplate"]
 
 ELLIPSIS = "…"
+# Titles are bounded like every other input: a longer one is cut at a word boundary with "…".
+MAX_HEADLINE_CHARS = 300
 
 
 class Condensed(BaseModel):
@@ -187,9 +189,7 @@ def _is_label(part: str, outlet_cores: frozenset[str], sections: bool) -> bool:
     return _core(part) in outlet_cores or not _label_domain_cores(part).isdisjoint(outlet_cores)
 
 
-_NEWSY = re.compile(
-    r"\b(?:news|times|post|tv|radio|daily|journal|herald|tribune|gazette|press|magazine|wire)\b", re.I
-)
+_NEWSY = re.compile(r"\b(?:news|times|post|tv|radio|daily|journal|herald|tribune|gazette|press|magazine|wire)\b", re.I)
 
 
 def _is_colon_label(prefix: str, outlet_cores: frozenset[str]) -> bool:
@@ -206,7 +206,6 @@ def _is_colon_label(prefix: str, outlet_cores: frozenset[str]) -> bool:
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‛": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "‟": '"'})
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
-_SPACE = re.compile(r"\s+")
 _PIPE = re.compile(r"\s*\|\s*")
 _DASH_SUFFIX = re.compile(r"^(.+?)\s+[-–—]\s+([^-–—|]+?)$")
 _DASH_PREFIX = re.compile(r"^([^-–—|:]+?)\s+[-–—]\s+(.+)$")
@@ -224,7 +223,9 @@ _MEDIA_TAG = re.compile(r"\s*[(\[](?:video|videos|photos?|pictures|watch|live|up
 def _normalise(text: str) -> str:
     if "&" in text:
         text = html.unescape(text)
-    return _SPACE.sub(" ", _INVISIBLE.sub("", text)).strip()
+    if not text.isascii() and _INVISIBLE.search(text):
+        text = _INVISIBLE.sub("", text)
+    return " ".join(text.split())
 
 
 def _unwrap_quotes(text: str) -> str:
@@ -238,7 +239,8 @@ def clean_headline(title: str, outlet: str | None = None) -> str:
 
     ``outlet`` is the item's outlet (display name or domain); without it, a list of well-known outlets is
     used. A summary packed after " | " is dropped. Returns the whitespace-normalised title when cleaning
-    would leave nothing, so the result is empty only when ``title`` has no letters or digits.
+    would leave nothing, so the result is empty only when ``title`` has no letters or digits. Longer than
+    ``MAX_HEADLINE_CHARS``, it is cut at a word boundary and ends with "…".
     """
     original = _normalise(title).translate(_QUOTES)
     if not _WORD.search(original):
@@ -270,8 +272,8 @@ def clean_headline(title: str, outlet: str | None = None) -> str:
 
     headline = _unwrap_quotes(headline.strip())
     if not _WORD.search(headline):
-        return _unwrap_quotes(original)
-    return headline
+        headline = _unwrap_quotes(original)
+    return _cut(headline, MAX_HEADLINE_CHARS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,11 +377,17 @@ _BOILERPLATE_ANYWHERE = re.compile(
     re.I,
 )
 
+# A line can only match _BOILERPLATE_ANYWHERE if it holds one of these (lowercase) substrings; testing
+# them with ``in`` first is several times faster than running the search on every line of news.
+_ANYWHERE_TRIGGERS = (
+    "browser", "click here", "tap here", "gives you", "brings you", "keeps you", "coverage",
+    "reporting", "appeared first", "sign up", "subscribe", "inbox", "photo", "image", "picture",
+    "credit", "getty", "©",
+)  # fmt: skip
+
 # "By Jane Doe", "By JOHN SMITH and Anna Roe, Reuters": capitalised names after "By", nothing else.
 # Possessive quantifiers keep this linear on long capitalised runs.
-_BYLINE = re.compile(
-    r"^[Bb][Yy]\s++(?:[A-Z][\w.'’-]*+|and|&|de|da|van|von|der|al|el|bin|le|la|[,\s|/·•-])++$"
-)
+_BYLINE = re.compile(r"^[Bb][Yy]\s++(?:[A-Z][\w.'’-]*+|and|&|de|da|van|von|der|al|el|bin|le|la|[,\s|/·•-])++$")
 
 _TERMINAL = frozenset(".!?")
 _CLOSERS = "\"'’”)]»"
@@ -396,7 +404,10 @@ def is_boilerplate(line: str) -> bool:
     line = line.strip()
     if not line:
         return True
-    if _BOILERPLATE_LINE.match(line) or _BOILERPLATE_ANYWHERE.search(line):
+    if _BOILERPLATE_LINE.match(line):
+        return True
+    lower = line.lower()
+    if any(trigger in lower for trigger in _ANYWHERE_TRIGGERS) and _BOILERPLATE_ANYWHERE.search(line):
         return True
     return len(line) < 120 and _BYLINE.match(line) is not None
 
@@ -486,7 +497,7 @@ def _is_whole(sentence: str) -> bool:
 
 
 def _words(text: str) -> frozenset[str]:
-    return frozenset(w.lower() for w in _WORD.findall(text))
+    return frozenset(_WORD.findall(text.lower()))
 
 
 def _cut(sentence: str, max_chars: int) -> str:
@@ -515,13 +526,17 @@ def _content_sentences(text: str) -> Iterator[str]:
                 yield sentence
 
 
-def _summarise(sentences: Iterator[str], headline_words: frozenset[str], max_chars: int) -> str:
+def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:
+    """Whole sentences from the start while they fit, skipping any that only repeat ``headline``."""
+    headline_words = _words(headline)
+    headline_chars = 2 * len(headline) + 20 if headline_words else -1
     chosen: list[str] = []
     length = 0
     fallback: str | None = None  # first non-sentence line, used only if the text has no sentence
     for sentence in sentences:
-        if headline_words and _words(sentence) <= headline_words:
-            continue  # it only repeats the headline
+        # Only a sentence of about the headline's length can repeat it; skip the word sets otherwise.
+        if len(sentence) <= headline_chars and _words(sentence) <= headline_words:
+            continue
         if not _is_whole(sentence):
             if fallback is None and not chosen:
                 fallback = sentence
@@ -554,8 +569,8 @@ def condense(title: str, text: str, outlet: str | None = None, max_chars: int = 
     headline = clean_headline(title, outlet)
     if not headline:
         first = next(_content_sentences(text), None)
-        headline = _cut(first, max_chars) if first else (_normalise(outlet or "") or "Untitled")
-        summary = _summarise(_content_sentences(text), _words(headline), max_chars)
-    else:
-        summary = _summarise(_content_sentences(text), _words(headline), max_chars)
+        headline = (
+            _cut(first, min(max_chars, MAX_HEADLINE_CHARS)) if first else (_normalise(outlet or "") or "Untitled")
+        )
+    summary = _summarise(_content_sentences(text), headline, max_chars)
     return Condensed(headline=headline, summary=summary)

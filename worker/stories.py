@@ -28,6 +28,7 @@ from worker.dedupe import (
     index_terms,
     is_near_duplicate,
     lsh_buckets,
+    merge_features,
     story_score,
 )
 from worker.prepare import Prepared
@@ -136,6 +137,7 @@ def _join(record: StoryRecord, p: Prepared) -> StoryRecord:
     return record.model_copy(
         update={
             "entry": new_entry,
+            "features": merge_features(record.features, p.features),
             "feeds": list(dict.fromkeys([*record.feeds, p.item.feed])),
             "items": list(dict.fromkeys([*record.items, p.item.id])),
         }
