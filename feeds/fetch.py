@@ -6,7 +6,8 @@
 - the body is decompressed here, chunk by chunk, with a cap on the *decoded* size (gzip bombs stop at
   the cap, not after filling memory);
 - redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop checked against private, loopback
-  and link-local addresses unless ``allow_private`` (SSRF);
+  and link-local addresses before any connection is made, unless ``allow_private`` or the hop's exact
+  ``host:port`` is in ``allow_hosts`` (SSRF);
 - 429/503 ``Retry-After`` is parsed and reported so the scheduler can honour it.
 """
 
@@ -44,6 +45,7 @@ class FetchLimits(BaseModel):
     connect_timeout: float = 10.0
     max_body_bytes: int = 10 * 1024 * 1024
     allow_private: bool = False
+    allow_hosts: list[str] = []
     user_agent: str = "livebrief"
 
 
@@ -79,17 +81,28 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
-async def _check_host(feed_id: str, url: str, allow_private: bool) -> None:
-    """Refuse URLs that resolve to non-public addresses (every spelling: 127.1, 2130706433, ::ffff:...)."""
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def check_url(feed_id: str, url: str, limits: FetchLimits) -> None:
+    """Refuse, without connecting, a URL that is not http(s) or whose host resolves to a non-public address
+    (in every spelling: 127.1, 2130706433, [::ffff:127.0.0.1], localhost, 0.0.0.0, 169.254.169.254...).
+
+    ``allow_private`` allows everything; ``allow_hosts`` allows exact ``host:port`` pairs as spelled in the
+    URL, so allowing ``127.0.0.1:8080`` does not allow ``127.1:8080`` or ``localhost:6379``.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BlockedURLError(feed_id, f"only http(s) URLs are fetched, not {url!r}")
-    if allow_private:
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise BlockedURLError(feed_id, f"the URL {url!r} has an invalid port") from exc
+    if limits.allow_private or _host_port(parts.hostname, port) in limits.allow_hosts:
         return
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
+        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise FetchError(feed_id, f"cannot resolve host {parts.hostname!r}: {exc.strerror}") from exc
     for info in infos:
@@ -99,8 +112,8 @@ async def _check_host(feed_id: str, url: str, allow_private: bool) -> None:
         if not address.is_global or address.is_multicast:
             raise BlockedURLError(
                 feed_id,
-                f"{parts.hostname!r} resolves to {address}, a private/loopback address; "
-                "set polling.allow_private: true to allow it",
+                f"{_host_port(parts.hostname, port)} resolves to {address}, a private/loopback address; "
+                f"if it is a trusted intranet feed, add {_host_port(parts.hostname, port)!r} to polling.allow_hosts",
             )
 
 
@@ -168,7 +181,7 @@ async def _exchange(
         headers["If-Modified-Since"] = last_modified
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        await _check_host(feed_id, current, limits.allow_private)
+        await check_url(feed_id, current, limits)
         request = client.build_request("GET", current, headers=headers)
         try:
             response = await client.send(request, stream=True, follow_redirects=False)

@@ -41,6 +41,7 @@ _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9._:-]{1,40})""", r
 _MEANS_CP1252 = {"ascii", "latin-1", "iso8859-1"}
 # Characters XML 1.0 forbids; common in the wild (NUL, ESC colour codes) and fatal to a strict parser.
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]{0,32}[ -/]{0,4}[@-~]")
 _DECLARED_ENCODING = re.compile(r"""^(<\?xml[^>]*?encoding\s*=\s*)["'][^"']*["']""")
 _ROOT_NAME = re.compile(r"<([^\W\d][\w.:-]*)")
 _LITERAL = r"""(?:"[^"]*"|'[^']*')"""
@@ -182,7 +183,7 @@ def prepare_body(body: bytes, feed_id: str, content_type: str | None = None) -> 
         raise NotAFeedError(feed_id, "the body is empty" if not body else "the body is only whitespace")
     text, codec, warnings = decode_body(body, content_type)
     text = text.lstrip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[")):
         return PreparedBody("json", text, codec, warnings=warnings)
     if not text.startswith("<"):
         start = _FEED_START.search(text, 0, _JUNK_WINDOW)
@@ -191,6 +192,8 @@ def prepare_body(body: bytes, feed_id: str, content_type: str | None = None) -> 
         warnings.append(f"skipped {start.start()} characters before the document")
         text = text[start.start():]
     if _XML_ILLEGAL.search(text):
+        if "\x1b" in text:
+            text = _TERMINAL_ESCAPE.sub("", text)
         text = _XML_ILLEGAL.sub("", text)
         warnings.append("removed characters XML does not allow")
     text, root, version = _check_prolog(text, feed_id)

@@ -72,7 +72,8 @@ def next_after_failure(
 ) -> float:
     """Next due time after the ``failures``-th consecutive failure: exponential backoff with full jitter
     in its upper half, capped; a server's Retry-After wins when it asks for longer (bounded by the cap)."""
-    delay = min(cap, base * (2 ** max(0, failures - 1)))
+    # The exponent is bounded: 2**1100 does not fit a float, and a feed failing for years must stay scheduled.
+    delay = min(cap, base * 2.0 ** min(max(0, failures - 1), 64))
     delay = rng.uniform(delay / 2, delay)
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))

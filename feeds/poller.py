@@ -127,6 +127,7 @@ class Poller:
         self.limits = FetchLimits(
             timeout=config.polling.timeout, connect_timeout=config.polling.connect_timeout,
             max_body_bytes=config.polling.max_body_bytes, allow_private=config.polling.allow_private,
+            allow_hosts=config.polling.allow_hosts,
             user_agent=config.polling.user_agent,
         )
         self.feeds = {f.id: f for f in config.feeds if f.enabled}

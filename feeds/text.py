@@ -28,7 +28,9 @@ _MARKUP_LEFT = re.compile(r"<[a-zA-Z/!?]")
 _ENTITY_LEFT = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
 # C0/C1 controls except tab and newline, lone surrogates and non-characters: never valid in published text.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_WHITE = r"[ \t\r\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]"
+# Runs to fold into one space; a single plain space (the common case) is not even a match.
+_SPACES = re.compile(rf"{_WHITE}{{2,}}|[\t\r\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _BLANK_LINES = re.compile(r" ?\n[ \n]*")
 
 # HTML larger than this many times the output limit is cut before stripping: the work stays bounded for
@@ -44,7 +46,8 @@ def clean_text(value: str) -> str:
 
 def _strip_markup(fragment: str) -> str:
     text = _DROPPED.sub(" ", fragment)
-    text = _COMMENT.sub(" ", text)
+    if "<!" in text or "<?" in text:
+        text = _COMMENT.sub(" ", text)
     text = _BLOCK_TAG.sub("\n", text)
     text = _TAG.sub("", text)
     return html.unescape(text) if "&" in text else text

@@ -20,6 +20,7 @@ from livebrief.errors import ConfigError
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
 
 
 class _Strict(BaseModel):
@@ -64,9 +65,22 @@ class PollingConfig(_Strict):
     backoff_cap: float = Field(default=24 * 3600.0, gt=0, description="longest retry delay")
     allow_private: bool = Field(
         default=False,
-        description="allow feeds and redirects to loopback/private addresses (tests, intranets)",
+        description="allow feeds and redirects to any loopback/private address (a blanket switch)",
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="exact 'host:port' pairs allowed although private (intranet feeds, tests), the host "
+        "spelled as in the URL: '127.0.0.1:8080' does not allow '127.1:8080' or 'localhost:8080'",
     )
     user_agent: str = "livebrief/0.1 (+https://github.com/livebrief/livebrief)"
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _host_port_shape(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _HOST_PORT_RE.match(value):
+                raise ValueError(f"{value!r} must be 'host:port', e.g. '10.0.0.5:8080' or '[fd00::5]:443'")
+        return [value.lower() for value in values]
 
 
 class WorkerConfig(_Strict):

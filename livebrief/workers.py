@@ -1,17 +1,32 @@
 """Starting RQ workers for livebrief's queues (ingest first, then deliveries), with the scheduler on so
-retries with a delay and abandoned-job recovery run."""
+delayed retries run, and a watchdog that promptly recovers jobs of workers that died."""
 
 from __future__ import annotations
 
+import threading
+
 import redis
+import structlog
 from rq import Queue, SimpleWorker, Worker
 
 from livebrief.config import Config
 from livebrief.keys import Keys
+from livebrief.recovery import recover_abandoned
+
+log = structlog.get_logger(__name__)
+RECOVERY_INTERVAL = 5.0
 
 
 def queues(client: redis.Redis, keys: Keys) -> list[Queue]:
     return [Queue(keys.ingest_queue, connection=client), Queue(keys.delivery_queue, connection=client)]
+
+
+def _watchdog(client: redis.Redis, names: list[str], stop: threading.Event) -> None:
+    while not stop.wait(RECOVERY_INTERVAL):
+        try:
+            recover_abandoned(client, names)
+        except redis.RedisError as exc:  # Redis restarting: try again next round
+            log.warning("recovery_check_failed", error=str(exc))
 
 
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,
@@ -20,9 +35,23 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     from worker.runtime import configure
 
     configure(config)  # compile topics once, before forking work-horses
+    keys = Keys(config.prefix)
+    names = [keys.ingest_queue, keys.delivery_queue]
+    recover_abandoned(client, names)
+    stop = threading.Event()
+    if not burst:
+        # A separate connection: the worker's own is busy blocking on the queues.
+        pool = client.connection_pool
+        watcher = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs)
+        )
+        threading.Thread(target=_watchdog, args=(watcher, names, stop), daemon=True).start()
     worker_class = SimpleWorker if simple else Worker
-    worker = worker_class(queues(client, Keys(config.prefix)), connection=client, name=name)
-    return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
+    worker = worker_class(queues(client, keys), connection=client, name=name)
+    try:
+        return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
+    finally:
+        stop.set()
 
 
 def pending_jobs(client: redis.Redis, keys: Keys) -> int:

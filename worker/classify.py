@@ -159,7 +159,8 @@ _NUMBER = (
     r"|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 )
 _JOIN = r"[\s\-]+"  # "air strike" also matches "air-strike" and runs of spaces
-_GAP = r"(?:[\s\-]+[^\s]+){0,3}"  # "..." lets up to three words sit between two parts of a phrase
+# "..." lets up to four words, and the punctuation around them, sit between two parts of a phrase
+_GAP = r"(?:[\s\-,;:]+[^\s,;:]+){0,4}[,;:]?"
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 _WORD_RE = re.compile(r"\w+")
 
@@ -173,14 +174,19 @@ def _tokens(phrase: str) -> list[str]:
     tokens: list[str] = []
     current: list[str] = []
     depth = 0
+    in_class = False
     for ch in phrase:
-        if ch == "(":
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1
             if depth < 0:
                 raise _PhraseError(f"{phrase!r}: unbalanced ')'")
-        if ch.isspace() and depth == 0:
+        if ch.isspace() and depth == 0 and not in_class:
             if current:
                 tokens.append("".join(current))
                 current = []
@@ -204,6 +210,13 @@ def _token_regex(token: str, vocab: Mapping[str, list[str]], depth: int) -> str:
             if not out or out[-1] in ("(?:", "|"):
                 raise _PhraseError(f"{token!r}: '?' must follow a letter or a group")
             out.append("?")
+        elif ch == "[":
+            # a character class such as [sz] in "neutrali[sz]ed" is passed through as written
+            end = token.find("]", i + 1)
+            if end < 0:
+                raise _PhraseError(f"{token!r}: unbalanced '['")
+            out.append(token[i : end + 1])
+            i = end
         elif ch == "(":
             out.append("(?:")
         elif ch in ")|":
@@ -283,8 +296,11 @@ def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) ->
 
 
 def _phrase_regex(phrase: str, vocab: Mapping[str, list[str]]) -> str:
-    # whole words only: "war" must not match "warn", "aid" not "said"
-    return r"(?<![\w])" + _phrase_body(phrase, vocab) + r"(?![\w])"
+    # Whole words only: "war" must not match "warn", "aid" not "said". The matching "starts a word"
+    # check is put once in front of a whole alternation (see _alternation) rather than per phrase:
+    # then the regex engine rejects mid-word positions before trying any alternative, which is most of
+    # the speed of classify().
+    return _phrase_body(phrase, vocab) + r"(?!\w)"
 
 
 def _expand(phrases: Iterable[str], vocab: Mapping[str, list[str]], where: str) -> list[str]:
@@ -303,7 +319,8 @@ def _alternation(named: list[tuple[str, str, float]]) -> re.Pattern[str]:
     # At one position the first alternative that matches wins: the strongest rule, then the longest
     # pattern, so "missile strike" (0.95) is credited rather than "strike" near a war word (0.8).
     named = sorted(named, key=lambda item: (-item[2], -len(item[1])))
-    return re.compile("|".join(f"(?P<{name}>{rx})" for name, rx, _ in named), re.IGNORECASE)
+    body = "|".join(f"(?P<{name}>{rx})" for name, rx, _ in named)
+    return re.compile(rf"(?<!\w)(?:{body})", re.IGNORECASE)
 
 
 def _plain_alternation(
@@ -312,7 +329,7 @@ def _plain_alternation(
     if not phrases:
         return None
     regexes = sorted({_phrase_regex(p, vocab) for p in phrases}, key=len, reverse=True)
-    return re.compile("|".join(regexes), re.IGNORECASE)
+    return re.compile(r"(?<!\w)(?:" + "|".join(regexes) + ")", re.IGNORECASE)
 
 
 # --- loading ---------------------------------------------------------------------------------------

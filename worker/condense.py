@@ -24,7 +24,14 @@ from functools import lru_cache
 
 from pydantic import BaseModel
 
-__all__ = ["Condensed", "clean_headline", "condense", "is_boilerplate"]
+__all__ = [
+    "ELLIPSIS",
+    "MAX_HEADLINE_CHARS",
+    "Condensed",
+    "clean_headline",
+    "condense",
+    "is_boilerplate",
+]
 
 ELLIPSIS = "…"
 # Titles are bounded like every other input: a longer one is cut at a word boundary with "…".

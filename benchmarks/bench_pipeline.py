@@ -1,0 +1,206 @@
+"""Items per second through parse, dedupe, classify, condense and publish, next to its floor and a naive design.
+
+    .venv/bin/python benchmarks/bench_pipeline.py            # ~1.5 min on 2 cores
+    .venv/bin/python benchmarks/bench_pipeline.py --quick    # ~20 s
+    .venv/bin/python benchmarks/bench_pipeline.py --feeds 200 --naive-items 500
+    .venv/bin/python benchmarks/bench_pipeline.py --quick --profile   # needs `pip install pyinstrument`
+
+Feeds are generated RSS 2.0 documents, 50 entries each, with ~600-character HTML descriptions made from
+the shared headline corpus when present. Every measurement runs in this one process on the same bytes:
+
+(a) ``feedparser.parse`` alone: the floor any feed-based pipeline pays;
+(b) livebrief's ``parse_feed`` alone;
+(c) the full path: ``parse_feed`` -> ``Poller._enqueue_new`` (one RQ job per feed batch, as the poller
+    queues them) -> a real burst worker (``livebrief.workers.run_worker``) draining the ingest queue into
+    a throwaway redis-server; once with RQ's forking ``Worker`` and once with ``SimpleWorker``; the index
+    is emptied before each, so both see the same work;
+(d) the naive design: one RQ job per entry, RQ's forking ``Worker``, each job doing the same pure work
+    (``prepare``: classify, condense, sign) and then one round trip per operation (SET NX seen, XADD,
+    PUBLISH); run on a smaller sample, reported per item.
+
+Items/s is items in / wall time from the first parse to the empty queue. No asserts: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+
+import feedparser  # noqa: E402
+import redis  # noqa: E402
+from rq import Queue, Worker, get_current_job  # noqa: E402
+
+from feeds.parse import parse_feed  # noqa: E402
+from feeds.poller import Poller  # noqa: E402
+from livebrief.config import Config, FeedConfig  # noqa: E402
+from livebrief.keys import Keys  # noqa: E402
+from livebrief.models import Item  # noqa: E402
+from livebrief.workers import run_worker  # noqa: E402
+from worker.prepare import prepare  # noqa: E402
+from worker.runtime import configure, current  # noqa: E402
+
+NAIVE_QUEUE = "bench-naive"
+# By name, as the poller names its job: RQ refuses functions of __main__ (this file, run as a script).
+NAIVE_JOB = "bench_pipeline.naive_job"
+
+
+def naive_job(raw: dict[str, Any]) -> bool:
+    """The per-entry design: the same pure stages, then one Redis round trip per operation."""
+    job = get_current_job()
+    assert job is not None
+    client = job.connection
+    runtime = current()
+    settings = runtime.config.worker
+    item = Item.model_validate(raw)
+    p = prepare(item, runtime.topics, settings)
+    if not client.set(runtime.keys.seen(item.id), item.content_hash, nx=True, ex=settings.seen_ttl):
+        return False
+    body = p.condensed.model_dump_json()
+    client.xadd(runtime.keys.entries_stream, {"entry": body})
+    client.publish(runtime.keys.all_channel, body)
+    return True
+
+
+def _best(fn: Callable[[], int], repeat: int) -> tuple[int, float]:
+    best = float("inf")
+    count = 0
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        count = fn()
+        best = min(best, time.perf_counter() - start)
+    return count, best
+
+
+def _parse_all(docs: list[bytes], feeds: list[FeedConfig]) -> list[list[Item]]:
+    fetched = datetime.now(UTC)
+    return [parse_feed(d, feed_id=f.id, outlet=f.name, fetched=fetched).items for d, f in zip(docs, feeds)]
+
+
+def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: bool) -> dict[str, float]:
+    """Parse and queue every feed as the poller does, then drain with one burst worker."""
+    client.flushdb()  # our throwaway server: every variant starts from an empty index
+    keys = Keys(config.prefix)
+    poller = Poller(config, client, parse_workers=0)
+    feeds = list(poller.feeds.values())
+    gc.collect()
+    start = time.perf_counter()
+    items = 0
+    now = time.time()
+    for doc, feed in zip(docs, feeds):
+        parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
+        items += poller._enqueue_new(feed, parsed.items, now)
+    queued = time.perf_counter()
+    run_worker(config, client, burst=True, simple=simple)
+    done = time.perf_counter()
+    poller.close()
+    failed = Queue(keys.ingest_queue, connection=client).failed_job_registry.count
+    return {
+        "items": items, "queue_s": queued - start, "drain_s": done - queued, "total_s": done - start,
+        "stream": client.xlen(keys.entries_stream), "failed": failed,
+    }
+
+
+def _naive(config: Config, client: redis.Redis, items: list[Item]) -> dict[str, float]:
+    client.flushdb()
+    configure(config)
+    queue = Queue(NAIVE_QUEUE, connection=client)
+    payloads = [item.model_dump(mode="json") for item in items]
+    gc.collect()
+    start = time.perf_counter()
+    for raw in payloads:
+        queue.enqueue_call(NAIVE_JOB, args=(raw,), result_ttl=600)
+    queued = time.perf_counter()
+    Worker([queue], connection=client).work(burst=True, with_scheduler=True, logging_level="WARNING")
+    done = time.perf_counter()
+    return {
+        "items": len(items), "queue_s": queued - start, "drain_s": done - queued, "total_s": done - start,
+        "stream": client.xlen(Keys(config.prefix).entries_stream), "failed": queue.failed_job_registry.count,
+    }
+
+
+def _profile(config: Config, client: redis.Redis, docs: list[bytes]) -> None:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print("\n--profile needs pyinstrument: .venv/bin/pip install pyinstrument (not a project dependency)")
+        return
+    profiler = Profiler(interval=0.001)
+    profiler.start()
+    _full_path(config, client, docs, simple=True)
+    profiler.stop()
+    print("\nprofile of the full path with SimpleWorker (pyinstrument, wall time):")
+    print(profiler.output_text(unicode=False, color=False, show_all=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--feeds", type=int, default=60, help="feeds for (a)-(c), 50 entries each (default 60)")
+    parser.add_argument("--entries", type=int, default=50, help="entries per feed (default 50)")
+    parser.add_argument("--naive-items", type=int, default=200, help="entries for the naive baseline (default 200)")
+    parser.add_argument("--quick", action="store_true", help="~20 s: 16 feeds, 60 naive entries")
+    parser.add_argument("--profile", action="store_true", help="also profile the full path (pyinstrument)")
+    ns = parser.parse_args(argv)
+    if ns.quick:
+        ns.feeds, ns.naive_items = 16, 60
+    quiet_logs()
+
+    titles, source = headlines()
+    factory = FeedFactory(titles, entries=ns.entries, desc_chars=600)
+    docs = [factory.feed(i) for i in range(ns.feeds)]
+    size = sum(map(len, docs)) / len(docs)
+    print(f"{ns.feeds} feeds x {ns.entries} entries, {size / 1024:.1f} KiB per feed on average; text from {source}")
+
+    with throwaway_redis() as (server, client):
+        feed_rows = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": f"http://127.0.0.1:9/feed{i}.xml"}
+                     for i in range(ns.feeds)]
+        config = make_config(server.url, feed_rows)
+        configure(config)
+        feeds = [FeedConfig(**row) for row in feed_rows]
+
+        repeat = 2 if ns.quick else 3
+        fp_n, fp_s = _best(lambda: sum(len(feedparser.parse(d).entries) for d in docs), repeat)
+        pf_n, pf_s = _best(lambda: sum(len(items) for items in _parse_all(docs, feeds)), repeat)
+        fp_rate, pf_rate = fp_n / fp_s, pf_n / pf_s
+
+        fork = _full_path(config, client, docs, simple=False)
+        simple = _full_path(config, client, docs, simple=True)
+        parsed = [item for items in _parse_all(docs, feeds) for item in items]
+        naive = _naive(config, client, parsed[: ns.naive_items])
+
+        naive_rate = naive["items"] / naive["total_s"]
+        rows: list[list[object]] = [
+            ["(a) feedparser.parse alone (floor)", fp_n, fp_s, fp_rate, 1.0, "-", "best of %d" % repeat],
+            ["(b) livebrief parse_feed alone", pf_n, pf_s, pf_rate, pf_rate / fp_rate, "-", "best of %d" % repeat],
+        ]
+        for label, run in (("(c) full path, RQ Worker (fork per job)", fork),
+                           ("(c) full path, RQ SimpleWorker", simple)):
+            rate = run["items"] / run["total_s"]
+            rows.append([label, int(run["items"]), run["total_s"], rate, rate / fp_rate, rate / naive_rate,
+                         f"parse+queue {run['queue_s']:.1f} s, drain {run['drain_s']:.1f} s; "
+                         f"{run['stream']:,} stream entries, {run['failed']} failed jobs"])
+        rows.append(["(d) naive: job per entry, fork, 1 RTT per op", int(naive["items"]), naive["total_s"], naive_rate,
+                     naive_rate / fp_rate, 1.0,
+                     f"queue {naive['queue_s']:.1f} s, drain {naive['drain_s']:.1f} s; "
+                     f"{naive['stream']:,} stream entries, {naive['failed']} failed jobs"])
+        print_table("pipeline throughput (items/s; ratios against (a) and (d) measured in this run)",
+                    ["measurement", "items", "seconds", "items/s", "vs feedparser", "vs naive", "notes"], rows)
+        full = fork["items"] / fork["total_s"]
+        print_table("goals (issue 6)", ["goal", "target", "measured (forking Worker)"], [
+            ["full / feedparser", ">= 0.6", f"{full / fp_rate:.2f}"],
+            ["full / naive", ">= 30x", f"{full / naive_rate:.1f}x"],
+        ])
+        print_machine(client)
+        if ns.profile:
+            _profile(config, client, docs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

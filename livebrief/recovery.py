@@ -1,0 +1,89 @@
+"""Prompt recovery of jobs whose worker died.
+
+RQ notices a killed work-horse at once, but when a whole worker process dies (SIGKILL, OOM, a lost
+machine) its job stays in the started registry until its heartbeat runs out (about 90 s), and only then
+is it retried. ``recover_abandoned`` closes that gap: a started job whose worker is provably dead is
+handed to RQ's own retry now. "Provably dead": the worker's registration key is gone, or the worker ran
+on this host and its process no longer exists. A worker on another host that is merely slow is left
+alone; RQ's heartbeat-based cleanup still covers it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from typing import cast
+
+import redis
+import structlog
+from rq import Queue
+from rq.exceptions import AbandonedJobError, NoSuchJobError
+from rq.executions import Execution
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.timeouts import UnixSignalDeathPenalty
+from rq.worker import Worker
+
+log = structlog.get_logger(__name__)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_is_dead(client: redis.Redis, worker_name: str, hostname: str | None = None) -> bool:
+    """True when the named worker has certainly stopped (see the module docstring)."""
+    if not worker_name:
+        return False
+    key = f"{Worker.redis_worker_namespace_prefix}{worker_name}"
+    raw = cast(dict[bytes, bytes], client.hgetall(key))
+    if not raw:
+        return True
+    host = raw.get(b"hostname", b"").decode()
+    pid = raw.get(b"pid", b"").decode()
+    if host == (hostname or socket.gethostname()) and pid.isdigit():
+        return not _process_exists(int(pid))
+    return False
+
+
+def recover_abandoned(client: redis.Redis, queue_names: list[str]) -> int:
+    """Retry (or fail, when out of retries) every started job of these queues whose worker is dead."""
+    recovered = 0
+    for name in queue_names:
+        queue = Queue(name, connection=client)
+        registry = StartedJobRegistry(queue=queue)
+        for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+            try:
+                execution = Execution.fetch(execution_id, job_id, client)
+                worker_name = execution.worker_name
+            except (ValueError, KeyError, TypeError):
+                worker_name = ""  # execution record expired: nothing claims the job any more
+            if worker_name and not worker_is_dead(client, worker_name):
+                continue
+            try:
+                job = Job.fetch(job_id, connection=client)
+            except NoSuchJobError:
+                client.zrem(registry.key, f"{job_id}:{execution_id}")
+                continue
+            job.execute_failure_callback(
+                UnixSignalDeathPenalty, AbandonedJobError, AbandonedJobError(), traceback.extract_stack()
+            )
+            with client.pipeline() as pipe:
+                pipe.zrem(registry.key, f"{job_id}:{execution_id}")
+                if job.retries_left:
+                    job.retry(queue, pipe)
+                else:
+                    job.set_status("failed", pipeline=pipe)  # type: ignore[arg-type]
+                    job._handle_failure("worker died while running the job", pipe, worker_name="")
+                pipe.execute()
+            recovered += 1
+            log.warning("abandoned_job_recovered", job=job_id, worker=worker_name or "(unknown)",
+                        retried=bool(job.retries_left))
+    return recovered

@@ -1,0 +1,36 @@
+"""Small builders shared by tests: items as the real parser makes them."""
+
+from __future__ import annotations
+
+import random
+import zlib
+from datetime import UTC, datetime, timedelta
+
+from feeds.parse import content_hash, item_id
+from livebrief.models import Item
+
+_SYLLABLES = "ba ko ri te ml va zu no pe la dri sto vek mar ol un isk gor tan bel".split()
+
+
+def pseudo_word(rng: random.Random) -> str:
+    return "".join(rng.choice(_SYLLABLES) for _ in range(3))
+
+
+def make_item(feed: str, n: int, *, title: str | None = None, text: str | None = None,
+              url: str | None = None, published: datetime | None = None) -> Item:
+    """A distinct, realistic-looking item: its own invented names, so unrelated items never merge."""
+    rng = random.Random(zlib.crc32(f"{feed}:{n}".encode()))
+    w = [pseudo_word(rng) for _ in range(10)]
+    title = title or f"{w[0].title()} council approves {w[1]} plan for {w[2].title()} district"
+    text = text or (
+        f"The council of {w[0].title()} approved the {w[1]} plan on Monday after {n + 3} months of debate. "
+        f"Work on the {w[3]} and the {w[4]} near {w[5].title()} starts in spring, and {w[6]} residents "
+        f"will be consulted on the {w[7]} and {w[8]} before {w[9].title()} opens."
+    )
+    url = url or f"https://{feed}.example/news/{n}"
+    published = published or datetime(2022, 3, 29, 6, 0, tzinfo=UTC) + timedelta(minutes=n)
+    return Item(
+        id=item_id(feed, f"{feed}-{n}", url, title), feed=feed, outlet=feed.title(), guid=f"{feed}-{n}",
+        url=url, title=title, text=text, published=published, fetched=datetime.now(UTC),
+        content_hash=content_hash(title, text),
+    )

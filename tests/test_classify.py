@@ -1,0 +1,349 @@
+"""Specifications of the topic classifier (worker/classify.py) and its evaluation (worker/evaluate_topics.py).
+
+The shipped rule set is config/topics.yaml; rule-kind tests load small definitions written to tmp_path.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from livebrief.errors import ConfigError
+from worker.classify import Classification, TopicSet, classify, load_topics
+from worker.evaluate_topics import evaluate, format_report, join_corpus, main
+
+ROOT = Path(__file__).resolve().parent.parent
+TOPICS_FILE = ROOT / "config" / "topics.yaml"
+SMALL_EVAL = Path(__file__).resolve().parent / "fixtures" / "topics-eval-small.jsonl"
+
+
+@pytest.fixture(scope="module")
+def topics() -> TopicSet:
+    return load_topics(TOPICS_FILE)
+
+
+def topics_of(title: str, topics: TopicSet, text: str = "") -> list[str]:
+    return classify(title, text, topics).topics
+
+
+def write_topics(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "topics.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+# --- the shipped definitions: what each topic covers ----------------------------------------------
+
+
+def test_missile_strike_that_kills_civilians_is_strikes_and_humanitarian(topics: TopicSet) -> None:
+    title = "Russian missile strike on shopping centre in Kremenchuk kills 18"
+    assert sorted(topics_of(title, topics)) == ["humanitarian", "strikes"]
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Russian forces pound Kharkiv with artillery overnight",
+        "Explosions rock Kyiv as air raid sirens sound",
+        "Ukraine launches counteroffensive in the south",
+        "Ukrainian drone hits oil refinery in Russia's Rostov region",
+        "Car bomb kills Russian-installed official in occupied Melitopol",
+    ],
+)
+def test_armed_attacks_under_way_are_strikes(topics: TopicSet, title: str) -> None:
+    assert "strikes" in topics_of(title, topics)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Russia and Ukraine agree to continue ceasefire talks",
+        "Lavrov meets Kuleba in Antalya, no progress on ceasefire",
+        "Macron calls Putin in bid to defuse Ukraine crisis",
+        "NATO formally invites Finland and Sweden to join the alliance",
+    ],
+)
+def test_diplomacy_between_governments_is_talks(topics: TopicSet, title: str) -> None:
+    assert "talks" in topics_of(title, topics)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Over a million refugees have fled Ukraine, UN says",
+        "Humanitarian corridor opens for civilians trapped in Mariupol",
+        "Russia accused of deporting Ukrainian children to filtration camps",
+        "Kyiv will need a decade to demine liberated territory",
+    ],
+)
+def test_what_happens_to_civilians_is_humanitarian(topics: TopicSet, title: str) -> None:
+    assert "humanitarian" in topics_of(title, topics)
+
+
+# --- the shipped definitions: traps ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Amazon workers plan Black Friday strikes over pay",
+        "Teachers' union votes to strike next month",
+        "Apple strikes back, taking Russia's market regulator to court",
+        "Oil major strikes a deal with Russian supplier",
+    ],
+)
+def test_labour_strikes_and_figurative_strikes_are_not_strikes(topics: TopicSet, title: str) -> None:
+    assert topics_of(title, topics) == []
+
+
+def test_bomb_cyclone_is_weather_not_strikes(topics: TopicSet) -> None:
+    assert topics_of("A bomb cyclone will unleash snow on the east coast", topics) == []
+
+
+def test_attack_ad_is_politics_not_strikes(topics: TopicSet) -> None:
+    assert topics_of("Newsom targets DeSantis in attack ad: freedom is under attack", topics) == []
+
+
+def test_warning_of_an_attack_that_has_not_happened_is_not_strikes(topics: TopicSet) -> None:
+    assert topics_of("US warns Russia has plans for 'large scale' attack on Ukraine", topics) == []
+
+
+def test_climate_summit_is_not_talks(topics: TopicSet) -> None:
+    assert topics_of("Oil lease sale held days after climate summit", topics) == []
+
+
+def test_celebrity_who_talks_about_a_show_is_not_talks(topics: TopicSet) -> None:
+    title = "'Peacemaker' director James Gunn talks hair-metal playlist and opening credits"
+    assert topics_of(title, topics) == []
+
+
+def test_trailer_for_a_show_named_peacemaker_is_no_topic(topics: TopicSet) -> None:
+    assert topics_of("Peacemaker | Official Trailer | HBO Max", topics) == []
+
+
+def test_company_in_talks_to_buy_is_not_talks(topics: TopicSet) -> None:
+    assert topics_of("Netflix in talks to acquire video game studio", topics) == []
+
+
+def test_lawsuit_by_refugees_is_not_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Rohingya refugees sue Facebook for $150B", topics) == []
+
+
+def test_evacuating_diplomats_is_not_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Russia evacuating diplomatic staff from Ukraine", topics) == []
+
+
+def test_weapons_deliveries_are_no_topic(topics: TopicSet) -> None:
+    assert topics_of("Estonia sending anti-aircraft missiles to Ukraine", topics) == []
+
+
+def test_summary_text_is_read_with_the_title(topics: TopicSet) -> None:
+    result = classify("Overnight in the east", "Russian shelling hit Kramatorsk again.", topics)
+    assert "strikes" in result.topics
+
+
+# --- scores and evidence --------------------------------------------------------------------------
+
+
+def test_every_topic_gets_a_score_between_zero_and_one(topics: TopicSet) -> None:
+    result = classify("Missile strike kills 18 as peace talks stall", "", topics)
+    assert set(result.scores) == set(topics.names)
+    assert all(0.0 <= s <= 1.0 for s in result.scores.values())
+
+
+def test_evidence_names_the_phrases_that_fired(topics: TopicSet) -> None:
+    result = classify("Russian missile strike on Odesa", "", topics)
+    assert any("missile strike" in e for e in result.evidence["strikes"])
+
+
+def test_item_about_nothing_has_no_topics_and_zero_scores(topics: TopicSet) -> None:
+    result = classify("Pringles wants a spider named after it", "", topics)
+    assert result == Classification(topics=[], scores=dict.fromkeys(topics.names, 0.0), evidence={})
+
+
+# --- each rule kind, on definitions written for the test ------------------------------------------
+
+
+def test_weighted_phrases_combine_as_noisy_or(tmp_path: Path) -> None:
+    topics = load_topics(
+        write_topics(tmp_path, "topics:\n  fruit:\n    phrases:\n      0.5: [apple, pear]\n")
+    )
+    assert classify("an apple", "", topics).scores["fruit"] == 0.5
+    assert classify("an apple and a pear", "", topics).scores["fruit"] == 0.75
+
+
+def test_phrase_matches_whole_words_and_star_endings(tmp_path: Path) -> None:
+    topics = load_topics(write_topics(tmp_path, "topics:\n  war:\n    phrases:\n      0.9: [bombard*]\n"))
+    assert classify("City bombarded overnight", "", topics).topics == ["war"]
+    assert classify("Warning about bombs", "", topics).topics == []
+
+
+def test_exclusion_hides_its_words_from_positive_phrases(tmp_path: Path) -> None:
+    body = "topics:\n  strikes:\n    phrases:\n      0.9: [strike*]\n    exclude: [strikes back]\n"
+    topics = load_topics(write_topics(tmp_path, body))
+    assert classify("Empire strikes back", "", topics).topics == []
+    assert classify("Strikes on the port", "", topics).topics == ["strikes"]
+
+
+def test_context_rule_counts_only_near_its_context(tmp_path: Path) -> None:
+    body = (
+        "topics:\n  war:\n    rules:\n"
+        "      - {match: [attack], weight: 0.8, near: [troops, missile], window: 3}\n"
+    )
+    topics = load_topics(write_topics(tmp_path, body))
+    assert classify("Troops attack the town", "", topics).topics == ["war"]
+    assert classify("Shark attack on the beach", "", topics).topics == []
+    far = "Troops were seen on the road long before anyone spoke of an attack"
+    assert classify(far, "", topics).topics == []
+
+
+def test_unless_near_blocks_a_rule_and_says_so_in_evidence(tmp_path: Path) -> None:
+    body = (
+        "topics:\n  war:\n    rules:\n"
+        "      - {match: [attack], weight: 0.8, near: [troops], unless_near: [warn*]}\n"
+    )
+    topics = load_topics(write_topics(tmp_path, body))
+    result = classify("Officials warn troops may attack", "", topics)
+    assert result.topics == []
+    assert any("ignored near 'warn'" in e for e in result.evidence["war"])
+
+
+def test_dampener_lowers_the_score(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      0.8: [airstrike]\n    dampen:\n      0.5: [warns]\n"
+    topics = load_topics(write_topics(tmp_path, body))
+    assert classify("Airstrike on the depot", "", topics).scores["war"] == 0.8
+    assert classify("Army warns of airstrike", "", topics).scores["war"] == 0.4
+
+
+def test_threshold_is_set_per_topic(tmp_path: Path) -> None:
+    body = (
+        "topics:\n"
+        "  strict:\n    threshold: 0.9\n    phrases:\n      0.7: [ceasefire]\n"
+        "  lenient:\n    threshold: 0.3\n    phrases:\n      0.7: [ceasefire]\n"
+    )
+    topics = load_topics(write_topics(tmp_path, body))
+    assert classify("Ceasefire holds", "", topics).topics == ["lenient"]
+
+
+def test_vocabulary_can_be_used_inside_a_phrase(tmp_path: Path) -> None:
+    body = (
+        "vocab:\n  leaders: [putin, macron]\n"
+        "topics:\n  talks:\n    phrases:\n      0.9: ['@leaders calls @leaders']\n"
+    )
+    topics = load_topics(write_topics(tmp_path, body))
+    assert classify("Macron calls Putin", "", topics).topics == ["talks"]
+    assert classify("Macron calls for calm", "", topics).topics == []
+
+
+def test_a_user_added_topic_needs_no_code(tmp_path: Path) -> None:
+    body = (
+        "topics:\n  energy:\n    description: gas and oil supply\n"
+        "    phrases:\n      0.8: [gas pipeline*, nord stream]\n"
+        "    rules:\n      - {match: [gas], weight: 0.5, near: [russia*, europe]}\n"
+    )
+    topics = load_topics(write_topics(tmp_path, body))
+    assert topics.names == ["energy"]
+    assert classify("Nord Stream flows cut again", "", topics).topics == ["energy"]
+    assert classify("Russian gas to Europe falls", "", topics).topics == ["energy"]
+    assert classify("Gas prices at the pump", "", topics).topics == []
+
+
+# --- load_topics errors ---------------------------------------------------------------------------
+
+
+def test_missing_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError) as err:
+        load_topics(path)
+    assert err.value.path == str(path)
+
+
+def test_invalid_yaml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_topics(write_topics(tmp_path, "topics: [unclosed\n"))
+
+
+def test_weight_out_of_range_names_the_topic_and_field(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      1.5: [shelling]\n"
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, body))
+    assert any("topics.war.phrases" in p and "1.5" in p for p in err.value.problems)
+
+
+def test_unknown_field_is_reported(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      0.5: [shelling]\n    treshold: 0.4\n"
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, body))
+    assert any("topics.war.treshold" in p for p in err.value.problems)
+
+
+def test_unknown_vocabulary_is_reported(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    rules:\n      - {match: [attack], weight: 0.5, near: ['@nowhere']}\n"
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, body))
+    assert any("topics.war" in p and "@nowhere" in p for p in err.value.problems)
+
+
+def test_bad_raw_regex_is_reported(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      0.5: ['re:(unclosed']\n"
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        load_topics(write_topics(tmp_path, body))
+
+
+def test_topic_without_rules_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="topics.empty"):
+        load_topics(write_topics(tmp_path, "topics:\n  empty:\n    description: nothing\n"))
+
+
+def test_file_without_topics_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="topics"):
+        load_topics(write_topics(tmp_path, "vocab: {}\n"))
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+
+def test_evaluation_on_the_small_fixture_set(topics: TopicSet) -> None:
+    report = evaluate(SMALL_EVAL, topics)
+    assert report.items == 18
+    assert report.macro_f1 >= 0.9
+    assert report.none_accuracy == 1.0
+    text = format_report(report)
+    assert "macro-F1" in text and "strikes" in text
+
+
+def test_evaluation_counts_false_positives_and_lists_mistakes(tmp_path: Path) -> None:
+    topics = load_topics(write_topics(tmp_path, "topics:\n  war:\n    phrases:\n      0.9: [attack]\n"))
+    records = [
+        {"id": "a", "title": "Attack on the port", "topics": ["war"]},
+        {"id": "b", "title": "Shark attack", "topics": []},
+        {"id": "c", "title": "Quiet day", "topics": []},
+    ]
+    report = evaluate(records, topics)
+    assert (report.per_topic["war"].tp, report.per_topic["war"].fp) == (1, 1)
+    assert report.none_accuracy == 0.5
+    assert [m.id for m in report.mistakes] == ["b"]
+
+
+def test_labels_without_text_are_joined_to_a_corpus_by_id() -> None:
+    joined, missing = join_corpus(
+        [{"id": "x", "topics": []}, {"id": "y", "topics": []}], {"x": "A headline"}
+    )
+    assert joined == [{"id": "x", "topics": [], "title": "A headline"}]
+    assert missing == ["y"]
+
+
+def test_cli_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(SMALL_EVAL), "--topics", str(TOPICS_FILE)]) == 0
+    assert "macro-F1" in capsys.readouterr().out
+
+
+# --- speed ----------------------------------------------------------------------------------------
+
+
+def test_loading_the_shipped_topics_takes_under_a_second() -> None:
+    start = time.perf_counter()
+    load_topics(TOPICS_FILE)
+    assert time.perf_counter() - start < 1.0

@@ -1,0 +1,429 @@
+"""Network faults against misbehaving servers on 127.0.0.1: every one costs its own feed one recorded,
+backed-off error, within the fetch deadline, and never the other feeds in the same poll."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+import time
+import tracemalloc
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+
+from feeds.fetch import MAX_REDIRECTS, FetchLimits, check_url, fetch_feed, make_client
+from feeds.health import FeedState, FeedStates
+from feeds.poller import Poller, PollReport
+from livebrief.config import Config
+from livebrief.errors import (
+    BlockedURLError,
+    ConfigError,
+    FetchError,
+    FetchTimeoutError,
+    TooLargeError,
+)
+from livebrief.feedserver import FeedServer, Handler
+from livebrief.keys import Keys
+from tests.conftest import fixture_bytes, make_config
+
+WIRE = fixture_bytes("pipeline/wire-a.xml")  # three items
+KEYS = Keys("livebrief")
+DEADLINE = 2.0  # polling.timeout in the tests that hang on purpose
+SLACK = 5.0  # "no hang": a poll returns within the deadline plus this
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def feed(feed_id: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"id": feed_id, "name": feed_id.title(), "url": url, **extra}
+
+
+def poll(config: Config, client: redis.Redis, *, force: bool = True) -> tuple[PollReport, dict[str, FeedState]]:
+    """One poll by a fresh poller (parsing inline), and every configured feed's state afterwards."""
+    poller = Poller(config, client, parse_workers=0, rng=random.Random(5))
+    try:
+        report = asyncio.run(poller.poll_once(force=force))
+    finally:
+        poller.close()
+    return report, FeedStates(client, KEYS).get_many([f.id for f in config.feeds])
+
+
+def queued_items(client: redis.Redis) -> Counter[str]:
+    """How many items each feed has in the ingest queue."""
+    jobs = Queue(KEYS.ingest_queue, connection=client).get_jobs()
+    return Counter(item["feed"] for job in jobs for item in job.args[0])
+
+
+def fetch(url: str, limits: FetchLimits, feed_id: str = "probe") -> Any:
+    async def go() -> Any:
+        async with make_client(limits) as http:
+            return await fetch_feed(http, feed_id, url, limits)
+
+    return asyncio.run(go())
+
+
+def respond(status: int, headers: dict[str, str] | None = None, body: bytes = b"") -> Handler:
+    """A route answering ``status`` with ``headers`` and ``body``."""
+
+    def handle(req: BaseHTTPRequestHandler) -> bool:
+        req.send_response(status)
+        for name, value in (headers or {}).items():
+            req.send_header(name, value)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+        return True
+
+    return handle
+
+
+def trickle(raw: bytes, start: int, every: float = 0.5) -> Handler:
+    """Slow loris: sends ``raw[:start]`` at once, then one byte every ``every`` seconds."""
+
+    def handle(req: BaseHTTPRequestHandler) -> bool:
+        req.close_connection = True
+        try:
+            req.wfile.write(raw[:start])
+            for i in range(start, min(len(raw), start + 60)):  # at most ~30 s, even if nobody hangs up
+                time.sleep(every)
+                req.wfile.write(raw[i : i + 1])
+        except OSError:
+            pass  # the client gave up, as it should
+        return True
+
+    return handle
+
+
+def reset_mid_body(body: bytes) -> Handler:
+    """Sends the headers and half the body, then resets the connection (RST, via SO_LINGER 0)."""
+
+    def handle(req: BaseHTTPRequestHandler) -> bool:
+        req.close_connection = True
+        req.send_response(200)
+        req.send_header("Content-Type", "application/rss+xml")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body[: len(body) // 2])
+        time.sleep(0.2)  # let the client read into the body first
+        req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        req.connection.close()
+        return True
+
+    return handle
+
+
+def stream(headers: dict[str, str], body: bytes, chunk: int = 64 * 1024) -> Handler:
+    """A 200 with ``headers``, the body written in chunks until done or the client hangs up."""
+
+    def handle(req: BaseHTTPRequestHandler) -> bool:
+        req.close_connection = True
+        req.send_response(200)
+        for name, value in headers.items():
+            req.send_header(name, value)
+        req.end_headers()
+        try:
+            for start in range(0, len(body), chunk):
+                req.wfile.write(body[start : start + chunk])
+        except OSError:
+            pass  # the client stopped reading at its cap
+        return True
+
+    return handle
+
+
+def gzip_bomb(decoded_bytes: int) -> bytes:
+    """``decoded_bytes`` of zeros, gzip-compressed a megabyte at a time (never all in memory)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    parts = [z.compress(zeros) for _ in range(decoded_bytes >> 20)]
+    parts.append(z.flush())
+    return b"".join(parts)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose connections the kernel completes and nothing ever reads from or answers."""
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as sock:
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def other_server() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        yield server
+
+
+# --- timeouts --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("trickled", ["whole response", "body only"])
+def test_slow_loris_fails_at_the_total_deadline_and_others_still_succeed(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, trickled: str
+) -> None:
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {len(WIRE)}\r\n\r\n"
+    raw = head.encode() + WIRE
+    feed_server.route("/slow.xml", trickle(raw, start=0 if trickled == "whole response" else len(head)))
+    feed_server.set("/good.xml", WIRE)
+    config = make_config(
+        redis_url, [feed("slow", feed_server.url("/slow.xml")), feed("good", feed_server.url("/good.xml"))],
+        polling={"timeout": DEADLINE},
+    )
+
+    started = time.monotonic()
+    report, states = poll(config, client)
+
+    assert time.monotonic() - started < DEADLINE + SLACK
+    assert states["slow"].last_error_kind == FetchTimeoutError.kind
+    assert states["slow"].failures == 1
+    assert states["good"].failures == 0 and states["good"].last_success is not None
+    assert queued_items(client) == {"good": 3}
+
+
+def test_server_that_never_answers_fails_at_the_total_deadline_and_others_still_succeed(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, silent_port: int
+) -> None:
+    feed_server.set("/good.xml", WIRE)
+    config = make_config(
+        redis_url,
+        [feed("silent", f"http://127.0.0.1:{silent_port}/feed.xml"), feed("good", feed_server.url("/good.xml"))],
+        polling={"timeout": DEADLINE},
+    )
+
+    started = time.monotonic()
+    report, states = poll(config, client)
+
+    assert time.monotonic() - started < DEADLINE + SLACK
+    assert states["silent"].last_error_kind == FetchTimeoutError.kind
+    assert set(report.errors) == {"silent"}
+    assert queued_items(client) == {"good": 3}
+
+
+def test_timeout_error_names_the_feed_and_the_deadline(silent_port: int) -> None:
+    limits = FetchLimits(timeout=1.0, allow_private=True)
+
+    with pytest.raises(FetchTimeoutError) as caught:
+        fetch(f"http://127.0.0.1:{silent_port}/feed.xml", limits, feed_id="quiet-desk")
+
+    assert str(caught.value).startswith("feed 'quiet-desk': ")
+    assert caught.value.feed_id == "quiet-desk"
+
+
+# --- broken connections and redirects ---------------------------------------------------------------------
+
+def test_connection_reset_mid_body_is_a_fetch_error_and_others_are_unaffected(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.route("/reset.xml", reset_mid_body(WIRE))
+    feed_server.set("/good.xml", WIRE)
+    config = make_config(
+        redis_url, [feed("reset", feed_server.url("/reset.xml")), feed("good", feed_server.url("/good.xml"))]
+    )
+
+    report, states = poll(config, client)
+
+    assert states["reset"].last_error_kind == FetchError.kind
+    assert states["reset"].failures == 1
+    assert report.errors.keys() == {"reset"}
+    assert queued_items(client) == {"good": 3}
+
+
+def test_connection_reset_error_names_the_feed(feed_server: FeedServer) -> None:
+    feed_server.route("/reset.xml", reset_mid_body(WIRE))
+
+    with pytest.raises(FetchError) as caught:
+        fetch(feed_server.url("/reset.xml"), FetchLimits(allow_private=True), feed_id="wire-z")
+
+    assert type(caught.value) is FetchError
+    assert str(caught.value).startswith("feed 'wire-z': ")
+
+
+def test_redirect_loop_stops_after_max_redirects(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.route("/loop", respond(302, {"Location": "/loop"}))
+    feed_server.set("/good.xml", WIRE)
+    config = make_config(redis_url, [feed("loop", feed_server.url("/loop")), feed("good", feed_server.url("/good.xml"))])
+
+    report, states = poll(config, client)
+
+    assert feed_server.count("/loop") == MAX_REDIRECTS + 1
+    assert states["loop"].last_error_kind == FetchError.kind
+    assert "redirect" in (states["loop"].last_error or "")
+    assert queued_items(client) == {"good": 3}
+
+
+# --- SSRF ---------------------------------------------------------------------------------------------------
+
+# A redirect from the allowed feed host to each of these must be refused. ``{port}`` is the allowed
+# server's port (so a wrong spelling of the allowed host is refused too), ``{other}`` another local server's.
+LOOPBACK_SPELLINGS = [
+    "http://127.1:{port}/feed.xml",
+    "http://2130706433:{port}/feed.xml",
+    "http://[::ffff:127.0.0.1]:{port}/feed.xml",
+    "http://localhost:{port}/feed.xml",
+    "http://localhost:{other}/feed.xml",
+    "http://127.0.0.1:{other}/feed.xml",
+    "http://0.0.0.0:{port}/feed.xml",
+]
+# Outside loopback: refused before any connection; the test never sends them traffic.
+NON_LOOPBACK = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.1:{port}/feed.xml",
+]
+
+
+@pytest.mark.parametrize("target", LOOPBACK_SPELLINGS + NON_LOOPBACK)
+def test_redirect_to_a_private_address_is_blocked_in_every_spelling(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, other_server: FeedServer, target: str
+) -> None:
+    url = target.format(port=feed_server.port, other=other_server.port)
+    allowed = f"127.0.0.1:{feed_server.port}"
+    # The check alone refuses first, so a regression fails here instead of connecting anywhere.
+    with pytest.raises(BlockedURLError):
+        asyncio.run(check_url("ssrf", url, FetchLimits(allow_hosts=[allowed])))
+    feed_server.route("/start.xml", respond(302, {"Location": url}))
+    feed_server.set("/feed.xml", WIRE)
+    other_server.set("/feed.xml", WIRE)
+    config = make_config(
+        redis_url, [feed("ssrf", feed_server.url("/start.xml"))],
+        polling={"allow_private": False, "allow_hosts": [allowed]},
+    )
+
+    report, states = poll(config, client)
+
+    assert states["ssrf"].last_error_kind == BlockedURLError.kind
+    assert "private/loopback" in report.errors["ssrf"]
+    assert feed_server.count("/start.xml") == 1
+    assert feed_server.count("/feed.xml") == 0 and other_server.requests == []
+    assert queued_items(client) == {}
+
+
+def test_allow_hosts_admits_exactly_the_listed_host_and_port(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.set("/feed.xml", WIRE)
+    config = make_config(
+        redis_url, [feed("intranet", feed_server.url("/feed.xml"))],
+        polling={"allow_private": False, "allow_hosts": [f"127.0.0.1:{feed_server.port}"]},
+    )
+
+    report, states = poll(config, client)
+
+    assert report.errors == {}
+    assert queued_items(client) == {"intranet": 3}
+
+
+def test_private_feed_is_blocked_without_allow_hosts_and_the_error_names_the_feed(feed_server: FeedServer) -> None:
+    feed_server.set("/feed.xml", WIRE)
+
+    with pytest.raises(BlockedURLError) as caught:
+        fetch(feed_server.url("/feed.xml"), FetchLimits(), feed_id="intranet")
+
+    assert str(caught.value).startswith("feed 'intranet': ")
+    assert "polling.allow_hosts" in str(caught.value)
+    assert feed_server.requests == []
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1", "http://127.0.0.1:80", "127.0.0.1:port"])
+def test_allow_hosts_entries_must_be_host_and_port(redis_url: str, entry: str) -> None:
+    with pytest.raises(ConfigError, match="allow_hosts"):
+        make_config(redis_url, [], polling={"allow_hosts": [entry]})
+
+
+# --- broken feeds ----------------------------------------------------------------------------------------
+
+def test_broken_feeds_never_stop_the_others_and_each_error_is_recorded_with_its_feed(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.set("/good.xml", WIRE)
+    feed_server.set("/good.atom", fixture_bytes("pipeline/paper-b.atom"), "application/atom+xml")
+    feed_server.set("/garbage.xml", bytes(range(256)) * 64, "application/rss+xml")
+    feed_server.set("/page.html", "<!doctype html><html><body><h1>Welcome</h1></body></html>", "text/html")
+    config = make_config(redis_url, [
+        feed("gone", feed_server.url("/missing.xml")),
+        feed("good", feed_server.url("/good.xml")),
+        feed("garbage", feed_server.url("/garbage.xml")),
+        feed("good-atom", feed_server.url("/good.atom")),
+        feed("page", feed_server.url("/page.html")),
+    ])
+
+    report, states = poll(config, client)
+
+    assert queued_items(client) == {"good": 3, "good-atom": 2}
+    assert report.errors.keys() == {"gone", "garbage", "page"}
+    assert states["gone"].last_error_kind == "http_status" and states["gone"].last_status == 404
+    assert states["garbage"].last_error_kind == "not_a_feed"
+    assert states["page"].last_error_kind == "not_a_feed"
+    for feed_id in ("gone", "garbage", "page"):
+        assert states[feed_id].failures == 1 and states[feed_id].next_attempt is not None
+
+
+# --- size limits -----------------------------------------------------------------------------------------
+
+CAP = 1 << 20  # max_body_bytes in the size tests
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return gzip_bomb(200 << 20)
+
+
+def test_gzip_bomb_stops_at_the_decoded_cap_without_inflating_it(feed_server: FeedServer, bomb: bytes) -> None:
+    feed_server.route("/bomb.xml", stream(
+        {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip", "Content-Length": str(len(bomb))}, bomb
+    ))
+    limits = FetchLimits(max_body_bytes=CAP, allow_private=True)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLargeError, match="decoded body"):
+            fetch(feed_server.url("/bomb.xml"), limits, feed_id="bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 32 << 20  # 200 MB decoded would be far over; the cap plus a step is about 1 MB
+
+
+@pytest.mark.parametrize("length", ["declared", "undeclared"])
+def test_plain_body_over_the_cap_is_too_large(feed_server: FeedServer, length: str) -> None:
+    body = b"<rss>" + b" " * (8 * CAP)
+    headers = {"Content-Type": "application/rss+xml"}
+    if length == "declared":
+        headers["Content-Length"] = str(len(body))
+    feed_server.route("/big.xml", stream(headers, body))
+    limits = FetchLimits(max_body_bytes=CAP, allow_private=True)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLargeError) as caught:
+            fetch(feed_server.url("/big.xml"), limits, feed_id="big")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert str(caught.value).startswith("feed 'big': ")
+    assert peak < 32 << 20
+
+
+def test_too_large_feed_is_recorded_and_others_still_succeed(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, bomb: bytes
+) -> None:
+    feed_server.route("/bomb.xml", stream({"Content-Encoding": "gzip", "Content-Length": str(len(bomb))}, bomb))
+    feed_server.set("/good.xml", WIRE)
+    config = make_config(
+        redis_url, [feed("bomb", feed_server.url("/bomb.xml")), feed("good", feed_server.url("/good.xml"))],
+        polling={"max_body_bytes": CAP},
+    )
+
+    report, states = poll(config, client)
+
+    assert states["bomb"].last_error_kind == TooLargeError.kind
+    assert queued_items(client) == {"good": 3}
