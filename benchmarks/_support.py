@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ from livebrief.config import Config, parse_config  # noqa: E402
 from livebrief.log import configure_logging  # noqa: E402
 from livebrief.redis_server import EmbeddedRedis, find_redis_server  # noqa: E402
 
+_NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+ ?(?:x|%|s|ms|MiB|KiB|B)?")
 CORPUS = ROOT.parent / "shared" / "corpus" / "headlines.jsonl"
 PACKAGES = ("feedparser", "rq", "redis", "pydantic", "httpx", "structlog", "reader")
 _WORDS = (
@@ -198,4 +200,4 @@ def _fmt(value: object) -> str:
 
 
 def _numeric(text: str) -> bool:
-    return bool(text) and (text[0].isdigit() or text[0] in "-+") and not text.startswith("--")
+    return bool(_NUMBER.fullmatch(text))

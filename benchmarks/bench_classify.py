@@ -43,11 +43,49 @@ def _texts(corpus: Path | None, n_generated: int = 10_000) -> tuple[list[str], s
             titles = [json.loads(line)["title"] for line in fh if line.strip()]
         return titles, f"{corpus} ({len(titles)} titles)"
     rng = random.Random(1)
-    words = (
-        "Russian missile strike hits Kyiv as peace talks stall refugees flee Mariupol shelling "
-        "Netflix trailer season union workers strike over pay senator attack ad climate summit "
-        "Biden Putin call ceasefire aid convoy civilians killed the a of in on for with"
-    ).split()
+    words = [
+        "Russian",
+        "missile",
+        "strike",
+        "hits",
+        "Kyiv",
+        "as",
+        "peace",
+        "talks",
+        "stall",
+        "refugees",
+        "flee",
+        "Mariupol",
+        "shelling",
+        "Netflix",
+        "trailer",
+        "season",
+        "union",
+        "workers",
+        "strike",
+        "over",
+        "pay",
+        "senator",
+        "attack",
+        "ad",
+        "climate",
+        "summit",
+        "Biden",
+        "Putin",
+        "call",
+        "ceasefire",
+        "aid",
+        "convoy",
+        "civilians",
+        "killed",
+        "the",
+        "a",
+        "of",
+        "in",
+        "on",
+        "for",
+        "with",
+    ]
     titles = [" ".join(rng.choices(words, k=rng.randint(6, 16))) for _ in range(n_generated)]
     return titles, f"generated ({len(titles)} titles)"
 

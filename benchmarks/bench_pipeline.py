@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -110,6 +111,8 @@ def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: b
 def _naive(config: Config, client: redis.Redis, items: list[Item]) -> dict[str, float]:
     client.flushdb()
     configure(config)
+    # Import the job's module here, not once per forked work-horse, as process_batch's module is.
+    importlib.import_module(NAIVE_JOB.rpartition(".")[0])
     queue = Queue(NAIVE_QUEUE, connection=client)
     payloads = [item.model_dump(mode="json") for item in items]
     gc.collect()

@@ -166,6 +166,12 @@ class _Decoder:
         return b"".join(self.parts)
 
 
+def _timeout_error(feed_id: str, exc: httpx.TimeoutException, limits: FetchLimits) -> FetchTimeoutError:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return FetchTimeoutError(feed_id, f"no connection within {limits.connect_timeout:g} s")
+    return FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s")
+
+
 async def _exchange(
     client: httpx.AsyncClient,
     feed_id: str,
@@ -186,7 +192,7 @@ async def _exchange(
         try:
             response = await client.send(request, stream=True, follow_redirects=False)
         except httpx.TimeoutException as exc:
-            raise FetchTimeoutError(feed_id) from exc
+            raise _timeout_error(feed_id, exc, limits) from exc
         except httpx.HTTPError as exc:
             raise FetchError(feed_id, f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
         try:
@@ -213,9 +219,11 @@ async def _exchange(
                         raise TooLargeError(feed_id, f"the body exceeds {limits.max_body_bytes} bytes")
                     decoder.feed(chunk)
             except httpx.TimeoutException as exc:
-                raise FetchTimeoutError(feed_id) from exc
+                raise _timeout_error(feed_id, exc, limits) from exc
             except httpx.HTTPError as exc:
-                raise FetchError(feed_id, f"the connection failed mid-body: {type(exc).__name__}") from exc
+                raise FetchError(
+                    feed_id, f"the connection failed mid-body: {type(exc).__name__}: {exc or 'closed'}"
+                ) from exc
             return FetchResult(
                 url=url, final_url=current, status=response.status_code, body=decoder.finish(),
                 headers=result_headers, etag=response.headers.get("etag"),

@@ -72,7 +72,6 @@ class PreparedBody:
     warnings: list[str] = field(default_factory=list)
 
 
-
 def xml_bytes(text: str) -> bytes:
     """Decoded XML as UTF-8 bytes, its XML declaration saying so."""
     if text.startswith("<?xml"):
@@ -138,7 +137,7 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str,
     """
     for bom, codec in _BOMS:
         if body.startswith(bom):
-            return body[len(bom):].decode(codec, "replace"), codec, []
+            return body[len(bom) :].decode(codec, "replace"), codec, []
     for prefix, codec in _WIDE_WITHOUT_BOM:
         if body.startswith(prefix):
             return body.decode(codec, "replace"), codec, []
@@ -190,7 +189,7 @@ def prepare_body(body: bytes, feed_id: str, content_type: str | None = None) -> 
         if start is None:
             raise NotAFeedError(feed_id, _describe_non_xml(body, text))
         warnings.append(f"skipped {start.start()} characters before the document")
-        text = text[start.start():]
+        text = text[start.start() :]
     if _XML_ILLEGAL.search(text):
         if "\x1b" in text:
             text = _TERMINAL_ESCAPE.sub("", text)
@@ -221,15 +220,17 @@ def _check_prolog(text: str, feed_id: str) -> tuple[str, str | None, str | None]
         elif text.startswith("<!--", pos):
             close = text.find("-->", pos)
             pos = end if close < 0 else close + 3
-        elif text[pos:pos + 9].upper() == "<!DOCTYPE":
+        elif text[pos : pos + 9].upper() == "<!DOCTYPE":
             close = text.find(">", pos)
-            declaration = text[pos:end if close < 0 else close + 1]
+            declaration = text[pos : end if close < 0 else close + 1]
             version = _check_doctype(declaration, text, feed_id)
-            text = text[:pos] + text[pos + len(declaration):]
+            text = text[:pos] + text[pos + len(declaration) :]
             end = len(text)
         elif text.startswith("<!", pos):
-            raise UnsafeFeedError(feed_id, f"the document has a markup declaration {text[pos:pos + 12]!r}"
-                                           " before its root element; refused")
+            raise UnsafeFeedError(
+                feed_id,
+                f"the document has a markup declaration {text[pos : pos + 12]!r} before its root element; refused",
+            )
         else:
             match = _ROOT_NAME.match(text, pos)
             root = match.group(1) if match else None
@@ -244,8 +245,11 @@ def _check_doctype(declaration: str, text: str, feed_id: str) -> str | None:
         raise NotAFeedError(feed_id, _html_reason(text))
     if "[" in declaration:
         what = "entity declarations" if text.find("<!ENTITY", 0, 1 << 20) >= 0 else "an internal DTD subset"
-        raise UnsafeFeedError(feed_id, f"the document declares {what} in its DOCTYPE; DTDs are refused so "
-                                       "no entity is expanded and nothing is read or fetched")
+        raise UnsafeFeedError(
+            feed_id,
+            f"the document declares {what} in its DOCTYPE; DTDs are refused so "
+            "no entity is expanded and nothing is read or fetched",
+        )
     match = _DOCTYPE.fullmatch(declaration)
     if match is None:
         raise UnsafeFeedError(feed_id, f"the document has an unrecognised DOCTYPE {declaration[:80]!r}; refused")
@@ -254,8 +258,10 @@ def _check_doctype(declaration: str, text: str, feed_id: str) -> str | None:
     identifier = match["id"][1:-1]
     if match["kind"].upper() == "PUBLIC" and identifier.lower() == _NETSCAPE_RSS_091:
         return "rss091n"
-    raise UnsafeFeedError(feed_id, f"the document refers to an external DTD ({match['kind']} "
-                                   f"{identifier!r}); DTDs are refused and never fetched")
+    raise UnsafeFeedError(
+        feed_id,
+        f"the document refers to an external DTD ({match['kind']} {identifier!r}); DTDs are refused and never fetched",
+    )
 
 
 def _html_reason(text: str) -> str:

@@ -146,11 +146,12 @@ def _keep_head_and_tail(text: str, cap: int) -> tuple[str, int]:
     if len(ends) <= cap:
         return text, 0
     head, tail = cap // 2, cap - cap // 2
-    return text[:ends[head - 1]] + text[ends[len(ends) - tail - 1]:], len(ends) - cap
+    return text[: ends[head - 1]] + text[ends[len(ends) - tail - 1] :], len(ends) - cap
 
 
-def _run_feedparser(data: bytes, text: str, base_url: str | None, lang: str | None, feed_id: str
-                    ) -> tuple[Any, Exception | None]:
+def _run_feedparser(
+    data: bytes, text: str, base_url: str | None, lang: str | None, feed_id: str
+) -> tuple[Any, Exception | None]:
     """feedparser's strict parser, or its lenient one on a syntax error; returns the handler and the error."""
     baseuri = (make_safe_absolute_uri(base_url) if base_url else "") or ""
     strict = _StrictParser(baseuri, lang, "utf-8")
@@ -179,8 +180,11 @@ def _run_feedparser(data: bytes, text: str, base_url: str | None, lang: str | No
     try:
         loose.feed(text)
     except Exception as exc:
-        raise ParseError(feed_id, f"the document is not well-formed ({syntax_error}) and the lenient "
-                                  f"parser failed too ({type(exc).__name__}: {exc})") from exc
+        raise ParseError(
+            feed_id,
+            f"the document is not well-formed ({syntax_error}) and the lenient "
+            f"parser failed too ({type(exc).__name__}: {exc})",
+        ) from exc
     return loose, syntax_error
 
 
@@ -191,8 +195,9 @@ def _valid_charref(match: re.Match[str]) -> str:
     """A numeric character reference, kept only if it names a character XML allows (the lenient parser
     would otherwise produce NULs and lone surrogates, and crash on the latter)."""
     code = int(match.group(1), 16) if match.group(1) else int(match.group(2))
-    allowed = (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
-               or 0x10000 <= code <= 0x10FFFF)
+    allowed = (
+        code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+    )
     return match.group(0) if allowed else ""
 
 
@@ -204,14 +209,17 @@ def _last_entry_is_cut(text: str) -> bool:
     return _ENTRY_END.search(text, starts[-1].end()) is None
 
 
-def _parse_xml_feed(prepared: PreparedBody, limits: _Limits, base_url: str | None, lang: str | None
-                    ) -> ParsedFeed:
+def _parse_xml_feed(prepared: PreparedBody, limits: _Limits, base_url: str | None, lang: str | None) -> ParsedFeed:
     warnings: list[str] = []
     text, cut = _keep_head_and_tail(prepared.text, 2 * limits.max_entries)
     if cut:
         warnings.append(f"{cut} entries in the middle of the document were not parsed")
     handler, syntax_error = _run_feedparser(
-        xml_bytes(text), text, base_url, lang, limits.feed_id,
+        xml_bytes(text),
+        text,
+        base_url,
+        lang,
+        limits.feed_id,
     )
     version = handler.version or ""
     if prepared.doctype_version and version.startswith("rss09"):
@@ -224,8 +232,10 @@ def _parse_xml_feed(prepared: PreparedBody, limits: _Limits, base_url: str | Non
         if not entries:
             if not version:
                 raise NotAFeedError(limits.feed_id, _not_a_feed_reason(prepared.root))
-            raise ParseError(limits.feed_id, f"the document is not well-formed ({syntax_error}) and no "
-                                             "complete entry could be recovered")
+            raise ParseError(
+                limits.feed_id,
+                f"the document is not well-formed ({syntax_error}) and no complete entry could be recovered",
+            )
         warnings.append(f"the document is not well-formed ({syntax_error}); kept what parsed")
     elif not version and not entries:
         raise NotAFeedError(limits.feed_id, _not_a_feed_reason(prepared.root))
@@ -254,8 +264,14 @@ def _xml_items(entries: list[Any], limits: _Limits) -> list[Item]:
         content = dict.get(entry, "content")
         raw_text = (dict.get(content[0], "value") if content else None) or dict.get(entry, "summary") or ""
         published = _entry_date(entry, "published") or _entry_date(entry, "updated")
-        item = _make_item(limits, dict.get(entry, "id"), dict.get(entry, "link"), dict.get(entry, "title"),
-                          raw_text, _bounded_date(published, limits.fetched))
+        item = _make_item(
+            limits,
+            dict.get(entry, "id"),
+            dict.get(entry, "link"),
+            dict.get(entry, "title"),
+            raw_text,
+            _bounded_date(published, limits.fetched),
+        )
         if item is not None:
             items.append(item)
     return items
@@ -365,8 +381,9 @@ def _public_url(link: Any) -> str | None:
     return url
 
 
-def _make_item(limits: _Limits, guid: Any, link: Any, title: Any, raw_text: Any,
-               published: datetime | None) -> Item | None:
+def _make_item(
+    limits: _Limits, guid: Any, link: Any, title: Any, raw_text: Any, published: datetime | None
+) -> Item | None:
     """One ``Item``, or None for an entry without a title or any text (nothing to show or classify)."""
     title_text = html_to_text(str(title or ""), TITLE_MAX_CHARS)
     text = html_to_text(str(raw_text or ""), limits.max_text)
@@ -377,8 +394,14 @@ def _make_item(limits: _Limits, guid: Any, link: Any, title: Any, raw_text: Any,
     # Without guid or link the identity is the title, else the text: stable across polls either way.
     return Item(
         id=item_id(limits.feed_id, guid_text or None, url, title_text or f"text:{text}"),
-        feed=limits.feed_id, outlet=limits.outlet, guid=guid_text or None, url=url,
-        title=title_text, text=text, published=published, fetched=limits.fetched,
+        feed=limits.feed_id,
+        outlet=limits.outlet,
+        guid=guid_text or None,
+        url=url,
+        title=title_text,
+        text=text,
+        published=published,
+        fetched=limits.fetched,
         content_hash=content_hash(title_text, text),
     )
 
@@ -395,7 +418,7 @@ def _select(items: list[Item], max_entries: int) -> list[Item]:
     if len(unique) <= max_entries:
         return unique
     oldest = datetime.min.replace(tzinfo=UTC)
-    ranked = sorted(range(len(unique)), key=lambda i: (unique[i].published or oldest), reverse=True)
+    ranked = sorted(range(len(unique)), key=lambda i: unique[i].published or oldest, reverse=True)
     keep = set(ranked[:max_entries])
     return [item for i, item in enumerate(unique) if i in keep]
 
@@ -420,13 +443,21 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
         if not isinstance(raw, dict):
             continue
         content_text = _json_str(raw.get("content_text"))
-        raw_text = (content_text.replace("&", "&amp;").replace("<", "&lt;") if content_text
-                    else _json_str(raw.get("content_html")) or _json_str(raw.get("summary")))
+        raw_text = (
+            content_text.replace("&", "&amp;").replace("<", "&lt;")
+            if content_text
+            else _json_str(raw.get("content_html")) or _json_str(raw.get("summary"))
+        )
         published = _json_date(raw.get("date_published")) or _json_date(raw.get("date_modified"))
         guid = raw.get("id")
-        item = _make_item(limits, guid if isinstance(guid, str | int) else None,
-                          _json_str(raw.get("url")) or _json_str(raw.get("external_url")),
-                          _json_str(raw.get("title")), raw_text, _bounded_date(published, limits.fetched))
+        item = _make_item(
+            limits,
+            guid if isinstance(guid, str | int) else None,
+            _json_str(raw.get("url")) or _json_str(raw.get("external_url")),
+            _json_str(raw.get("title")),
+            raw_text,
+            _bounded_date(published, limits.fetched),
+        )
         if item is not None:
             items.append(item)
     hubs = doc["hubs"] if isinstance(doc.get("hubs"), list) else []

@@ -167,9 +167,7 @@ def test_item_about_nothing_has_no_topics_and_zero_scores(topics: TopicSet) -> N
 
 
 def test_weighted_phrases_combine_as_noisy_or(tmp_path: Path) -> None:
-    topics = load_topics(
-        write_topics(tmp_path, "topics:\n  fruit:\n    phrases:\n      0.5: [apple, pear]\n")
-    )
+    topics = load_topics(write_topics(tmp_path, "topics:\n  fruit:\n    phrases:\n      0.5: [apple, pear]\n"))
     assert classify("an apple", "", topics).scores["fruit"] == 0.5
     assert classify("an apple and a pear", "", topics).scores["fruit"] == 0.75
 
@@ -188,10 +186,7 @@ def test_exclusion_hides_its_words_from_positive_phrases(tmp_path: Path) -> None
 
 
 def test_context_rule_counts_only_near_its_context(tmp_path: Path) -> None:
-    body = (
-        "topics:\n  war:\n    rules:\n"
-        "      - {match: [attack], weight: 0.8, near: [troops, missile], window: 3}\n"
-    )
+    body = "topics:\n  war:\n    rules:\n      - {match: [attack], weight: 0.8, near: [troops, missile], window: 3}\n"
     topics = load_topics(write_topics(tmp_path, body))
     assert classify("Troops attack the town", "", topics).topics == ["war"]
     assert classify("Shark attack on the beach", "", topics).topics == []
@@ -200,10 +195,7 @@ def test_context_rule_counts_only_near_its_context(tmp_path: Path) -> None:
 
 
 def test_unless_near_blocks_a_rule_and_says_so_in_evidence(tmp_path: Path) -> None:
-    body = (
-        "topics:\n  war:\n    rules:\n"
-        "      - {match: [attack], weight: 0.8, near: [troops], unless_near: [warn*]}\n"
-    )
+    body = "topics:\n  war:\n    rules:\n      - {match: [attack], weight: 0.8, near: [troops], unless_near: [warn*]}\n"
     topics = load_topics(write_topics(tmp_path, body))
     result = classify("Officials warn troops may attack", "", topics)
     assert result.topics == []
@@ -229,8 +221,7 @@ def test_threshold_is_set_per_topic(tmp_path: Path) -> None:
 
 def test_vocabulary_can_be_used_inside_a_phrase(tmp_path: Path) -> None:
     body = (
-        "vocab:\n  leaders: [putin, macron]\n"
-        "topics:\n  talks:\n    phrases:\n      0.9: ['@leaders calls @leaders']\n"
+        "vocab:\n  leaders: [putin, macron]\ntopics:\n  talks:\n    phrases:\n      0.9: ['@leaders calls @leaders']\n"
     )
     topics = load_topics(write_topics(tmp_path, body))
     assert classify("Macron calls Putin", "", topics).topics == ["talks"]
@@ -328,9 +319,7 @@ def test_evaluation_counts_false_positives_and_lists_mistakes(tmp_path: Path) ->
 
 
 def test_labels_without_text_are_joined_to_a_corpus_by_id() -> None:
-    joined, missing = join_corpus(
-        [{"id": "x", "topics": []}, {"id": "y", "topics": []}], {"x": "A headline"}
-    )
+    joined, missing = join_corpus([{"id": "x", "topics": []}, {"id": "y", "topics": []}], {"x": "A headline"})
     assert joined == [{"id": "x", "topics": [], "title": "A headline"}]
     assert missing == ["y"]
 

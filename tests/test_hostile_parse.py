@@ -83,15 +83,18 @@ def rss(items: str, head: str = "") -> bytes:
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n' + head + '<rss version="2.0"><channel>'
         "<title>Generated</title><link>https://example.org/</link><description>x</description>\n"
-        + items + "</channel></rss>\n"
+        + items
+        + "</channel></rss>\n"
     ).encode()
 
 
 def item(i: int, *, title: str | None = None, desc: str = "body", date: str | None = None) -> str:
     pub = f"<pubDate>{date}</pubDate>" if date else ""
-    return (f"<item><title>{f'Item {i}' if title is None else title}</title>"
-            f"<link>https://example.org/item/{i}</link><guid>urn:gen:{i}</guid>{pub}"
-            f"<description>{desc}</description></item>\n")
+    return (
+        f"<item><title>{f'Item {i}' if title is None else title}</title>"
+        f"<link>https://example.org/item/{i}</link><guid>urn:gen:{i}</guid>{pub}"
+        f"<description>{desc}</description></item>\n"
+    )
 
 
 # --- DTDs and entities: refused before parsing, nothing expanded, read or fetched ----------------------
@@ -159,8 +162,10 @@ def test_doctype_after_a_comment_is_refused() -> None:
 
 
 def test_entity_declared_after_the_root_element_is_never_expanded() -> None:
-    body = (b'<?xml version="1.0"?><rss version="2.0"><!DOCTYPE x [<!ENTITY a "EXPANDED">]><channel>'
-            b"<title>t</title><item><title>x &a;</title><guid>g</guid></item></channel></rss>")
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><!DOCTYPE x [<!ENTITY a "EXPANDED">]><channel>'
+        b"<title>t</title><item><title>x &a;</title><guid>g</guid></item></channel></rss>"
+    )
     assert "EXPANDED" not in all_text(parse_body(body))
 
 
@@ -288,14 +293,18 @@ def test_entries_without_guid_link_or_title_get_stable_ids() -> None:
 
 def test_entries_with_no_title_and_no_text_are_skipped() -> None:
     assert [(i.title, i.text) for i in parse_file("14_no_guid_link_title.xml").items] == [
-        ("", "only a description"), ("title only", "")
+        ("", "only a description"),
+        ("title only", ""),
     ]
 
 
 def test_duplicate_guids_give_one_item_the_first_in_the_document() -> None:
     items = parse_file("15_duplicate_guids.xml").items
-    assert [(i.guid, i.title) for i in items] == [("urn:dup:1", "first"), ("urn:dup:2", "fourth"),
-                                                  ("urn:dup:3", "fifth")]
+    assert [(i.guid, i.title) for i in items] == [
+        ("urn:dup:1", "first"),
+        ("urn:dup:2", "fourth"),
+        ("urn:dup:3", "fifth"),
+    ]
 
 
 def test_far_future_dates_become_unknown() -> None:
@@ -311,8 +320,15 @@ def test_dates_before_1990_become_unknown() -> None:
 
 def test_unparsable_and_out_of_range_dates_become_unknown() -> None:
     items = {i.title: i.published for i in parse_file("16_dates.xml").items}
-    for raw in ("yesterday", "32/13/2020", "Mon, 30 Feb 2025 10:00:00 GMT", "Mon, 06 Jan 2025 25:61:61 GMT",
-                "Mon, 06 Jan 2025 10:00:00 +9999", "2025-01-06T10:00:00+25:00", "2025-13-45T99:99:99Z"):
+    for raw in (
+        "yesterday",
+        "32/13/2020",
+        "Mon, 30 Feb 2025 10:00:00 GMT",
+        "Mon, 06 Jan 2025 25:61:61 GMT",
+        "Mon, 06 Jan 2025 10:00:00 +9999",
+        "2025-01-06T10:00:00+25:00",
+        "2025-13-45T99:99:99Z",
+    ):
         assert items[f"date {raw!r}"] is None, raw
 
 
@@ -404,8 +420,9 @@ def test_without_dates_max_entries_keeps_document_order(tmp_path: Path) -> None:
 def test_deeply_nested_elements_do_not_crash(tmp_path: Path) -> None:
     depth = 100_000
     path = tmp_path / "deep.xml"
-    path.write_bytes(rss("<item><title>deep</title><guid>urn:deep</guid>" + "<x>" * depth + "y" + "</x>" * depth
-                         + "</item>\n"))
+    path.write_bytes(
+        rss("<item><title>deep</title><guid>urn:deep</guid>" + "<x>" * depth + "y" + "</x>" * depth + "</item>\n")
+    )
     assert [item.title for item in parse_body(path.read_bytes()).items] == ["deep"]
 
 
@@ -417,19 +434,24 @@ def test_deeply_nested_html_in_a_description_does_not_crash(tmp_path: Path) -> N
 
 def test_deeply_nested_json_is_a_parse_error() -> None:
     with pytest.raises(ParseError, match="not valid JSON"):
-        parse_body(b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000 + b"]" * 100_000
-                   + b"}")
+        parse_body(
+            b'{"version": "https://jsonfeed.org/version/1.1", "items": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        )
 
 
 @pytest.mark.timeout(60)
 def test_an_entry_with_100000_categories_parses(tmp_path: Path) -> None:
     path = tmp_path / "field_explosion.xml"
-    path.write_bytes(rss(
-        "<item><title>many</title><guid>urn:many</guid>"
-        + "".join(f"<category>c{i}</category>" for i in range(100_000))
-        + "".join(f'<enclosure url="https://example.org/e{i}.mp3" type="audio/mpeg" length="1"/>'
-                  for i in range(10_000))
-        + "</item>\n"))
+    path.write_bytes(
+        rss(
+            "<item><title>many</title><guid>urn:many</guid>"
+            + "".join(f"<category>c{i}</category>" for i in range(100_000))
+            + "".join(
+                f'<enclosure url="https://example.org/e{i}.mp3" type="audio/mpeg" length="1"/>' for i in range(10_000)
+            )
+            + "</item>\n"
+        )
+    )
     assert [item.title for item in parse_body(path.read_bytes()).items] == ["many"]
 
 

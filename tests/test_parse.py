@@ -119,7 +119,8 @@ def test_rss10_rdf_items_are_parsed_with_dublin_core_dates() -> None:
     parsed = parse("rss10.xml")
     assert parsed.format == "rss10"
     assert [item.published for item in parsed.items] == [
-        datetime(2025, 3, 2, 21, 30, tzinfo=UTC), datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+        datetime(2025, 3, 2, 21, 30, tzinfo=UTC),
+        datetime(2025, 3, 1, 8, 0, tzinfo=UTC),
     ]
 
 
@@ -127,7 +128,8 @@ def test_atom10_entries_are_parsed() -> None:
     parsed = parse("atom10.xml")
     assert parsed.format == "atom10"
     assert [item.guid for item in parsed.items] == [
-        "tag:wire.example.org,2025:world-1001", "tag:wire.example.org,2025:world-1000"
+        "tag:wire.example.org,2025:world-1001",
+        "tag:wire.example.org,2025:world-1000",
     ]
 
 

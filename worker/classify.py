@@ -323,9 +323,7 @@ def _alternation(named: list[tuple[str, str, float]]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w)(?:{body})", re.IGNORECASE)
 
 
-def _plain_alternation(
-    phrases: list[str], vocab: Mapping[str, list[str]]
-) -> re.Pattern[str] | None:
+def _plain_alternation(phrases: list[str], vocab: Mapping[str, list[str]]) -> re.Pattern[str] | None:
     if not phrases:
         return None
     regexes = sorted({_phrase_regex(p, vocab) for p in phrases}, key=len, reverse=True)
@@ -374,9 +372,7 @@ def compile_topics(data: Any, source: str = "<memory>") -> TopicSet:
     return TopicSet(compiled, source=source)
 
 
-def _compile_topic(
-    name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping[str, list[str]]
-) -> _CompiledTopic:
+def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping[str, list[str]]) -> _CompiledTopic:
     rules = [
         _Rule(match=phrases, weight=weight, label=None)
         for weight, phrases in sorted(topic.phrases.items(), reverse=True)

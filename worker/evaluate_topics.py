@@ -247,9 +247,7 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
     lines = [f"{report.items} items, topics: {', '.join(report.topics)}", ""]
     lines.append(f"{'topic':<16}{'prec':>7}{'recall':>8}{'F1':>7}{'tp':>6}{'fp':>5}{'fn':>5}")
     for name, s in report.per_topic.items():
-        lines.append(
-            f"{name:<16}{s.precision:>7.3f}{s.recall:>8.3f}{s.f1:>7.3f}{s.tp:>6}{s.fp:>5}{s.fn:>5}"
-        )
+        lines.append(f"{name:<16}{s.precision:>7.3f}{s.recall:>8.3f}{s.f1:>7.3f}{s.tp:>6}{s.fp:>5}{s.fn:>5}")
     lines += [
         "",
         f"macro-F1: {report.macro_f1:.3f}",
@@ -261,15 +259,11 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
     for b in report.calibration:
         if b.count:
             share = b.positives / b.count
-            lines.append(
-                f"  [{b.low:.1f}, {b.high:.1f}): {b.count:>6}  {share:6.3f}  {b.mean_score:6.3f}"
-            )
+            lines.append(f"  [{b.low:.1f}, {b.high:.1f}): {b.count:>6}  {share:6.3f}  {b.mean_score:6.3f}")
     shown = report.mistakes if max_mistakes is None else report.mistakes[:max_mistakes]
     lines += ["", f"misclassified: {len(report.mistakes)}"]
     for m in shown:
-        lines.append(
-            f"- [{m.id}] expected {m.expected or '-'} got {m.predicted or '-'}: {m.title[:160]}"
-        )
+        lines.append(f"- [{m.id}] expected {m.expected or '-'} got {m.predicted or '-'}: {m.title[:160]}")
         for name, evidence in m.evidence.items():
             lines.append(f"    {name} {m.scores.get(name, 0.0):.2f}: {'; '.join(evidence)}")
     if len(shown) < len(report.mistakes):
@@ -287,9 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("file", type=Path, help="labelled JSON lines: id, title?, text?, topics")
     parser.add_argument("--topics", type=Path, default=DEFAULT_TOPICS, help="topic definitions")
-    parser.add_argument(
-        "--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids"
-    )
+    parser.add_argument("--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids")
     parser.add_argument("--max-mistakes", type=int, default=None, help="list at most N mistakes")
     args = parser.parse_args(argv)
     try:

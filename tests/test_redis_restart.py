@@ -1,0 +1,76 @@
+"""A Redis restart under a running poller and worker: both reconnect and carry on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import yaml
+
+from livebrief.feedserver import FeedServer
+from livebrief.keys import Keys
+from livebrief.models import Entry
+from livebrief.redis_server import EmbeddedRedis
+from tests.conftest import REPO
+
+KEYS = Keys("livebrief")
+
+
+def rss(items: list[tuple[str, str]]) -> str:
+    body = "".join(
+        f"<item><title>{t}</title><link>https://r.example/{g}</link><guid>{g}</guid>"
+        f"<description>{t}. Officials gave details on Monday about the {g} decision.</description></item>"
+        for g, t in items
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>R</title>{body}</channel></rss>'
+
+
+def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=1)
+            for _, fields in client.xrange(KEYS.entries_stream):
+                if Entry.model_validate_json(fields[b"entry"]).headline == headline:
+                    return True
+        except redis.ConnectionError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_poller_and_worker_ride_out_a_redis_restart(tmp_path: Path, feed_server: FeedServer) -> None:
+    server = EmbeddedRedis().start()
+    feed_server.set("/r.xml", rss([("g1", "Harbour authority reopens northern pier")]))
+    config = tmp_path / "lb.yaml"
+    config.write_text(yaml.safe_dump({
+        "topics_file": str(REPO / "config" / "topics.yaml"),
+        "feeds": [{"id": "r", "name": "R", "url": feed_server.url("/r.xml"), "interval": 1}],
+        "polling": {"allow_private": True, "backoff_base": 1},
+    }))
+    env = {**os.environ, "REDIS_URL": server.url}
+    run = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config", str(config)],
+                           env=env, cwd=REPO, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_headline(server.url, "Harbour authority reopens northern pier", 30)
+        server.stop()
+        time.sleep(2)  # down for a while; both sides see connection errors
+        server = EmbeddedRedis(port=server.port).start()
+        feed_server.set("/r.xml", rss([("g2", "Regional library extends opening hours"),
+                                       ("g1", "Harbour authority reopens northern pier")]))
+
+        assert wait_for_headline(server.url, "Regional library extends opening hours", 60)
+        assert run.poll() is None, "livebrief run exited instead of reconnecting"
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        try:
+            run.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+        server.stop()

@@ -1,0 +1,66 @@
+"""`livebrief tail`: live entries as a subscriber sees them, and catching up from the stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+import yaml
+
+from tests.conftest import REPO, make_config
+from tests.helpers import make_item
+from worker.jobs import run_batch
+from worker.runtime import configure
+
+
+def _config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml")}))
+    return path
+
+
+def test_offline_subscriber_catches_up_from_the_stream(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
+    first_id = client.xrange(runtime.keys.entries_stream)[0][0].decode()
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3, 5)])
+
+    result = subprocess.run(
+        [sys.executable, "-m", "livebrief.cli", "tail", "--since", first_id, "--no-follow", "--json",
+         "--config", str(_config_file(tmp_path))],
+        env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(entries) == 4  # everything after the given id
+
+
+def test_tail_prints_entries_live_for_its_topic(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, []))
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "livebrief.cli", "tail", "--topic", "strikes", "--json",
+         "--config", str(_config_file(tmp_path))],
+        env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while client.pubsub_numsub(runtime.keys.topic_channel("strikes"))[0][1] == 0:
+            assert time.monotonic() < deadline, "tail never subscribed"
+            time.sleep(0.05)
+        strike = make_item("wire", 1, title="Drone strike hits oil depot near Belgorod",
+                           text="A drone strike hit an oil depot near Belgorod overnight, the governor said.")
+        run_batch(client, runtime, [make_item("wire", 2), strike])
+        assert tail.stdout is not None
+        line = tail.stdout.readline()
+    finally:
+        tail.terminate()
+        tail.wait(10)
+    entry = json.loads(line)
+    assert entry["headline"] == "Drone strike hits oil depot near Belgorod"
+    assert "strikes" in entry["topics"]
