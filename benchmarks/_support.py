@@ -7,13 +7,16 @@ benchmark runs on a user's clone too.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
 import random
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -112,12 +115,27 @@ class FeedFactory:
         ).encode()
 
 
+_TOPICS_SNAPSHOT: Path | None = None
+
+
+def topics_snapshot() -> Path:
+    """A copy of config/topics.yaml taken once per run, so every stage of a run classifies with the same
+    topics even while someone edits the file."""
+    global _TOPICS_SNAPSHOT
+    if _TOPICS_SNAPSHOT is None:
+        folder = Path(tempfile.mkdtemp(prefix="livebrief-bench-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _TOPICS_SNAPSHOT = folder / "topics.yaml"
+        shutil.copyfile(ROOT / "config" / "topics.yaml", _TOPICS_SNAPSHOT)
+    return _TOPICS_SNAPSHOT
+
+
 def make_config(redis_url: str, feeds: Sequence[dict[str, Any]] = (), **extra: Any) -> Config:
     """A config as a user would write it, pointing at local servers (private addresses allowed)."""
     data: dict[str, Any] = {
         "redis_url": redis_url,
         "prefix": "bench",
-        "topics_file": str(ROOT / "config" / "topics.yaml"),
+        "topics_file": str(topics_snapshot()),
         "feeds": list(feeds),
         "polling": {"allow_private": True, "timeout": 30, **extra.pop("polling", {})},
         "worker": {"stream_maxlen": 10_000_000, **extra.pop("worker", {})},

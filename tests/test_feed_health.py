@@ -50,6 +50,7 @@ def fail_first(times: int, status: int = 503) -> Handler:
 
 # --- next_after_failure (pure) --------------------------------------------------------------------------
 
+
 def test_backoff_doubles_per_failure_with_jitter_in_the_upper_half() -> None:
     rng = random.Random(42)
     for failures in range(1, 12):
@@ -91,6 +92,7 @@ def test_retry_after_is_bounded_by_the_cap() -> None:
 
 # --- Retry-After in the poller -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [429, 503])
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 def test_retry_after_holds_back_that_feed_and_not_its_host(
@@ -109,7 +111,7 @@ def test_retry_after_holds_back_that_feed_and_not_its_host(
 
     async def poll_twice() -> float:
         started = time.time()
-        await poller.poll_once()
+        await poller.poll_once(force=True)
         await asyncio.sleep(0.3)  # "other" is due again, "busy" must not be
         await poller.poll_once()
         return started
@@ -133,7 +135,8 @@ def test_two_feeds_on_one_host_keep_their_own_retry_after(
     feed_server.route("/short.xml", respond(429, {"Retry-After": "30"}))
     feed_server.route("/long.xml", respond(503, {"Retry-After": "600"}))
     config = make_config(
-        redis_url, [feed("short", feed_server.url("/short.xml")), feed("long", feed_server.url("/long.xml"))],
+        redis_url,
+        [feed("short", feed_server.url("/short.xml")), feed("long", feed_server.url("/long.xml"))],
         polling={"backoff_base": 0.01},
     )
 
@@ -149,8 +152,9 @@ def test_retry_after_beyond_the_backoff_cap_is_cut_to_the_cap(
     client: redis.Redis, redis_url: str, feed_server: FeedServer
 ) -> None:
     feed_server.route("/busy.xml", respond(429, {"Retry-After": str(30 * 86400)}))
-    config = make_config(redis_url, [feed("busy", feed_server.url("/busy.xml"))],
-                         polling={"backoff_base": 0.01, "backoff_cap": 300})
+    config = make_config(
+        redis_url, [feed("busy", feed_server.url("/busy.xml"))], polling={"backoff_base": 0.01, "backoff_cap": 300}
+    )
 
     started = time.time()
     poll(config, client)
@@ -161,12 +165,14 @@ def test_retry_after_beyond_the_backoff_cap_is_cut_to_the_cap(
 
 # --- 5xx storm and recovery ----------------------------------------------------------------------------------
 
+
 def test_5xx_storm_backs_off_exponentially_up_to_the_cap(
     client: redis.Redis, redis_url: str, feed_server: FeedServer
 ) -> None:
     feed_server.route("/storm.xml", respond(500))
-    config = make_config(redis_url, [feed("storm", feed_server.url("/storm.xml"))],
-                         polling={"backoff_base": 10, "backoff_cap": 100})
+    config = make_config(
+        redis_url, [feed("storm", feed_server.url("/storm.xml"))], polling={"backoff_base": 10, "backoff_cap": 100}
+    )
 
     for failures in range(1, 8):
         _, states = poll(config, client)
@@ -180,10 +186,13 @@ def test_5xx_storm_backs_off_exponentially_up_to_the_cap(
     assert Schedule(client, KEYS).due_times()["storm"] == pytest.approx(state.next_attempt)
 
 
-def test_feed_failing_for_years_is_still_scheduled(client: redis.Redis, redis_url: str, feed_server: FeedServer) -> None:
+def test_feed_failing_for_years_is_still_scheduled(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
     feed_server.route("/storm.xml", respond(502))
-    config = make_config(redis_url, [feed("storm", feed_server.url("/storm.xml"))],
-                         polling={"backoff_base": 60, "backoff_cap": 86400})
+    config = make_config(
+        redis_url, [feed("storm", feed_server.url("/storm.xml"))], polling={"backoff_base": 60, "backoff_cap": 86400}
+    )
     states = FeedStates(client, KEYS)
     pipe = client.pipeline()
     states.put("storm", FeedState(failures=5000), pipe)
@@ -201,8 +210,9 @@ def test_feed_recovers_on_its_own_when_the_server_does(
 ) -> None:
     feed_server.route("/flaky.xml", fail_first(3))
     feed_server.set("/flaky.xml", WIRE)
-    config = make_config(redis_url, [feed("flaky", feed_server.url("/flaky.xml"))],
-                         polling={"backoff_base": 0.2, "backoff_cap": 1})
+    config = make_config(
+        redis_url, [feed("flaky", feed_server.url("/flaky.xml"))], polling={"backoff_base": 0.2, "backoff_cap": 1}
+    )
     poller = Poller(config, client, parse_workers=0, rng=random.Random(2))
     states = FeedStates(client, KEYS)
     seen_failures: list[int] = []
@@ -236,24 +246,33 @@ def test_feed_recovers_on_its_own_when_the_server_does(
 
 # --- `livebrief feeds` -----------------------------------------------------------------------------------------
 
+
 def polled_config(tmp_path: Path, client: redis.Redis, feed_server: FeedServer) -> Path:
     """A config file with one healthy and one failing feed, each polled once."""
     feed_server.set("/good.xml", WIRE)
     feed_server.route("/broken.xml", respond(500))
     path = tmp_path / "livebrief.yaml"
-    path.write_text(yaml.safe_dump({
-        "topics_file": str(REPO / "config" / "topics.yaml"),
-        "feeds": [feed("good", feed_server.url("/good.xml")), feed("broken", feed_server.url("/broken.xml"))],
-        "polling": {"allow_private": True, "timeout": 10},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "topics_file": str(REPO / "config" / "topics.yaml"),
+                "feeds": [feed("good", feed_server.url("/good.xml")), feed("broken", feed_server.url("/broken.xml"))],
+                "polling": {"allow_private": True, "timeout": 10},
+            }
+        )
+    )
     poll(load_config(path), client)
     return path
 
 
 def run_cli(*args: str, redis_url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "livebrief.cli", *args], env={**os.environ, "REDIS_URL": redis_url},
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        [sys.executable, "-m", "livebrief.cli", *args],
+        env={**os.environ, "REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
 
 

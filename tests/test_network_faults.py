@@ -42,6 +42,7 @@ SLACK = 5.0  # "no hang": a poll returns within the deadline plus this
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
+
 def feed(feed_id: str, url: str, **extra: Any) -> dict[str, Any]:
     return {"id": feed_id, "name": feed_id.title(), "url": url, **extra}
 
@@ -163,6 +164,7 @@ def other_server() -> Iterator[FeedServer]:
 
 # --- timeouts --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("trickled", ["whole response", "body only"])
 def test_slow_loris_fails_at_the_total_deadline_and_others_still_succeed(
     client: redis.Redis, redis_url: str, feed_server: FeedServer, trickled: str
@@ -172,7 +174,8 @@ def test_slow_loris_fails_at_the_total_deadline_and_others_still_succeed(
     feed_server.route("/slow.xml", trickle(raw, start=0 if trickled == "whole response" else len(head)))
     feed_server.set("/good.xml", WIRE)
     config = make_config(
-        redis_url, [feed("slow", feed_server.url("/slow.xml")), feed("good", feed_server.url("/good.xml"))],
+        redis_url,
+        [feed("slow", feed_server.url("/slow.xml")), feed("good", feed_server.url("/good.xml"))],
         polling={"timeout": DEADLINE},
     )
 
@@ -217,6 +220,7 @@ def test_timeout_error_names_the_feed_and_the_deadline(silent_port: int) -> None
 
 # --- broken connections and redirects ---------------------------------------------------------------------
 
+
 def test_connection_reset_mid_body_is_a_fetch_error_and_others_are_unaffected(
     client: redis.Redis, redis_url: str, feed_server: FeedServer
 ) -> None:
@@ -244,12 +248,12 @@ def test_connection_reset_error_names_the_feed(feed_server: FeedServer) -> None:
     assert str(caught.value).startswith("feed 'wire-z': the connection failed mid-body")
 
 
-def test_redirect_loop_stops_after_max_redirects(
-    client: redis.Redis, redis_url: str, feed_server: FeedServer
-) -> None:
+def test_redirect_loop_stops_after_max_redirects(client: redis.Redis, redis_url: str, feed_server: FeedServer) -> None:
     feed_server.route("/loop", respond(302, {"Location": "/loop"}))
     feed_server.set("/good.xml", WIRE)
-    config = make_config(redis_url, [feed("loop", feed_server.url("/loop")), feed("good", feed_server.url("/good.xml"))])
+    config = make_config(
+        redis_url, [feed("loop", feed_server.url("/loop")), feed("good", feed_server.url("/good.xml"))]
+    )
 
     report, states = poll(config, client)
 
@@ -292,7 +296,8 @@ def test_redirect_to_a_private_address_is_blocked_in_every_spelling(
     feed_server.set("/feed.xml", WIRE)
     other_server.set("/feed.xml", WIRE)
     config = make_config(
-        redis_url, [feed("ssrf", feed_server.url("/start.xml"))],
+        redis_url,
+        [feed("ssrf", feed_server.url("/start.xml"))],
         polling={"allow_private": False, "allow_hosts": [allowed]},
     )
 
@@ -310,7 +315,8 @@ def test_allow_hosts_admits_exactly_the_listed_host_and_port(
 ) -> None:
     feed_server.set("/feed.xml", WIRE)
     config = make_config(
-        redis_url, [feed("intranet", feed_server.url("/feed.xml"))],
+        redis_url,
+        [feed("intranet", feed_server.url("/feed.xml"))],
         polling={"allow_private": False, "allow_hosts": [f"127.0.0.1:{feed_server.port}"]},
     )
 
@@ -339,6 +345,7 @@ def test_allow_hosts_entries_must_be_host_and_port(redis_url: str, entry: str) -
 
 # --- broken feeds ----------------------------------------------------------------------------------------
 
+
 def test_broken_feeds_never_stop_the_others_and_each_error_is_recorded_with_its_feed(
     client: redis.Redis, redis_url: str, feed_server: FeedServer
 ) -> None:
@@ -346,13 +353,16 @@ def test_broken_feeds_never_stop_the_others_and_each_error_is_recorded_with_its_
     feed_server.set("/good.atom", fixture_bytes("pipeline/paper-b.atom"), "application/atom+xml")
     feed_server.set("/garbage.xml", bytes(range(256)) * 64, "application/rss+xml")
     feed_server.set("/page.html", "<!doctype html><html><body><h1>Welcome</h1></body></html>", "text/html")
-    config = make_config(redis_url, [
-        feed("gone", feed_server.url("/missing.xml")),
-        feed("good", feed_server.url("/good.xml")),
-        feed("garbage", feed_server.url("/garbage.xml")),
-        feed("good-atom", feed_server.url("/good.atom")),
-        feed("page", feed_server.url("/page.html")),
-    ])
+    config = make_config(
+        redis_url,
+        [
+            feed("gone", feed_server.url("/missing.xml")),
+            feed("good", feed_server.url("/good.xml")),
+            feed("garbage", feed_server.url("/garbage.xml")),
+            feed("good-atom", feed_server.url("/good.atom")),
+            feed("page", feed_server.url("/page.html")),
+        ],
+    )
 
     report, states = poll(config, client)
 
@@ -376,9 +386,12 @@ def bomb() -> bytes:
 
 
 def test_gzip_bomb_stops_at_the_decoded_cap_without_inflating_it(feed_server: FeedServer, bomb: bytes) -> None:
-    feed_server.route("/bomb.xml", stream(
-        {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip", "Content-Length": str(len(bomb))}, bomb
-    ))
+    feed_server.route(
+        "/bomb.xml",
+        stream(
+            {"Content-Type": "application/rss+xml", "Content-Encoding": "gzip", "Content-Length": str(len(bomb))}, bomb
+        ),
+    )
     limits = FetchLimits(max_body_bytes=CAP, allow_private=True)
 
     tracemalloc.start()
@@ -419,7 +432,8 @@ def test_too_large_feed_is_recorded_and_others_still_succeed(
     feed_server.route("/bomb.xml", stream({"Content-Encoding": "gzip", "Content-Length": str(len(bomb))}, bomb))
     feed_server.set("/good.xml", WIRE)
     config = make_config(
-        redis_url, [feed("bomb", feed_server.url("/bomb.xml")), feed("good", feed_server.url("/good.xml"))],
+        redis_url,
+        [feed("bomb", feed_server.url("/bomb.xml")), feed("good", feed_server.url("/good.xml"))],
         polling={"max_body_bytes": CAP},
     )
 
