@@ -1,6 +1,6 @@
 """Items per second through parse, dedupe, classify, condense and publish, next to its floor and a naive design.
 
-    .venv/bin/python benchmarks/bench_pipeline.py            # ~1.5 min on 2 cores
+    .venv/bin/python benchmarks/bench_pipeline.py            # ~1 min on 2 cores
     .venv/bin/python benchmarks/bench_pipeline.py --quick    # ~20 s
     .venv/bin/python benchmarks/bench_pipeline.py --feeds 200 --naive-items 500
     .venv/bin/python benchmarks/bench_pipeline.py --quick --profile   # needs `pip install pyinstrument`
@@ -144,9 +144,9 @@ def _profile(config: Config, client: redis.Redis, docs: list[bytes]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--feeds", type=int, default=60, help="feeds for (a)-(c), 50 entries each (default 60)")
+    parser.add_argument("--feeds", type=int, default=120, help="feeds for (a)-(c), 50 entries each (default 120)")
     parser.add_argument("--entries", type=int, default=50, help="entries per feed (default 50)")
-    parser.add_argument("--naive-items", type=int, default=200, help="entries for the naive baseline (default 200)")
+    parser.add_argument("--naive-items", type=int, default=300, help="entries for the naive baseline (default 300)")
     parser.add_argument("--quick", action="store_true", help="~20 s: 16 feeds, 60 naive entries")
     parser.add_argument("--profile", action="store_true", help="also profile the full path (pyinstrument)")
     ns = parser.parse_args(argv)

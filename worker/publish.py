@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import cast
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 import structlog

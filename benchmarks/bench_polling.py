@@ -1,0 +1,266 @@
+"""Time to poll many feeds, most of them unchanged (304), with livebrief's poller and with the ``reader`` library.
+
+    .venv/bin/python benchmarks/bench_polling.py             # 10,000 feeds; reader on 2,000 (~1.5 min)
+    .venv/bin/python benchmarks/bench_polling.py --quick     # 2,000 feeds; reader on 500 (~20 s)
+    .venv/bin/python benchmarks/bench_polling.py --feeds 10000 --reader-feeds 10000   # reader on all
+
+``reader`` is not a project dependency: ``.venv/bin/pip install reader sgmllib3k`` (suggested ``bench``
+extra; reader 3.26's vendored feedparser imports ``sgmllib``, which feedparser 6.0.14's own
+``feedparser-sgmllib`` no longer provides under that name).
+
+The feeds are served by a small asyncio HTTP/1.1 server in its own process (keep-alive, ETag and
+Last-Modified, 304 on a matching ``If-None-Match``), each feed a small RSS document (``--entries``, default
+5, with ~600-character HTML descriptions). Its own capacity is measured first with a tight keep-alive client
+loop, so the table shows that the server is not the bottleneck.
+
+- livebrief: ``Poller.poll_once(force=True)`` over every feed, twice: cycle 1 fetches, parses and queues
+  everything (200s); before cycle 2, ``--changed`` (default 1%) of the feeds get a new entry, the rest
+  answer 304. All feeds live on one host (127.0.0.1), so ``polling.per_host`` is raised to
+  ``polling.concurrency`` (default 32, the product default) to model feeds spread over many hosts.
+- reader: ``make_reader`` on a temporary SQLite file, ``add_feed`` for each feed, then
+  ``update_feeds(workers=N, scheduled=False)`` twice, the same changes between the cycles. When
+  ``--reader-feeds`` is smaller than ``--feeds`` it runs on that subset and feeds/s is compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from _support import (
+    FeedFactory,
+    headlines,
+    make_config,
+    print_machine,
+    print_table,
+    quiet_logs,
+    throwaway_redis,
+)
+
+from feeds.poller import Poller
+from livebrief.redis_server import free_port
+
+# --- the feed server (its own process) -----------------------------------------------------------------
+
+
+class _Feeds:
+    def __init__(self, count: int, entries: int) -> None:
+        titles, _ = headlines()
+        self.factory = FeedFactory(titles, entries=entries, desc_chars=600, seed=3)
+        self.docs = [self._doc(i, 0) for i in range(count)]
+        self.editions = [0] * count
+
+    def _doc(self, index: int, edition: int) -> tuple[bytes, bytes, bytes]:
+        body = self.factory.feed(index, edition)
+        etag = f'"{index}-{edition}"'.encode()
+        modified = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(1_700_000_000 + edition * 60)).encode()
+        return body, etag, modified
+
+    def bump(self, every: int) -> int:
+        changed = 0
+        for index in range(0, len(self.docs), every):
+            self.editions[index] += 1
+            self.docs[index] = self._doc(index, self.editions[index])
+            changed += 1
+        return changed
+
+
+def _serve(port: int, count: int, entries: int, ready: multiprocessing.synchronize.Event) -> None:
+    feeds = _Feeds(count, entries)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line, _, rest = head.partition(b"\r\n")
+                path = line.split(b" ")[1]
+                etag_in = None
+                for header in rest.split(b"\r\n"):
+                    if header[:14].lower() == b"if-none-match:":
+                        etag_in = header[14:].strip()
+                if path.startswith(b"/_bump/"):
+                    out = str(feeds.bump(int(path[7:]))).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(out), out))
+                    continue
+                index = int(path.rsplit(b"/", 1)[1].split(b".")[0])
+                body, etag, modified = feeds.docs[index]
+                if etag_in == etag:
+                    writer.write(b"HTTP/1.1 304 Not Modified\r\nETag: %s\r\nLast-Modified: %s\r\n"
+                                 b"Content-Length: 0\r\n\r\n" % (etag, modified))
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nETag: %s\r\n"
+                                 b"Last-Modified: %s\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (etag, modified, len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+class FastFeedServer:
+    """``count`` feeds at ``/f/<i>.xml`` on 127.0.0.1, served from another process."""
+
+    def __init__(self, count: int, entries: int) -> None:
+        self.port = free_port()
+        ctx = multiprocessing.get_context("fork")
+        ready = ctx.Event()
+        self.process = ctx.Process(target=_serve, args=(self.port, count, entries, ready), daemon=True)
+        self.process.start()
+        if not ready.wait(120):
+            raise RuntimeError("the feed server did not start")
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.port}/f/{index}.xml"
+
+    def bump(self, every: int) -> int:
+        """Give every ``every``-th feed a new edition (new entries, new ETag); returns how many changed."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_bump/{every}") as response:
+            return int(response.read())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(5)
+
+
+async def _capacity(port: int, connections: int, seconds: float) -> float:
+    """304 answers per second the server gives a tight keep-alive client loop (no HTTP library)."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(n: int) -> None:
+        nonlocal done
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = f'GET /f/{n}.xml HTTP/1.1\r\nHost: x\r\nIf-None-Match: "{n}-0"\r\n\r\n'.encode()
+        while time.perf_counter() < deadline:
+            writer.write(request)
+            await reader.readuntil(b"\r\n\r\n")
+            done += 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(loop(n) for n in range(connections)))
+    return done / (time.perf_counter() - start)
+
+
+# --- the two pollers -------------------------------------------------------------------------------------
+
+
+def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int) -> list[list[object]]:
+    rows: list[list[object]] = []
+    with throwaway_redis() as (redis_server, client):
+        feeds = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": server.url(i)} for i in range(count)]
+        config = make_config(redis_server.url, feeds,
+                             polling={"concurrency": concurrency, "per_host": concurrency})
+        poller = Poller(config, client)
+
+        async def cycles() -> None:
+            # One event loop for both cycles: the Poller's semaphores belong to the loop they first wait on.
+            for cycle in (1, 2):
+                changed = server.bump(every) if cycle == 2 else count
+                start = time.perf_counter()
+                report = await poller.poll_once(force=True)
+                took = time.perf_counter() - start
+                errors = sorted(set(report.errors.values()))[:1]
+                rows.append([f"livebrief cycle {cycle}", count, changed, report.fetched, report.not_modified,
+                             report.failed, took, count / took,
+                             f"{report.new_items:,} new items queued" + (f"; e.g. {errors[0][:60]}" if errors else "")])
+
+        try:
+            asyncio.run(cycles())
+        finally:
+            poller.close()
+    return rows
+
+
+def _reader(server: FastFeedServer, count: int, every: int, workers: int) -> list[list[object]]:
+    from reader import make_reader
+
+    rows: list[list[object]] = []
+    with tempfile.TemporaryDirectory(prefix="livebrief-bench-reader-") as folder:
+        reader = make_reader(str(Path(folder) / "reader.sqlite"))
+        start = time.perf_counter()
+        for i in range(count):
+            reader.add_feed(server.url(i))
+        add_s = time.perf_counter() - start
+        for cycle in (1, 2):
+            changed = server.bump(every) if cycle == 2 else count
+            start = time.perf_counter()
+            reader.update_feeds(workers=workers, scheduled=False)
+            took = time.perf_counter() - start
+            counts = reader.get_feed_counts()
+            rows.append([f"reader cycle {cycle}", count, changed, "-", "-", counts.broken, took, count / took,
+                         f"workers={workers}; add_feed x{count}: {add_s:.1f} s" if cycle == 1 else
+                         f"workers={workers}; {reader.get_entry_counts().total:,} entries stored"])
+        reader.close()
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--feeds", type=int, default=10_000)
+    parser.add_argument("--reader-feeds", type=int, default=2_000, help="reader's subset (default 2,000)")
+    parser.add_argument("--entries", type=int, default=5, help="entries per feed (default 5)")
+    parser.add_argument("--changed", type=float, default=0.01, help="share of feeds changed before cycle 2")
+    parser.add_argument("--concurrency", type=int, default=32, help="livebrief polling.concurrency (default 32)")
+    parser.add_argument("--reader-workers", type=int, default=32, help="reader update_feeds workers (default 32)")
+    parser.add_argument("--quick", action="store_true", help="~20 s: 2,000 feeds, reader on 500")
+    ns = parser.parse_args(argv)
+    if ns.quick:
+        ns.feeds, ns.reader_feeds = 2_000, 500
+    ns.reader_feeds = min(ns.reader_feeds, ns.feeds)
+    every = max(1, round(1 / ns.changed)) if ns.changed > 0 else ns.feeds + 1
+    quiet_logs()
+
+    started = time.perf_counter()
+    server = FastFeedServer(ns.feeds, ns.entries)
+    print(f"feed server: {ns.feeds:,} feeds x {ns.entries} entries, ready in {time.perf_counter() - started:.1f} s")
+    try:
+        capacity = asyncio.run(_capacity(server.port, 32, 2.0))
+        lb = _livebrief(server, ns.feeds, every, ns.concurrency)
+        try:
+            import reader  # noqa: F401
+        except ImportError as exc:
+            rd = []
+            print(f"reader cannot be imported ({exc}): its rows are skipped; "
+                  ".venv/bin/pip install reader sgmllib3k")
+        else:
+            rd = _reader(server, ns.reader_feeds, every, ns.reader_workers)
+    finally:
+        server.stop()
+
+    rows = [["feed server alone: 304s to a tight client loop", "-", "-", "-", "-", "-", 2.0, capacity,
+             "32 keep-alive connections, raw sockets"], *lb, *rd]
+    print_table("polling (feeds/s = feeds / cycle wall time)",
+                ["run", "feeds", "changed", "200", "304", "failed", "seconds", "feeds/s", "notes"], rows)
+    lb2 = lb[1][7] if len(lb) > 1 else 0.0
+    goals: list[list[object]] = [
+        [f"{ns.feeds:,} unchanged feeds (livebrief cycle 2)", "<= 10 s", f"{lb[1][6]:.1f} s"],
+        ["server capacity / livebrief cycle 2 rate", "well above 1", f"{capacity / lb2:.1f}x"],
+    ]
+    if rd:
+        subset = "" if ns.reader_feeds == ns.feeds else f" (reader on {ns.reader_feeds:,} of {ns.feeds:,} feeds)"
+        goals.append([f"livebrief / reader, cycle 2 feeds/s{subset}", ">= 5x", f"{lb2 / rd[1][7]:.1f}x"])
+        goals.append(["livebrief / reader, cycle 1 feeds/s", "-", f"{lb[0][7] / rd[0][7]:.1f}x"])
+    print_table("goals (issue 6)", ["goal", "target", "measured"], goals)
+    print_machine()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
