@@ -58,6 +58,9 @@ class ParsedFeed(BaseModel):
     items: list[Item]
     ttl_seconds: int | None = None
     hub: str | None = None
+    cursor: str | None = Field(
+        default=None, description="wire paging: where the next request continues (newest versioncreated)"
+    )
     warnings: list[str] = Field(
         default_factory=list, description="what was repaired: encoding guessed, junk skipped, entries cut"
     )
@@ -431,6 +434,9 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
         doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise ParseError(limits.feed_id, f"the body starts like JSON but is not valid JSON ({exc})") from exc
+    wire = _ninjs_items(doc)
+    if wire is not None:
+        return _parse_ninjs(wire, doc, limits)
     if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
         ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
     ):
@@ -482,3 +488,110 @@ def _json_date(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# --- IPTC ninjs (wire) ----------------------------------------------------------------------------------
+
+_PUBSTATUS = {"usable": "usable", "withheld": "withheld", "canceled": "canceled", "cancelled": "canceled"}
+
+
+def _ninjs_items(doc: Any) -> list[dict[str, Any]] | None:
+    """The ninjs items of a document (one item, a list, or a page with ``items``/``data``), or None."""
+    if isinstance(doc, dict) and isinstance(doc.get("uri"), str):
+        return [doc]
+    candidates = doc if isinstance(doc, list) else None
+    if isinstance(doc, dict):
+        for key in ("items", "data", "results"):
+            if isinstance(doc.get(key), list):
+                candidates = doc[key]
+                break
+    if candidates is None:
+        return None
+    items = [raw for raw in candidates if isinstance(raw, dict) and isinstance(raw.get("uri"), str)]
+    if not items and candidates:
+        return None
+    return items
+
+
+def _ninjs_names(values: Any) -> list[str]:
+    """Names from ninjs ``subjects``/``located``: a list of objects with ``name``, or plain strings."""
+    if isinstance(values, dict):
+        values = [values]
+    names = []
+    for value in values if isinstance(values, list) else []:
+        name = value.get("name") if isinstance(value, dict) else value
+        if isinstance(name, str) and name.strip():
+            names.append(clean_text(name).strip()[:200])
+    return names[:50]
+
+
+def _ninjs_text(raw: dict[str, Any]) -> str:
+    for key in ("body_text", "description_text"):
+        if _json_str(raw.get(key)):
+            return _json_str(raw[key]).replace("&", "&amp;").replace("<", "&lt;")
+    body = raw.get("body_html") or raw.get("description_html")
+    if isinstance(body, str):
+        return body
+    # ninjs 2.x allows several bodies/descriptions as a list of {role, value} objects.
+    for key in ("bodies", "descriptions"):
+        for part in raw.get(key) or []:
+            if isinstance(part, dict) and isinstance(part.get("value"), str):
+                return part["value"]
+    return ""
+
+
+def _ninjs_headline(raw: dict[str, Any]) -> str:
+    if isinstance(raw.get("headline"), str):
+        return raw["headline"]
+    for part in raw.get("headlines") or []:
+        if isinstance(part, dict) and isinstance(part.get("value"), str):
+            return part["value"]
+    return ""
+
+
+def _parse_ninjs(raw_items: list[dict[str, Any]], doc: Any, limits: _Limits) -> ParsedFeed:
+    """Wire items (IPTC ninjs 1.x-3.x): ``uri`` is the stable identity across versions; the content hash
+    also covers ``version`` and ``pubstatus`` so that a kill or a new version is queued even when its text
+    is unchanged."""
+    items = []
+    newest: datetime | None = None
+    for raw in raw_items[: 2 * limits.max_entries]:
+        if raw.get("type") not in (None, "text"):
+            continue  # pictures, video, graphics: nothing to brief
+        created = _json_date(raw.get("versioncreated"))
+        published = _json_date(raw.get("firstcreated")) or created
+        if created is not None and (newest is None or created > newest):
+            newest = created
+        item = _make_item(limits, raw["uri"][:GUID_MAX_CHARS], raw.get("uri") if _http_url(raw.get("uri")) else
+                          _json_str(raw.get("link")) or None, _ninjs_headline(raw), _ninjs_text(raw),
+                          _bounded_date(published, limits.fetched))
+        status = _PUBSTATUS.get(_json_str(raw.get("pubstatus")).lower(), "usable")
+        if item is None:
+            if status == "usable":
+                continue
+            # A kill often carries no text: it still has to reach the worker to withdraw the entry.
+            item = Item(id=item_id(limits.feed_id, raw["uri"][:GUID_MAX_CHARS], None, ""), feed=limits.feed_id,
+                        outlet=limits.outlet, guid=raw["uri"][:GUID_MAX_CHARS], fetched=limits.fetched,
+                        content_hash="")
+        version = raw.get("version")
+        version_number = int(version) if isinstance(version, int | str) and str(version).isdigit() else None
+        urgency = raw.get("urgency")
+        located = _ninjs_names(raw.get("located"))
+        update = {
+            "version": version_number,
+            "pubstatus": status,
+            "embargoed": _json_date(raw.get("embargoed")),
+            "urgency": urgency if isinstance(urgency, int) and 0 < urgency < 10 else None,
+            "subjects": _ninjs_names(raw.get("subjects") or raw.get("subject")),
+            "located": located[0] if located else None,
+        }
+        update["content_hash"] = content_hash(
+            f"{item.title}\x00{version_number}\x00{status}", item.text
+        )
+        items.append(item.model_copy(update=update))
+    cursor = doc.get("next_cursor") or doc.get("cursor") if isinstance(doc, dict) else None
+    return ParsedFeed(
+        format="ninjs",
+        items=_select(items, limits.max_entries),
+        cursor=str(cursor) if isinstance(cursor, str | int) and cursor else (newest.isoformat() if newest else None),
+    )

@@ -40,10 +40,20 @@ class Item(BaseModel):
     fetched: datetime
     content_hash: str = Field(description="hash of title and text; changes when the content does")
     # Wire (ninjs) fields; None for RSS/Atom items.
-    version: int | None = None
-    pubstatus: Literal["usable", "withheld", "canceled"] | None = None
+    version: int | None = Field(default=None, description="wire version; an older one never replaces a newer")
+    pubstatus: Literal["usable", "withheld", "canceled"] | None = Field(
+        default=None, description="'canceled'/'withheld' withdraws the item's entry"
+    )
+    embargoed: datetime | None = Field(default=None, description="not published before this time")
+    urgency: int | None = Field(default=None, description="ninjs urgency, 1 (most urgent) to 9")
+    subjects: list[str] = Field(default_factory=list, description="wire subject names")
+    located: str | None = None
 
-    @field_validator("published", "fetched")
+    @property
+    def withdrawn(self) -> bool:
+        return self.pubstatus in ("canceled", "withheld")
+
+    @field_validator("published", "fetched", "embargoed")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
         return _utc(value)

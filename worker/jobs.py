@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 import structlog
-from rq import get_current_job
+from rq import Queue, Retry, get_current_job
 
 from livebrief.models import Item
 from worker.notify import DeliveryEnqueuer
@@ -17,14 +17,36 @@ from worker.runtime import Runtime, current
 from worker.stories import BatchPlan
 
 log = structlog.get_logger(__name__)
+INGEST_JOB = "worker.jobs.process_batch"
+
+
+def hold_embargoed(client: redis.Redis, runtime: Runtime, items: list[Item], now: datetime) -> list[Item]:
+    """Schedule items under embargo to be processed when it ends; return the others.
+
+    Scheduled before the batch commits: a crash in between only makes the later run find them seen.
+    """
+    held: dict[datetime, list[Item]] = {}
+    for item in items:
+        if item.embargoed is not None and item.embargoed > now and not item.withdrawn:
+            held.setdefault(item.embargoed, []).append(item)
+    if held:
+        queue = Queue(runtime.keys.ingest_queue, connection=client)
+        for until, batch in held.items():
+            queue.enqueue_at(until, INGEST_JOB, [i.model_dump(mode="json") for i in batch],
+                             retry=Retry(max=runtime.config.worker.retries, interval=[0, 5, 30, 120, 600]),
+                             job_timeout=runtime.config.worker.job_timeout, failure_ttl=7 * 86400)
+            log.info("embargo_held", items=len(batch), until=until.isoformat())
+    return [item for item in items if not any(item in batch for batch in held.values())]
 
 
 def run_batch(client: redis.Redis, runtime: Runtime, items: list[Item], now: datetime | None = None) -> BatchPlan:
     """Dedupe, classify, condense and publish a batch: pure stages first, then one atomic commit."""
     settings = runtime.config.worker
+    now = now or datetime.now(UTC)
+    items = hold_embargoed(client, runtime, items, now)
     prepared = [prepare(item, runtime.topics, settings) for item in items]
     enqueuer = DeliveryEnqueuer(client, runtime.keys, runtime.config.webhooks) if runtime.config.webhooks else None
-    return commit_batch(client, runtime.keys, prepared, settings, enqueuer, now or datetime.now(UTC))
+    return commit_batch(client, runtime.keys, prepared, settings, enqueuer, now)
 
 
 def process_batch(payload: list[dict[str, Any]]) -> dict[str, int]:

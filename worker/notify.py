@@ -47,7 +47,7 @@ def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
     if webhook.format == "slack":
         names = ", ".join(f"<{s.url}|{s.name}>" if s.url else s.name for s in entry.sources)
         tag = " ".join(f"#{t}" for t in entry.topics)
-        prefix = "Update: " if entry.status == "updated" else ""
+        prefix = {"new": "", "updated": "Update: ", "withdrawn": "Withdrawn: "}[entry.status]
         lines = [f"*{prefix}{entry.headline}*", entry.summary, f"_{names}_ {tag}".strip()]
         return json.dumps({"text": "\n".join(line for line in lines if line)}).encode()
     event = {

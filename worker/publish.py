@@ -26,7 +26,7 @@ from livebrief.keys import Keys
 from livebrief.models import Entry
 from worker.dedupe import index_terms, lsh_buckets
 from worker.prepare import Prepared
-from worker.stories import BatchPlan, IndexView, StoryRecord, candidate_story_ids, plan_batch
+from worker.stories import BatchPlan, IndexView, SeenMark, StoryRecord, candidate_story_ids, plan_batch
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +68,7 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
         if value is None:
             continue
         if kind == "seen":
-            content_hash, _, story_id = value.partition(" ")
-            view.seen[ref] = (content_hash, story_id)  # type: ignore[index]
+            view.seen[ref] = SeenMark.decode(value)  # type: ignore[index]
         elif kind == "exact":
             view.exact[ref] = value  # type: ignore[index]
         elif kind == "lsh":
@@ -81,14 +80,16 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 
 def _write(pipe: redis.client.Pipeline, plan: BatchPlan, keys: Keys, settings: WorkerConfig) -> None:
     seen_ttl, story_ttl = settings.seen_ttl, settings.story_retention
-    for item_id, (content_hash, story_id) in plan.seen.items():
-        pipe.set(keys.seen(item_id), f"{content_hash} {story_id}", ex=seen_ttl)
+    for item_id, mark in plan.seen.items():
+        pipe.set(keys.seen(item_id), mark.encode(), ex=seen_ttl)
     for (kind, digest), story_id in plan.exact.items():
         pipe.set(keys.url(digest) if kind == "url" else keys.guid(digest), story_id, ex=seen_ttl)
     for (band, bucket), story_id in plan.lsh.items():
         pipe.set(keys.lsh(band, bucket), story_id, ex=story_ttl)
     for term, ids in plan.terms.items():
         pipe.set(keys.token(term), " ".join(ids), ex=story_ttl)
+    for story_id, record in plan.stored.items():
+        pipe.set(keys.story(story_id), record.model_dump_json(), ex=story_ttl)
     for story_id, record in plan.published.items():
         pipe.set(keys.story(story_id), record.model_dump_json(), ex=story_ttl)
         body = record.entry.model_dump_json()
@@ -107,6 +108,8 @@ def commit_batch(
     now: datetime | None = None,
 ) -> BatchPlan:
     """Decide and publish a batch atomically; retried on write conflicts with other workers."""
+    if not prepared:
+        return BatchPlan()
     names, meaning = _index_keys(prepared, keys)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         with client.pipeline() as pipe:

@@ -3,8 +3,12 @@
 Given a batch of prepared items and what the Redis index said about them (``IndexView``), ``plan_batch``
 decides, in order:
 
-1. seen:           the item (same id, same content) was published before -> skipped;
-                   same id with *changed* content -> its story is re-published as an update;
+1. seen:           the item (same id, same content) was published before -> skipped; an older wire
+                   ``version`` than the one published -> skipped;
+   changed:        same id, changed content -> its story is re-published as ``updated`` when the change
+                   is material (headline, summary or topics of the entry change), else only remembered;
+   killed:         ``pubstatus`` canceled/withheld -> the story is re-published as ``withdrawn`` (it was the
+                   item's own story), or ``updated`` without that source (other outlets still report it);
 2. exact:          its canonical URL or guid was published before -> dropped;
 3. near-duplicate: its text signature matches a story's (syndicated copy, small edit) -> joins it;
 4. same story:     its story features score >= threshold against a story within the window, and the
@@ -47,11 +51,29 @@ class StoryRecord(BaseModel):
     lead_item: str | None = None
 
 
+@dataclass(frozen=True)
+class SeenMark:
+    """What the index remembers of a published item (``P:seen:<item>``)."""
+
+    content_hash: str
+    story_id: str
+    version: int | None = None
+
+    def encode(self) -> str:
+        return f"{self.content_hash} {self.story_id} {'' if self.version is None else self.version}".rstrip()
+
+    @classmethod
+    def decode(cls, value: str) -> SeenMark:
+        parts = value.split(" ")
+        version = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+        return cls(parts[0], parts[1] if len(parts) > 1 else "", version)
+
+
 @dataclass
 class IndexView:
     """The index as read at the start of the transaction."""
 
-    seen: dict[str, tuple[str, str]] = field(default_factory=dict)  # item id -> (content hash, story id)
+    seen: dict[str, SeenMark] = field(default_factory=dict)
     exact: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, digest) -> story id
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)  # (band, bucket) -> story id
     terms: dict[str, list[str]] = field(default_factory=dict)  # term -> recent story ids
@@ -63,7 +85,8 @@ class BatchPlan:
     """What to write: the stories to (re)publish and the index entries that go with them."""
 
     published: dict[str, StoryRecord] = field(default_factory=dict)  # story id -> new state
-    seen: dict[str, tuple[str, str]] = field(default_factory=dict)
+    stored: dict[str, StoryRecord] = field(default_factory=dict)  # changed but not re-published
+    seen: dict[str, SeenMark] = field(default_factory=dict)
     exact: dict[tuple[str, str], str] = field(default_factory=dict)
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)
     terms: dict[str, list[str]] = field(default_factory=dict)
@@ -79,7 +102,7 @@ def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
     ids: set[str] = set()
     for p in prepared:
         if p.item.id in view.seen:
-            ids.add(view.seen[p.item.id][1])
+            ids.add(view.seen[p.item.id].story_id)
         ids.update(view.exact[k] for k in p.exact if k in view.exact)
         if p.signature is not None:
             ids.update(view.lsh[b] for b in lsh_buckets(p.signature) if b in view.lsh)
@@ -145,12 +168,34 @@ def _join(record: StoryRecord, p: Prepared) -> StoryRecord:
 
 
 def _refresh(record: StoryRecord, p: Prepared) -> StoryRecord:
-    """The story after its item ``p`` changed content: the lead item's text replaces headline/summary."""
-    record = _join(record, p)
-    if record.lead_item == p.item.id:
-        entry = record.entry.model_copy(update={"headline": p.condensed.headline, "summary": p.condensed.summary})
-        record = record.model_copy(update={"entry": entry, "signature": p.signature, "features": p.features})
-    return record
+    """The story after its item ``p`` changed content: the lead item's text replaces headline, summary
+    and classification; another source's edit changes nothing a reader sees."""
+    if record.lead_item != p.item.id:
+        return record
+    c = p.classification
+    entry = record.entry.model_copy(update={
+        "headline": p.condensed.headline, "summary": p.condensed.summary, "topics": list(c.topics),
+        "scores": dict(c.scores), "evidence": {t: list(c.evidence.get(t, [])) for t in c.topics},
+    })
+    return record.model_copy(update={"entry": entry, "signature": p.signature, "features": p.features})
+
+
+def _material(before: Entry, after: Entry) -> bool:
+    return (before.headline, before.summary, before.topics) != (after.headline, after.summary, after.topics)
+
+
+def _withdraw(record: StoryRecord, p: Prepared) -> StoryRecord:
+    """The story after its item ``p`` was killed: withdrawn when it was the story's lead or only source,
+    else the same story without that source."""
+    def is_killed(s: Source) -> bool:
+        return s.feed == p.item.feed and (p.item.url is None or s.url == p.item.url)
+
+    remaining = [s for s in record.entry.sources if not is_killed(s)]
+    if record.lead_item == p.item.id or not remaining:
+        entry = record.entry.model_copy(update={"status": "withdrawn", "summary": ""})
+    else:
+        entry = record.entry.model_copy(update={"sources": remaining})
+    return record.model_copy(update={"entry": entry, "items": [i for i in record.items if i != p.item.id]})
 
 
 def _within_window(record: StoryRecord, p: Prepared, window: float) -> bool:
@@ -164,7 +209,8 @@ def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories:
     for bucket in lsh_buckets(p.signature):
         story_id = lsh.get(bucket)
         record = stories.get(story_id) if story_id else None
-        if record is not None and record.signature is not None and is_near_duplicate(p.signature, record.signature):
+        if (record is not None and record.signature is not None and record.entry.status != "withdrawn"
+                and is_near_duplicate(p.signature, record.signature)):
             return story_id
     return None
 
@@ -179,11 +225,14 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
     terms = {t: list(ids) for t, ids in view.terms.items()}
     touched: set[str] = set()
 
+    def remember(p: Prepared, story_id: str, outcome: str) -> None:
+        plan.outcomes[p.item.id] = outcome
+        seen[p.item.id] = plan.seen[p.item.id] = SeenMark(p.item.content_hash, story_id, p.item.version)
+
     def assign(p: Prepared, story_id: str, record: StoryRecord, outcome: str) -> None:
         stories[story_id] = record
         touched.add(story_id)
-        plan.outcomes[p.item.id] = outcome
-        seen[p.item.id] = plan.seen[p.item.id] = (p.item.content_hash, story_id)
+        remember(p, story_id, outcome)
         for key in p.exact:
             exact.setdefault(key, story_id)
             plan.exact.setdefault(key, story_id)
@@ -196,18 +245,33 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
 
     for p in prepared:
         item = p.item
-        if item.id in seen:
-            content_hash, story_id = seen[item.id]
-            if content_hash == item.content_hash:
+        mark = seen.get(item.id)
+        if mark is not None:
+            if mark.content_hash == item.content_hash:
                 plan.outcomes[item.id] = "seen"
                 continue
-            if story_id in stories:
-                assign(p, story_id, _refresh(stories[story_id], p), "content_changed")
+            if item.version is not None and mark.version is not None and item.version < mark.version:
+                plan.outcomes[item.id] = "stale_version"
                 continue
+            record = stories.get(mark.story_id)
+            if record is not None and record.entry.status != "withdrawn":
+                if item.withdrawn:
+                    assign(p, mark.story_id, _withdraw(record, p), "withdrawn")
+                    continue
+                refreshed = _refresh(record, p)
+                if _material(record.entry, refreshed.entry):
+                    assign(p, mark.story_id, refreshed, "content_changed")
+                else:
+                    stories[mark.story_id] = plan.stored[mark.story_id] = refreshed
+                    remember(p, mark.story_id, "unchanged_content")
+                continue
+        if item.withdrawn:
+            # A kill of something we never published (or have forgotten): remember it, publish nothing.
+            remember(p, mark.story_id if mark else "", "withdrawn_unknown")
+            continue
         hit = next((exact[k] for k in p.exact if k in exact), None)
         if hit is not None:
-            plan.outcomes[item.id] = "exact_duplicate"
-            seen[item.id] = plan.seen[item.id] = (item.content_hash, hit)
+            remember(p, hit, "exact_duplicate")
             continue
         twin = _near_duplicate_story(p, lsh, stories)
         if twin is not None:
@@ -217,7 +281,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         candidates = {i for term in index_terms(p.features) for i in terms.get(term, [])}
         for story_id in sorted(candidates):
             record = stories.get(story_id)
-            if record is None or item.feed in record.feeds:
+            if record is None or item.feed in record.feeds or record.entry.status == "withdrawn":
                 continue
             if not _within_window(record, p, settings.story_window):
                 continue
@@ -234,7 +298,9 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         record = stories[story_id]
         if story_id in view.stories:
             version = view.stories[story_id].entry.version + 1
-            entry = record.entry.model_copy(update={"version": version, "status": "updated", "updated": now})
+            status = "withdrawn" if record.entry.status == "withdrawn" else "updated"
+            entry = record.entry.model_copy(update={"version": version, "status": status, "updated": now})
             record = record.model_copy(update={"entry": entry})
         plan.published[story_id] = record
+        plan.stored.pop(story_id, None)
     return plan
