@@ -20,6 +20,7 @@ from livebrief.keys import Keys
 class FeedState(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
+    cursor: str | None = None
     last_attempt: float | None = None
     last_success: float | None = None
     last_status: int | None = None

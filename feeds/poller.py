@@ -13,31 +13,28 @@ import concurrent.futures
 import multiprocessing
 import random
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import redis
 import structlog
-from rq import Queue, Retry
 
-from feeds.fetch import FetchLimits, FetchResult, fetch_feed, make_client
+from feeds.fetch import FetchLimits, FetchResult, check_url, fetch_feed, make_client
 from feeds.health import FeedState, FeedStates, next_after_failure, next_after_success
 from feeds.parse import ParsedFeed, parse_feed
+from feeds.push import Subscription, Subscriptions, needs_subscription, subscribe
 from feeds.schedule import Schedule
 from livebrief.config import Config, FeedConfig
 from livebrief.errors import FeedError, HTTPStatusError, ParseError
+from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Item
 
 log = structlog.get_logger(__name__)
 
-INGEST_JOB = "worker.jobs.process_batch"
-MAX_BATCH = 200
 PARSE_TIMEOUT = 15.0
 
 
@@ -121,7 +118,7 @@ class Poller:
         self.keys = Keys(config.prefix)
         self.schedule = Schedule(client, self.keys)
         self.states = FeedStates(client, self.keys)
-        self.queue = Queue(self.keys.ingest_queue, connection=client)
+        self.subscriptions = Subscriptions(client, self.keys)
         self.parser = ParsePool(parse_workers)
         self.rng = rng or random.Random()
         self.limits = FetchLimits(
@@ -183,9 +180,13 @@ class Poller:
         state.fetches += 1
         host = urlsplit(feed.url).hostname or ""
         interval = feed.interval or self.config.polling.interval
+        push = self.subscriptions.get(feed.id) if self.config.push.enabled else None
+        if push is not None and push.active(now):
+            interval = max(interval, self.config.push.fallback_interval)  # the hub tells us; poll as a safety net
         try:
             async with self._global, self._hosts[host]:
-                result = await fetch_feed(client, feed.id, feed.url, self.limits, state.etag, state.last_modified)
+                result = await fetch_feed(client, feed.id, self._url(feed, state), self.limits, state.etag,
+                                          state.last_modified)
             state.last_status = result.status
             state.last_fetch_ms = round(result.elapsed_ms, 1)
             if result.not_modified:
@@ -197,7 +198,10 @@ class Poller:
                 parsed = await self.parser.parse(feed, result, self.config)
                 new_items = await asyncio.to_thread(self._enqueue_new, feed, parsed.items, now)
                 state.etag, state.last_modified = result.etag, result.last_modified
+                state.cursor = parsed.cursor or state.cursor
                 ttl_hint = parsed.ttl_seconds
+                if parsed.hub and self.config.push.enabled:
+                    await self._subscribe(client, feed, parsed.hub, push, now, bound)
                 report.fetched += 1
                 bound.info("feed_fetched", status=result.status, ms=state.last_fetch_ms,
                            items=len(parsed.items), new=new_items)
@@ -222,6 +226,27 @@ class Poller:
         self.schedule.reschedule({feed.id: next_due}, pipe)
         pipe.execute()
 
+    @staticmethod
+    def _url(feed: FeedConfig, state: FeedState) -> str:
+        """The feed URL, continued from the last cursor for wire feeds that page by ``since``."""
+        if feed.kind != "ninjs" or not state.cursor or not feed.since_param:
+            return feed.url
+        joiner = "&" if "?" in feed.url else "?"
+        return f"{feed.url}{joiner}{urlencode({feed.since_param: state.cursor})}"
+
+    async def _subscribe(
+        self, client: httpx.AsyncClient, feed: FeedConfig, hub: str, current: Subscription | None, now: float,
+        bound: structlog.BoundLogger,
+    ) -> None:
+        if not needs_subscription(current, hub, feed.url, now, self.config.push.lease_seconds):
+            return
+        try:
+            await check_url(feed.id, hub, self.limits)
+            await subscribe(client, self.subscriptions, self.config, feed, hub, now)
+        except FeedError as exc:
+            # Push is an optimisation: the feed keeps being polled, so log and carry on.
+            bound.warning("websub_subscribe_failed", hub=hub, error=exc.reason)
+
     def _record_failure(
         self, state: FeedState, exc: FeedError, now: float, report: PollReport, bound: structlog.BoundLogger
     ) -> float:
@@ -244,36 +269,7 @@ class Poller:
         return next_due
 
     def _enqueue_new(self, feed: FeedConfig, items: list[Item], now: float) -> int:
-        """Queue the items this feed has not shown before (or whose content changed), one job per batch.
-
-        The job and the "shown" marks are written in one MULTI, so a crash leaves both or neither; the
-        worker's own atomic seen+publish step makes a re-queued item harmless anyway.
-        """
-        if not items:
-            return 0
-        seen_key = self.keys.feed_items(feed.id)
-        members = [f"{item.id}:{item.content_hash}" for item in items]
-        scores = cast(list[float | None], self.client.zmscore(seen_key, members))
-        fresh = [item for item, score in zip(items, scores, strict=True) if score is None]
-        pipe = self.client.pipeline()
-        pipe.multi()
-        for start in range(0, len(fresh), MAX_BATCH):
-            chunk = fresh[start : start + MAX_BATCH]
-            payload = [item.model_dump(mode="json") for item in chunk]
-            self.queue.enqueue_call(
-                INGEST_JOB, args=(payload,),
-                job_id=f"ingest-{feed.id}-{uuid.uuid4().hex[:12]}",
-                timeout=self.config.worker.job_timeout,
-                result_ttl=600, failure_ttl=7 * 86400,
-                retry=Retry(max=self.config.worker.retries, interval=[0, 5, 30, 120, 600]),
-                pipeline=pipe,
-            )
-        # Refresh every current member, so items still in the feed are not forgotten and re-queued.
-        pipe.zadd(seen_key, dict.fromkeys(members, now))
-        pipe.zremrangebyscore(seen_key, "-inf", now - self.config.worker.seen_ttl)
-        pipe.expire(seen_key, self.config.worker.seen_ttl)
-        pipe.execute()
-        return len(fresh)
+        return enqueue_new_items(self.client, self.config, feed.id, items, now)
 
     def close(self) -> None:
         self.parser.close()

@@ -32,6 +32,9 @@ class FeedConfig(_Strict):
     url: str
     name: str = Field(description="the outlet's display name, shown in entry sources")
     kind: Literal["auto", "rss", "ninjs"] = "auto"
+    since_param: str | None = Field(
+        default="since", description="ninjs feeds: query parameter that continues from the last versioncreated"
+    )
     interval: float | None = Field(
         default=None, gt=0, description="seconds between polls; default polling.interval"
     )
@@ -130,6 +133,33 @@ class WebhookConfig(_Strict):
         return self.secret
 
 
+class PushConfig(_Strict):
+    """The push receiver (``livebrief serve``, and part of ``run`` when enabled): WebSub and direct pushes."""
+
+    enabled: bool = False
+    listen: str = Field(default="127.0.0.1:8787", description="host:port the receiver binds")
+    public_url: str | None = Field(
+        default=None, description="how hubs reach the receiver, e.g. https://feeds.example.org/livebrief"
+    )
+    lease_seconds: int = Field(default=10 * 86400, gt=0, description="WebSub lease asked of hubs")
+    fallback_interval: float = Field(
+        default=900.0, gt=0, description="seconds between safety polls of a feed whose hub pushes"
+    )
+    secret: str | None = Field(default=None, description="whsec_... for signed direct pushes of ninjs items")
+    secret_env: str | None = None
+
+    @model_validator(mode="after")
+    def _public_url_when_enabled(self) -> PushConfig:
+        if self.enabled and not self.public_url:
+            raise ValueError("push.enabled needs push.public_url (the address hubs call back)")
+        if self.secret is not None and not self.secret.startswith("whsec_"):
+            raise ValueError("'secret' must start with 'whsec_'")
+        return self
+
+    def resolved_secret(self) -> str | None:
+        return os.environ.get(self.secret_env) if self.secret_env else self.secret
+
+
 class Config(_Strict):
     redis_url: str | None = Field(
         default=None,
@@ -141,6 +171,7 @@ class Config(_Strict):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     polling: PollingConfig = Field(default_factory=PollingConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
     # Where the file was loaded from; set by load_config, not by users.
     source_path: str | None = Field(default=None, exclude=True)
 

@@ -18,6 +18,7 @@ P:guid:<sha>                   string     story id that published this guid     
 P:lsh:<band>:<bucket>          string     latest story id with a text signature in this bucket story_ttl
 P:tok:<token>                  string     recent story ids sharing a significant token         story_ttl
 P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
+P:push:<feed>                  hash       WebSub subscription: hub, topic, secret, state, lease none (one per feed)
 P:deadletter                   list       webhook deliveries that exhausted their retries      none
 P:delivered:<delivery>         string     marks a delivery done so a re-run never re-sends it  seen_ttl
 =============================  =========  ===================================================  ==================
@@ -81,6 +82,9 @@ class Keys:
 
     def story(self, story_id: str) -> str:
         return f"{self.prefix}:story:{story_id}"
+
+    def push(self, feed_id: str) -> str:
+        return f"{self.prefix}:push:{feed_id}"
 
     @property
     def deadletter(self) -> str:

@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 # Level 2 parameters.
-MIN_TOKENS = 8  # fewer distinct content words than this: no signature, texts this short match by accident
+MIN_TOKENS = 8  # fewer distinct content words than this: only an exact match (same words) counts
+MIN_EXACT_TOKENS = 5  # fewer than this: no signature at all, texts this short match by accident
 SIG_TOKENS = 24  # fingerprints kept: the first distinct content words of title + text
 LONG_TOKENS = 16  # at this size both sides may differ by MAX_DIFF_LONG fingerprints instead of MAX_DIFF
 MAX_DIFF = 2
@@ -60,6 +61,8 @@ _FP_BITS = 12
 MAX_TERMS = 12  # terms kept per story, highest IDF first
 INDEX_TERMS = 6
 MIN_SHARED = 2
+MAX_ALSO = 2  # other wordings a story remembers besides its first item's
+ALSO_MAX_JACCARD = 0.5  # an item whose terms overlap a kept description more than this adds nothing
 
 _B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _B64_INDEX = {c: i for i, c in enumerate(_B64)}
@@ -127,6 +130,36 @@ _STOPWORDS_TEXT = """
 """
 _STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
+# Spelling variants of one name or thing: demonyms to their country ("Pakistani" -> "pakistan", so
+# "Pakistani government approves" meets "Pakistan passes"), party nicknames, abbreviations. Keys are
+# lower-case words after the possessive is cut; values go through the usual normalisation.
+_SYNONYMS_TEXT = """
+    afghan:afghanistan american:america americans:america australian:australia austrian:austria
+    belarusian:belarus brazilian:brazil british:uk britain:uk canadian:canada chilean:chile chinese:china
+    colombian:colombia cuban:cuba danish:denmark dutch:netherlands egyptian:egypt ethiopian:ethiopia
+    european:europe finnish:finland french:france german:germany greek:greece hungarian:hungary
+    indian:india iranian:iran iraqi:iraq irish:ireland israeli:israel italian:italy japanese:japan
+    kenyan:kenya korean:korea lithuanian:lithuania mexican:mexico nigerian:nigeria norwegian:norway
+    pakistani:pakistan palestinian:palestine polish:poland russian:russia saudi:saudi scottish:scotland
+    spanish:spain swedish:sweden swiss:switzerland syrian:syria taiwanese:taiwan turkish:turkey
+    ukrainian:ukraine venezuelan:venezuela welsh:wales
+    gop:republican republicans:republican dems:democrat democrats:democrat
+    coronavirus:covid guv:governor gov:governor govt:government prez:president
+    vaccination:vaccine vaccinations:vaccine vaccinated:vaccine vax:vaccine jab:vaccine jabs:vaccine
+    pm:minister premier:minister
+"""
+_SYNONYMS = dict(pair.split(":") for pair in _SYNONYMS_TEXT.split())
+# Several-word names folded into one word before tokenising (also in near-duplicate signatures).
+_PHRASES = [
+    (re.compile(r"\bUnited\s+States(?:\s+of\s+America)?\b|\bU\.S\.(?:A\.?)?|\bUSA?\b"), "USA"),
+    (re.compile(r"\bUnited\s+Kingdom\b|\bU\.K\.?"), "UK"),
+    (re.compile(r"\bUnited\s+Nations\b|\bU\.N\.?"), "UN"),
+    (re.compile(r"\bEuropean\s+Union\b"), "EU"),
+    (re.compile(r"\bCOVID-19\b|\bCovid-19\b|\bcovid-19\b"), "Covid"),
+    (re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:million|mln|m)\b", re.IGNORECASE), r"\1m"),
+    (re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:billion|bn|b)\b", re.IGNORECASE), r"\1b"),
+]
+
 
 class TextSignature(BaseModel):
     """Near-duplicate signature: ``fp`` packs sorted 12-bit word fingerprints, two URL-safe base64
@@ -143,6 +176,10 @@ class StoryFeatures(BaseModel):
     entities: list[str] = Field(default_factory=list)
     topics: list[str] = Field(default_factory=list)
     published: float = 0.0
+    also: list[list[str]] = Field(
+        default_factory=list,
+        description="terms of up to MAX_ALSO later items worded differently, entities marked with '@'",
+    )
 
 
 def exact_keys(item: Item) -> list[tuple[str, str]]:
@@ -161,6 +198,8 @@ def exact_keys(item: Item) -> list[tuple[str, str]]:
 
 def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    for pattern, repl in _PHRASES:
+        text = pattern.sub(repl, text)
     return text
 
 
@@ -183,6 +222,7 @@ def _normalise(word: str) -> str:
     if w.endswith("'s"):
         w = w[:-2]
     w = w.replace("'", "")
+    w = _SYNONYMS.get(w, w)
     if _NUMBER.match(w):
         return w.replace(",", "")
     if w in _NUMBER_WORDS:
@@ -239,8 +279,9 @@ def _decode(fp: str) -> list[int]:
 
 
 def text_signature(title: str, text: str) -> TextSignature | None:
-    """The near-duplicate signature of an item, or None when it has fewer than ``MIN_TOKENS`` distinct
-    content words (short texts collide by accident, so they never match at this level)."""
+    """The near-duplicate signature of an item, or None when it has fewer than ``MIN_EXACT_TOKENS``
+    distinct content words (short texts collide by accident, so they never match at this level).
+    Below ``MIN_TOKENS`` words only the same set of words matches (a re-posted headline)."""
     words: list[str] = []
     seen: set[str] = set()
     for _, norm in _content_words(f"{_strip_title(title)} \n {_strip_text(text)}"):
@@ -250,7 +291,7 @@ def text_signature(title: str, text: str) -> TextSignature | None:
             if len(words) == SIG_TOKENS:
                 break
     fps = sorted({_fingerprint(w) for w in words})
-    if len(fps) < MIN_TOKENS:
+    if len(fps) < MIN_EXACT_TOKENS:
         return None
     return TextSignature(fp=_encode(fps))
 
@@ -279,7 +320,9 @@ def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
     """True when the two texts differ by at most a couple of words (see module docstring)."""
     fa, fb = set(_decode(a.fp)), set(_decode(b.fp))
     smaller = min(len(fa), len(fb))
-    if smaller < MIN_TOKENS:
+    if smaller < MIN_EXACT_TOKENS:
+        return False
+    if smaller < MIN_TOKENS and fa != fb:
         return False
     limit = MAX_DIFF_LONG if smaller >= LONG_TOKENS else MAX_DIFF
     if len(fa ^ fb) > limit:
@@ -355,10 +398,39 @@ def story_features(title: str, text: str, topics: list[str], published: float) -
 
 
 def merge_features(story: StoryFeatures, item: StoryFeatures) -> StoryFeatures:
-    """The story's features after ``item`` joined it. Keeps the first item's features: a union drifts
-    (each merge widens the story until unrelated events match it), and a false merge is worse than a
-    missed one. ``published`` becomes the latest, so a developing story stays within the window."""
-    return story.model_copy(update={"published": max(story.published, item.published)})
+    """The story's features after ``item`` joined it. The first item's terms stay the story's main
+    description (a union drifts: each merge widens the story until unrelated events match it); an
+    item worded differently from every description kept so far is remembered in ``also`` (the
+    ``MAX_ALSO`` most recent), so a later report that paraphrases it can still match, each description
+    scored on its own. ``published`` becomes the latest, so a developing story stays within the window."""
+    also = story.also
+    if not item.also and all(_jaccard(item.terms, terms) < ALSO_MAX_JACCARD for terms in _descriptions(story)):
+        packed = [f"@{t}" if t in item.entities else t for t in item.terms]
+        also = [*story.also, packed][-MAX_ALSO:]
+    return story.model_copy(update={"published": max(story.published, item.published), "also": also})
+
+
+def _jaccard(a: list[str], b: list[str]) -> float:
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb) if sa or sb else 1.0
+
+
+def _descriptions(story: StoryFeatures) -> list[list[str]]:
+    return [story.terms, *([t.lstrip("@") for t in terms] for terms in story.also)]
+
+
+def _unpack(story: StoryFeatures) -> list[StoryFeatures]:
+    out = [story]
+    for terms in story.also:
+        out.append(
+            StoryFeatures(
+                terms=[t.lstrip("@") for t in terms],
+                entities=[t[1:] for t in terms if t.startswith("@")],
+                topics=story.topics,
+                published=story.published,
+            )
+        )
+    return out
 
 
 def index_terms(features: StoryFeatures) -> list[str]:
@@ -380,6 +452,14 @@ def _weight(term: str, entities: set[str], idf: _Idf) -> float:
 
 
 def story_score(a: StoryFeatures, b: StoryFeatures) -> float:
+    """How likely two items report the same event, in [0, 1]; symmetric. A story that remembers other
+    wordings (``also``) scores the best of its descriptions (see ``_pair_score``)."""
+    if not a.also and not b.also:
+        return _pair_score(a, b)
+    return max(_pair_score(x, y) for x in _unpack(a) for y in _unpack(b))
+
+
+def _pair_score(a: StoryFeatures, b: StoryFeatures) -> float:
     """How likely two items report the same event, in [0, 1]; symmetric.
 
     IDF-weighted overlap of significant terms (the mean of overlap over the smaller side and over the

@@ -7,8 +7,9 @@ from typing import Any
 
 import redis
 import structlog
-from rq import Queue, Retry, get_current_job
+from rq import Queue, get_current_job
 
+from livebrief.ingest import enqueue_batches
 from livebrief.models import Item
 from worker.notify import DeliveryEnqueuer
 from worker.prepare import prepare
@@ -17,7 +18,6 @@ from worker.runtime import Runtime, current
 from worker.stories import BatchPlan
 
 log = structlog.get_logger(__name__)
-INGEST_JOB = "worker.jobs.process_batch"
 
 
 def hold_embargoed(client: redis.Redis, runtime: Runtime, items: list[Item], now: datetime) -> list[Item]:
@@ -32,9 +32,7 @@ def hold_embargoed(client: redis.Redis, runtime: Runtime, items: list[Item], now
     if held:
         queue = Queue(runtime.keys.ingest_queue, connection=client)
         for until, batch in held.items():
-            queue.enqueue_at(until, INGEST_JOB, [i.model_dump(mode="json") for i in batch],
-                             retry=Retry(max=runtime.config.worker.retries, interval=[0, 5, 30, 120, 600]),
-                             job_timeout=runtime.config.worker.job_timeout, failure_ttl=7 * 86400)
+            enqueue_batches(queue, batch, runtime.config.worker, label="embargo", at=until)
             log.info("embargo_held", items=len(batch), until=until.isoformat())
     return [item for item in items if not any(item in batch for batch in held.values())]
 

@@ -9,9 +9,6 @@ is the same on every attempt and replay, so receivers can drop repeats.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import time
 from datetime import UTC, datetime
@@ -27,9 +24,11 @@ from livebrief.config import WebhookConfig
 from livebrief.errors import DeliveryError
 from livebrief.keys import Keys
 from livebrief.models import Entry
+from livebrief.signing import sign, verify
 
 log = structlog.get_logger(__name__)
 DELIVER_JOB = "worker.notify.deliver"
+__all__ = ["DeliveryEnqueuer", "deliver", "render_payload", "replay_dead_letters", "sign", "verify"]
 EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
 
 
@@ -56,29 +55,6 @@ def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
         "data": entry.model_dump(mode="json"),
     }
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """``webhook-signature`` value per Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 of id.timestamp.body."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-
-
-def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = 300, now: float | None = None) -> bool:
-    """Receiver side of ``sign``: true when one of the signatures matches and the timestamp is recent."""
-    msg_id = headers.get("webhook-id", "")
-    ts = headers.get("webhook-timestamp", "")
-    if not msg_id or not ts.isdigit():
-        return False
-    if abs((time.time() if now is None else now) - int(ts)) > tolerance:
-        return False
-    expected = sign(secret, msg_id, int(ts), body).split(",", 1)[1]
-    for candidate in headers.get("webhook-signature", "").split():
-        version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
-            return True
-    return False
 
 
 def delivery_headers(webhook: WebhookConfig, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:

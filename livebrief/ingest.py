@@ -1,0 +1,77 @@
+"""Putting items on the ingest queue: the one way pollers, push receivers and embargo holds do it.
+
+Items go to RQ as one job per fetched batch (at most ``MAX_BATCH`` items), named by the dotted path of
+the worker's entry point so that ``feeds`` never imports ``worker``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import cast
+
+import redis
+from rq import Queue, Retry
+
+from livebrief.config import Config, WorkerConfig
+from livebrief.keys import Keys
+from livebrief.models import Item
+
+INGEST_JOB = "worker.jobs.process_batch"
+MAX_BATCH = 200
+# Immediately once (a killed work-horse), then backing off for a Redis or worker outage.
+RETRY_INTERVALS = [0, 5, 30, 120, 600]
+
+
+def enqueue_batches(
+    queue: Queue,
+    items: list[Item],
+    settings: WorkerConfig,
+    *,
+    label: str,
+    pipeline: redis.client.Pipeline | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Queue ``items`` as ingest jobs (now, or at ``at``); returns the number of jobs."""
+    jobs = 0
+    for start in range(0, len(items), MAX_BATCH):
+        payload = [item.model_dump(mode="json") for item in items[start : start + MAX_BATCH]]
+        options = {
+            "job_id": f"ingest-{label}-{uuid.uuid4().hex[:12]}",
+            "job_timeout": settings.job_timeout,
+            "result_ttl": 600,
+            "failure_ttl": 7 * 86400,
+            "retry": Retry(max=max(1, settings.retries), interval=RETRY_INTERVALS),
+            "pipeline": pipeline,
+        }
+        if at is None:
+            queue.enqueue(INGEST_JOB, payload, **options)
+        else:
+            queue.enqueue_at(at, INGEST_JOB, payload, **options)
+        jobs += 1
+    return jobs
+
+
+def enqueue_new_items(client: redis.Redis, config: Config, feed_id: str, items: list[Item], now: float) -> int:
+    """Queue the items this feed has not shown before (or whose content changed); returns how many.
+
+    The jobs and the "shown" marks are written in one MULTI, so a crash leaves both or neither; the
+    worker's own atomic seen+publish step makes a re-queued item harmless anyway.
+    """
+    if not items:
+        return 0
+    keys = Keys(config.prefix)
+    seen_key = keys.feed_items(feed_id)
+    members = [f"{item.id}:{item.content_hash}" for item in items]
+    scores = cast(list[float | None], client.zmscore(seen_key, members))
+    fresh = [item for item, score in zip(items, scores, strict=True) if score is None]
+    queue = Queue(keys.ingest_queue, connection=client)
+    with client.pipeline() as pipe:
+        pipe.multi()
+        enqueue_batches(queue, fresh, config.worker, label=feed_id, pipeline=pipe)
+        # Refresh every current member, so items still in the feed are not forgotten and re-queued.
+        pipe.zadd(seen_key, dict.fromkeys(members, now))
+        pipe.zremrangebyscore(seen_key, "-inf", now - config.worker.seen_ttl)
+        pipe.expire(seen_key, config.worker.seen_ttl)
+        pipe.execute()
+    return len(fresh)
