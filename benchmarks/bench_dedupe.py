@@ -69,6 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         lambda: [dedupe.story_score(feats[i], feats[j]) for i, j in pairs],
         base_pair,
     )
+    merged = [
+        dedupe.merge_features(dedupe.merge_features(feats[i], feats[(i + 1) % n]), feats[(i + 2) % n]) for i in range(n)
+    ]
+    _rate(
+        "story_score vs stories with 2 more wordings",
+        len(pairs),
+        lambda: [dedupe.story_score(feats[i], merged[j]) for i, j in pairs],
+        base_pair,
+    )
+    sizes = [len(m.model_dump_json()) for m in merged]
+    print(f"{'merged story features JSON bytes':<44} mean {sum(sizes) / len(sizes):.0f}, max {max(sizes)}")
     if sigs:
         m = len(sigs)
         _rate(

@@ -331,7 +331,7 @@ def _ttl_seconds(value: Any) -> int | None:
 def _first_hub(links: list[Any]) -> str | None:
     for link in links:
         if isinstance(link, Mapping) and link.get("rel") == "hub":
-            hub = _http_url(link.get("href"))
+            hub = _http_url(link.get("href"), public_only=False)
             if hub:
                 return hub
     return None
@@ -343,12 +343,13 @@ _LINK_HEADER_HUB = re.compile(r"""<([^>]{1,2000})>\s*;[^,]*?\brel\s*=\s*"?(?:[^"
 def _hub_from_link_header(value: str | None) -> str | None:
     """The WebSub hub from an HTTP ``Link`` header, which takes precedence over the document's."""
     match = _LINK_HEADER_HUB.search(value or "")
-    return _http_url(match.group(1)) if match else None
+    return _http_url(match.group(1), public_only=False) if match else None
 
 
-def _http_url(value: Any) -> str | None:
-    """``value`` if it is an absolute http(s) URL to a public host, else None (no tracking-param cleaning:
-    a hub URL is used as given)."""
+def _http_url(value: Any, public_only: bool = True) -> str | None:
+    """``value`` if it is an absolute http(s) URL (to a public host, with ``public_only``), else None; no
+    tracking-param cleaning. Hub URLs are not limited here: the poller checks them against the configured
+    address policy (``polling.allow_private``/``allow_hosts``) before calling them."""
     if not isinstance(value, str):
         return None
     value = clean_text(value).strip()
@@ -356,7 +357,9 @@ def _http_url(value: Any) -> str | None:
         parts = urlsplit(value)
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not _public_host(parts.hostname):
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    if public_only and not _public_host(parts.hostname):
         return None
     return value
 
@@ -467,7 +470,7 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
         if item is not None:
             items.append(item)
     hubs = doc["hubs"] if isinstance(doc.get("hubs"), list) else []
-    hub = next((url for h in hubs if isinstance(h, dict) and (url := _http_url(h.get("url")))), None)
+    hub = next((url for h in hubs if isinstance(h, dict) and (url := _http_url(h.get("url"), public_only=False))), None)
     return ParsedFeed(
         format="json",
         title=html_to_text(_json_str(doc.get("title")), TITLE_MAX_CHARS) or None,

@@ -95,6 +95,11 @@ def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
     client = _client(url)
     poller = Poller(config, client)
     stop = asyncio.Event()
+    receiver = None
+    if config.push.enabled:
+        from feeds.push import PushReceiver
+
+        receiver = PushReceiver(config, client).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -107,6 +112,8 @@ def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
         asyncio.run(main())
     finally:
         poller.close()
+        if receiver is not None:
+            receiver.stop()
         for proc in workers:
             proc.send_signal(signal.SIGTERM)
         for proc in workers:
@@ -140,6 +147,27 @@ def cmd_poll(args: argparse.Namespace) -> int:
             asyncio.run(main())
         finally:
             poller.close()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from feeds.push import PushReceiver
+
+    config = load_config(args.config)
+    with _redis(config, embed=False) as (_, client):
+        receiver = PushReceiver(config, client, listen=args.listen).start()
+        stop = asyncio.Event()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+        try:
+            asyncio.run(main())
+        finally:
+            receiver.stop()
     return 0
 
 
@@ -284,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("poll", "run a poller (several may share one Redis)")
     p.add_argument("--once", action="store_true")
     p.set_defaults(func=cmd_poll)
+    p = add("serve", "run the push receiver (WebSub callbacks, signed direct pushes)")
+    p.add_argument("--listen", help="host:port (default push.listen)")
+    p.set_defaults(func=cmd_serve)
     p = add("work", "run an RQ worker on the ingest and delivery queues")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.add_argument("--simple", action="store_true", help="run jobs in-process (no fork per job)")

@@ -11,6 +11,7 @@ P:all                          channel    every entry version (pub/sub, JSON)   
 P:topic:<topic>                channel    entry versions classified under ``topic``            -
 P:schedule                     zset       feed id -> next due time (unix s); leases too        -
 P:feed:<feed>:state            hash       etag, last_modified, health, failure counters        none (one per feed)
+P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
 P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed seen_ttl (trimmed)
 P:seen:<item>                  string     content hash of an item already published            seen_ttl
 P:url:<sha>                    string     story id that published this canonical URL           seen_ttl
@@ -61,6 +62,9 @@ class Keys:
 
     def feed_state(self, feed_id: str) -> str:
         return f"{self.prefix}:feed:{feed_id}:state"
+
+    def feed_stats(self, feed_id: str) -> str:
+        return f"{self.prefix}:feed:{feed_id}:stats"
 
     def feed_items(self, feed_id: str) -> str:
         return f"{self.prefix}:feed:{feed_id}:items"

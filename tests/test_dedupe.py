@@ -14,9 +14,11 @@ from worker.evaluate_dedupe import (
     Doc,
     cluster_baseline,
     cluster_online,
+    label_spans,
     load_corpus,
     make_copy,
     score_clustering,
+    window_ceiling,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "stories-small.jsonl"
@@ -187,3 +189,88 @@ def test_generated_copy_joins_its_original(kind: str) -> None:
     copy = make_copy(original, kind, random.Random(1))
     clusters = cluster_online([original, copy])
     assert clusters[original.id] == clusters[copy.id]
+
+
+# --- spelling variants, short re-posts, remembered wordings, evaluation helpers ---------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "term"),
+    [
+        ("Pakistani government approves castration law", "Pakistan passes castration law", "pakistan"),
+        ("U.S. imposes sanctions on Belarus", "United States imposes sanctions on Belarus", "usa"),
+        ("US imposes sanctions on Belarus", "USA imposes sanctions on Belarus", "usa"),
+        ("GOP senators block voting bill", "Republicans block voting bill", "republican"),
+        ("Lender repaid $2M loan", "Lender repaid 2 million loan", "2m"),
+        ("COVID-19 cases rise in Austria", "Covid cases rise in Austria", "covid"),
+    ],
+)
+def test_spelling_variants_share_a_term(first: str, second: str, term: str) -> None:
+    assert term in _features(first).terms
+    assert term in _features(second).terms
+
+
+def test_pronoun_us_is_not_the_country() -> None:
+    assert "usa" not in _features("Teachers tell us about the strike in Leeds").terms
+
+
+def test_short_identical_headlines_are_near_duplicates() -> None:
+    a = dedupe.text_signature("China says not aware of tennis player issue", "")
+    b = dedupe.text_signature("China says 'not aware' of tennis player issue - Reuters", "")
+    c = dedupe.text_signature("China says not aware of football player issue", "")
+    assert a is not None and b is not None and c is not None
+    assert len(dedupe._decode(a.fp)) < dedupe.MIN_TOKENS
+    assert dedupe.is_near_duplicate(a, b)
+    assert set(dedupe.lsh_buckets(a)) & set(dedupe.lsh_buckets(b))
+    assert not dedupe.is_near_duplicate(a, c)  # below MIN_TOKENS words, one changed word is another text
+
+
+def test_story_remembers_a_differently_worded_item() -> None:
+    first = _features("Apple announces Self Service Repair program", 100.0)
+    second = _features("Apple will sell you iPhone parts to fix your own phone at home", 200.0)
+    third = _features("Apple will start letting you fix your own iPhone at home with parts", 300.0)
+    assert dedupe.story_score(first, third) < 0.5
+    story = dedupe.merge_features(first, second)
+    assert story.terms == first.terms
+    assert len(story.also) == 1
+    assert dedupe.story_score(story, third) >= 0.5
+    assert dedupe.story_score(story, third) == pytest.approx(dedupe.story_score(third, story))
+
+
+def test_remembered_wordings_are_few_and_new() -> None:
+    story = _features("Valencia floods force evacuation of hundreds as rivers burst banks", 0.0)
+    same = _features("Valencia floods force evacuation of hundreds as rivers burst their banks", 1.0)
+    assert dedupe.merge_features(story, same).also == []
+    for i, title in enumerate(
+        [
+            "Spain sends army to help Valencia after deadly storm",
+            "Turia river overflows, regional officials close schools and port",
+            "Forecasters warn Valencia of more torrential rain through Thursday",
+            "Rail lines shut across eastern Spain as rescue teams reach villages",
+        ]
+    ):
+        story = dedupe.merge_features(story, _features(title, float(i + 2)))
+    assert len(story.also) == dedupe.MAX_ALSO
+    assert story.published == 5.0
+    assert len(story.model_dump_json()) < 600
+
+
+def test_online_clustering_keeps_one_outlet_out_of_its_own_story() -> None:
+    a = Doc("x1", "Kenya's parliament approves Finance Bill despite Nairobi protests", "", "one.example", 0.0)
+    b = Doc("x2", "Kenyan parliament passes contested Finance Bill as protests grip Nairobi", "", "two.example", 60.0)
+    c = Doc("x3", "Kenyan parliament passes contested Finance Bill as Nairobi protests grow", "", "one.example", 120.0)
+    clusters = cluster_online([a, b, c])
+    assert clusters["x1"] == clusters["x2"]
+    assert clusters["x3"] != clusters["x1"]
+
+
+def test_window_ceiling_cuts_clusters_at_gaps_longer_than_the_window() -> None:
+    hour = 3600.0
+    docs = [Doc(i, "t", "", "o", t * hour) for i, t in (("a", 0), ("b", 5), ("c", 20), ("d", 1))]
+    labels = {"a": "c1", "b": "c1", "c": "c1", "d": "c2"}
+    ceiling = window_ceiling(docs, labels, 6.0)
+    assert ceiling["a"] == ceiling["b"] != ceiling["c"]
+    assert ceiling["d"] not in (ceiling["a"], ceiling["c"])
+    assert window_ceiling(docs, labels, 24.0)["c"] == window_ceiling(docs, labels, 24.0)["a"]
+    assert sorted(label_spans({d.id: d for d in docs}, labels)) == [20 * hour]
+    assert score_clustering(labels, window_ceiling(docs, labels, 24.0)).bcubed_f1 == 1.0

@@ -18,6 +18,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from re import _constants as _sre  # type: ignore[attr-defined]
+from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 import structlog
@@ -121,9 +123,9 @@ class _CompiledTopic:
     name: str
     threshold: float
     rules: dict[str, _CompiledRule]  # regex group name -> rule
-    positive: re.Pattern[str]
-    exclude: re.Pattern[str] | None
-    dampen: re.Pattern[str] | None
+    positive: _Scanner
+    exclude: _Scanner | None
+    dampen: _Scanner | None
     dampen_weights: dict[str, tuple[str, float]] = field(default_factory=dict)  # group -> (label, w)
 
 
@@ -315,19 +317,25 @@ def _expand(phrases: Iterable[str], vocab: Mapping[str, list[str]], where: str) 
     return out
 
 
-def _alternation(named: list[tuple[str, str, float]]) -> re.Pattern[str]:
+def _alternation(named: list[tuple[str, str, float]]) -> _Scanner:
     # At one position the first alternative that matches wins: the strongest rule, then the longest
     # pattern, so "missile strike" (0.95) is credited rather than "strike" near a war word (0.8).
     named = sorted(named, key=lambda item: (-item[2], -len(item[1])))
-    body = "|".join(f"(?P<{name}>{rx})" for name, rx, _ in named)
-    return re.compile(rf"(?<!\w)(?:{body})", re.IGNORECASE)
+    return _Scanner([f"(?P<{name}>{rx})" for name, rx, _ in named], named_groups=len(named))
+
+
+def _plain_regexes(phrases: list[str], vocab: Mapping[str, list[str]]) -> list[str]:
+    return sorted({_phrase_regex(p, vocab) for p in phrases}, key=len, reverse=True)
 
 
 def _plain_alternation(phrases: list[str], vocab: Mapping[str, list[str]]) -> re.Pattern[str] | None:
     if not phrases:
         return None
-    regexes = sorted({_phrase_regex(p, vocab) for p in phrases}, key=len, reverse=True)
-    return re.compile(r"(?<!\w)(?:" + "|".join(regexes) + ")", re.IGNORECASE)
+    return re.compile(r"(?<!\w)(?:" + "|".join(_plain_regexes(phrases, vocab)) + ")", re.IGNORECASE)
+
+
+def _plain_scanner(phrases: list[str], vocab: Mapping[str, list[str]]) -> _Scanner | None:
+    return _Scanner(_plain_regexes(phrases, vocab), named_groups=0) if phrases else None
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -418,7 +426,7 @@ def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping
         threshold=topic.threshold or defaults.threshold,
         rules=by_group,
         positive=_alternation(named),
-        exclude=_plain_alternation(exclude, vocab),
+        exclude=_plain_scanner(exclude, vocab),
         dampen=_alternation(dampen_named) if dampen_named else None,
         dampen_weights=dampen_weights,
     )
@@ -435,6 +443,220 @@ def load_topics(path: Path) -> TopicSet:
     topics = compile_topics(data, source=str(path))
     log.debug("topics_loaded", path=str(path), topics=topics.names)
     return topics
+
+
+# --- scanning an alternation -----------------------------------------------------------------------
+#
+# A topic's alternation holds hundreds of phrases, and the regex engine tries every one of them, in order,
+# at every position where a word starts: that was nearly all of the time classify() took. A _Scanner does
+# the same scan but, at each such position, tries only the alternatives that can start with the next few
+# characters there. From the parsed regex of each alternative it derives the lower-cased ASCII strings
+# that its matches can begin with (a superset: whatever is hard to follow, such as a wide character class,
+# just cuts a string short, which allows more), and at scan time it looks up the characters found at the
+# position. The alternatives it tries keep their order and those it skips cannot match there, so every
+# match, and the alternative credited with it, is the one the full alternation finds.
+
+_PREFIX_LEN = 4  # characters looked at per position
+_PREFIX_CAP = 512  # most prefixes kept per alternative before they are cut shorter
+# In a prefix: a character class that matches no ASCII character. In a lookup key: the text has a non-ASCII
+# character here (the key ends with it).
+_NON_ASCII = "\x80"
+_ASCII_CHARS = [chr(i) for i in range(128)]
+_CATEGORIES = {
+    _sre.CATEGORY_DIGIT: r"\d",
+    _sre.CATEGORY_NOT_DIGIT: r"\D",
+    _sre.CATEGORY_SPACE: r"\s",
+    _sre.CATEGORY_NOT_SPACE: r"\S",
+    _sre.CATEGORY_WORD: r"\w",
+    _sre.CATEGORY_NOT_WORD: r"\W",
+}
+_CASE_FLAGS = re.IGNORECASE | re.ASCII
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
+_ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT)
+_ONE_CHAR = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN)
+_char_sets: dict[tuple[str, int], frozenset[str]] = {}
+_WORD_START = re.compile(r"(?<!\w)")  # where an alternation "(?<!\w)(?:...)" may match
+_UNSET: Any = object()
+
+_Node = tuple[Any, Any, int]  # a parsed regex item (op, argument) and the flags in force there
+
+
+def _char(code: int) -> str:
+    return f"\\U{code:08x}"
+
+
+def _one_char_source(op: Any, av: Any) -> str | None:
+    """A regex for one LITERAL, NOT_LITERAL or IN node of a parsed pattern; None if it has parts we skip."""
+    if op is _sre.LITERAL:
+        return _char(av)
+    if op is _sre.NOT_LITERAL:
+        return f"[^{_char(av)}]"
+    parts: list[str] = []
+    negate = False
+    for item_op, item in av:
+        if item_op is _sre.NEGATE:
+            negate = True
+        elif item_op is _sre.LITERAL:
+            parts.append(_char(item))
+        elif item_op is _sre.RANGE:
+            parts.append(f"{_char(item[0])}-{_char(item[1])}")
+        elif item_op is _sre.CATEGORY and item in _CATEGORIES:
+            parts.append(_CATEGORIES[item])
+        else:
+            return None
+    return f"[{'^' if negate else ''}{''.join(parts)}]"
+
+
+def _char_set(op: Any, av: Any, flags: int) -> frozenset[str] | None:
+    """The lower-cased ASCII characters a one-character node matches (``_NON_ASCII`` if none); None: unknown."""
+    source = _one_char_source(op, av)
+    if source is None:
+        return None
+    key = (source, flags & _CASE_FLAGS)
+    chars = _char_sets.get(key)
+    if chars is None:
+        rx = re.compile(source, key[1])
+        chars = frozenset(c.lower() for c in _ASCII_CHARS if rx.fullmatch(c)) or frozenset(_NON_ASCII)
+        _char_sets[key] = chars
+    return chars
+
+
+def _cut(prefixes: set[str], cap: int) -> set[str]:
+    """Shorten the longest prefixes until at most ``cap`` remain (a shorter prefix allows more)."""
+    while len(prefixes) > max(cap, 1):
+        longest = max(map(len, prefixes))
+        prefixes = {p[: longest - 1] for p in prefixes}
+    return prefixes
+
+
+def _prefixes(items: list[_Node], budget: int, depth: int = 0) -> set[str]:
+    """Lower-cased strings of at most ``budget`` characters such that every match of ``items`` (a parsed
+    regex), lower-cased, starts with one of them. Anything not understood ends a string there."""
+    if budget == 0 or not items or depth > 60:
+        return {""}
+    (op, av, flags), rest = items[0], items[1:]
+    if op in _ONE_CHAR:
+        chars = _char_set(op, av, flags)
+        if chars is None or len(chars) > _PREFIX_CAP:
+            return {""}
+        tails = _cut(_prefixes(rest, budget - 1, depth + 1), _PREFIX_CAP // len(chars))
+        return {c + t for c in chars for t in tails}
+    if op is _sre.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        inner = (flags | add_flags) & ~del_flags
+        return _prefixes([(o, a, inner) for o, a in sub.data] + rest, budget, depth + 1)
+    if op is _sre.ATOMIC_GROUP:
+        return _prefixes([(o, a, flags) for o, a in av.data] + rest, budget, depth + 1)
+    if op is _sre.BRANCH:
+        out: set[str] = set()
+        for alt in av[1]:
+            out |= _prefixes([(o, a, flags) for o, a in alt.data] + rest, budget, depth + 1)
+        return _cut(out, _PREFIX_CAP)
+    if op in _REPEATS:
+        low, high, sub = av
+        out = _prefixes(rest, budget, depth + 1) if low == 0 else set()
+        if high != 0:
+            again = (op, (max(low - 1, 0), high if high == _sre.MAXREPEAT else high - 1, sub), flags)
+            out |= _prefixes([(o, a, flags) for o, a in sub.data] + [again] + rest, budget, depth + 1)
+        return _cut(out, _PREFIX_CAP)
+    if op in _ZERO_WIDTH:  # zero-width: constrains the match but consumes nothing
+        return _prefixes(rest, budget, depth + 1)
+    return {""}
+
+
+def _text_keys(text: str) -> list[tuple[int, str]]:
+    """Each position where a match may start, with its lookup key: the next ``_PREFIX_LEN`` characters
+    lower-cased, or, if one of them is not ASCII, those before it followed by ``_NON_ASCII``."""
+    n = _PREFIX_LEN
+    if text.isascii():
+        low = text.lower()
+        return [(p, low[p : p + n]) for p in map(_match_start, _WORD_START.finditer(text))]
+    keys = []
+    for p in map(_match_start, _WORD_START.finditer(text)):
+        window = text[p : p + n]
+        if not window.isascii():
+            window = next(window[:i] for i, ch in enumerate(window) if ch > "\x7f") + _NON_ASCII
+        keys.append((p, window.lower()))
+    return keys
+
+
+def _match_start(m: re.Match[str]) -> int:
+    return m.start()
+
+
+class _Scanner:
+    """The case-insensitive alternation ``(?<!\\w)(?:alt|alt|...)``, scanned as ``finditer`` would."""
+
+    def __init__(self, alternatives: list[str], named_groups: int) -> None:
+        self.alternatives = alternatives
+        self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+        # prefix -> alternatives whose matches can start with it
+        self._starts: dict[str, set[int]] | None = None
+        # proper prefix of a prefix -> those alternatives (for a text with a non-ASCII character there)
+        self._inside: dict[str, set[int]] = {}
+        self._by_key: dict[str, re.Pattern[str] | None] = {}
+        self._by_choice: dict[tuple[int, ...], re.Pattern[str] | None] = {}
+        # Numbered groups (and so back-references) would change meaning in a shorter alternation, and an
+        # alternative that matches the empty string would need finditer's rules for empty matches: scan
+        # such an alternation whole.
+        if self.pattern.groups != named_groups or self.pattern.match("") is not None:
+            return
+        starts: dict[str, set[int]] = {}
+        for i, alt in enumerate(alternatives):
+            parsed = _sre_parse.parse(alt, re.IGNORECASE)
+            if parsed.getwidth()[0] == 0:
+                return
+            flags = parsed.state.flags
+            for prefix in _prefixes([(o, a, flags) for o, a in parsed.data], _PREFIX_LEN):
+                starts.setdefault(prefix, set()).add(i)
+                for k in range(len(prefix)):
+                    self._inside.setdefault(prefix[:k], set()).add(i)
+        self._starts = starts
+
+    def _compile_for(self, key: str) -> re.Pattern[str] | None:
+        """The alternation of the alternatives that can match where the text continues with ``key``."""
+        assert self._starts is not None
+        chosen: set[int] = set()
+        known = key
+        if key.endswith(_NON_ASCII):
+            known = key[:-1]
+            chosen.update(self._inside.get(known, ()))
+        for k in range(len(known) + 1):
+            chosen.update(self._starts.get(known[:k], ()))
+        choice = tuple(sorted(chosen))
+        rx = self._by_choice.get(choice, _UNSET)
+        if rx is _UNSET:
+            rx = None
+            if choice:
+                body = "|".join(self.alternatives[i] for i in choice)
+                rx = re.compile(r"(?<!\w)(?:" + body + ")", re.IGNORECASE)
+            if len(self._by_choice) >= 20_000:
+                self._by_choice.clear()
+            self._by_choice[choice] = rx
+        if len(self._by_key) >= 200_000:
+            self._by_key.clear()
+        self._by_key[key] = rx
+        return rx
+
+    def scan(self, text: str, keys: list[tuple[int, str]]) -> list[re.Match[str]]:
+        """The matches ``self.pattern.finditer(text)`` yields; ``keys`` is ``_text_keys(text)``."""
+        if self._starts is None:
+            return list(self.pattern.finditer(text))
+        found: list[re.Match[str]] = []
+        end = 0
+        by_key = self._by_key
+        for pos, key in keys:
+            if pos < end:
+                continue
+            rx = by_key.get(key, _UNSET)
+            if rx is _UNSET:
+                rx = self._compile_for(key)
+            if rx is not None:
+                m = rx.match(text, pos)
+                if m is not None:
+                    found.append(m)
+                    end = m.end()
+        return found
 
 
 # --- classification --------------------------------------------------------------------------------
@@ -462,19 +684,29 @@ class _Words:
         return self.text[lo:start], self.text[end : max(hi, end)]
 
 
-def _mask(text: str, pattern: re.Pattern[str] | None) -> str:
-    if pattern is None:
-        return text
-    # Same-length blanks keep every offset valid for the context windows.
-    return pattern.sub(lambda m: " " * len(m.group(0)), text)
+def _mask(text: str, keys: list[tuple[int, str]], exclude: _Scanner | None) -> tuple[str, list[tuple[int, str]]]:
+    """Blank out the excluded spans; same-length blanks keep every offset valid for the context windows."""
+    found = exclude.scan(text, keys) if exclude is not None else None
+    if not found:
+        return text, keys
+    parts: list[str] = []
+    done = 0
+    for m in found:
+        start, end = m.span()
+        parts.append(text[done:start])
+        parts.append(" " * (end - start))
+        done = end
+    parts.append(text[done:])
+    masked = "".join(parts)
+    return masked, _text_keys(masked)
 
 
-def _score_topic(topic: _CompiledTopic, text: str) -> tuple[float, list[str]]:
-    masked = _mask(text, topic.exclude)
+def _score_topic(topic: _CompiledTopic, text: str, keys: list[tuple[int, str]]) -> tuple[float, list[str]]:
+    masked, keys = _mask(text, keys, topic.exclude)
     words = _Words(masked)
     fired: dict[str, float] = {}  # label -> weight; a rule counts once however often it matches
     evidence: list[str] = []
-    for m in topic.positive.finditer(masked):
+    for m in topic.positive.scan(masked, keys):
         rule = topic.rules[m.lastgroup or ""]
         if rule.label in fired:
             continue
@@ -501,7 +733,7 @@ def _score_topic(topic: _CompiledTopic, text: str) -> tuple[float, list[str]]:
     score = 1.0 - miss
     if topic.dampen is not None:
         seen: set[str] = set()
-        for m in topic.dampen.finditer(masked):
+        for m in topic.dampen.scan(masked, keys):
             label, weight = topic.dampen_weights[m.lastgroup or ""]
             if label in seen:
                 continue
@@ -517,9 +749,10 @@ def classify(title: str, text: str, topics: TopicSet) -> Classification:
     ``title`` and ``text`` are read as one passage; ``text`` may be empty (headline-only items).
     """
     blob = f"{title}\n{text}".translate(_QUOTES) if text else title.translate(_QUOTES)
+    keys = _text_keys(blob)
     result = Classification()
     for name, topic in topics._topics.items():
-        score, evidence = _score_topic(topic, blob)
+        score, evidence = _score_topic(topic, blob, keys)
         result.scores[name] = score
         if evidence:
             result.evidence[name] = evidence

@@ -8,10 +8,14 @@ Three levels, each stricter about what it needs and looser about what it accepts
    (3 for longer texts): one word changed, added or removed, an outlet suffix, case and punctuation.
    ``lsh_buckets`` splits the fingerprints into ``GROUPS`` groups by value and emits one bucket per pair
    of groups; a near-duplicate leaves at least ``GROUPS - 3`` groups untouched, so it shares a bucket
-   (``is_near_duplicate`` checks that too, so the guarantee holds by construction).
+   (``is_near_duplicate`` checks that too, so the guarantee holds by construction). Texts of
+   ``MIN_EXACT_TOKENS`` to ``MIN_TOKENS`` content words (most headlines) match only with the same words.
 3. same story: ``StoryFeatures`` keeps the significant terms of a headline (stopwords out, light stemming,
-   number words as digits, capitalised names marked as entities); ``story_score`` is an IDF-weighted
-   overlap that needs shared names and is cut when each side names a place or person the other lacks.
+   number words as digits, spelling variants folded: "U.S."/"United States", "Pakistani"/"Pakistan",
+   "GOP"/"Republicans", "$2M"/"2 million"; capitalised names marked as entities); ``story_score`` is an
+   IDF-weighted overlap that needs shared names and is cut when each side names a place or person the
+   other lacks. A story remembers up to ``MAX_ALSO`` other wordings of later members (``also``) and
+   scores the best of its descriptions, so a paraphrase of any member can join.
 
 The Redis index that stores these lives in ``worker/story_index.py``. IDF statistics come from
 ``worker/data/idf.json``, built offline by ``python -m worker.evaluate_dedupe build-idf``.
@@ -419,17 +423,11 @@ def _descriptions(story: StoryFeatures) -> list[list[str]]:
     return [story.terms, *([t.lstrip("@") for t in terms] for terms in story.also)]
 
 
-def _unpack(story: StoryFeatures) -> list[StoryFeatures]:
-    out = [story]
+def _views(story: StoryFeatures) -> list[tuple[set[str], set[str]]]:
+    """(terms, entities) of each description of the story: the first item's, then ``also``."""
+    out = [(set(story.terms), set(story.entities))]
     for terms in story.also:
-        out.append(
-            StoryFeatures(
-                terms=[t.lstrip("@") for t in terms],
-                entities=[t[1:] for t in terms if t.startswith("@")],
-                topics=story.topics,
-                published=story.published,
-            )
-        )
+        out.append(({t.lstrip("@") for t in terms}, {t[1:] for t in terms if t.startswith("@")}))
     return out
 
 
@@ -454,12 +452,11 @@ def _weight(term: str, entities: set[str], idf: _Idf) -> float:
 def story_score(a: StoryFeatures, b: StoryFeatures) -> float:
     """How likely two items report the same event, in [0, 1]; symmetric. A story that remembers other
     wordings (``also``) scores the best of its descriptions (see ``_pair_score``)."""
-    if not a.also and not b.also:
-        return _pair_score(a, b)
-    return max(_pair_score(x, y) for x in _unpack(a) for y in _unpack(b))
+    views_a, views_b = _views(a), _views(b)
+    return max(_pair_score(ta, ea, tb, eb) for ta, ea in views_a for tb, eb in views_b)
 
 
-def _pair_score(a: StoryFeatures, b: StoryFeatures) -> float:
+def _pair_score(ta: set[str], ea: set[str], tb: set[str], eb: set[str]) -> float:
     """How likely two items report the same event, in [0, 1]; symmetric.
 
     IDF-weighted overlap of significant terms (the mean of overlap over the smaller side and over the
@@ -468,11 +465,9 @@ def _pair_score(a: StoryFeatures, b: StoryFeatures) -> float:
     different ordinals ("second round" vs "third round").
     """
     idf = _idf()
-    ta, tb = set(a.terms), set(b.terms)
     shared = ta & tb
     if len(shared) < MIN_SHARED:
         return 0.0
-    ea, eb = set(a.entities), set(b.entities)
     entities = ea | eb
     if not any(t in entities or idf(t) >= 5.0 for t in shared):
         return 0.0

@@ -28,7 +28,7 @@ HOUR = 3600.0
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_WINDOW_H = 6.0
 BASELINE_WINDOW_H = 48.0
-EVAL_WINDOWS_H = (6.0, 24.0, 48.0, 72.0)
+EVAL_WINDOWS_H = (6.0, 12.0, 24.0, 48.0, 72.0)
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,7 @@ def make_copy(doc: Doc, kind: str, rng: random.Random) -> Doc:
         id=f"{doc.id}~{kind}",
         title=title,
         text=text,
-        outlet="copy.example",
+        outlet=f"{kind}.{doc.id}.copy.example",  # one outlet per copy: the same-outlet rule does not apply
         published=doc.published + rng.uniform(60, 3 * HOUR),
         url=url,
         topics=doc.topics,
@@ -560,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--windows",
         type=lambda v: [float(x) for x in v.split(",")],
         default=list(EVAL_WINDOWS_H),
-        help="comma-separated windows in hours, ours and the baseline side by side (default 6,24,48,72)",
+        help="comma-separated windows in hours, ours and the baseline side by side (default 6,12,24,48,72)",
     )
     p.add_argument("--seed", type=int, default=7)
     ns = p.parse_args(args)

@@ -88,6 +88,15 @@ def _write(pipe: redis.client.Pipeline, plan: BatchPlan, keys: Keys, settings: W
         pipe.set(keys.lsh(band, bucket), story_id, ex=story_ttl)
     for term, ids in plan.terms.items():
         pipe.set(keys.token(term), " ".join(ids), ex=story_ttl)
+    for feed_id, lag, first in plan.freshness:
+        stats = keys.feed_stats(feed_id)
+        pipe.hincrby(stats, "entries", 1)
+        if first:
+            pipe.hincrby(stats, "first", 1)
+        if lag is not None and lag >= 0:
+            pipe.hincrbyfloat(stats, "lag_sum", lag)
+            pipe.hincrby(stats, "lag_count", 1)
+            pipe.hset(stats, "last_lag", round(lag, 3))
     for story_id, record in plan.stored.items():
         pipe.set(keys.story(story_id), record.model_dump_json(), ex=story_ttl)
     for story_id, record in plan.published.items():

@@ -91,6 +91,8 @@ class BatchPlan:
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)
     terms: dict[str, list[str]] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)  # item id -> what happened, for logs/metrics
+    # Per published source: (feed id, seconds from the source's published time to now, first with the story)
+    freshness: list[tuple[str, float | None, bool]] = field(default_factory=list)
 
     @property
     def entries(self) -> list[Entry]:
@@ -233,6 +235,9 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         stories[story_id] = record
         touched.add(story_id)
         remember(p, story_id, outcome)
+        if outcome in ("new_story", "near_duplicate", "same_story"):
+            lag = (now - p.item.published).total_seconds() if p.item.published else None
+            plan.freshness.append((p.item.feed, lag, outcome == "new_story"))
         for key in p.exact:
             exact.setdefault(key, story_id)
             plan.exact.setdefault(key, story_id)

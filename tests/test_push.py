@@ -1,0 +1,212 @@
+"""Push: WebSub subscription and verification, signed content distribution, signed direct wire pushes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import httpx
+import pytest
+import redis
+
+from feeds.poller import Poller
+from feeds.push import PushReceiver, Subscription, Subscriptions, needs_subscription
+from livebrief.config import Config
+from livebrief.feedserver import FeedServer
+from livebrief.keys import Keys
+from livebrief.models import Entry
+from livebrief.redis_server import free_port
+from livebrief.signing import hub_signature, sign
+from livebrief.workers import run_worker
+from tests.conftest import fixture_bytes, make_config
+
+PUSH_SECRET = "whsec_" + base64.b64encode(b"push-secret-for-livebrief-tests!").decode()
+
+
+class FakeHub:
+    """A WebSub hub on 127.0.0.1: accepts subscriptions, verifies the callback, distributes content."""
+
+    def __init__(self) -> None:
+        self.subscriptions: dict[str, dict[str, str]] = {}
+        self.verified = threading.Event()
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_POST(self) -> None:  # noqa: N802
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                hub.subscriptions[form["hub.topic"]] = form
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                threading.Thread(target=hub._verify, args=(form,), daemon=True).start()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def _verify(self, form: dict[str, str]) -> None:
+        challenge = secrets.token_hex(8)
+        query = urlencode({"hub.mode": "subscribe", "hub.topic": form["hub.topic"], "hub.challenge": challenge,
+                           "hub.lease_seconds": "3600"})
+        response = httpx.get(f"{form['hub.callback']}?{query}", timeout=5)
+        if response.status_code == 200 and response.text == challenge:
+            self.verified.set()
+
+    def publish(self, topic: str, body: bytes, secret: str | None = None) -> httpx.Response:
+        form = self.subscriptions[topic]
+        signature = hub_signature(secret or form["hub.secret"], body)
+        return httpx.post(form["hub.callback"], content=body, timeout=5,
+                          headers={"Content-Type": "application/rss+xml", "X-Hub-Signature": signature})
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def rss(hub: str, items: list[tuple[str, str]]) -> bytes:
+    body = "".join(f"<item><title>{t}</title><link>https://p.example/{g}</link><guid>{g}</guid>"
+                   f"<description>{t}, officials said on Monday.</description></item>" for g, t in items)
+    return (f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+            f'<title>P</title><atom:link rel="hub" href="{hub}"/>{body}</channel></rss>').encode()
+
+
+@pytest.fixture
+def hub() -> Any:
+    fake = FakeHub()
+    yield fake
+    fake.stop()
+
+
+def push_config(redis_url: str, feed_server: FeedServer, port: int) -> Config:
+    return make_config(redis_url, [{"id": "p", "name": "Pushed", "url": feed_server.url("/p.xml"), "interval": 1}],
+                       push={"enabled": True, "listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
+                             "fallback_interval": 600, "secret": PUSH_SECRET})
+
+
+def subscribed(redis_url: str, client: redis.Redis, feed_server: FeedServer, hub: FakeHub) -> tuple[Config, PushReceiver]:
+    port = free_port()
+    config = push_config(redis_url, feed_server, port)
+    feed_server.set("/p.xml", rss(hub.url, [("g1", "Port authority reopens grain terminal")]))
+    receiver = PushReceiver(config, client).start()
+    poller = Poller(config, client, parse_workers=0)
+    asyncio.run(poller.poll_once(force=True))
+    assert hub.verified.wait(10), "the hub's verification request was not answered with the challenge"
+    return config, receiver
+
+
+def headlines(client: redis.Redis, config: Config) -> list[str]:
+    stream = Keys(config.prefix).entries_stream
+    return [Entry.model_validate_json(f[b"entry"]).headline for _, f in client.xrange(stream)]
+
+
+def test_feed_naming_a_hub_is_subscribed_and_verified(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
+) -> None:
+    config, receiver = subscribed(redis_url, client, feed_server, hub)
+    try:
+        sub = Subscriptions(client, Keys(config.prefix)).get("p")
+        assert sub is not None and sub.state == "active" and sub.lease_until > time.time() + 3000
+        form = hub.subscriptions[feed_server.url("/p.xml")]
+        assert form["hub.callback"] == f"{config.push.public_url}/websub/p"
+        assert len(form["hub.secret"]) >= 32
+    finally:
+        receiver.stop()
+
+
+def test_pushed_update_reaches_the_stream(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
+) -> None:
+    config, receiver = subscribed(redis_url, client, feed_server, hub)
+    try:
+        run_worker(config, client, burst=True, simple=True)
+        body = rss(hub.url, [("g2", "Rail link to the border reopens for passengers"),
+                             ("g1", "Port authority reopens grain terminal")])
+        assert hub.publish(feed_server.url("/p.xml"), body).status_code == 202
+        run_worker(config, client, burst=True, simple=True)
+    finally:
+        receiver.stop()
+    assert headlines(client, config) == ["Port authority reopens grain terminal",
+                                         "Rail link to the border reopens for passengers"]
+
+
+def test_push_with_a_bad_signature_is_acknowledged_and_dropped(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
+) -> None:
+    config, receiver = subscribed(redis_url, client, feed_server, hub)
+    try:
+        run_worker(config, client, burst=True, simple=True)
+        forged = rss(hub.url, [("g9", "Forged story that must never appear")])
+        assert hub.publish(feed_server.url("/p.xml"), forged, secret="not-the-secret").status_code == 202
+        run_worker(config, client, burst=True, simple=True)
+    finally:
+        receiver.stop()
+    assert "Forged story that must never appear" not in headlines(client, config)
+
+
+def test_verification_of_a_topic_never_asked_for_is_refused(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    port = free_port()
+    receiver = PushReceiver(push_config(redis_url, feed_server, port), client).start()
+    try:
+        query = urlencode({"hub.mode": "subscribe", "hub.topic": "https://evil.example/feed", "hub.challenge": "x"})
+        response = httpx.get(f"http://127.0.0.1:{port}/websub/p?{query}", timeout=5)
+    finally:
+        receiver.stop()
+    assert response.status_code == 404 and response.text != "x"
+
+
+def test_signed_direct_wire_push_is_accepted_and_unsigned_refused(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    port = free_port()
+    config = push_config(redis_url, feed_server, port)
+    receiver = PushReceiver(config, client).start()
+    body = json.dumps(json.loads(fixture_bytes("wire/ninjs-v1.json"))["items"][0]).encode()
+    now = int(time.time())
+    headers = {"content-type": "application/json", "webhook-id": "msg_1", "webhook-timestamp": str(now),
+               "webhook-signature": sign(PUSH_SECRET, "msg_1", now, body)}
+    try:
+        unsigned = httpx.post(f"http://127.0.0.1:{port}/push/p", content=body, timeout=5)
+        signed = httpx.post(f"http://127.0.0.1:{port}/push/p", content=body, headers=headers, timeout=5)
+        run_worker(config, client, burst=True, simple=True)
+    finally:
+        receiver.stop()
+    assert unsigned.status_code == 401
+    assert signed.status_code == 202
+    assert headlines(client, config) == ["Missile strike hits port warehouse in Odesa"]
+
+
+def test_pushed_feed_is_still_polled_as_a_safety_net(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
+) -> None:
+    config, receiver = subscribed(redis_url, client, feed_server, hub)
+    try:
+        poller = Poller(config, client, parse_workers=0)
+        before = time.time()
+        asyncio.run(poller.poll_once(force=True))
+        due = poller.schedule.due_times()["p"]
+    finally:
+        receiver.stop()
+    assert before + 0.9 * config.push.fallback_interval <= due  # not every second, but still scheduled
+
+
+def test_lease_is_renewed_when_a_tenth_is_left() -> None:
+    sub = Subscription(hub="h", topic="t", secret="s", state="active", requested_at=0, lease_until=10_000)
+    assert not needs_subscription(sub, "h", "t", now=10_000 - 2_000, lease=10_000)
+    assert needs_subscription(sub, "h", "t", now=10_000 - 900, lease=10_000)
+    assert needs_subscription(sub, "other-hub", "t", now=0, lease=10_000)
+    assert needs_subscription(None, "h", "t", now=0, lease=10_000)
