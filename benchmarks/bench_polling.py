@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from _support import (
     FeedFactory,
@@ -161,7 +162,8 @@ async def _capacity(port: int, connections: int, seconds: float) -> float:
 # --- the two pollers -------------------------------------------------------------------------------------
 
 
-def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int) -> list[list[object]]:
+def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int, profile: bool = False
+               ) -> list[list[object]]:
     rows: list[list[object]] = []
     with throwaway_redis() as (redis_server, client):
         feeds = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": server.url(i)} for i in range(count)]
@@ -175,9 +177,14 @@ def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int)
                 if cycle == 2:
                     server.bump(every)
                 changed = len(range(0, count, every)) if cycle == 2 else count
+                profiler = _profiler() if profile and cycle == 2 else None
                 start = time.perf_counter()
                 report = await poller.poll_once(force=True)
                 took = time.perf_counter() - start
+                if profiler is not None:
+                    profiler.stop()
+                    print("\nprofile of livebrief cycle 2 (pyinstrument, wall time, poller process only):")
+                    print(profiler.output_text(unicode=False, color=False, show_all=False))
                 errors = sorted(set(report.errors.values()))[:1]
                 rows.append([f"livebrief cycle {cycle}", count, changed, report.fetched, report.not_modified,
                              report.failed, took, count / took,
@@ -188,6 +195,14 @@ def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int)
         finally:
             poller.close()
     return rows
+
+
+def _profiler() -> Any:
+    from pyinstrument import Profiler  # not a project dependency: pip install pyinstrument
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    return profiler
 
 
 def _reader(server: FastFeedServer, count: int, every: int, workers: int) -> list[list[object]]:
@@ -224,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="livebrief polling.concurrency (default 32)")
     parser.add_argument("--reader-workers", type=int, default=32, help="reader update_feeds workers (default 32)")
     parser.add_argument("--quick", action="store_true", help="~20 s: 2,000 feeds, reader on 500")
+    parser.add_argument("--profile", action="store_true", help="profile livebrief's cycle 2 (pyinstrument)")
     ns = parser.parse_args(argv)
     if ns.quick:
         ns.feeds, ns.reader_feeds = 2_000, 500
@@ -236,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"feed server: {ns.feeds:,} feeds x {ns.entries} entries, ready in {time.perf_counter() - started:.1f} s")
     try:
         capacity = asyncio.run(_capacity(server.port, 32, 2.0))
-        lb = _livebrief(server, ns.feeds, every, ns.concurrency)
+        lb = _livebrief(server, ns.feeds, every, ns.concurrency, ns.profile)
         try:
             import reader  # noqa: F401
         except ImportError as exc:

@@ -9,6 +9,7 @@ and the first success resets it.
 from __future__ import annotations
 
 import random
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import redis
@@ -32,6 +33,8 @@ class FeedState(BaseModel):
     retry_after_until: float | None = None
     last_fetch_ms: float | None = None
     last_new_items: int = 0
+    posting_gap: float | None = None  # smoothed seconds between the feed's posts (adaptive polling)
+    last_new_at: float | None = None
     items_total: int = 0
     fetches: int = 0
     not_modified: int = 0
@@ -61,6 +64,55 @@ def next_after_success(
     if ttl_hint and ttl_hint > base:
         base = min(ttl_hint, max_interval)
     return now + base * rng.uniform(0.9, 1.1)
+
+
+def observed_gap(published: list[float], sample: int = 10) -> float | None:
+    """The feed's own posting rate: mean seconds between its ``sample`` newest dated items."""
+    newest = sorted(published, reverse=True)[:sample]
+    if len(newest) < 2 or newest[0] == newest[-1]:
+        return None
+    return (newest[0] - newest[-1]) / (len(newest) - 1)
+
+
+def adapt_interval(
+    state: FeedState, now: float, new_items: int, gap: float | None, base: float, low: float, high: float
+) -> float:
+    """Update ``state``'s posting-rate estimate and return the interval to poll at: half the feed's
+    typical gap between posts (so a post waits half a gap on average), within [low, high].
+
+    The estimate blends the gap seen in the feed's own dates with the silence since its last new item, so
+    a feed that stops posting drifts towards ``high`` and one that wakes up is caught within a poll or two.
+    """
+    if gap is not None:
+        state.posting_gap = gap if state.posting_gap is None else 0.5 * state.posting_gap + 0.5 * gap
+    if new_items > 0:
+        state.last_new_at = now
+    elif state.last_new_at is not None and state.posting_gap is not None:
+        quiet = now - state.last_new_at
+        if quiet > state.posting_gap:
+            state.posting_gap = 0.7 * state.posting_gap + 0.3 * quiet
+    if state.posting_gap is None:
+        return min(max(base, low), high)
+    return min(max(state.posting_gap / 2, low), high)
+
+
+def cache_hint(headers: dict[str, str], now: float) -> float | None:
+    """Seconds the server asks us to wait, from Cache-Control max-age or Expires (None when absent)."""
+    control = headers.get("cache-control", "")
+    for part in control.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.lower() in ("max-age", "s-maxage") and value.strip().isdigit():
+            return float(value.strip())
+    expires = headers.get("expires")
+    if expires:
+        try:
+            when = parsedate_to_datetime(expires)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, when.timestamp() - now)
+    return None
 
 
 def next_after_failure(

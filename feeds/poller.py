@@ -23,7 +23,15 @@ import redis
 import structlog
 
 from feeds.fetch import FetchLimits, FetchResult, check_url, fetch_feed, make_client
-from feeds.health import FeedState, FeedStates, next_after_failure, next_after_success
+from feeds.health import (
+    FeedState,
+    FeedStates,
+    adapt_interval,
+    cache_hint,
+    next_after_failure,
+    next_after_success,
+    observed_gap,
+)
 from feeds.parse import ParsedFeed, parse_feed
 from feeds.push import Subscription, Subscriptions, needs_subscription, subscribe
 from feeds.schedule import Schedule
@@ -193,13 +201,16 @@ class Poller:
                 report.not_modified += 1
                 state.not_modified += 1
                 new_items = 0
-                ttl_hint = None
+                ttl_hint = cache_hint(result.headers, now)
+                gap = None
             else:
                 parsed = await self.parser.parse(feed, result, self.config)
                 new_items = await asyncio.to_thread(self._enqueue_new, feed, parsed.items, now)
                 state.etag, state.last_modified = result.etag, result.last_modified
                 state.cursor = parsed.cursor or state.cursor
-                ttl_hint = parsed.ttl_seconds
+                hints = [h for h in (parsed.ttl_seconds, cache_hint(result.headers, now)) if h]
+                ttl_hint = max(hints) if hints else None
+                gap = observed_gap([i.published.timestamp() for i in parsed.items if i.published])
                 if parsed.hub and self.config.push.enabled:
                     await self._subscribe(client, feed, parsed.hub, push, now, bound)
                 report.fetched += 1
@@ -211,7 +222,13 @@ class Poller:
             state.items_total += new_items
             state.retry_after_until = None
             report.new_items += new_items
-            next_due = next_after_success(now, interval, self.rng, ttl_hint)
+            if feed.interval is None and self.config.polling.adaptive:
+                polling = self.config.polling
+                interval = adapt_interval(state, now, new_items, gap, interval, polling.min_interval,
+                                          polling.max_interval)
+                if push is not None and push.active(now):
+                    interval = max(interval, self.config.push.fallback_interval)
+            next_due = next_after_success(now, interval, self.rng, ttl_hint, self.config.polling.max_interval)
         except FeedError as exc:
             next_due = self._record_failure(state, exc, now, report, bound)
         except (redis.ConnectionError, redis.TimeoutError):

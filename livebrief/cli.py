@@ -225,12 +225,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
-    from feeds.health import FeedStates
+    from feeds.status import feed_statuses
 
     config = load_config(args.config)
-    keys = Keys(config.prefix)
     with _redis(config, embed=False) as (_, client):
-        states = FeedStates(client, keys).get_many([f.id for f in config.feeds])
+        statuses = feed_statuses(client, config)
     now = time.time()
 
     def ago(ts: float | None) -> str:
@@ -240,14 +239,31 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         return f"{delta:.0f}s ago" if delta >= 0 else f"in {-delta:.0f}s"
 
     if args.json:
-        print(json.dumps({f: s.model_dump() for f, s in states.items()}, indent=2))
+        print(json.dumps({s.feed: {**s.state.model_dump(), "health": s.health, "entries": s.entries,
+                                   "first_with_story": s.first, "mean_lag_seconds": s.mean_lag, "push": s.push}
+                          for s in statuses}, indent=2))
         return 0
-    print(f"{'feed':<24} {'health':<8} {'last success':<14} {'fails':>5} {'next attempt':<14} last error")
-    for feed in config.feeds:
-        s = states[feed.id]
-        health = "ok" if s.failures == 0 and s.last_success else ("failing" if s.failures else "new")
-        print(f"{feed.id:<24} {health:<8} {ago(s.last_success):<14} {s.failures:>5} {ago(s.next_attempt):<14} "
-              f"{f'{s.last_error_kind}: {s.last_error}' if s.failures else ''}")
+    print(f"{'feed':<22} {'health':<8} {'last success':<13} {'fails':>5} {'next attempt':<13} {'entries':>7} "
+          f"{'first':>5} {'lag':>7}  last error")
+    for s in statuses:
+        st = s.state
+        lag = f"{s.mean_lag:.0f}s" if s.mean_lag is not None else "-"
+        error = f"{st.last_error_kind}: {st.last_error}" if st.failures else ""
+        print(f"{s.feed:<22} {s.health:<8} {ago(st.last_success):<13} {st.failures:>5} {ago(st.next_attempt):<13} "
+              f"{s.entries:>7} {s.first:>5} {lag:>7}  {error}")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from feeds.status import feed_statuses, prometheus
+    from livebrief.workers import queues
+
+    config = load_config(args.config)
+    keys = Keys(config.prefix)
+    with _redis(config, embed=False) as (_, client):
+        text = prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
+                          int(cast(int, client.xlen(keys.entries_stream))))
+    print(text, end="")
     return 0
 
 
@@ -333,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", "same as feeds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feeds)
+    p = add("metrics", "print feed, queue and stream figures in Prometheus text format")
+    p.set_defaults(func=cmd_metrics)
     p = add("webhooks", "list webhooks, or replay dead-lettered deliveries")
     p.add_argument("action", choices=["list", "replay"], nargs="?", default="list")
     p.add_argument("--webhook", help="only this webhook id")

@@ -56,7 +56,12 @@ class FeedConfig(_Strict):
 
 
 class PollingConfig(_Strict):
-    interval: float = Field(default=300.0, gt=0, description="default seconds between polls of a feed")
+    interval: float = Field(
+        default=300.0, gt=0, description="first interval of a feed; then adaptive (see min/max_interval)"
+    )
+    adaptive: bool = Field(default=True, description="follow each feed's posting rate between min and max")
+    min_interval: float = Field(default=60.0, gt=0, description="adaptive polling: shortest interval")
+    max_interval: float = Field(default=6 * 3600.0, gt=0, description="adaptive polling: longest interval")
     timeout: float = Field(default=20.0, gt=0, description="total deadline for one fetch, seconds")
     connect_timeout: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="decoded body size cap")

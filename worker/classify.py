@@ -132,12 +132,23 @@ class _CompiledTopic:
 class TopicSet:
     """Compiled topic definitions; build once with ``load_topics`` (or ``compile_topics``) and share.
 
-    Immutable and safe to use from several threads: classification only reads it.
+    Immutable and safe to use from several threads: classification only reads it (and fills in a cache).
     """
 
     def __init__(self, topics: Iterable[_CompiledTopic], source: str = "<memory>") -> None:
         self._topics = {t.name: t for t in topics}
         self.source = source
+        # Every alternation of every topic gets a slot in one _Dispatch, so a text is looked up once.
+        scanners: list[_Scanner] = []
+        self._plan: list[tuple[str, _CompiledTopic, tuple[int, int, int]]] = []
+        for name, topic in self._topics.items():
+            slots = []
+            for scanner in (topic.exclude, topic.positive, topic.dampen):
+                slots.append(len(scanners) if scanner is not None else -1)
+                if scanner is not None:
+                    scanners.append(scanner)
+            self._plan.append((name, topic, (slots[0], slots[1], slots[2])))
+        self._dispatch = _Dispatch(scanners)
 
     @property
     def names(self) -> list[str]:
@@ -564,24 +575,17 @@ def _prefixes(items: list[_Node], budget: int, depth: int = 0) -> set[str]:
     return {""}
 
 
-def _text_keys(text: str) -> list[tuple[int, str]]:
-    """Each position where a match may start, with its lookup key: the next ``_PREFIX_LEN`` characters
-    lower-cased, or, if one of them is not ASCII, those before it followed by ``_NON_ASCII``."""
-    n = _PREFIX_LEN
-    if text.isascii():
-        low = text.lower()
-        return [(p, low[p : p + n]) for p in map(_match_start, _WORD_START.finditer(text))]
-    keys = []
-    for p in map(_match_start, _WORD_START.finditer(text)):
-        window = text[p : p + n]
-        if not window.isascii():
-            window = next(window[:i] for i, ch in enumerate(window) if ch > "\x7f") + _NON_ASCII
-        keys.append((p, window.lower()))
-    return keys
+def _key_at(text: str, pos: int) -> str:
+    """The lookup key at ``pos``: the next ``_PREFIX_LEN`` characters lower-cased, or, if one of them is not
+    ASCII, those before it followed by ``_NON_ASCII``."""
+    window = text[pos : pos + _PREFIX_LEN]
+    if not window.isascii():
+        window = next(window[:i] for i, ch in enumerate(window) if ch > "\x7f") + _NON_ASCII
+    return window.lower()
 
 
-def _match_start(m: re.Match[str]) -> int:
-    return m.start()
+# positions of a text, each with the alternation every scanner tries there (None: nothing can match)
+_Places = list[tuple[int, tuple[re.Pattern[str] | None, ...]]]
 
 
 class _Scanner:
@@ -590,73 +594,109 @@ class _Scanner:
     def __init__(self, alternatives: list[str], named_groups: int) -> None:
         self.alternatives = alternatives
         self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
-        # prefix -> alternatives whose matches can start with it
-        self._starts: dict[str, set[int]] | None = None
-        # proper prefix of a prefix -> those alternatives (for a text with a non-ASCII character there)
+        # prefix -> the alternatives whose matches can start with it
+        self._starts: dict[str, set[int]] = {}
+        # proper prefix of those prefixes -> their alternatives (for a text with a non-ASCII character there)
         self._inside: dict[str, set[int]] = {}
-        self._by_key: dict[str, re.Pattern[str] | None] = {}
+        self._by_node: dict[tuple[str, bool], re.Pattern[str] | None] = {}
         self._by_choice: dict[tuple[int, ...], re.Pattern[str] | None] = {}
         # Numbered groups (and so back-references) would change meaning in a shorter alternation, and an
-        # alternative that matches the empty string would need finditer's rules for empty matches: scan
-        # such an alternation whole.
+        # alternative that matches the empty string would need finditer's rules for empty matches: such an
+        # alternation is scanned whole.
+        self.indexed = False
         if self.pattern.groups != named_groups or self.pattern.match("") is not None:
             return
-        starts: dict[str, set[int]] = {}
         for i, alt in enumerate(alternatives):
             parsed = _sre_parse.parse(alt, re.IGNORECASE)
             if parsed.getwidth()[0] == 0:
                 return
             flags = parsed.state.flags
             for prefix in _prefixes([(o, a, flags) for o, a in parsed.data], _PREFIX_LEN):
-                starts.setdefault(prefix, set()).add(i)
+                self._starts.setdefault(prefix, set()).add(i)
                 for k in range(len(prefix)):
                     self._inside.setdefault(prefix[:k], set()).add(i)
-        self._starts = starts
+        self.indexed = True
 
-    def _compile_for(self, key: str) -> re.Pattern[str] | None:
-        """The alternation of the alternatives that can match where the text continues with ``key``."""
-        assert self._starts is not None
-        chosen: set[int] = set()
-        known = key
-        if key.endswith(_NON_ASCII):
-            known = key[:-1]
-            chosen.update(self._inside.get(known, ()))
-        for k in range(len(known) + 1):
-            chosen.update(self._starts.get(known[:k], ()))
-        choice = tuple(sorted(chosen))
-        rx = self._by_choice.get(choice, _UNSET)
+    def for_key(self, key: str) -> re.Pattern[str] | None:
+        """The alternation of the alternatives that can match where the text continues as ``key`` says."""
+        non_ascii = key.endswith(_NON_ASCII)
+        known = key[:-1] if non_ascii else key
+        # Only the longest prefix of `known` that some alternative's prefix starts with matters.
+        size = len(known)
+        while size and known[:size] not in self._starts and known[:size] not in self._inside:
+            size -= 1
+        node = (known[:size], non_ascii and size == len(known))
+        rx = self._by_node.get(node, _UNSET)
         if rx is _UNSET:
-            rx = None
-            if choice:
+            chosen: set[int] = set()
+            if node[1]:
+                chosen.update(self._inside.get(node[0], ()))
+            for k in range(size + 1):
+                chosen.update(self._starts.get(node[0][:k], ()))
+            choice = tuple(sorted(chosen))
+            rx = self._by_choice.get(choice, _UNSET)
+            if rx is _UNSET:
                 body = "|".join(self.alternatives[i] for i in choice)
-                rx = re.compile(r"(?<!\w)(?:" + body + ")", re.IGNORECASE)
-            if len(self._by_choice) >= 20_000:
-                self._by_choice.clear()
-            self._by_choice[choice] = rx
-        if len(self._by_key) >= 200_000:
-            self._by_key.clear()
-        self._by_key[key] = rx
+                rx = re.compile(r"(?<!\w)(?:" + body + ")", re.IGNORECASE) if choice else None
+                self._by_choice[choice] = rx
+            self._by_node[node] = rx
         return rx
 
-    def scan(self, text: str, keys: list[tuple[int, str]]) -> list[re.Match[str]]:
-        """The matches ``self.pattern.finditer(text)`` yields; ``keys`` is ``_text_keys(text)``."""
-        if self._starts is None:
+    def scan(self, text: str, places: _Places, slot: int) -> list[re.Match[str]]:
+        """The matches ``self.pattern.finditer(text)`` yields; ``places`` is ``_Dispatch.places(text)`` and
+        ``slot`` this scanner's place in it."""
+        if not self.indexed:
             return list(self.pattern.finditer(text))
         found: list[re.Match[str]] = []
         end = 0
-        by_key = self._by_key
-        for pos, key in keys:
-            if pos < end:
-                continue
-            rx = by_key.get(key, _UNSET)
-            if rx is _UNSET:
-                rx = self._compile_for(key)
-            if rx is not None:
+        for pos, choices in places:
+            rx = choices[slot]
+            if rx is not None and pos >= end:
                 m = rx.match(text, pos)
                 if m is not None:
                     found.append(m)
                     end = m.end()
         return found
+
+
+class _Dispatch:
+    """For all the scanners of a topic set: which alternation each tries at each position of a text.
+
+    Remembers that per lookup key (``_key_at``), a few characters, so a text costs one dictionary look-up
+    per position where a word starts. Filling in a key adds to dictionaries, which is safe from several
+    threads.
+    """
+
+    _MAX_KEYS = 100_000
+
+    def __init__(self, scanners: list[_Scanner]) -> None:
+        self.scanners = scanners
+        self._by_key: dict[str, tuple[re.Pattern[str] | None, ...] | None] = {}
+        self._same: dict[tuple[re.Pattern[str] | None, ...], tuple[re.Pattern[str] | None, ...]] = {}
+
+    def _choices(self, key: str) -> tuple[re.Pattern[str] | None, ...] | None:
+        choices = tuple(s.for_key(key) if s.indexed else None for s in self.scanners)
+        found = self._same.setdefault(choices, choices) if any(rx is not None for rx in choices) else None
+        if len(self._by_key) >= self._MAX_KEYS:
+            self._by_key.clear()
+        self._by_key[key] = found
+        return found
+
+    def places(self, text: str) -> _Places:
+        """The positions of ``text`` where some scanner has an alternation to try, with those alternations."""
+        by_key = self._by_key
+        places: _Places = []
+        low = text.lower() if text.isascii() else None
+        n = _PREFIX_LEN
+        for m in _WORD_START.finditer(text):
+            pos = m.start()
+            key = low[pos : pos + n] if low is not None else _key_at(text, pos)
+            choices = by_key.get(key, _UNSET)
+            if choices is _UNSET:
+                choices = self._choices(key)
+            if choices is not None:
+                places.append((pos, choices))
+        return places
 
 
 # --- classification --------------------------------------------------------------------------------
@@ -684,11 +724,11 @@ class _Words:
         return self.text[lo:start], self.text[end : max(hi, end)]
 
 
-def _mask(text: str, keys: list[tuple[int, str]], exclude: _Scanner | None) -> tuple[str, list[tuple[int, str]]]:
+def _mask(text: str, places: _Places, exclude: _Scanner | None, slot: int, dispatch: _Dispatch) -> tuple[str, _Places]:
     """Blank out the excluded spans; same-length blanks keep every offset valid for the context windows."""
-    found = exclude.scan(text, keys) if exclude is not None else None
+    found = exclude.scan(text, places, slot) if exclude is not None else None
     if not found:
-        return text, keys
+        return text, places
     parts: list[str] = []
     done = 0
     for m in found:
@@ -698,15 +738,18 @@ def _mask(text: str, keys: list[tuple[int, str]], exclude: _Scanner | None) -> t
         done = end
     parts.append(text[done:])
     masked = "".join(parts)
-    return masked, _text_keys(masked)
+    return masked, dispatch.places(masked)
 
 
-def _score_topic(topic: _CompiledTopic, text: str, keys: list[tuple[int, str]]) -> tuple[float, list[str]]:
-    masked, keys = _mask(text, keys, topic.exclude)
+def _score_topic(
+    topic: _CompiledTopic, slots: tuple[int, int, int], text: str, places: _Places, dispatch: _Dispatch
+) -> tuple[float, list[str]]:
+    exclude_slot, positive_slot, dampen_slot = slots
+    masked, places = _mask(text, places, topic.exclude, exclude_slot, dispatch)
     words = _Words(masked)
     fired: dict[str, float] = {}  # label -> weight; a rule counts once however often it matches
     evidence: list[str] = []
-    for m in topic.positive.scan(masked, keys):
+    for m in topic.positive.scan(masked, places, positive_slot):
         rule = topic.rules[m.lastgroup or ""]
         if rule.label in fired:
             continue
@@ -733,7 +776,7 @@ def _score_topic(topic: _CompiledTopic, text: str, keys: list[tuple[int, str]]) 
     score = 1.0 - miss
     if topic.dampen is not None:
         seen: set[str] = set()
-        for m in topic.dampen.scan(masked, keys):
+        for m in topic.dampen.scan(masked, places, dampen_slot):
             label, weight = topic.dampen_weights[m.lastgroup or ""]
             if label in seen:
                 continue
@@ -749,10 +792,11 @@ def classify(title: str, text: str, topics: TopicSet) -> Classification:
     ``title`` and ``text`` are read as one passage; ``text`` may be empty (headline-only items).
     """
     blob = f"{title}\n{text}".translate(_QUOTES) if text else title.translate(_QUOTES)
-    keys = _text_keys(blob)
+    dispatch = topics._dispatch
+    places = dispatch.places(blob)
     result = Classification()
-    for name, topic in topics._topics.items():
-        score, evidence = _score_topic(topic, blob, keys)
+    for name, topic, slots in topics._plan:
+        score, evidence = _score_topic(topic, slots, blob, places, dispatch)
         result.scores[name] = score
         if evidence:
             result.evidence[name] = evidence

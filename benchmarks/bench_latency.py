@@ -1,0 +1,223 @@
+"""Latency from fetch to the stream and to a webhook, under a steady paced load.
+
+    .venv/bin/python benchmarks/bench_latency.py              # 1,000 items/s and 100 items/s, 10 s each (~1.5 min)
+    .venv/bin/python benchmarks/bench_latency.py --quick      # 5 s each (~30 s)
+    .venv/bin/python benchmarks/bench_latency.py --rates 1000 300 50 --seconds 20 --workers 2 --fork
+
+Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.run_worker``, SimpleWorker
+unless ``--fork``) in their own processes, serving the ingest queue and then the deliveries queue, as
+``livebrief work`` does; one ``standard`` webhook for every entry, pointing at a receiver (a
+ThreadingHTTPServer in a thread of this process). The load: every 50 ms a batch (one generated feed of
+``rate / 20`` entries) is parsed with ``fetched`` = now and queued as the poller does
+(``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream.
+
+Latency of an item = arrival - ``Item.fetched``, matched by the item's link among the entry's sources:
+"stream (XREAD)" is the arrival in the reader thread, "stream (message id)" the time in the stream
+message id (when Redis stored it), "webhook" the time the receiver got the POST. Items still missing
+``--drain`` seconds after the load stops count as not arrived; when they are more than 1% the p99 is shown
+as "> drain". The other figures are absolute; the 100 items/s run is the baseline the 1,000 items/s run is
+compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+
+import redis
+
+from feeds.parse import parse_feed
+from feeds.poller import Poller
+from livebrief.config import Config
+from livebrief.keys import Keys
+from livebrief.redis_server import free_port
+
+SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWZvci1saXZlYnJpZWYtYmVuY2hlcw=="
+TICK = 0.05
+
+
+def _config(redis_url: str, hook_url: str, feeds: int) -> Config:
+    rows = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": f"http://127.0.0.1:9/{i}.xml"} for i in range(feeds)]
+    return make_config(redis_url, rows, webhooks=[
+        {"id": "bench-hook", "url": hook_url, "format": "standard", "secret": SECRET, "timeout": 10},
+    ])
+
+
+class _Arrivals:
+    """Arrival times by item link, from one source (stream reader or webhook receiver)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.at: dict[str, float] = {}
+        self.by_id: dict[str, float] = {}
+
+    def record(self, entry: dict[str, Any], when: float, id_time: float | None = None) -> None:
+        with self.lock:
+            for source in entry.get("sources", []):
+                url = source.get("url")
+                if url and url not in self.at:
+                    self.at[url] = when
+                    if id_time is not None:
+                        self.by_id[url] = id_time
+
+
+def _receiver(arrivals: _Arrivals) -> tuple[ThreadingHTTPServer, str]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            now = time.time()
+            arrivals.record(json.loads(body)["data"], now)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    port = free_port()
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{port}/hook"
+
+
+def _stream_reader(client: redis.Redis, stream: str, arrivals: _Arrivals, stop: threading.Event) -> None:
+    last = "$"
+    while not stop.is_set():
+        reply = client.xread({stream: last}, block=200, count=500)
+        now = time.time()
+        for _, messages in reply or []:
+            for message_id, fields in messages:
+                last = message_id
+                id_ms = int(message_id.split(b"-")[0])
+                arrivals.record(json.loads(fields[b"entry"]), now, id_ms / 1000)
+
+
+def _percentiles(latencies: list[float], expected: int, drain: float) -> tuple[str, str, str, int]:
+    """p50, p99, max (ms) over every expected item; missing items count as later than ``drain``."""
+    missing = expected - len(latencies)
+    ordered = sorted(latencies) + [float("inf")] * missing
+
+    def at(q: float) -> str:
+        if not ordered:
+            return "-"
+        value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return f"> {drain:.0f} s" if value == float("inf") else f"{value * 1000:,.0f}"
+
+    return at(0.50), at(0.99), at(1.0), missing
+
+
+def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory
+         ) -> list[list[object]]:
+    per_tick = max(1, round(rate * TICK))
+    ticks = int(seconds / TICK)
+    stream_seen, hooked = _Arrivals(), _Arrivals()
+    httpd, hook_url = _receiver(hooked)
+    with throwaway_redis() as (server, client):
+        config = _config(server.url, hook_url, ticks)
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", server.url, hook_url, str(ticks),
+                                   "fork" if fork else "simple"]) for _ in range(workers)]
+        stop = threading.Event()
+        reader = threading.Thread(target=_stream_reader, args=(
+            redis.Redis.from_url(server.url), Keys(config.prefix).entries_stream, stream_seen, stop), daemon=True)
+        reader.start()
+        poller = Poller(config, client, parse_workers=0)
+        feeds = list(poller.feeds.values())
+        factory.entries = per_tick
+        docs = [factory.feed(10_000 * rate + n) for n in range(ticks)]
+        time.sleep(2.0)  # workers up and listening
+        fetched: dict[str, float] = {}
+        start = time.perf_counter()
+        behind = 0.0
+        for n in range(ticks):
+            due = start + n * TICK
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                behind = max(behind, -delay)
+            now = datetime.now(UTC)
+            parsed = parse_feed(docs[n], feed_id=feeds[n].id, outlet=feeds[n].name, fetched=now)
+            poller._enqueue_new(feeds[n], parsed.items, time.time())
+            for item in parsed.items:
+                fetched[item.url or ""] = now.timestamp()
+        offered = len(fetched) / (time.perf_counter() - start)
+        deadline = time.time() + drain
+        while time.time() < deadline and (len(stream_seen.at) < len(fetched) or len(hooked.at) < len(fetched)):
+            time.sleep(0.2)
+        stop.set()
+        reader.join(2)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+        poller.close()
+    httpd.shutdown()
+    httpd.server_close()
+
+    rows: list[list[object]] = []
+    expected = len(fetched)
+    for label, table in (("stream (XREAD arrival)", stream_seen.at), ("stream (message id)", stream_seen.by_id),
+                         ("webhook receiver", hooked.at)):
+        latencies = [table[url] - fetched[url] for url in fetched if url in table]
+        p50, p99, worst, missing = _percentiles(latencies, expected, drain)
+        rows.append([f"{rate:,}/s target, {offered:,.0f}/s offered", label, expected, p50, p99, worst, missing,
+                     f"enqueue fell {behind * 1000:.0f} ms behind" if behind > TICK else "on pace"])
+    return rows
+
+
+def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str) -> int:
+    from livebrief.workers import run_worker
+
+    quiet_logs()
+    config = _config(redis_url, hook_url, feeds)
+    run_worker(config, redis.Redis.from_url(redis_url), simple=mode == "simple")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--worker"]:
+        return _worker_main(args[1], args[2], int(args[3]), args[4])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rates", type=int, nargs="+", default=[1000, 100], help="items/s (default 1000 100)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="load duration per rate (default 10)")
+    parser.add_argument("--drain", type=float, default=20.0, help="wait after the load (default 20 s)")
+    parser.add_argument("--workers", type=int, default=2, help="RQ worker processes (default 2, one per core)")
+    parser.add_argument("--fork", action="store_true", help="RQ's forking Worker instead of SimpleWorker")
+    parser.add_argument("--quick", action="store_true", help="~30 s: 5 s per rate, 8 s drain")
+    ns = parser.parse_args(args)
+    if ns.quick:
+        ns.seconds, ns.drain = 5.0, 8.0
+    quiet_logs()
+    titles, source = headlines()
+    factory = FeedFactory(titles, entries=50, desc_chars=600, seed=21)
+    print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers; batches every {TICK * 1000:.0f} ms; "
+          f"text from {source}")
+    rows: list[list[object]] = []
+    for rate in ns.rates:
+        rows.extend(_run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory))
+    print_table("latency from Item.fetched (ms)",
+                ["load", "arrival at", "items", "p50 ms", "p99 ms", "max ms", "not arrived", "pacing"], rows)
+    first = next((r for r in rows if r[0].startswith("1,000/s") and r[1].startswith("stream (XREAD")), None)
+    if first:
+        print_table("goals (issue 6)", ["goal", "target", "measured"],
+                    [["p99 fetched -> stream at 1,000 items/s", "<= 100 ms",
+                      first[4] if str(first[4]).startswith(">") else f"{first[4]} ms"]])
+    print_machine()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Worker memory over many items, and Redis memory per remembered item, broken down by key family.
+
+    .venv/bin/python benchmarks/bench_memory.py                   # 30,000 items (~1.5 min on 2 cores)
+    .venv/bin/python benchmarks/bench_memory.py --quick           # 6,000 items (~20 s)
+    .venv/bin/python benchmarks/bench_memory.py --items 200000    # issue 6's run (~10 min at ~350 items/s)
+    .venv/bin/python benchmarks/bench_memory.py --items 1000000   # the full run (~50 min)
+
+Items (corpus headline as title, ~600-character HTML description made of other headlines, unique guid and
+link, 50 per feed batch) go through ``worker.jobs.run_batch`` in this process against a throwaway
+redis-server with the product's default worker settings (``stream_maxlen`` 100,000, default TTLs). The
+process's RSS is read from /proc after warm-up (the first 10% of items) and at every quarter; the goal is
+that the end is within 10% of the warm-up figure. Redis: ``INFO memory`` ``used_memory`` before and after,
+divided by the items processed, then ``MEMORY USAGE`` on a sample of every key family times its key count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+
+import redis
+
+from feeds.parse import parse_feed
+from livebrief.keys import Keys
+from worker.jobs import run_batch
+from worker.runtime import configure
+
+SAMPLE = 300
+
+
+def _rss() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MiB."""
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def _family(key: bytes, prefix: str) -> str:
+    name = key.decode(errors="replace")
+    if not name.startswith(prefix + ":"):
+        return "other (" + name.split(":")[0] + ")"
+    parts = name[len(prefix) + 1 :].split(":")
+    return "stream" if parts[0] == "entries" else parts[0]
+
+
+def _breakdown(client: redis.Redis, prefix: str, items: int) -> list[list[object]]:
+    """Key count, mean MEMORY USAGE of a sample, and bytes per item, for each key family."""
+    counts: Counter[str] = Counter()
+    samples: dict[str, list[bytes]] = {}
+    rng = random.Random(5)
+    for key in client.scan_iter(count=5000):
+        family = _family(key, prefix)
+        counts[family] += 1
+        bucket = samples.setdefault(family, [])
+        if len(bucket) < SAMPLE:
+            bucket.append(key)
+        elif rng.random() < SAMPLE / counts[family]:
+            bucket[rng.randrange(SAMPLE)] = key
+    rows: list[list[object]] = []
+    for family, count in counts.most_common():
+        sizes = [client.memory_usage(k, samples=0) or 0 for k in samples[family]]
+        mean = sum(sizes) / len(sizes) if sizes else 0.0
+        total = mean * count
+        if family == "stream":
+            entries = client.xlen(Keys(prefix).entries_stream)
+            rows.append([f"{family} ({entries:,} entries)", count, mean, total / items,
+                         f"{mean / max(entries, 1):.0f} B per stream entry"])
+        else:
+            example = samples[family][0].decode(errors="replace")[:48]
+            rows.append([family, count, mean, total / items, f"{count / items:.2f} keys per item; e.g. {example}"])
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=30_000, help="items to process (default 30,000)")
+    parser.add_argument("--batch", type=int, default=50, help="items per batch (default 50, one feed)")
+    parser.add_argument("--quick", action="store_true", help="~20 s: 6,000 items")
+    ns = parser.parse_args(argv)
+    if ns.quick:
+        ns.items = 6_000
+    quiet_logs()
+    titles, source = headlines()
+    factory = FeedFactory(titles, entries=ns.batch, desc_chars=600, seed=11)
+    batches = -(-ns.items // ns.batch)
+    print(f"{batches * ns.batch:,} items in batches of {ns.batch}; text from {source}")
+
+    with throwaway_redis() as (server, client):
+        config = make_config(server.url, worker={"stream_maxlen": 100_000})
+        runtime = configure(config)
+        client.flushdb()
+        base_memory = int(client.info("memory")["used_memory"])
+        marks = {max(1, batches // 10): "after warm-up (10%)", batches // 4: "25%", batches // 2: "50%",
+                 3 * batches // 4: "75%", batches: "end (100%)"}
+        rss_rows: list[list[object]] = []
+        warm = 0.0
+        processed = 0
+        started = time.perf_counter()
+        for n in range(1, batches + 1):
+            parsed = parse_feed(factory.feed(n), feed_id=f"feed{n % 500}", outlet=f"Outlet {n % 500}",
+                                fetched=datetime.now(UTC))
+            run_batch(client, runtime, parsed.items)
+            processed += len(parsed.items)
+            if n in marks:
+                gc.collect()
+                rss, peak = _rss()
+                warm = warm or rss
+                rss_rows.append([marks[n], processed, time.perf_counter() - started, rss, peak, rss / warm])
+        elapsed = time.perf_counter() - started
+        used = int(client.info("memory")["used_memory"]) - base_memory
+        family_rows = _breakdown(client, config.prefix, processed)
+
+    print_table(f"worker process memory (MiB; run_batch in-process, {processed / elapsed:,.0f} items/s)",
+                ["point", "items", "seconds", "RSS MiB", "peak RSS MiB", "RSS / warm-up"], rss_rows)
+    print_table("Redis memory per remembered item (MEMORY USAGE of up to 300 sampled keys per family x count)",
+                ["key family", "keys", "mean bytes/key", "bytes per item", "notes"],
+                [*family_rows, ["total: INFO used_memory delta", "-", "-", used / processed,
+                                f"{used / 2**20:.1f} MiB for {processed:,} items"]])
+    print_table("goals (issue 6)", ["goal", "target", "measured"], [
+        ["worker RSS end / after warm-up", "<= 1.10", f"{rss_rows[-1][5]:.2f}"],
+        ["Redis bytes per remembered item", "<= 300", f"{used / processed:,.0f}"],
+    ])
+    print_machine()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
