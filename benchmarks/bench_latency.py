@@ -30,12 +30,10 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
-
 import redis
+from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
 
 from feeds.parse import parse_feed
 from feeds.poller import Poller

@@ -23,9 +23,8 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
-
 import redis
+from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
 
 from feeds.parse import parse_feed
 from livebrief.keys import Keys

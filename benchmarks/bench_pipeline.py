@@ -31,20 +31,19 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import feedparser
+import redis
 from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+from rq import Queue, Worker, get_current_job
 
-import feedparser  # noqa: E402
-import redis  # noqa: E402
-from rq import Queue, Worker, get_current_job  # noqa: E402
-
-from feeds.parse import parse_feed  # noqa: E402
-from feeds.poller import Poller  # noqa: E402
-from livebrief.config import Config, FeedConfig  # noqa: E402
-from livebrief.keys import Keys  # noqa: E402
-from livebrief.models import Item  # noqa: E402
-from livebrief.workers import run_worker  # noqa: E402
-from worker.prepare import prepare  # noqa: E402
-from worker.runtime import configure, current  # noqa: E402
+from feeds.parse import parse_feed
+from feeds.poller import Poller
+from livebrief.config import Config, FeedConfig
+from livebrief.keys import Keys
+from livebrief.models import Item
+from livebrief.workers import run_worker
+from worker.prepare import prepare
+from worker.runtime import configure, current
 
 NAIVE_QUEUE = "bench-naive"
 # By name, as the poller names its job: RQ refuses functions of __main__ (this file, run as a script).
@@ -81,7 +80,7 @@ def _best(fn: Callable[[], int], repeat: int) -> tuple[int, float]:
 
 def _parse_all(docs: list[bytes], feeds: list[FeedConfig]) -> list[list[Item]]:
     fetched = datetime.now(UTC)
-    return [parse_feed(d, feed_id=f.id, outlet=f.name, fetched=fetched).items for d, f in zip(docs, feeds)]
+    return [parse_feed(d, feed_id=f.id, outlet=f.name, fetched=fetched).items for d, f in zip(docs, feeds, strict=True)]
 
 
 def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: bool) -> dict[str, float]:
@@ -94,7 +93,7 @@ def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: b
     start = time.perf_counter()
     items = 0
     now = time.time()
-    for doc, feed in zip(docs, feeds):
+    for doc, feed in zip(docs, feeds, strict=True):
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
         items += poller._enqueue_new(feed, parsed.items, now)
     queued = time.perf_counter()
@@ -179,8 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         naive_rate = naive["items"] / naive["total_s"]
         rows: list[list[object]] = [
-            ["(a) feedparser.parse alone (floor)", fp_n, fp_s, fp_rate, 1.0, "-", "best of %d" % repeat],
-            ["(b) livebrief parse_feed alone", pf_n, pf_s, pf_rate, pf_rate / fp_rate, "-", "best of %d" % repeat],
+            ["(a) feedparser.parse alone (floor)", fp_n, fp_s, fp_rate, 1.0, "-", f"best of {repeat}"],
+            ["(b) livebrief parse_feed alone", pf_n, pf_s, pf_rate, pf_rate / fp_rate, "-", f"best of {repeat}"],
         ]
         for label, run in (("(c) full path, RQ Worker (fork per job)", fork),
                            ("(c) full path, RQ SimpleWorker", simple)):

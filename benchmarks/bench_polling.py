@@ -232,8 +232,8 @@ def _reader(server: FastFeedServer, count: int, every: int, workers: int) -> lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--feeds", type=int, default=10_000)
-    parser.add_argument("--reader-feeds", type=int, default=2_000, help="reader's subset (default 2,000)")
+    parser.add_argument("--feeds", type=int, help="feeds livebrief polls (default 10,000; --quick 2,000)")
+    parser.add_argument("--reader-feeds", type=int, help="reader's subset (default 2,000; --quick 500)")
     parser.add_argument("--entries", type=int, default=5, help="entries per feed (default 5)")
     parser.add_argument("--changed", type=float, default=0.01, help="share of feeds changed before cycle 2")
     parser.add_argument("--concurrency", type=int, default=32, help="livebrief polling.concurrency (default 32)")
@@ -241,8 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="~20 s: 2,000 feeds, reader on 500")
     parser.add_argument("--profile", action="store_true", help="profile livebrief's cycle 2 (pyinstrument)")
     ns = parser.parse_args(argv)
-    if ns.quick:
-        ns.feeds, ns.reader_feeds = 2_000, 500
+    ns.feeds = ns.feeds or (2_000 if ns.quick else 10_000)
+    ns.reader_feeds = ns.reader_feeds or (500 if ns.quick else 2_000)
     ns.reader_feeds = min(ns.reader_feeds, ns.feeds)
     every = max(1, round(1 / ns.changed)) if ns.changed > 0 else ns.feeds + 1
     quiet_logs()

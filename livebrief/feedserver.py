@@ -36,6 +36,9 @@ class FeedServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 server._handle(self)
 
+            def do_POST(self) -> None:  # noqa: N802 - only custom routes take POSTs (a hub, a receiver)
+                server._handle(self)
+
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -67,7 +70,7 @@ class FeedServer:
             self.requests.append((path, "custom"))
             return
         with self._lock:
-            doc = self._docs.get(path)
+            doc = self._docs.get(path) if req.command == "GET" else None
         if doc is None:
             self._send(req, 404, b"not found", "text/plain")
             self.requests.append((path, "404"))
