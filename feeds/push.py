@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from feeds.parse import parse_feed
 from livebrief.config import Config, FeedConfig
 from livebrief.errors import FeedError, FetchError
+from livebrief.feedserver import QuietHTTPServer
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.signing import verify, verify_hub_signature
@@ -130,7 +131,7 @@ class PushReceiver:
             def do_POST(self) -> None:  # noqa: N802
                 receiver._post(self)
 
-        self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        self.httpd = QuietHTTPServer((host or "127.0.0.1", int(port)), Handler)
         self.httpd.daemon_threads = True
 
     @property

@@ -1,9 +1,10 @@
 """``livebrief demo``: the whole pipeline, offline, on sample feeds written for the project.
 
-It starts a private Redis (unless REDIS_URL is set), serves three sample feeds (RSS 2.0, Atom, JSON Feed)
+It starts a private Redis (unless REDIS_URL is set), serves four sample feeds (RSS 2.0, Atom, JSON Feed, ninjs)
 on 127.0.0.1, a webhook receiver that checks Standard Webhooks signatures, and a Redis subscriber that
 prints entries as they arrive; then it polls a few "editions" of the feeds: new stories, a syndicated copy
-merged into its original, a second outlet joining a story (version 2), and an unchanged round (304s).
+merged into its original, a second outlet joining a story (version 2), a wire story corrected (a new
+ninjs version) and another killed (``withdrawn``), and an unchanged round (304s).
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from xml.sax.saxutils import escape
 
 import redis
 
 from livebrief.config import SOURCE_ROOT, Config, parse_config
-from livebrief.feedserver import FeedServer
+from livebrief.feedserver import FeedServer, QuietHTTPServer
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.redis_server import EmbeddedRedis
@@ -61,7 +62,25 @@ STORIES: list[tuple[int, str, str, str, str]] = [
      "Ukrainian and Russian negotiators met in Istanbul on Tuesday for a new round of peace talks. "
      "Officials said a ceasefire and security guarantees topped the agenda, and a further meeting was possible."),
 ]
-OUTLETS = {"wire": "Demo Wire", "daily": "Demo Daily", "aid": "Demo Aid Desk"}
+OUTLETS = {"wire": "Demo Wire", "daily": "Demo Daily", "aid": "Demo Aid Desk", "agency": "Demo Agency"}
+
+# A wire service (IPTC ninjs) across the editions: a story, its corrected version, a second story, its kill.
+AGENCY: dict[int, list[dict[str, Any]]] = {
+    1: [{"uri": "urn:demo:agency:zaporizhzhia", "version": "1", "pubstatus": "usable",
+         "headline": "Missile strike damages power line near Zaporizhzhia",
+         "body_text": "A missile strike damaged a high-voltage power line near Zaporizhzhia overnight, the grid "
+                      "operator said. Repair crews were sent to the site at dawn."}],
+    2: [{"uri": "urn:demo:agency:zaporizhzhia", "version": "2", "pubstatus": "usable",
+         "headline": "Missile strike cuts power to 40,000 homes near Zaporizhzhia",
+         "body_text": "A missile strike damaged a high-voltage power line near Zaporizhzhia overnight, cutting power "
+                      "to about 40,000 homes, the grid operator said. Repair crews were sent to the site at dawn."},
+        {"uri": "urn:demo:agency:ceasefire", "version": "1", "pubstatus": "usable",
+         "headline": "Local ceasefire agreed for evacuation of Vuhledar, officials say",
+         "body_text": "Negotiators agreed a local ceasefire to allow civilians to leave Vuhledar, officials said."}],
+    3: [{"uri": "urn:demo:agency:ceasefire", "version": "2", "pubstatus": "canceled",
+         "headline": "KILL: Local ceasefire agreed for evacuation of Vuhledar",
+         "body_text": "This story has been withdrawn: the agreement was not confirmed. Do not use."}],
+}
 BASE = datetime(2022, 3, 29, 6, 0, tzinfo=UTC)
 
 
@@ -92,6 +111,13 @@ def render_atom(edition: int) -> str:
     return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
             f"<title>Demo Daily</title><id>urn:demo:daily</id><updated>{BASE.isoformat()}</updated>"
             + "".join(parts) + "</feed>")
+
+
+def render_ninjs(edition: int) -> str:
+    items = [{**item, "type": "text", "firstcreated": (BASE + timedelta(minutes=2)).isoformat(),
+              "versioncreated": (BASE + timedelta(minutes=10 * edition)).isoformat()}
+             for item in AGENCY.get(edition, [])]
+    return json.dumps({"items": items})
 
 
 def render_json(edition: int) -> str:
@@ -126,7 +152,7 @@ class _Receiver:
                 self.send_response(204 if ok else 401)
                 self.end_headers()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     @property
@@ -143,6 +169,7 @@ def _config(redis_url: str, feeds: FeedServer, hook_url: str, secret: str) -> Co
             {"id": "demo-wire", "name": OUTLETS["wire"], "url": feeds.url("/wire.rss")},
             {"id": "demo-daily", "name": OUTLETS["daily"], "url": feeds.url("/daily.atom")},
             {"id": "demo-aid", "name": OUTLETS["aid"], "url": feeds.url("/aid.json")},
+            {"id": "demo-agency", "name": OUTLETS["agency"], "url": feeds.url("/agency.json"), "kind": "ninjs"},
         ],
         "webhooks": [{"id": "demo-receiver", "url": hook_url, "secret": secret, "retry_intervals": [1, 2]}],
         "polling": {"allow_private": True, "timeout": 10},
@@ -186,7 +213,8 @@ def run_demo(rounds: int = 3, pause: float = 2.0, out: Any = sys.stdout) -> int:
             feeds.set("/wire.rss", render_rss(content), "application/rss+xml")
             feeds.set("/daily.atom", render_atom(content), "application/atom+xml")
             feeds.set("/aid.json", render_json(content), "application/feed+json")
-            print(f"--- round {edition}: polling 3 feeds ---", file=out, flush=True)
+            feeds.set("/agency.json", render_ninjs(edition), "application/json")
+            print(f"--- round {edition}: polling 4 feeds ---", file=out, flush=True)
             report = asyncio.run(poller.poll_once(force=True))
             run_worker(config, client, burst=True, simple=True)
             time.sleep(0.5)

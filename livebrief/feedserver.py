@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,17 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 Handler = Callable[[BaseHTTPRequestHandler], bool]
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hangs up mid-request."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class FeedServer:
@@ -39,7 +51,7 @@ class FeedServer:
             def do_POST(self) -> None:  # noqa: N802 - only custom routes take POSTs (a hub, a receiver)
                 server._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd = QuietHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -64,8 +76,8 @@ class FeedServer:
         return sum(1 for p, s in self.requests if p == path and (status is None or s == status))
 
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
-        path = req.path
-        handler = self._routes.get(path.split("?")[0])
+        path = req.path.split("?")[0]  # the query (a wire feed's cursor, say) does not select another document
+        handler = self._routes.get(path)
         if handler is not None and handler(req):
             self.requests.append((path, "custom"))
             return

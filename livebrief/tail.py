@@ -14,7 +14,8 @@ from livebrief.models import Entry
 
 def format_entry(entry: Entry) -> str:
     """One readable block per entry version."""
-    mark = "NEW" if entry.version == 1 else f"UPDATE v{entry.version}"
+    marks = {"new": "NEW", "updated": f"UPDATE v{entry.version}", "withdrawn": f"WITHDRAWN v{entry.version}"}
+    mark = marks[entry.status]
     topics = ",".join(entry.topics) or "-"
     names = ", ".join(s.name for s in entry.sources)
     lines = [f"[{mark}] [{topics}] {entry.headline}"]

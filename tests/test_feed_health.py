@@ -1,5 +1,5 @@
 """Per-feed health: Retry-After honoured per feed, exponential backoff with jitter and a cap that never
-gives up, recovery on its own, and the health shown by ``livebrief feeds``."""
+gives up, recovery on its own (entries flow again), and the health shown by ``livebrief feeds``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from feeds.poller import Poller
 from feeds.schedule import Schedule
 from livebrief.config import load_config
 from livebrief.feedserver import FeedServer, Handler
+from livebrief.workers import run_worker
 from tests.conftest import REPO, fixture_bytes, make_config
 from tests.test_network_faults import KEYS, WIRE, feed, poll, queued_items, respond
 
@@ -242,6 +243,8 @@ def test_feed_recovers_on_its_own_when_the_server_does(
     assert state.failures == 0 and state.last_success is not None
     assert feed_server.count("/flaky.xml", "custom") == 3 and feed_server.count("/flaky.xml", "200") == 1
     assert queued_items(client) == {"flaky": 3}
+    run_worker(config, client, burst=True, simple=True)
+    assert client.xlen(KEYS.entries_stream) == 3
 
 
 # --- `livebrief feeds` -----------------------------------------------------------------------------------------
