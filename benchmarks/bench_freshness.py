@@ -42,11 +42,15 @@ from livebrief.signing import hub_signature  # noqa: E402
 
 
 def rss(hub: str, items: list[tuple[int, str]]) -> bytes:
-    body = "".join(f"<item><title>{t}</title><guid>g{n}</guid><link>https://p.example/{n}</link>"
-                   f"<description>{t}. Officials confirmed the details on Tuesday.</description></item>"
-                   for n, t in items)
-    return (f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
-            f'<title>P</title><atom:link rel="hub" href="{hub}"/>{body}</channel></rss>').encode()
+    body = "".join(
+        f"<item><title>{t}</title><guid>g{n}</guid><link>https://p.example/{n}</link>"
+        f"<description>{t}. Officials confirmed the details on Tuesday.</description></item>"
+        for n, t in items
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+        f'<title>P</title><atom:link rel="hub" href="{hub}"/>{body}</channel></rss>'
+    ).encode()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -63,9 +67,12 @@ def main() -> None:
     with throwaway_redis() as (server, client), FeedServer() as feeds:
         port = free_port()
         hub_url = feeds.url("/hub")  # accepts subscription requests; the verification is done below, as a hub would
-        config = make_config(server.url, [{"id": "p", "name": "Pushed", "url": feeds.url("/p.xml")}],
-                             push={"enabled": True, "listen": f"127.0.0.1:{port}",
-                                   "public_url": f"http://127.0.0.1:{port}"})
+        config = make_config(
+            server.url,
+            [{"id": "p", "name": "Pushed", "url": feeds.url("/p.xml")}],
+            push={"enabled": True, "listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"},
+        )
+
         def accept(req: object) -> bool:
             handler = req  # a BaseHTTPRequestHandler
             handler.rfile.read(int(handler.headers.get("Content-Length", "0")))  # type: ignore[attr-defined]
@@ -81,15 +88,23 @@ def main() -> None:
         asyncio.run(Poller(config, client, parse_workers=0).poll_once(force=True))
         sub = Subscriptions(client, Keys(config.prefix)).get("p")
         assert sub is not None
-        httpx.get(f"http://127.0.0.1:{port}/websub/p", params={"hub.mode": "subscribe", "hub.topic": sub.topic,
-                                                                "hub.challenge": "c", "hub.lease_seconds": "3600"})
+        httpx.get(
+            f"http://127.0.0.1:{port}/websub/p",
+            params={"hub.mode": "subscribe", "hub.topic": sub.topic, "hub.challenge": "c", "hub.lease_seconds": "3600"},
+        )
         path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-freshness-{port}.yaml"
-        path.write_text(yaml.safe_dump({"prefix": config.prefix, "topics_file": str(topics_snapshot()),
-                                        "feeds": [f.model_dump() for f in config.feeds]}))
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "prefix": config.prefix,
+                    "topics_file": str(topics_snapshot()),
+                    "feeds": [f.model_dump() for f in config.feeds],
+                }
+            )
+        )
         env = {**os.environ, "REDIS_URL": server.url, "LIVEBRIEF_CONFIG": str(path), "LIVEBRIEF_LOG_LEVEL": "WARNING"}
         command = [sys.executable, "-m", "livebrief.cli", "work", *(["--fork"] if args.fork else [])]
-        worker = subprocess.Popen(command, env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stream = Keys(config.prefix).entries_stream
         try:
             deadline = time.monotonic() + 30
@@ -101,8 +116,11 @@ def main() -> None:
                 body = rss(hub_url, items)
                 last = client.xinfo_stream(stream)["last-generated-id"]
                 started = time.perf_counter()
-                httpx.post(sub and f"http://127.0.0.1:{port}/websub/p", content=body,
-                           headers={"X-Hub-Signature": hub_signature(sub.secret, body)})
+                httpx.post(
+                    f"http://127.0.0.1:{port}/websub/p",
+                    content=body,
+                    headers={"X-Hub-Signature": hub_signature(sub.secret, body)},
+                )
                 got = client.xread({stream: last}, block=10_000, count=1)
                 if got:
                     delays.append((time.perf_counter() - started) * 1000)
@@ -118,10 +136,24 @@ def main() -> None:
     print_table(
         "Pushed update -> entry on the stream (real worker process, local hub)",
         ["path", "updates", "p50 ms", "p99 ms", "max ms", "vs polling at min interval"],
-        [[f"WebSub push ({'forking Worker' if args.fork else 'SimpleWorker'})", len(delays), round(p50, 1), round(percentile(delays, 0.99), 1), round(max(delays), 1),
-          f"{poll_floor_ms / p50:.0f}x sooner"],
-         ["polling (expected, half of min_interval)", "-", poll_floor_ms, "-", config.polling.min_interval * 1000,
-          "1x"]],
+        [
+            [
+                f"WebSub push ({'forking Worker' if args.fork else 'SimpleWorker'})",
+                len(delays),
+                round(p50, 1),
+                round(percentile(delays, 0.99), 1),
+                round(max(delays), 1),
+                f"{poll_floor_ms / p50:.0f}x sooner",
+            ],
+            [
+                "polling (expected, half of min_interval)",
+                "-",
+                poll_floor_ms,
+                "-",
+                config.polling.min_interval * 1000,
+                "1x",
+            ],
+        ],
     )
 
 

@@ -43,7 +43,9 @@ class FakeHub:
                 return
 
             def do_POST(self) -> None:  # noqa: N802
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()}
+                form = {
+                    k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode()).items()
+                }
                 hub.subscriptions[form["hub.topic"]] = form
                 self.send_response(202)
                 self.send_header("Content-Length", "0")
@@ -59,8 +61,14 @@ class FakeHub:
 
     def _verify(self, form: dict[str, str]) -> None:
         challenge = secrets.token_hex(8)
-        query = urlencode({"hub.mode": "subscribe", "hub.topic": form["hub.topic"], "hub.challenge": challenge,
-                           "hub.lease_seconds": "3600"})
+        query = urlencode(
+            {
+                "hub.mode": "subscribe",
+                "hub.topic": form["hub.topic"],
+                "hub.challenge": challenge,
+                "hub.lease_seconds": "3600",
+            }
+        )
         response = httpx.get(f"{form['hub.callback']}?{query}", timeout=5)
         if response.status_code == 200 and response.text == challenge:
             self.verified.set()
@@ -68,8 +76,12 @@ class FakeHub:
     def publish(self, topic: str, body: bytes, secret: str | None = None) -> httpx.Response:
         form = self.subscriptions[topic]
         signature = hub_signature(secret or form["hub.secret"], body)
-        return httpx.post(form["hub.callback"], content=body, timeout=5,
-                          headers={"Content-Type": "application/rss+xml", "X-Hub-Signature": signature})
+        return httpx.post(
+            form["hub.callback"],
+            content=body,
+            timeout=5,
+            headers={"Content-Type": "application/rss+xml", "X-Hub-Signature": signature},
+        )
 
     def stop(self) -> None:
         self.httpd.shutdown()
@@ -77,10 +89,15 @@ class FakeHub:
 
 
 def rss(hub: str, items: list[tuple[str, str]]) -> bytes:
-    body = "".join(f"<item><title>{t}</title><link>https://p.example/{g}</link><guid>{g}</guid>"
-                   f"<description>{t}, officials said on Monday.</description></item>" for g, t in items)
-    return (f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
-            f'<title>P</title><atom:link rel="hub" href="{hub}"/>{body}</channel></rss>').encode()
+    body = "".join(
+        f"<item><title>{t}</title><link>https://p.example/{g}</link><guid>{g}</guid>"
+        f"<description>{t}, officials said on Monday.</description></item>"
+        for g, t in items
+    )
+    return (
+        f'<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
+        f'<title>P</title><atom:link rel="hub" href="{hub}"/>{body}</channel></rss>'
+    ).encode()
 
 
 @pytest.fixture
@@ -91,12 +108,22 @@ def hub() -> Any:
 
 
 def push_config(redis_url: str, feed_server: FeedServer, port: int) -> Config:
-    return make_config(redis_url, [{"id": "p", "name": "Pushed", "url": feed_server.url("/p.xml"), "interval": 1}],
-                       push={"enabled": True, "listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
-                             "fallback_interval": 600, "secret": PUSH_SECRET})
+    return make_config(
+        redis_url,
+        [{"id": "p", "name": "Pushed", "url": feed_server.url("/p.xml"), "interval": 1}],
+        push={
+            "enabled": True,
+            "listen": f"127.0.0.1:{port}",
+            "public_url": f"http://127.0.0.1:{port}",
+            "fallback_interval": 600,
+            "secret": PUSH_SECRET,
+        },
+    )
 
 
-def subscribed(redis_url: str, client: redis.Redis, feed_server: FeedServer, hub: FakeHub) -> tuple[Config, PushReceiver]:
+def subscribed(
+    redis_url: str, client: redis.Redis, feed_server: FeedServer, hub: FakeHub
+) -> tuple[Config, PushReceiver]:
     port = free_port()
     config = push_config(redis_url, feed_server, port)
     feed_server.set("/p.xml", rss(hub.url, [("g1", "Port authority reopens grain terminal")]))
@@ -132,14 +159,18 @@ def test_pushed_update_reaches_the_stream(
     config, receiver = subscribed(redis_url, client, feed_server, hub)
     try:
         run_worker(config, client, burst=True, simple=True)
-        body = rss(hub.url, [("g2", "Rail link to the border reopens for passengers"),
-                             ("g1", "Port authority reopens grain terminal")])
+        body = rss(
+            hub.url,
+            [("g2", "Rail link to the border reopens for passengers"), ("g1", "Port authority reopens grain terminal")],
+        )
         assert hub.publish(feed_server.url("/p.xml"), body).status_code == 202
         run_worker(config, client, burst=True, simple=True)
     finally:
         receiver.stop()
-    assert headlines(client, config) == ["Port authority reopens grain terminal",
-                                         "Rail link to the border reopens for passengers"]
+    assert headlines(client, config) == [
+        "Port authority reopens grain terminal",
+        "Rail link to the border reopens for passengers",
+    ]
 
 
 def test_push_with_a_bad_signature_is_acknowledged_and_dropped(
@@ -177,8 +208,12 @@ def test_signed_direct_wire_push_is_accepted_and_unsigned_refused(
     receiver = PushReceiver(config, client).start()
     body = json.dumps(json.loads(fixture_bytes("wire/ninjs-v1.json"))["items"][0]).encode()
     now = int(time.time())
-    headers = {"content-type": "application/json", "webhook-id": "msg_1", "webhook-timestamp": str(now),
-               "webhook-signature": sign(PUSH_SECRET, "msg_1", now, body)}
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(now),
+        "webhook-signature": sign(PUSH_SECRET, "msg_1", now, body),
+    }
     try:
         unsigned = httpx.post(f"http://127.0.0.1:{port}/push/p", content=body, timeout=5)
         signed = httpx.post(f"http://127.0.0.1:{port}/push/p", content=body, headers=headers, timeout=5)

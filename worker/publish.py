@@ -96,7 +96,7 @@ def _write(pipe: redis.client.Pipeline, plan: BatchPlan, keys: Keys, settings: W
         if lag is not None and lag >= 0:
             pipe.hincrbyfloat(stats, "lag_sum", lag)
             pipe.hincrby(stats, "lag_count", 1)
-            pipe.hset(stats, "last_lag", round(lag, 3))
+            pipe.hset(stats, "last_lag", str(round(lag, 3)))
     for story_id, record in plan.stored.items():
         pipe.set(keys.story(story_id), record.model_dump_json(), ex=story_ttl)
     for story_id, record in plan.published.items():
