@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import cast
 
 import redis
@@ -55,6 +55,19 @@ def _redis(config: Config, *, embed: bool) -> Iterator[tuple[str, redis.Redis]]:
             client.close()
 
 
+def _until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``body(stop)`` on an event loop until SIGINT or SIGTERM sets ``stop``."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await body(stop)
+
+    asyncio.run(main())
+
+
 # --- run -------------------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -94,22 +107,15 @@ def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
     ]
     client = _client(url)
     poller = Poller(config, client)
-    stop = asyncio.Event()
     receiver = None
     if config.push.enabled:
         from feeds.push import PushReceiver
 
         receiver = PushReceiver(config, client).start()
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("running", feeds=len(poller.feeds), workers=len(workers), redis=url)
-        await poller.run_forever(stop)
-
+    log.info("running", feeds=len(poller.feeds), workers=len(workers), redis=url)
     try:
-        asyncio.run(main())
+        _until_signalled(poller.run_forever)
     finally:
         poller.close()
         if receiver is not None:
@@ -136,15 +142,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
                 log.info("poll_done", fetched=report.fetched, not_modified=report.not_modified,
                          failed=report.failed, new_items=report.new_items)
                 return 0
-            stop = asyncio.Event()
-
-            async def main() -> None:
-                loop = asyncio.get_running_loop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
-                await poller.run_forever(stop)
-
-            asyncio.run(main())
+            _until_signalled(poller.run_forever)
         finally:
             poller.close()
     return 0
@@ -156,16 +154,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     with _redis(config, embed=False) as (_, client):
         receiver = PushReceiver(config, client, listen=args.listen).start()
-        stop = asyncio.Event()
 
-        async def main() -> None:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+        async def wait(stop: asyncio.Event) -> None:
             await stop.wait()
 
         try:
-            asyncio.run(main())
+            _until_signalled(wait)
         finally:
             receiver.stop()
     return 0
