@@ -7,6 +7,10 @@ score is a noisy-OR of the weights of the distinct rules that fired, times ``1 -
 a weight reads as "how sure this rule alone makes us", so a score is roughly the chance the item is on
 topic, and several weak signals add up without ever passing 1.
 
+Where several phrases match at one place the strongest wins; if it is a context rule whose context is not
+there, the next phrase that matches at that place gets its turn (``_Scanner.retry``), so a strict rule
+never hides a weaker one that would have counted.
+
 ``load_topics`` compiles every topic into a handful of regular expressions (one alternation per topic and
 role), so ``classify`` runs a fixed, small number of regex scans per item however many phrases there are;
 at each position a scan tries only the phrases that can start with the characters found there (see
@@ -489,6 +493,7 @@ _ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT)
 _ONE_CHAR = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN)
 _char_sets: dict[tuple[str, int], frozenset[str]] = {}
 _WORD_START = re.compile(r"(?<!\w)")  # where an alternation "(?<!\w)(?:...)" may match
+_GROUP_NAME = re.compile(r"\(\?P<(\w+)>")  # the named group an alternative of an alternation opens with
 _UNSET: Any = object()
 
 _Node = tuple[Any, Any, int]  # a parsed regex item (op, argument) and the flags in force there
@@ -595,6 +600,10 @@ class _Scanner:
 
     def __init__(self, alternatives: list[str], named_groups: int) -> None:
         self.alternatives = alternatives
+        self._names = [_GROUP_NAME.match(a).group(1) if _GROUP_NAME.match(a) else "" for a in alternatives]
+        self._group_index = {name: i for i, name in enumerate(self._names) if name}
+        self._retry: dict[tuple[str, int], tuple[int, ...]] = {}  # (key, alternative) -> those tried after it
+        self._single: dict[int, re.Pattern[str]] = {}
         self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
         # prefix -> the alternatives whose matches can start with it
         self._starts: dict[str, set[int]] = {}
@@ -647,6 +656,36 @@ class _Scanner:
                 self._by_choice[choice] = rx
             self._by_node[node] = rx
         return rx
+
+    def retry(self, text: str, pos: int, after: str) -> re.Match[str] | None:
+        """The match at ``pos`` of the first alternative listed after the named group ``after`` (the one the
+        alternation would have credited had ``after`` not been there), or None. For a context rule that
+        matched but did not count there: a weaker phrase at the same place may still count."""
+        index = self._group_index.get(after)
+        if index is None:
+            return None
+        key = _key_at(text, pos)
+        later = self._retry.get((key, index))
+        if later is None:
+            if self.indexed:
+                node_rx = self.for_key(key)
+                names = node_rx.groupindex if node_rx is not None else {}
+                later = tuple(i for i, name in enumerate(self._names) if i > index and name in names)
+            else:
+                later = tuple(range(index + 1, len(self.alternatives)))
+            if len(self._retry) >= 50_000:
+                self._retry.clear()
+            self._retry[(key, index)] = later
+        # Alternatives one by one, each compiled once: retries are rare, and a fresh alternation per place
+        # would cost more to compile than all these matches.
+        for i in later:
+            rx = self._single.get(i)
+            if rx is None:
+                rx = self._single[i] = re.compile(r"(?<!\w)(?:" + self.alternatives[i] + ")", re.IGNORECASE)
+            m = rx.match(text, pos)
+            if m is not None:
+                return m
+        return None
 
     def scan(self, text: str, places: _Places, slot: int) -> list[re.Match[str]]:
         """The matches ``self.pattern.finditer(text)`` yields; ``places`` is ``_Dispatch.places(text)`` and
@@ -755,25 +794,31 @@ def _score_topic(
     words = _Words(masked)
     fired: dict[str, float] = {}  # label -> weight; a rule counts once however often it matches
     evidence: list[str] = []
-    for m in topic.positive.scan(masked, places, positive_slot):
-        rule = topic.rules[m.lastgroup or ""]
-        if rule.label in fired:
-            continue
-        phrase = m.group(0).lower()
-        if rule.near is not None or rule.unless_near is not None:
-            before, after = words.around(m.start(), m.end(), rule.window)
-            if rule.unless_near is not None:
-                blocker = rule.unless_near.search(before) or rule.unless_near.search(after)
-                if blocker:
-                    evidence.append(f"{phrase} (ignored near '{blocker.group(0).lower()}')")
-                    continue
-            if rule.near is not None:
-                ctx = rule.near.search(before) or rule.near.search(after)
-                if not ctx:
-                    continue
-                phrase = f"{phrase} (near '{ctx.group(0).lower()}')"
-        fired[rule.label] = rule.weight
-        evidence.append(phrase)
+    for first in topic.positive.scan(masked, places, positive_slot):
+        m: re.Match[str] | None = first
+        # A context rule that does not count here hands the place to the next phrase that matches there.
+        while m is not None:
+            rule = topic.rules[m.lastgroup or ""]
+            if rule.label in fired:
+                break
+            phrase = m.group(0).lower()
+            if rule.near is not None or rule.unless_near is not None:
+                before, after = words.around(m.start(), m.end(), rule.window)
+                if rule.unless_near is not None:
+                    blocker = rule.unless_near.search(before) or rule.unless_near.search(after)
+                    if blocker:
+                        evidence.append(f"{phrase} (ignored near '{blocker.group(0).lower()}')")
+                        m = topic.positive.retry(masked, m.start(), m.lastgroup or "")
+                        continue
+                if rule.near is not None:
+                    ctx = rule.near.search(before) or rule.near.search(after)
+                    if not ctx:
+                        m = topic.positive.retry(masked, m.start(), m.lastgroup or "")
+                        continue
+                    phrase = f"{phrase} (near '{ctx.group(0).lower()}')"
+            fired[rule.label] = rule.weight
+            evidence.append(phrase)
+            break
     if not fired:
         return 0.0, evidence
     miss = 1.0

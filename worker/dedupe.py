@@ -6,9 +6,10 @@ Three levels, each stricter about what it needs and looser about what it accepts
 2. near-duplicate text: a ``TextSignature`` holds 12-bit fingerprints of the first ``SIG_TOKENS`` distinct
    content words. Two texts are near-duplicates when their fingerprint sets differ in at most 2 elements
    (3 for longer texts): one word changed, added or removed, an outlet suffix, case and punctuation.
-   ``lsh_buckets`` splits the fingerprints into ``GROUPS`` groups by value and emits one bucket per pair
-   of groups; a near-duplicate leaves at least ``GROUPS - 3`` groups untouched, so it shares a bucket
-   (``is_near_duplicate`` checks that too, so the guarantee holds by construction). Texts of
+   ``lsh_buckets`` splits the fingerprints into ``GROUPS`` groups by value and emits one bucket per group
+   (a whole short signature is one bucket); a near-duplicate touches at most 3 groups and so leaves one
+   untouched, and shares that bucket (``is_near_duplicate`` checks that too, so the guarantee holds by
+   construction). Four buckets per item keep the index small: each is one Redis key. Texts of
    ``MIN_EXACT_TOKENS`` to ``MIN_TOKENS`` content words (most headlines) match only with the same words.
 3. same story: ``StoryFeatures`` keeps the significant terms of a headline (stopwords out, light stemming,
    number words as digits, spelling variants folded: "U.S."/"United States", "Pakistani"/"Pakistan",
@@ -17,8 +18,8 @@ Three levels, each stricter about what it needs and looser about what it accepts
    other lacks. A story remembers up to ``MAX_ALSO`` other wordings of later members (``also``) and
    scores the best of its descriptions, so a paraphrase of any member can join.
 
-The Redis index that stores these lives in ``worker/story_index.py``. IDF statistics come from
-``worker/data/idf.json``, built offline by ``python -m worker.evaluate_dedupe build-idf``.
+The Redis index that stores these is written by ``worker/publish.py`` as ``worker/stories.py`` decides.
+IDF statistics come from ``worker/data/idf.json``, built offline by ``python -m worker.evaluate_dedupe build-idf``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import re
 import unicodedata
 from functools import lru_cache
 from importlib import resources
-from itertools import combinations
 
 from pydantic import BaseModel, Field
 
@@ -57,7 +57,10 @@ SIG_TOKENS = 24  # fingerprints kept: the first distinct content words of title 
 LONG_TOKENS = 16  # at this size both sides may differ by MAX_DIFF_LONG fingerprints instead of MAX_DIFF
 MAX_DIFF = 2
 MAX_DIFF_LONG = 3
-GROUPS = 5  # GROUPS - MAX_DIFF_LONG >= 2 untouched groups, so at least one untouched pair of groups
+GROUPS = 4  # GROUPS > MAX_DIFF_LONG: a near-duplicate leaves at least one group of fingerprints untouched
+# Only the start of a text is read (its first words decide both levels); cleaning a whole 20 kB article
+# per item would cost more than everything else the worker does.
+LEAD_CHARS = 2000
 MIN_BUCKET = 2  # a bucket of one fingerprint would be one common word shared by thousands of items
 _FP_BITS = 12
 
@@ -207,6 +210,7 @@ def _clean(text: str) -> str:
     return text
 
 
+@lru_cache(maxsize=1024)  # each item's title is stripped for its signature and again for its features
 def _strip_title(title: str) -> str:
     title = _clean(title).strip()
     stripped = _OUTLET_SUFFIX.sub("", title)
@@ -254,10 +258,11 @@ def _normalise(word: str) -> str:
     return w
 
 
-def _content_words(text: str) -> list[tuple[str, str]]:
-    """(original word, normalised word) pairs for the words that carry content, in text order."""
+def _content_words(cleaned: str) -> list[tuple[str, str]]:
+    """(original word, normalised word) pairs for the words that carry content, in text order, of a text
+    already through ``_clean`` (``_strip_title``/``_strip_text``)."""
     pairs = []
-    for raw in _WORD.findall(_clean(text)):
+    for raw in _WORD.findall(cleaned):
         if raw.lower() in _STOPWORDS:
             continue
         norm = _normalise(raw)
@@ -288,7 +293,7 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     Below ``MIN_TOKENS`` words only the same set of words matches (a re-posted headline)."""
     words: list[str] = []
     seen: set[str] = set()
-    for _, norm in _content_words(f"{_strip_title(title)} \n {_strip_text(text)}"):
+    for _, norm in _content_words(f"{_strip_title(title)} \n {_strip_text(text[:LEAD_CHARS])}"):
         if norm not in seen:
             seen.add(norm)
             words.append(norm)
@@ -301,8 +306,8 @@ def text_signature(title: str, text: str) -> TextSignature | None:
 
 
 def lsh_buckets(sig: TextSignature) -> list[tuple[int, str]]:
-    """(band, bucket) pairs: one per pair of fingerprint groups holding at least ``MIN_BUCKET``
-    fingerprints. Every pair ``is_near_duplicate`` accepts shares at least one of them."""
+    """(band, bucket) pairs: one per fingerprint group holding at least ``MIN_BUCKET`` fingerprints (one for
+    a whole short signature). Every pair ``is_near_duplicate`` accepts shares at least one of them."""
     return _buckets(sig.fp)
 
 
@@ -312,12 +317,9 @@ def _buckets(fp: str) -> list[tuple[int, str]]:
     for i in range(0, len(fp), 2):
         value = _B64_INDEX[fp[i]] << 6 | _B64_INDEX[fp[i + 1]]
         groups[value % GROUPS].append(fp[i : i + 2])
-    out: list[tuple[int, str]] = []
-    for band, (g1, g2) in enumerate(combinations(range(GROUPS), 2)):
-        members = groups[g1] + groups[g2]
-        if len(members) >= MIN_BUCKET:
-            out.append((band, "".join(members)))
-    return out
+    if len(fp) // 2 < MIN_TOKENS:
+        return [(0, fp)]  # short texts match only with the very same words: one bucket holds them all
+    return [(band + 1, "".join(members)) for band, members in enumerate(groups) if len(members) >= MIN_BUCKET]
 
 
 def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
@@ -365,7 +367,7 @@ def _is_title_case(words: list[str]) -> bool:
 def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
     idf = _idf()
     title = _strip_title(title)
-    head = " ".join(_strip_text(text).split()[:40])  # the lead only: the rest drifts off the event
+    head = " ".join(_strip_text(text[:LEAD_CHARS]).split()[:40])  # the lead only: the rest drifts off the event
     entities: set[str] = set()
     terms: dict[str, None] = {}
     for part in (title, head):
