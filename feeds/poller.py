@@ -137,9 +137,13 @@ class Poller:
         )
         self.feeds = {f.id: f for f in config.feeds if f.enabled}
         self._global = asyncio.Semaphore(config.polling.concurrency)
-        self._hosts: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(config.polling.per_host)
-        )
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    def _new_limits(self) -> None:
+        # asyncio primitives belong to the loop they are first used on: make them per poll, so a Poller
+        # can be driven by several event loops in turn (the demo and tests call asyncio.run per round).
+        self._global = asyncio.Semaphore(self.config.polling.concurrency)
+        self._hosts = defaultdict(lambda: asyncio.Semaphore(self.config.polling.per_host))
 
     def sync_schedule(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -155,6 +159,7 @@ class Poller:
         if not claimed:
             return report
         states = self.states.get_many(claimed)
+        self._new_limits()
         async with make_client(self.limits, max_connections=self.config.polling.concurrency) as client:
             await asyncio.gather(
                 *(self._poll_feed(client, self.feeds[f], states[f], report) for f in claimed if f in self.feeds)

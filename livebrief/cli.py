@@ -101,10 +101,9 @@ def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
     env = {**os.environ, "REDIS_URL": url}
     if config.source_path:
         env["LIVEBRIEF_CONFIG"] = config.source_path
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work"], env=env)
-        for _ in range(args.workers)
-    ]
+    # Deliveries get a worker of their own, so a slow webhook receiver never holds up the pipeline.
+    commands = [["--queues", "ingest"]] * args.workers + [["--queues", "deliveries"]]
+    workers = [subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", *extra], env=env) for extra in commands]
     client = _client(url)
     poller = Poller(config, client)
     receiver = None
@@ -166,11 +165,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_work(args: argparse.Namespace) -> int:
-    from livebrief.workers import run_worker
+    from livebrief.workers import QUEUE_ROLES, run_worker
 
     config = load_config(args.config)
     with _redis(config, embed=False) as (_, client):
-        run_worker(config, client, burst=args.burst, simple=not args.fork)
+        roles = tuple(r.strip() for r in args.queues.split(",") if r.strip())
+        unknown = set(roles) - set(QUEUE_ROLES)
+        if unknown or not roles:
+            print(f"livebrief work: --queues takes {', '.join(QUEUE_ROLES)}, not {args.queues!r}", file=sys.stderr)
+            return 2
+        run_worker(config, client, burst=args.burst, simple=not args.fork, roles=roles)
     return 0
 
 
@@ -328,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("work", "run an RQ worker on the ingest and delivery queues")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.add_argument("--simple", action="store_true", help="run jobs in the worker process (the default)")
+    p.add_argument("--queues", default="ingest,deliveries",
+                   help="which queues, in order of priority (default ingest,deliveries)")
     p.add_argument("--fork", action="store_true",
                    help="fork a work-horse per job (RQ's Worker): more isolation, about 130 ms more per job")
     p.set_defaults(func=cmd_work)

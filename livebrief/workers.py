@@ -17,8 +17,13 @@ log = structlog.get_logger(__name__)
 RECOVERY_INTERVAL = 5.0
 
 
-def queues(client: redis.Redis, keys: Keys) -> list[Queue]:
-    return [Queue(keys.ingest_queue, connection=client), Queue(keys.delivery_queue, connection=client)]
+QUEUE_ROLES = ("ingest", "deliveries")
+
+
+def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES) -> list[Queue]:
+    """RQ queues by role, in the order given (a worker serves earlier queues first)."""
+    names = {"ingest": keys.ingest_queue, "deliveries": keys.delivery_queue}
+    return [Queue(names[role], connection=client) for role in roles]
 
 
 def _watchdog(client: redis.Redis, names: list[str], stop: threading.Event) -> None:
@@ -30,8 +35,8 @@ def _watchdog(client: redis.Redis, names: list[str], stop: threading.Event) -> N
 
 
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,
-               name: str | None = None) -> bool:
-    """Run one RQ worker until stopped (or, with ``burst``, until the queues are empty)."""
+               name: str | None = None, roles: tuple[str, ...] = QUEUE_ROLES) -> bool:
+    """Run one RQ worker on the queues of ``roles`` until stopped (with ``burst``, until they are empty)."""
     from worker.runtime import configure
 
     configure(config)  # compile topics once, before forking work-horses
@@ -47,7 +52,7 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
         )
         threading.Thread(target=_watchdog, args=(watcher, names, stop), daemon=True).start()
     worker_class = SimpleWorker if simple else Worker
-    worker = worker_class(queues(client, keys), connection=client, name=name)
+    worker = worker_class(queues(client, keys, roles), connection=client, name=name)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
     finally:

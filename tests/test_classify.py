@@ -263,6 +263,13 @@ def test_weight_out_of_range_names_the_topic_and_field(tmp_path: Path) -> None:
     assert any("topics.war.phrases" in p and "1.5" in p for p in err.value.problems)
 
 
+def test_the_same_weight_twice_is_reported_not_silently_dropped(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      0.5: [summit]\n      0.5: [envoy]\n"
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, body))
+    assert "duplicate key 0.5" in str(err.value)
+
+
 def test_unknown_field_is_reported(tmp_path: Path) -> None:
     body = "topics:\n  war:\n    phrases:\n      0.5: [shelling]\n    treshold: 0.4\n"
     with pytest.raises(ConfigError) as err:
@@ -375,7 +382,7 @@ def test_a_context_rule_that_does_not_count_leaves_its_place_to_a_weaker_phrase(
     # phrase at the same place still counts.
     body = (
         "topics:\n  harm:\n    rules:\n"
-        "      - {match: [\"kills #\"], weight: 0.9, near: [war]}\n"
+        '      - {match: ["kills #"], weight: 0.9, near: [war]}\n'
         "      - {match: [kills], weight: 0.6, near: [quake]}\n"
     )
     topics = load_topics(write_topics(tmp_path, body))

@@ -449,10 +449,32 @@ def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a mapping with the same key twice (YAML would keep only the last: two
+    ``0.45:`` lists under ``phrases`` silently lose the first)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, list | dict):
+            continue
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (merge the two lists)", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_topics(path: Path) -> TopicSet:
     """Read and compile a topics YAML file. Raises ``ConfigError`` naming each bad topic or field."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
     except yaml.YAMLError as exc:
@@ -600,7 +622,7 @@ class _Scanner:
 
     def __init__(self, alternatives: list[str], named_groups: int) -> None:
         self.alternatives = alternatives
-        self._names = [_GROUP_NAME.match(a).group(1) if _GROUP_NAME.match(a) else "" for a in alternatives]
+        self._names = [m.group(1) if (m := _GROUP_NAME.match(a)) else "" for a in alternatives]
         self._group_index = {name: i for i, name in enumerate(self._names) if name}
         self._retry: dict[tuple[str, int], tuple[int, ...]] = {}  # (key, alternative) -> those tried after it
         self._single: dict[int, re.Pattern[str]] = {}

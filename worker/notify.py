@@ -10,6 +10,7 @@ is the same on every attempt and replay, so receivers can drop repeats.
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -104,16 +105,26 @@ def enqueue_delivery(
     )
 
 
+_clients: dict[int, httpx.Client] = {}
+
+
+def http_client() -> httpx.Client:
+    """One pooled client per process (a forked work-horse gets its own): creating a client per delivery
+    costs more CPU than the delivery itself."""
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients.clear()
+        _clients[pid] = httpx.Client(trust_env=False, follow_redirects=False)
+    return _clients[pid]
+
+
 def post(webhook: WebhookConfig, msg_id: str, entry: Entry, client: httpx.Client | None = None) -> int:
     """One delivery attempt; returns the HTTP status, raises ``DeliveryError`` unless 2xx."""
     body = render_payload(webhook, entry)
     headers = delivery_headers(webhook, msg_id, body)
     try:
-        if client is None:
-            with httpx.Client(timeout=webhook.timeout, trust_env=False) as own:
-                response = own.post(webhook.url, content=body, headers=headers)
-        else:
-            response = client.post(webhook.url, content=body, headers=headers, timeout=webhook.timeout)
+        response = (client or http_client()).post(webhook.url, content=body, headers=headers,
+                                                  timeout=webhook.timeout)
     except httpx.HTTPError as exc:
         raise DeliveryError(webhook.id, f"{type(exc).__name__}: {exc or 'request failed'}") from exc
     if not 200 <= response.status_code < 300:
