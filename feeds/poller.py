@@ -44,6 +44,7 @@ from livebrief.models import Item
 log = structlog.get_logger(__name__)
 
 PARSE_TIMEOUT = 15.0
+OUTCOME_FLUSH = 200
 
 
 @dataclass
@@ -138,6 +139,7 @@ class Poller:
         self.feeds = {f.id: f for f in config.feeds if f.enabled}
         self._global = asyncio.Semaphore(config.polling.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._outcomes: dict[str, FeedState] = {}
 
     def _new_limits(self) -> None:
         # asyncio primitives belong to the loop they are first used on: make them per poll, so a Poller
@@ -161,9 +163,12 @@ class Poller:
         states = self.states.get_many(claimed)
         self._new_limits()
         async with make_client(self.limits, max_connections=self.config.polling.concurrency) as client:
-            await asyncio.gather(
-                *(self._poll_feed(client, self.feeds[f], states[f], report) for f in claimed if f in self.feeds)
-            )
+            try:
+                await asyncio.gather(
+                    *(self._poll_feed(client, self.feeds[f], states[f], report) for f in claimed if f in self.feeds)
+                )
+            finally:
+                self._flush()
         return report
 
     async def run_forever(self, stop: asyncio.Event, idle: float = 1.0) -> None:
@@ -243,9 +248,20 @@ class Poller:
             next_due = self._record_failure(state, FeedError(feed.id, f"unexpected {type(exc).__name__}: {exc}"),
                                             now, report, bound)
         state.next_attempt = next_due
+        self._outcomes[feed.id] = state
+        if len(self._outcomes) >= OUTCOME_FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Record polled feeds' states and next due times: one round trip for many feeds (10,000 unchanged
+        feeds would otherwise cost 10,000 round trips)."""
+        if not self._outcomes:
+            return
+        outcomes, self._outcomes = self._outcomes, {}
         pipe = self.client.pipeline()
-        self.states.put(feed.id, state, pipe)
-        self.schedule.reschedule({feed.id: next_due}, pipe)
+        for feed_id, state in outcomes.items():
+            self.states.put(feed_id, state, pipe)
+        self.schedule.reschedule({f: s.next_attempt for f, s in outcomes.items() if s.next_attempt}, pipe)
         pipe.execute()
 
     @staticmethod
