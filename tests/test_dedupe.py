@@ -274,3 +274,16 @@ def test_window_ceiling_cuts_clusters_at_gaps_longer_than_the_window() -> None:
     assert window_ceiling(docs, labels, 24.0)["c"] == window_ceiling(docs, labels, 24.0)["a"]
     assert sorted(label_spans({d.id: d for d in docs}, labels)) == [20 * hour]
     assert score_clustering(labels, window_ceiling(docs, labels, 24.0)).bcubed_f1 == 1.0
+
+
+def test_permalink_guid_adds_no_second_exact_key() -> None:
+    from datetime import UTC, datetime
+
+    from livebrief.models import Item
+    from worker.dedupe import exact_keys
+
+    base = {"id": "i", "feed": "f", "outlet": "F", "fetched": datetime(2022, 3, 29, tzinfo=UTC), "content_hash": "h"}
+    permalink = Item(**base, url="https://a.example/news/1?utm_source=rss", guid="https://a.example/news/1")
+    opaque = Item(**base, url="https://a.example/news/1", guid="urn:a:1")
+    assert [kind for kind, _ in exact_keys(permalink)] == ["url"]
+    assert [kind for kind, _ in exact_keys(opaque)] == ["url", "guid"]
