@@ -1,0 +1,57 @@
+"""Story merging on a real Redis: updates as new versions on stream and channels, and retention expiry."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from livebrief.models import Entry
+from tests.conftest import make_config
+from tests.helpers import make_item
+from worker.jobs import run_batch
+from worker.runtime import configure
+
+STRIKE_TITLE = "Missile strike destroys fuel depot near Dnipro, regional governor says"
+STRIKE_TEXT = ("A Russian missile strike destroyed a fuel depot near Dnipro overnight, the regional governor said. "
+               "Firefighters fought the blaze for hours and nearby homes were evacuated as a precaution.")
+
+
+def wire_copy(feed: str, n: int) -> object:
+    return make_item(feed, n, title=STRIKE_TITLE, text=STRIKE_TEXT, url=f"https://{feed}.example/dnipro")
+
+
+def test_a_second_outlet_publishes_version_2_with_both_sources_on_stream_and_topic_channel(
+    client: redis.Redis, redis_url: str
+) -> None:
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+    pubsub = client.pubsub()
+    pubsub.subscribe(runtime.keys.topic_channel("strikes"))
+    pubsub.get_message(timeout=1)
+
+    run_batch(client, runtime, [wire_copy("paper-b", 1)])
+
+    versions = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    assert [(e.version, e.status) for e in versions] == [(1, "new"), (2, "updated")]
+    assert versions[0].id == versions[1].id
+    assert sorted(s.feed for s in versions[1].sources) == ["paper-b", "wire-a"]
+    message = pubsub.get_message(timeout=2)
+    assert message is not None
+    on_channel = Entry.model_validate_json(message["data"])
+    assert (on_channel.id, on_channel.version, len(on_channel.sources)) == (versions[0].id, 2, 2)
+
+
+def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+    assert client.keys(f"{runtime.keys.prefix}:story:*")
+
+    time.sleep(1.6)  # the story's index keys expire with it
+    assert not client.keys(f"{runtime.keys.prefix}:story:*")
+    assert not client.keys(f"{runtime.keys.prefix}:lsh:*")
+    run_batch(client, runtime, [wire_copy("paper-b", 1)])
+
+    entries = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    assert [e.version for e in entries] == [1, 1]
+    assert entries[0].id != entries[1].id
