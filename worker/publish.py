@@ -6,7 +6,8 @@ the index and joins the winner's story. Because "seen" and "published" are writt
 a batch retried after a crash publishes only what it had not published, and every delivery job is
 queued in that same EXEC, so none is lost or doubled either.
 
-Round trips per batch: WATCH + MGET (index), WATCH + MGET (candidate stories), MULTI..EXEC.
+Round trips per batch: WATCH + MGET (index), WATCH + MGET (candidate stories), and MULTI..EXEC holding
+one EVAL that does every write (see ``_WRITE_LUA``) plus the delivery jobs.
 """
 
 from __future__ import annotations
