@@ -7,19 +7,24 @@
   the cap, not after filling memory);
 - redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop checked against private, loopback
   and link-local addresses before any connection is made, unless ``allow_private`` or the hop's exact
-  ``host:port`` is in ``allow_hosts`` (SSRF);
+  ``host:port`` is in ``allow_hosts`` (SSRF). A host's verdict is cached for ``ADDRESS_CACHE_SECONDS``
+  (resolving per request costs more than the request); like any check-then-connect scheme it does not
+  stop DNS rebinding (the connection resolves the name again), with or without the cache;
 - 429/503 ``Retry-After`` is parsed and reported so the scheduler can honour it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import socket
+import sys
 import time
 import zlib
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -33,7 +38,17 @@ from livebrief.errors import (
     TooLargeError,
 )
 
+# httpcore (1.0.x) runs ``import sniffio`` several times per request and falls back to asyncio when it is
+# missing (anyio 4.x no longer installs it). A failed import is not remembered, so each attempt searches
+# sys.path again: about a quarter of the CPU of a 304. Recording the absence makes the import fail at once,
+# with the same outcome.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
 MAX_REDIRECTS = 5
+ADDRESS_CACHE_SECONDS = 60.0
+DRAIN_MAX = 64 * 1024
+_ADDRESS_CACHE_MAX = 50_000
 _ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -101,20 +116,38 @@ async def check_url(feed_id: str, url: str, limits: FetchLimits) -> None:
         raise BlockedURLError(feed_id, f"the URL {url!r} has an invalid port") from exc
     if limits.allow_private or _host_port(parts.hostname, port) in limits.allow_hosts:
         return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise FetchError(feed_id, f"cannot resolve host {parts.hostname!r}: {exc.strerror}") from exc
+    key = (parts.hostname, port)
+    now = time.monotonic()
+    cached = _address_cache.get(key)
+    if cached is None or cached[0] <= now:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:  # not cached: a name that fails to resolve is tried again next time
+            raise FetchError(feed_id, f"cannot resolve host {parts.hostname!r}: {exc.strerror}") from exc
+        if len(_address_cache) >= _ADDRESS_CACHE_MAX:
+            _address_cache.clear()
+        cached = (now + ADDRESS_CACHE_SECONDS, _blocked_address(infos))
+        _address_cache[key] = cached
+    if cached[1] is not None:
+        raise BlockedURLError(
+            feed_id,
+            f"{_host_port(parts.hostname, port)} resolves to {cached[1]}, a private/loopback address; "
+            f"if it is a trusted intranet feed, add {_host_port(parts.hostname, port)!r} to polling.allow_hosts",
+        )
+
+
+# (host, port) -> (monotonic expiry, the first non-public address it resolved to, or None when all are public)
+_address_cache: dict[tuple[str, int], tuple[float, str | None]] = {}
+
+
+def _blocked_address(infos: list[tuple[Any, ...]]) -> str | None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
-            raise BlockedURLError(
-                feed_id,
-                f"{_host_port(parts.hostname, port)} resolves to {address}, a private/loopback address; "
-                f"if it is a trusted intranet feed, add {_host_port(parts.hostname, port)!r} to polling.allow_hosts",
-            )
+            return str(address)
+    return None
 
 
 class _Decoder:
@@ -172,6 +205,33 @@ def _timeout_error(feed_id: str, exc: httpx.TimeoutException, limits: FetchLimit
     return FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s")
 
 
+async def _drain(response: httpx.Response) -> None:
+    """Read a small body (a 304 has none, a redirect a line or two) to its end, so the connection goes back
+    to the keep-alive pool: closing a response before its end closes the connection, and a new TCP
+    connection per unchanged feed costs more than the rest of the request. Past ``DRAIN_MAX`` bytes (or on
+    any error) the response is simply closed by the caller, dropping the connection."""
+    size = 0
+    try:
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            if size > DRAIN_MAX:
+                return
+    except httpx.HTTPError:
+        return
+
+
+_headers_by_agent: dict[str, dict[str, str]] = {}
+
+
+def _base_headers(user_agent: str) -> dict[str, str]:
+    headers = _headers_by_agent.get(user_agent)
+    if headers is None:
+        headers = {"User-Agent": user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
+        if len(_headers_by_agent) < 64:
+            _headers_by_agent[user_agent] = headers
+    return headers
+
+
 async def _exchange(
     client: httpx.AsyncClient,
     feed_id: str,
@@ -180,7 +240,7 @@ async def _exchange(
     etag: str | None,
     last_modified: str | None,
 ) -> FetchResult:
-    headers = {"User-Agent": limits.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
+    headers = _base_headers(limits.user_agent).copy()
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -198,9 +258,11 @@ async def _exchange(
         try:
             if response.is_redirect and "location" in response.headers:
                 current = urljoin(current, response.headers["location"])
+                await _drain(response)
                 continue
             result_headers = {k.lower(): v for k, v in response.headers.items()}
             if response.status_code == 304:
+                await _drain(response)
                 return FetchResult(url=url, final_url=current, status=304, headers=result_headers,
                                    etag=etag, last_modified=last_modified)
             if response.status_code >= 400:
@@ -245,9 +307,9 @@ async def fetch_feed(
     """Fetch one feed under a total deadline; raises a ``FetchError`` subclass carrying the feed id."""
     started = time.perf_counter()
     try:
-        result = await asyncio.wait_for(
-            _exchange(client, feed_id, url, limits, etag, last_modified), timeout=limits.timeout
-        )
+        # asyncio.timeout, not wait_for: the same total deadline without a task per fetch.
+        async with asyncio.timeout(limits.timeout):
+            result = await _exchange(client, feed_id, url, limits, etag, last_modified)
     except TimeoutError as exc:
         raise FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s") from exc
     result.elapsed_ms = (time.perf_counter() - started) * 1000
@@ -267,3 +329,52 @@ def make_client(limits: FetchLimits, max_connections: int = 64) -> httpx.AsyncCl
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def clear_address_cache() -> None:
+    """Forget every cached address verdict (tests, or after changing DNS)."""
+    _address_cache.clear()
+
+
+class ClientPool:
+    """``slots`` concurrent fetches over several small ``AsyncClient``s of ``per_client`` connections each.
+
+    httpcore's pool scans every pooled connection (quadratically, with a readability syscall on each) twice
+    per request, so one client with 32 keep-alive connections spends more time on its pool than on HTTP; a
+    few small clients keep the same keep-alive reuse at a fraction of the cost. A fetch takes a slot
+    (``acquire``), uses ``client(slot)``, and gives it back (``release``); as a client never has more
+    requests than connections, no request ever waits inside httpcore.
+    """
+
+    def __init__(self, limits: FetchLimits, slots: int, per_client: int = 4) -> None:
+        self.slots = max(1, slots)
+        self.per_client = max(1, min(per_client, self.slots))
+        count = -(-self.slots // self.per_client)
+        self.clients = [make_client(limits, max_connections=self.per_client) for _ in range(count)]
+        self._free: asyncio.LifoQueue[int] | None = None
+
+    def _queue(self) -> asyncio.LifoQueue[int]:
+        if self._free is None:
+            self._free = asyncio.LifoQueue()
+            for slot in reversed(range(self.slots)):
+                self._free.put_nowait(slot)
+        return self._free
+
+    async def acquire(self) -> int:
+        return await self._queue().get()
+
+    def release(self, slot: int) -> None:
+        self._queue().put_nowait(slot)
+
+    def client(self, slot: int) -> httpx.AsyncClient:
+        return self.clients[slot // self.per_client]
+
+    async def __aenter__(self) -> ClientPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()

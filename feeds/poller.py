@@ -22,7 +22,7 @@ import httpx
 import redis
 import structlog
 
-from feeds.fetch import FetchLimits, FetchResult, check_url, fetch_feed, make_client
+from feeds.fetch import ClientPool, FetchLimits, FetchResult, check_url, fetch_feed
 from feeds.health import (
     FeedState,
     FeedStates,
@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 PARSE_TIMEOUT = 15.0
 OUTCOME_FLUSH = 200
+CLAIM_CHUNK_FACTOR = 4  # feeds claimed at a time = polling.concurrency * this
 
 
 @dataclass
@@ -137,62 +138,115 @@ class Poller:
             user_agent=config.polling.user_agent,
         )
         self.feeds = {f.id: f for f in config.feeds if f.enabled}
-        self._global = asyncio.Semaphore(config.polling.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._outcomes: dict[str, FeedState] = {}
 
     def _new_limits(self) -> None:
         # asyncio primitives belong to the loop they are first used on: make them per poll, so a Poller
         # can be driven by several event loops in turn (the demo and tests call asyncio.run per round).
-        self._global = asyncio.Semaphore(self.config.polling.concurrency)
         self._hosts = defaultdict(lambda: asyncio.Semaphore(self.config.polling.per_host))
 
     def sync_schedule(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self.schedule.sync(self.feeds, now, spread=min(60.0, len(self.feeds) / 100))
 
-    async def poll_once(self, *, force: bool = False, now: float | None = None) -> PollReport:
-        """Poll every due feed once (every enabled feed when ``force``) and return what happened."""
+    async def poll_once(
+        self, *, force: bool = False, now: float | None = None, http: ClientPool | None = None
+    ) -> PollReport:
+        """Poll every due feed once (every enabled feed when ``force``) and return what happened.
+
+        Due feeds are claimed in chunks of ``polling.concurrency * CLAIM_CHUNK_FACTOR``, the next chunk only
+        when about one round of fetches is left in flight, until none is due: pollers sharing a Redis split
+        the work evenly, and a claimed feed waits little for its turn (its lease keeps running meanwhile).
+        ``force`` first makes every scheduled feed due now, so a forced cycle is shared the same way.
+        ``http`` is a client pool to reuse (``run_forever`` keeps one across cycles); by default one is made
+        here.
+        """
         now = time.time() if now is None else now
         self.sync_schedule(now)
-        lease = self.config.polling.timeout + PARSE_TIMEOUT + 30
-        claimed = self.schedule.claim(float("inf") if force else now, lease, len(self.feeds) or 1)
+        if force:
+            self.schedule.make_due(now)
         report = PollReport()
-        if not claimed:
-            return report
-        states = self.states.get_many(claimed)
         self._new_limits()
-        async with make_client(self.limits, max_connections=self.config.polling.concurrency) as client:
-            try:
-                await asyncio.gather(
-                    *(self._poll_feed(client, self.feeds[f], states[f], report) for f in claimed if f in self.feeds)
-                )
-            finally:
-                self._flush()
+        if http is not None:
+            await self._poll_due(http, now, report)
+            return report
+        async with self._client_pool() as client:
+            await self._poll_due(client, now, report)
         return report
 
+    def _client_pool(self) -> ClientPool:
+        return ClientPool(self.limits, self.config.polling.concurrency)
+
+    async def _poll_due(self, client: ClientPool, now: float, report: PollReport) -> None:
+        concurrency = self.config.polling.concurrency
+        chunk = max(1, concurrency * CLAIM_CHUNK_FACTOR)
+        lease = self.config.polling.timeout + PARSE_TIMEOUT + 30
+        tasks: set[asyncio.Task[None]] = set()
+        room = asyncio.Event()
+        failures: list[BaseException] = []
+
+        def finished(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+                room.set()
+            elif len(tasks) <= concurrency:
+                room.set()
+
+        try:
+            while not failures:
+                if len(tasks) > concurrency:
+                    room.clear()
+                    await room.wait()
+                    continue
+                claimed = self.schedule.claim(now, lease, chunk)
+                if not claimed:
+                    break
+                states = self.states.get_many(claimed)
+                for feed_id in claimed:
+                    feed = self.feeds.get(feed_id)
+                    if feed is None:  # another poller's feed; its lease runs out and that poller takes it
+                        continue
+                    task = asyncio.create_task(self._poll_feed(client, feed, states[feed_id], report))
+                    tasks.add(task)
+                    task.add_done_callback(finished)
+            while tasks and not failures:
+                room.clear()
+                await room.wait()
+            if failures:
+                raise failures[0]
+        finally:
+            if tasks:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            self._flush()
+
     async def run_forever(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Poll due feeds until ``stop`` is set; survives Redis restarts by backing off and retrying."""
+        """Poll due feeds until ``stop`` is set; survives Redis restarts by backing off and retrying.
+
+        One HTTP client (and its keep-alive connections) serves every cycle."""
         delay = idle
-        while not stop.is_set():
-            try:
-                report = await self.poll_once()
-                if report.fetched or report.failed or report.not_modified:
-                    log.info("poll_cycle", fetched=report.fetched, not_modified=report.not_modified,
-                             failed=report.failed, new_items=report.new_items, jobs=report.jobs)
-                delay = idle
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                delay = min(30.0, delay * 2)
-                log.warning("redis_unavailable", error=str(exc), retry_in=round(delay, 1))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+        async with self._client_pool() as http:
+            while not stop.is_set():
+                try:
+                    report = await self.poll_once(http=http)
+                    if report.fetched or report.failed or report.not_modified:
+                        log.info("poll_cycle", fetched=report.fetched, not_modified=report.not_modified,
+                                 failed=report.failed, new_items=report.new_items, jobs=report.jobs)
+                    delay = idle
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    delay = min(30.0, delay * 2)
+                    log.warning("redis_unavailable", error=str(exc), retry_in=round(delay, 1))
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
 
     async def _poll_feed(
-        self, client: httpx.AsyncClient, feed: FeedConfig, state: FeedState, report: PollReport
+        self, pool: ClientPool, feed: FeedConfig, state: FeedState, report: PollReport
     ) -> None:
-        bound = log.bind(feed=feed.id)
         now = time.time()
         state.last_attempt = now
         state.fetches += 1
@@ -202,9 +256,13 @@ class Poller:
         if push is not None and push.active(now):
             interval = max(interval, self.config.push.fallback_interval)  # the hub tells us; poll as a safety net
         try:
-            async with self._global, self._hosts[host]:
-                result = await fetch_feed(client, feed.id, self._url(feed, state), self.limits, state.etag,
-                                          state.last_modified)
+            slot = await pool.acquire()  # the global bound: polling.concurrency slots
+            try:
+                async with self._hosts[host]:
+                    result = await fetch_feed(pool.client(slot), feed.id, self._url(feed, state), self.limits,
+                                              state.etag, state.last_modified)
+            finally:
+                pool.release(slot)
             state.last_status = result.status
             state.last_fetch_ms = round(result.elapsed_ms, 1)
             if result.not_modified:
@@ -222,9 +280,9 @@ class Poller:
                 ttl_hint = max(hints) if hints else None
                 gap = observed_gap([i.published.timestamp() for i in parsed.items if i.published])
                 if parsed.hub and self.config.push.enabled:
-                    await self._subscribe(client, feed, parsed.hub, push, now, bound)
+                    await self._subscribe(pool.clients[0], feed, parsed.hub, push, now)
                 report.fetched += 1
-                bound.info("feed_fetched", status=result.status, ms=state.last_fetch_ms,
+                log.info("feed_fetched", feed=feed.id, status=result.status, ms=state.last_fetch_ms,
                            items=len(parsed.items), new=new_items)
             state.failures = 0
             state.last_success = now
@@ -240,13 +298,13 @@ class Poller:
                     interval = max(interval, self.config.push.fallback_interval)
             next_due = next_after_success(now, interval, self.rng, ttl_hint, self.config.polling.max_interval)
         except FeedError as exc:
-            next_due = self._record_failure(state, exc, now, report, bound)
+            next_due = self._record_failure(state, exc, now, report)
         except (redis.ConnectionError, redis.TimeoutError):
             raise
         except Exception as exc:  # noqa: BLE001 - one feed's surprise must not stop the others
-            bound.exception("feed_crashed")
+            log.exception("feed_crashed", feed=feed.id)
             next_due = self._record_failure(state, FeedError(feed.id, f"unexpected {type(exc).__name__}: {exc}"),
-                                            now, report, bound)
+                                            now, report)
         state.next_attempt = next_due
         self._outcomes[feed.id] = state
         if len(self._outcomes) >= OUTCOME_FLUSH:
@@ -273,8 +331,7 @@ class Poller:
         return f"{feed.url}{joiner}{urlencode({feed.since_param: state.cursor})}"
 
     async def _subscribe(
-        self, client: httpx.AsyncClient, feed: FeedConfig, hub: str, current: Subscription | None, now: float,
-        bound: structlog.BoundLogger,
+        self, client: httpx.AsyncClient, feed: FeedConfig, hub: str, current: Subscription | None, now: float
     ) -> None:
         if not needs_subscription(current, hub, feed.url, now, self.config.push.lease_seconds):
             return
@@ -283,11 +340,10 @@ class Poller:
             await subscribe(client, self.subscriptions, self.config, feed, hub, now)
         except FeedError as exc:
             # Push is an optimisation: the feed keeps being polled, so log and carry on.
-            bound.warning("websub_subscribe_failed", hub=hub, error=exc.reason)
+            log.warning("websub_subscribe_failed", feed=feed.id, hub=hub, error=exc.reason)
 
     def _record_failure(
-        self, state: FeedState, exc: FeedError, now: float, report: PollReport, bound: structlog.BoundLogger
-    ) -> float:
+        self, state: FeedState, exc: FeedError, now: float, report: PollReport) -> float:
         state.failures += 1
         state.last_error = exc.reason
         state.last_error_kind = exc.kind
@@ -302,7 +358,7 @@ class Poller:
             self.rng, retry_after,
         )
         state.retry_after_until = now + retry_after if retry_after is not None else None
-        bound.warning("feed_failed", kind=exc.kind, error=exc.reason, failures=state.failures,
+        log.warning("feed_failed", feed=exc.feed_id, kind=exc.kind, error=exc.reason, failures=state.failures,
                       retry_in=round(next_due - now, 1))
         return next_due
 

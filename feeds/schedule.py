@@ -26,12 +26,23 @@ end
 return due
 """
 
+# KEYS[1] = schedule zset. ARGV[1] = now. Every feed due later than now becomes due now (a forced cycle);
+# returns how many moved.
+_DUE_NOW_LUA = """
+local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+for _, feed in ipairs(later) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[1], feed)
+end
+return #later
+"""
+
 
 class Schedule:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
         self._claim = client.register_script(_CLAIM_LUA)
+        self._due_now = client.register_script(_DUE_NOW_LUA)
 
     def sync(self, feed_ids: Iterable[str], now: float, spread: float = 0.0) -> None:
         """Add configured feeds not yet scheduled (due now, or spread over ``spread`` seconds so a big
@@ -50,6 +61,11 @@ class Schedule:
         """Atomically take up to ``limit`` due feeds for ``lease`` seconds."""
         claimed = self._claim(keys=[self.keys.schedule], args=[now, lease, limit])
         return [c.decode() if isinstance(c, bytes) else str(c) for c in claimed]
+
+    def make_due(self, now: float) -> int:
+        """Make every scheduled feed due at ``now`` (a forced cycle that several pollers can share by
+        claiming); returns how many feeds were moved forward."""
+        return int(self._due_now(keys=[self.keys.schedule], args=[repr(float(now))]))
 
     def reschedule(self, due: dict[str, float], pipe: redis.client.Pipeline | None = None) -> None:
         """Set each feed's next due time (only feeds still scheduled: a removed feed stays removed)."""

@@ -173,11 +173,14 @@ class TopicSet:
 
 # --- phrase syntax ---------------------------------------------------------------------------------
 
+# "#" in a phrase: digits (with k/m/bn and a trailing "+": "30k+ soldiers"), or a number word
 _NUMBER = (
-    r"(?:\d[\d,.]*\+?|a\s+dozen|dozens|hundreds|thousands|scores|one|two|three|four|five|six|seven"
+    r"(?:\d[\d,.]*(?:k|bn|m)?\+?|a\s+dozen|dozens|hundreds|thousands|scores|one|two|three|four|five|six|seven"
     r"|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 )
-_JOIN = r"[\s\-]+"  # "air strike" also matches "air-strike" and runs of spaces
+# "air strike" also matches "air-strike" and runs of spaces; a quote may close or open at the gap, so
+# 'stop senseless resistance" in Severodonetsk' still reads "resistance in severodonetsk"
+_JOIN = r"[\"']?[\s\-]+[\"']?"
 # "..." lets up to four words, and the punctuation around them, sit between two parts of a phrase
 _GAP = r"(?:[\s\-,;:]+[^\s,;:]+){0,4}[,;:]?"
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
