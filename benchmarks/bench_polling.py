@@ -17,6 +17,9 @@ loop, so the table shows that the server is not the bottleneck.
   everything (200s); before cycle 2, ``--changed`` (default 1%) of the feeds get a new entry, the rest
   answer 304. All feeds live on one host (127.0.0.1), so ``polling.per_host`` is raised to
   ``polling.concurrency`` (default 32, the product default) to model feeds spread over many hosts.
+- livebrief cycle 3: ``--processes`` (default: the number of cores) fresh poller processes share one cycle
+  (1% changed again): every feed is made due, and each process claims chunks from the shared schedule.
+- the floor: a bare httpx loop of 304s (no poller), with one client and with livebrief's small clients.
 - reader: ``make_reader`` on a temporary SQLite file, ``add_feed`` for each feed, then
   ``update_feeds(workers=N, scheduled=False)`` twice, the same changes between the cycles. When
   ``--reader-feeds`` is smaller than ``--feeds`` it runs on that subset and feeds/s is compared.
@@ -226,7 +229,7 @@ def _livebrief_processes(server: FastFeedServer, redis_url: str, config: Any, co
     from livebrief.keys import Keys
 
     changed = server.bump(every)
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # a clean process, like `livebrief poll` (no inherited forkserver)
     go, out = ctx.Event(), ctx.Queue()
     now = time.time()
     client = redis.Redis.from_url(redis_url)

@@ -16,10 +16,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ipaddress
 import socket
-import sys
 import time
 import zlib
 from datetime import UTC, datetime
@@ -37,13 +35,6 @@ from livebrief.errors import (
     HTTPStatusError,
     TooLargeError,
 )
-
-# httpcore (1.0.x) runs ``import sniffio`` several times per request and falls back to asyncio when it is
-# missing (anyio 4.x no longer installs it). A failed import is not remembered, so each attempt searches
-# sys.path again: about a quarter of the CPU of a 304. Recording the absence makes the import fail at once,
-# with the same outcome.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 MAX_REDIRECTS = 5
 ADDRESS_CACHE_SECONDS = 60.0
