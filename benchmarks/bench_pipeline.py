@@ -98,8 +98,8 @@ def _parse_all(docs: list[bytes], feeds: list[FeedConfig]) -> list[list[Item]]:
     return [parse_feed(d, feed_id=f.id, outlet=f.name, fetched=fetched).items for d, f in zip(docs, feeds, strict=True)]
 
 
-def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: bool) -> dict[str, float]:
-    """Parse and queue every feed as the poller does, then drain with one burst worker."""
+def _full_path(config: Config, client: redis.Redis, docs: list[bytes], drain: Callable[[], None]) -> dict[str, float]:
+    """Parse and queue every feed as the poller does, then ``drain()`` the queue with real RQ workers."""
     client.flushdb()  # our throwaway server: every variant starts from an empty index
     keys = Keys(config.prefix)
     poller = Poller(config, client, parse_workers=0)
@@ -112,7 +112,7 @@ def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: b
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
         items += poller._enqueue_new(feed, parsed.items, now)
     queued = time.perf_counter()
-    run_worker(config, client, burst=True, simple=simple)
+    drain()
     done = time.perf_counter()
     poller.close()
     failed = Queue(keys.ingest_queue, connection=client).failed_job_registry.count
@@ -122,38 +122,28 @@ def _full_path(config: Config, client: redis.Redis, docs: list[bytes], simple: b
     }
 
 
-def _full_path_processes(config: Config, client: redis.Redis, docs: list[bytes], processes: int) -> dict[str, float]:
-    """The same, drained by ``processes`` ``livebrief work --burst`` processes at once (the design's way to use
-    more cores: any number of workers share one Redis)."""
-    client.flushdb()
-    keys = Keys(config.prefix)
-    poller = Poller(config, client, parse_workers=0)
-    feeds = list(poller.feeds.values())
+def _in_process(config: Config, client: redis.Redis, simple: bool) -> Callable[[], None]:
+    """One burst worker in this process."""
+    return lambda: run_worker(config, client, burst=True, simple=simple)
+
+
+def _processes(config: Config, processes: int) -> Callable[[], None]:
+    """``processes`` ``livebrief work --burst`` processes at once: the design's way to use more cores (any
+    number of workers share one Redis)."""
     path = Path(tempfile.mkdtemp(prefix="livebrief-bench-")) / "config.yaml"
     path.write_text(yaml.safe_dump({"prefix": config.prefix, "topics_file": str(config.topics_path),
                                     "worker": {"stream_maxlen": config.worker.stream_maxlen}}))
     env = {**os.environ, "REDIS_URL": str(config.redis_url), "LIVEBRIEF_CONFIG": str(path),
            "LIVEBRIEF_LOG_LEVEL": "WARNING"}
-    gc.collect()
-    start = time.perf_counter()
-    items = 0
-    now = time.time()
-    for doc, feed in zip(docs, feeds, strict=True):
-        parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
-        items += poller._enqueue_new(feed, parsed.items, now)
-    queued = time.perf_counter()
-    workers = [subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", "--burst", "--queues", "ingest"],
-                                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-               for _ in range(processes)]
-    for proc in workers:
-        proc.wait()
-    done = time.perf_counter()
-    poller.close()
-    failed = Queue(keys.ingest_queue, connection=client).failed_job_registry.count
-    return {
-        "items": items, "queue_s": queued - start, "drain_s": done - queued, "total_s": done - start,
-        "stream": client.xlen(keys.entries_stream), "failed": failed,
-    }
+
+    def drain() -> None:
+        command = [sys.executable, "-m", "livebrief.cli", "work", "--burst", "--queues", "ingest"]
+        workers = [subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for _ in range(processes)]
+        for proc in workers:
+            proc.wait()
+
+    return drain
 
 
 def _naive(config: Config, client: redis.Redis, items: list[Item]) -> dict[str, float]:
@@ -184,7 +174,7 @@ def _profile(config: Config, client: redis.Redis, docs: list[bytes]) -> None:
         return
     profiler = Profiler(interval=0.001)
     profiler.start()
-    _full_path(config, client, docs, simple=True)
+    _full_path(config, client, docs, _in_process(config, client, simple=True))
     profiler.stop()
     print("\nprofile of the full path with SimpleWorker (pyinstrument, wall time):")
     print(profiler.output_text(unicode=False, color=False, show_all=False))
@@ -220,10 +210,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pf_n, pf_s = _best(lambda: sum(len(items) for items in _parse_all(docs, feeds)), repeat)
         fp_rate, pf_rate = fp_n / fp_s, pf_n / pf_s
 
-        fork = _full_path(config, client, docs, simple=False)
-        simple = _full_path(config, client, docs, simple=True)
+        fork = _full_path(config, client, docs, _in_process(config, client, simple=False))
+        simple = _full_path(config, client, docs, _in_process(config, client, simple=True))
         cores = os.cpu_count() or 2
-        many = _full_path_processes(config, client, docs, cores)
+        many = _full_path(config, client, docs, _processes(config, cores))
         parsed = [item for items in _parse_all(docs, feeds) for item in items]
         naive = _naive(config, client, parsed[: ns.naive_items])
 
