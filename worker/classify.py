@@ -185,11 +185,6 @@ _JOIN = r"[\"']?[\s\-]+[\"']?"
 _GAP = r"(?:[\s\-,;:]+[^\s,;:]+){0,4}[,;:]?"
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
 _WORD_RE = re.compile(r"\w+")
-# Where one statement ends and another begins: between headline and summary, at " | " or " - " (an outlet,
-# a second headline), at a full stop or a semicolon. A dampener ("could", "feared") only lowers a topic when
-# it sits in the same statement as a phrase that fired: "Raid in Syria - further strikes could follow"
-# still reports the raid. Commas do not separate: "attack planned, officials warn" is one statement.
-_CLAUSE_BREAK_RE = re.compile(r"\n|\s[|\-]\s|[.;!?](?:\s|$)")
 
 
 class _PhraseError(ValueError):
@@ -823,7 +818,6 @@ def _score_topic(
     masked, places = _mask(text, places, topic.exclude, exclude_slot, dispatch)
     words = _Words(masked)
     fired: dict[str, float] = {}  # label -> weight; a rule counts once however often it matches
-    spans: list[tuple[int, int]] = []  # where the fired rules matched, to scope the dampeners
     evidence: list[str] = []
     for first in topic.positive.scan(masked, places, positive_slot):
         m: re.Match[str] | None = first
@@ -848,7 +842,6 @@ def _score_topic(
                         continue
                     phrase = f"{phrase} (near '{ctx.group(0).lower()}')"
             fired[rule.label] = rule.weight
-            spans.append(m.span())
             evidence.append(phrase)
             break
     if not fired:
@@ -859,19 +852,10 @@ def _score_topic(
     score = 1.0 - miss
     if topic.dampen is not None:
         seen: set[str] = set()
-        breaks: list[int] | None = None
         for m in topic.dampen.scan(masked, places, dampen_slot):
             label, weight = topic.dampen_weights[m.lastgroup or ""]
             if label in seen:
                 continue
-            if breaks is None:
-                breaks = [b.start() for b in _CLAUSE_BREAK_RE.finditer(masked)]
-            if breaks:
-                clause = bisect.bisect_right(breaks, m.start())
-                if all(bisect.bisect_right(breaks, a) != clause and bisect.bisect_right(breaks, b - 1) != clause
-                       for a, b in spans):
-                    evidence.append(f"-{m.group(0).lower()} (other statement, not dampening)")
-                    continue
             seen.add(label)
             score *= 1.0 - weight
             evidence.append(f"-{m.group(0).lower()} (dampens x{1 - weight:.2f})")
