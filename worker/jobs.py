@@ -34,7 +34,8 @@ def hold_embargoed(client: redis.Redis, runtime: Runtime, items: list[Item], now
         for until, batch in held.items():
             enqueue_batches(queue, batch, runtime.config.worker, label="embargo", at=until)
             log.info("embargo_held", items=len(batch), until=until.isoformat())
-    return [item for item in items if not any(item in batch for batch in held.values())]
+    held_ids = {item.id for batch in held.values() for item in batch}
+    return [item for item in items if item.id not in held_ids]
 
 
 def run_batch(client: redis.Redis, runtime: Runtime, items: list[Item], now: datetime | None = None) -> BatchPlan:
