@@ -102,27 +102,30 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
 
     worker = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", *mode], env=env, cwd=REPO,
                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        # Catch a batch in progress: a started job none of whose items is published yet. Pausing Redis's
-        # writes holds it there (its commit cannot run) while we look and kill.
-        assert time.monotonic() < deadline, "never caught a batch in progress"
-        running = registry.get_job_ids(cleanup=False)
-        if client.xlen(KEYS.entries_stream) > 0 and running:
-            client.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
-            payload = Job.fetch(running[0], connection=client).args[0]
-            if not client.exists(*(KEYS.seen(item["id"]) for item in payload)):
-                break
-            client.execute_command("CLIENT", "UNPAUSE")
-        time.sleep(0.002)
-    # The whole worker dies mid-batch, with its children (scheduler; work-horse in its own process group).
-    horses = psutil.Process(worker.pid).children(recursive=True)
-    os.kill(worker.pid, signal.SIGKILL)
-    for horse in horses:
-        horse.kill()
-    worker.wait(10)
-    psutil.wait_procs(horses, timeout=10)
-    client.execute_command("CLIENT", "UNPAUSE")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            # Catch a batch in progress: a started job none of whose items is published yet. Pausing Redis's
+            # writes holds it there (its commit cannot run) while we look and kill.
+            assert time.monotonic() < deadline, "never caught a batch in progress"
+            running = registry.get_job_ids(cleanup=False)
+            if client.xlen(KEYS.entries_stream) > 0 and running:
+                client.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
+                payload = Job.fetch(running[0], connection=client).args[0]
+                if not client.exists(*(KEYS.seen(item["id"]) for item in payload)):
+                    break
+                client.execute_command("CLIENT", "UNPAUSE")
+            time.sleep(0.002)
+    finally:
+        # The whole worker dies mid-batch, with its children (scheduler; work-horse in its own process
+        # group); on a failed wait too, so no worker outlives the test.
+        horses = psutil.Process(worker.pid).children(recursive=True)
+        os.kill(worker.pid, signal.SIGKILL)
+        for horse in horses:
+            horse.kill()
+        worker.wait(10)
+        psutil.wait_procs(horses, timeout=10)
+        client.execute_command("CLIENT", "UNPAUSE")
     published_before = client.xlen(KEYS.entries_stream)
     assert running[0] in registry.get_job_ids(cleanup=False), "the killed worker's job is left 'started'"
 
