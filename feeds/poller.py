@@ -204,11 +204,14 @@ class Poller:
                 if not claimed:
                     break
                 states = self.states.get_many(claimed)
+                pushed = self.subscriptions.get_many(claimed) if self.config.push.enabled else {}
                 for feed_id in claimed:
                     feed = self.feeds.get(feed_id)
                     if feed is None:  # another poller's feed; its lease runs out and that poller takes it
                         continue
-                    task = asyncio.create_task(self._poll_feed(client, feed, states[feed_id], report))
+                    task = asyncio.create_task(
+                        self._poll_feed(client, feed, states[feed_id], report, pushed.get(feed_id))
+                    )
                     tasks.add(task)
                     task.add_done_callback(finished)
             while tasks and not failures:
@@ -245,14 +248,14 @@ class Poller:
                     pass
 
     async def _poll_feed(
-        self, pool: ClientPool, feed: FeedConfig, state: FeedState, report: PollReport
+        self, pool: ClientPool, feed: FeedConfig, state: FeedState, report: PollReport,
+        push: Subscription | None = None,
     ) -> None:
         now = time.time()
         state.last_attempt = now
         state.fetches += 1
         host = urlsplit(feed.url).hostname or ""
         interval = feed.interval or self.config.polling.interval
-        push = self.subscriptions.get(feed.id) if self.config.push.enabled else None
         if push is not None and push.active(now):
             interval = max(interval, self.config.push.fallback_interval)  # the hub tells us; poll as a safety net
         try:

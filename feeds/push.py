@@ -62,7 +62,18 @@ class Subscriptions:
         self.keys = keys
 
     def get(self, feed_id: str) -> Subscription | None:
-        raw = cast(dict[bytes, bytes], self.client.hgetall(self.keys.push(feed_id)))
+        return self._decode(cast(dict[bytes, bytes], self.client.hgetall(self.keys.push(feed_id))))
+
+    def get_many(self, feed_ids: list[str]) -> dict[str, Subscription]:
+        """The subscriptions of these feeds (those that have one), in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for feed_id in feed_ids:
+            pipe.hgetall(self.keys.push(feed_id))
+        found = {f: self._decode(raw) for f, raw in zip(feed_ids, pipe.execute(), strict=True)}
+        return {f: s for f, s in found.items() if s is not None}
+
+    @staticmethod
+    def _decode(raw: dict[bytes, bytes]) -> Subscription | None:
         if not raw:
             return None
         return Subscription.model_validate({k.decode(): v.decode() for k, v in raw.items()})
