@@ -33,7 +33,7 @@ from feeds.health import (
     observed_gap,
 )
 from feeds.parse import ParsedFeed, parse_feed
-from feeds.push import Subscription, Subscriptions, needs_subscription, subscribe
+from feeds.push import Subscription, Subscriptions, needs_subscription, subscribe, unsubscribe
 from feeds.schedule import Schedule
 from livebrief.config import Config, FeedConfig
 from livebrief.errors import FeedError, HTTPStatusError, ParseError
@@ -140,6 +140,7 @@ class Poller:
         self.feeds = {f.id: f for f in config.feeds if f.enabled}
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._outcomes: dict[str, FeedState] = {}
+        self._pruned = False
 
     def _new_limits(self) -> None:
         # asyncio primitives belong to the loop they are first used on: make them per poll, so a Poller
@@ -169,11 +170,28 @@ class Poller:
         report = PollReport()
         self._new_limits()
         if http is not None:
+            await self._prune_subscriptions(http, now)
             await self._poll_due(http, now, report)
             return report
         async with self._client_pool() as client:
+            await self._prune_subscriptions(client, now)
             await self._poll_due(client, now, report)
         return report
+
+    async def _prune_subscriptions(self, pool: ClientPool, now: float) -> None:
+        """Once per poller: unsubscribe from hubs still pushing feeds that are no longer configured."""
+        if self._pruned or not self.config.push.enabled:
+            return
+        self._pruned = True
+        for feed_id in self.subscriptions.feed_ids():
+            sub = self.subscriptions.get(feed_id)
+            if feed_id in self.feeds or sub is None or sub.state == "unsubscribing":
+                continue
+            try:
+                await check_url(feed_id, sub.hub, self.limits)
+                await unsubscribe(pool.clients[0], self.subscriptions, self.config, feed_id, sub, now)
+            except FeedError as exc:
+                log.warning("websub_unsubscribe_failed", feed=feed_id, hub=sub.hub, error=exc.reason)
 
     def _client_pool(self) -> ClientPool:
         return ClientPool(self.limits, self.config.polling.concurrency)

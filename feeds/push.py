@@ -44,7 +44,7 @@ class Subscription(BaseModel):
     hub: str
     topic: str
     secret: str
-    state: Literal["pending", "active", "denied"] = "pending"
+    state: Literal["pending", "active", "denied", "unsubscribing"] = "pending"
     requested_at: float = 0.0
     lease_until: float = 0.0
     last_push: float | None = None
@@ -71,6 +71,14 @@ class Subscriptions:
             pipe.hgetall(self.keys.push(feed_id))
         found = {f: self._decode(raw) for f, raw in zip(feed_ids, pipe.execute(), strict=True)}
         return {f: s for f, s in found.items() if s is not None}
+
+    def feed_ids(self) -> list[str]:
+        """Every feed with a subscription record, configured or not (SCAN: for start-up, not hot paths)."""
+        prefix = self.keys.push("")
+        return [key.decode()[len(prefix):] for key in self.client.scan_iter(match=f"{prefix}*", count=500)]
+
+    def delete(self, feed_id: str) -> None:
+        self.client.delete(self.keys.push(feed_id))
 
     @staticmethod
     def _decode(raw: dict[bytes, bytes]) -> Subscription | None:
@@ -118,6 +126,21 @@ async def subscribe(
         raise FetchError(feed.id, f"WebSub hub {hub} refused the subscription: HTTP {response.status_code}")
     log.info("websub_subscribe_requested", feed=feed.id, hub=hub)
     return sub
+
+
+async def unsubscribe(
+    http: httpx.AsyncClient, subs: Subscriptions, config: Config, feed_id: str, sub: Subscription, now: float
+) -> None:
+    """Ask the hub to stop pushing a feed that is no longer configured; the hub confirms by calling back."""
+    subs.put(feed_id, sub.model_copy(update={"state": "unsubscribing", "requested_at": now}))
+    form = {"hub.mode": "unsubscribe", "hub.topic": sub.topic, "hub.callback": callback_url(config, feed_id)}
+    try:
+        response = await http.post(sub.hub, data=form, timeout=config.polling.timeout)
+    except httpx.HTTPError as exc:
+        raise FetchError(feed_id, f"WebSub unsubscription from {sub.hub} failed: {type(exc).__name__}") from exc
+    if response.status_code >= 300:
+        raise FetchError(feed_id, f"WebSub hub {sub.hub} refused the unsubscription: HTTP {response.status_code}")
+    log.info("websub_unsubscribe_requested", feed=feed_id, hub=sub.hub)
 
 
 class PushReceiver:
@@ -176,18 +199,31 @@ class PushReceiver:
         return kind, feed
 
     def _get(self, req: BaseHTTPRequestHandler) -> None:
-        kind, feed = self._route(req)
-        if kind == "healthz":
+        parts = urlsplit(req.path).path.strip("/").split("/")
+        if parts == ["healthz"]:
             self._reply(req, 200, b"ok")
             return
-        if kind != "websub" or feed is None:
+        if len(parts) != 2 or parts[0] != "websub":
             self._reply(req, 404, b"unknown feed")
             return
+        feed_id = parts[1]  # a removed feed still answers its hub's unsubscribe verification
         query = {k: v[0] for k, v in parse_qs(urlsplit(req.path).query).items()}
-        sub = self.subs.get(feed.id)
+        sub = self.subs.get(feed_id)
         mode, topic = query.get("hub.mode"), query.get("hub.topic")
         if sub is None or topic != sub.topic:
             self._reply(req, 404, b"no such subscription")
+            return
+        if mode == "unsubscribe":
+            if sub.state != "unsubscribing" or "hub.challenge" not in query:
+                self._reply(req, 404, b"no unsubscription was asked for")
+                return
+            self.subs.delete(feed_id)
+            log.info("websub_unsubscribed", feed=feed_id)
+            self._reply(req, 200, query["hub.challenge"].encode())
+            return
+        feed = self.feeds.get(feed_id)
+        if feed is None:
+            self._reply(req, 404, b"unknown feed")
             return
         if mode == "denied":
             self.subs.put(feed.id, sub.model_copy(update={"state": "denied"}))

@@ -36,6 +36,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.subscriptions: dict[str, dict[str, str]] = {}
         self.verified = threading.Event()
+        self.unsubscribed = threading.Event()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,15 +64,18 @@ class FakeHub:
         challenge = secrets.token_hex(8)
         query = urlencode(
             {
-                "hub.mode": "subscribe",
+                "hub.mode": form["hub.mode"],
                 "hub.topic": form["hub.topic"],
                 "hub.challenge": challenge,
                 "hub.lease_seconds": "3600",
             }
         )
-        response = httpx.get(f"{form['hub.callback']}?{query}", timeout=5)
+        try:
+            response = httpx.get(f"{form['hub.callback']}?{query}", timeout=5)
+        except httpx.HTTPError:
+            return  # the subscriber is gone (a test ended): a hub would simply not confirm
         if response.status_code == 200 and response.text == challenge:
-            self.verified.set()
+            (self.unsubscribed if form["hub.mode"] == "unsubscribe" else self.verified).set()
 
     def publish(self, topic: str, body: bytes, secret: str | None = None) -> httpx.Response:
         form = self.subscriptions[topic]
@@ -245,3 +249,36 @@ def test_lease_is_renewed_when_a_tenth_is_left() -> None:
     assert needs_subscription(sub, "h", "t", now=10_000 - 900, lease=10_000)
     assert needs_subscription(sub, "other-hub", "t", now=0, lease=10_000)
     assert needs_subscription(None, "h", "t", now=0, lease=10_000)
+
+
+def test_a_feed_removed_from_the_config_is_unsubscribed_from_its_hub(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
+) -> None:
+    config, receiver = subscribed(redis_url, client, feed_server, hub)
+    receiver.stop()
+    feed_server.set("/q.xml", rss(hub.url, []))
+    port = int(config.push.listen.rpartition(":")[2])
+    without_p = make_config(redis_url, [{"id": "q", "name": "Q", "url": feed_server.url("/q.xml")}],
+                            push=config.push.model_dump(exclude_none=True))
+    receiver = PushReceiver(without_p, client, listen=f"127.0.0.1:{port}").start()
+    try:
+        asyncio.run(Poller(without_p, client, parse_workers=0).poll_once(force=True))
+        assert hub.unsubscribed.wait(10), "the hub's unsubscribe verification was not answered"
+    finally:
+        receiver.stop()
+    assert hub.subscriptions[feed_server.url("/p.xml")]["hub.mode"] == "unsubscribe"
+    assert Subscriptions(client, Keys(config.prefix)).get("p") is None
+
+
+def test_unsubscribe_verification_nobody_asked_for_is_refused(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
+) -> None:
+    config, receiver = subscribed(redis_url, client, feed_server, hub)
+    try:
+        query = urlencode({"hub.mode": "unsubscribe", "hub.topic": feed_server.url("/p.xml"), "hub.challenge": "x"})
+        response = httpx.get(f"{config.push.public_url}/websub/p?{query}", timeout=5)
+    finally:
+        receiver.stop()
+    assert response.status_code == 404
+    sub = Subscriptions(client, Keys(config.prefix)).get("p")
+    assert sub is not None and sub.state == "active"
