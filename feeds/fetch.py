@@ -20,7 +20,7 @@ import ipaddress
 import socket
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -211,18 +211,6 @@ async def _drain(response: httpx.Response) -> None:
         return
 
 
-_headers_by_agent: dict[str, dict[str, str]] = {}
-
-
-def _base_headers(user_agent: str) -> dict[str, str]:
-    headers = _headers_by_agent.get(user_agent)
-    if headers is None:
-        headers = {"User-Agent": user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
-        if len(_headers_by_agent) < 64:
-            _headers_by_agent[user_agent] = headers
-    return headers
-
-
 async def _exchange(
     client: httpx.AsyncClient,
     feed_id: str,
@@ -231,7 +219,7 @@ async def _exchange(
     etag: str | None,
     last_modified: str | None,
 ) -> FetchResult:
-    headers = _base_headers(limits.user_agent).copy()
+    headers = {"User-Agent": limits.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -316,15 +304,6 @@ def make_client(limits: FetchLimits, max_connections: int = 64) -> httpx.AsyncCl
         follow_redirects=False,
         trust_env=False,
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def clear_address_cache() -> None:
-    """Forget every cached address verdict (tests, or after changing DNS)."""
-    _address_cache.clear()
 
 
 class ClientPool:

@@ -50,10 +50,6 @@ class FeedState(BaseModel):
             data[k] = value.decode() if isinstance(value, bytes) else value
         return cls.model_validate(data)
 
-    @property
-    def healthy(self) -> bool:
-        return self.failures == 0
-
 
 def next_after_success(
     now: float, interval: float, rng: random.Random, ttl_hint: float | None = None, max_interval: float = 6 * 3600

@@ -54,7 +54,6 @@ class PollReport:
     not_modified: int = 0
     failed: int = 0
     new_items: int = 0
-    jobs: int = 0
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -141,6 +140,7 @@ class Poller:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._outcomes: dict[str, FeedState] = {}
         self._pruned = False
+        self._synced = False
 
     def _new_limits(self) -> None:
         # asyncio primitives belong to the loop they are first used on: make them per poll, so a Poller
@@ -148,8 +148,14 @@ class Poller:
         self._hosts = defaultdict(lambda: asyncio.Semaphore(self.config.polling.per_host))
 
     def sync_schedule(self, now: float | None = None) -> None:
+        """Put the configured feeds in the shared schedule: fully the first time, then only when its size
+        says a feed is missing or extra (Redis restarted empty, another poller's config differs), so a
+        cycle costs one ZCARD instead of reading the whole schedule."""
+        if self._synced and self.schedule.size() == len(self.feeds):
+            return
         now = time.time() if now is None else now
         self.schedule.sync(self.feeds, now, spread=min(60.0, len(self.feeds) / 100))
+        self._synced = True
 
     async def poll_once(
         self, *, force: bool = False, now: float | None = None, http: ClientPool | None = None
@@ -255,7 +261,7 @@ class Poller:
                     report = await self.poll_once(http=http)
                     if report.fetched or report.failed or report.not_modified:
                         log.info("poll_cycle", fetched=report.fetched, not_modified=report.not_modified,
-                                 failed=report.failed, new_items=report.new_items, jobs=report.jobs)
+                                 failed=report.failed, new_items=report.new_items)
                     delay = idle
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     delay = min(30.0, delay * 2)
@@ -273,9 +279,7 @@ class Poller:
         state.last_attempt = now
         state.fetches += 1
         host = urlsplit(feed.url).hostname or ""
-        interval = feed.interval or self.config.polling.interval
-        if push is not None and push.active(now):
-            interval = max(interval, self.config.push.fallback_interval)  # the hub tells us; poll as a safety net
+        polling = self.config.polling
         try:
             slot = await pool.acquire()  # the global bound: polling.concurrency slots
             try:
@@ -311,13 +315,13 @@ class Poller:
             state.items_total += new_items
             state.retry_after_until = None
             report.new_items += new_items
-            if feed.interval is None and self.config.polling.adaptive:
-                polling = self.config.polling
+            interval = feed.interval or polling.interval
+            if feed.interval is None and polling.adaptive:
                 interval = adapt_interval(state, now, new_items, gap, interval, polling.min_interval,
                                           polling.max_interval)
-                if push is not None and push.active(now):
-                    interval = max(interval, self.config.push.fallback_interval)
-            next_due = next_after_success(now, interval, self.rng, ttl_hint, self.config.polling.max_interval)
+            if push is not None and push.active(now):
+                interval = max(interval, self.config.push.fallback_interval)  # the hub tells us; poll as a safety net
+            next_due = next_after_success(now, interval, self.rng, ttl_hint, polling.max_interval)
         except FeedError as exc:
             next_due = self._record_failure(state, exc, now, report)
         except (redis.ConnectionError, redis.TimeoutError):
@@ -363,8 +367,7 @@ class Poller:
             # Push is an optimisation: the feed keeps being polled, so log and carry on.
             log.warning("websub_subscribe_failed", feed=feed.id, hub=hub, error=exc.reason)
 
-    def _record_failure(
-        self, state: FeedState, exc: FeedError, now: float, report: PollReport) -> float:
+    def _record_failure(self, state: FeedState, exc: FeedError, now: float, report: PollReport) -> float:
         state.failures += 1
         state.last_error = exc.reason
         state.last_error_kind = exc.kind

@@ -166,7 +166,6 @@ class PushReceiver:
                 receiver._post(self)
 
         self.httpd = QuietHTTPServer((host or "127.0.0.1", int(port)), Handler)
-        self.httpd.daemon_threads = True
 
     @property
     def address(self) -> str:
@@ -192,21 +191,21 @@ class PushReceiver:
         req.end_headers()
         req.wfile.write(body)
 
-    def _route(self, req: BaseHTTPRequestHandler) -> tuple[str, FeedConfig | None]:
+    @staticmethod
+    def _route(req: BaseHTTPRequestHandler) -> tuple[str, str]:
+        """(``websub``/``push``/``healthz``, feed id) of a request path."""
         parts = urlsplit(req.path).path.strip("/").split("/")
-        kind = parts[0] if parts else ""
-        feed = self.feeds.get(parts[1]) if len(parts) == 2 else None
-        return kind, feed
+        return parts[0], parts[1] if len(parts) == 2 else ""
 
     def _get(self, req: BaseHTTPRequestHandler) -> None:
-        parts = urlsplit(req.path).path.strip("/").split("/")
-        if parts == ["healthz"]:
+        kind, feed_id = self._route(req)
+        if kind == "healthz":
             self._reply(req, 200, b"ok")
             return
-        if len(parts) != 2 or parts[0] != "websub":
+        if kind != "websub" or not feed_id:
             self._reply(req, 404, b"unknown feed")
             return
-        feed_id = parts[1]  # a removed feed still answers its hub's unsubscribe verification
+        # Looked up by id, not in the config: a removed feed still answers its hub's unsubscribe verification.
         query = {k: v[0] for k, v in parse_qs(urlsplit(req.path).query).items()}
         sub = self.subs.get(feed_id)
         mode, topic = query.get("hub.mode"), query.get("hub.topic")
@@ -247,7 +246,8 @@ class PushReceiver:
         return req.rfile.read(int(length))
 
     def _post(self, req: BaseHTTPRequestHandler) -> None:
-        kind, feed = self._route(req)
+        kind, feed_id = self._route(req)
+        feed = self.feeds.get(feed_id)
         if kind not in ("websub", "push") or feed is None:
             self._reply(req, 404, b"unknown feed")
             return

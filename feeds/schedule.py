@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 import redis
 
@@ -57,6 +57,9 @@ class Schedule:
             pipe.zrem(self.keys.schedule, *gone)
         pipe.execute()
 
+    def size(self) -> int:
+        return int(cast(int, self.client.zcard(self.keys.schedule)))
+
     def claim(self, now: float, lease: float, limit: int) -> list[str]:
         """Atomically take up to ``limit`` due feeds for ``lease`` seconds."""
         claimed = self._claim(keys=[self.keys.schedule], args=[now, lease, limit])
@@ -77,7 +80,3 @@ class Schedule:
     def due_times(self) -> dict[str, float]:
         pairs = cast(list[tuple[bytes, float]], self.client.zrange(self.keys.schedule, 0, -1, withscores=True))
         return {m.decode(): s for m, s in pairs}
-
-    def next_due(self) -> float | None:
-        first = cast(list[Any], self.client.zrange(self.keys.schedule, 0, 0, withscores=True))
-        return float(first[0][1]) if first else None

@@ -21,7 +21,7 @@ from livebrief.config import Config, load_config
 from livebrief.errors import LivebriefError
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
-from livebrief.redis_server import redis_url_for
+from livebrief.redis_server import LOCAL_DEFAULT, redis_url_for
 
 log = structlog.get_logger("livebrief")
 
@@ -39,15 +39,10 @@ def _client(url: str) -> redis.Redis:
 
 @contextlib.contextmanager
 def _redis(config: Config, *, embed: bool) -> Iterator[tuple[str, redis.Redis]]:
-    if embed:
-        with redis_url_for(config.redis_url) as url:
-            client = _client(url)
-            try:
-                yield url, client
-            finally:
-                client.close()
-    else:
-        url = config.redis_url or os.environ.get("REDIS_URL") or "redis://localhost:6379/0"
+    """The configured Redis (``REDIS_URL`` is already folded into the config), else localhost:6379; with
+    ``embed``, a private redis-server when neither is configured nor answering."""
+    where = redis_url_for(config.redis_url) if embed else contextlib.nullcontext(config.redis_url or LOCAL_DEFAULT)
+    with where as url:
         client = _client(url)
         try:
             yield url, client
@@ -75,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _redis(config, embed=True) as (url, client):
         if args.once:
             return _run_once(config, client)
-        return _run_forever(config, url, args)
+        return _run_forever(config, url, client, args)
 
 
 def _run_once(config: Config, client: redis.Redis) -> int:
@@ -88,14 +83,14 @@ def _run_once(config: Config, client: redis.Redis) -> int:
     finally:
         poller.close()
     log.info("poll_done", fetched=report.fetched, not_modified=report.not_modified, failed=report.failed,
-             new_items=report.new_items, jobs=report.jobs)
+             new_items=report.new_items)
     run_worker(config, client, burst=True, simple=True)
     left = pending_jobs(client, Keys(config.prefix))
     log.info("run_once_done", queued_left=left)
     return 0
 
 
-def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
+def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.Namespace) -> int:
     from feeds.poller import Poller
 
     env = {**os.environ, "REDIS_URL": url}
@@ -104,7 +99,6 @@ def _run_forever(config: Config, url: str, args: argparse.Namespace) -> int:
     # Deliveries get a worker of their own, so a slow webhook receiver never holds up the pipeline.
     commands = [["--queues", "ingest"]] * args.workers + [["--queues", "deliveries"]]
     workers = [subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", *extra], env=env) for extra in commands]
-    client = _client(url)
     poller = Poller(config, client)
     receiver = None
     if config.push.enabled:

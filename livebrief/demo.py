@@ -189,16 +189,13 @@ def run_demo(rounds: int = 3, pause: float = 2.0, out: Any = sys.stdout) -> int:
     keys = Keys(config.prefix)
     client = redis.Redis.from_url(redis_url)
     stop = threading.Event()
-    shown = 0
 
     def subscriber() -> None:
-        nonlocal shown
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(keys.all_channel)
         while not stop.is_set():
             message = pubsub.get_message(timeout=0.2)
             if message and message["type"] == "message":
-                shown += 1
                 print(format_entry(Entry.model_validate_json(message["data"])), file=out, flush=True)
         pubsub.close()
 
@@ -232,6 +229,4 @@ def run_demo(rounds: int = 3, pause: float = 2.0, out: Any = sys.stdout) -> int:
         receiver.httpd.shutdown()
         if server is not None:
             server.stop()
-        elif os.environ.get("REDIS_URL"):
-            pass
     return 0

@@ -35,24 +35,20 @@ def _watchdog(client: redis.Redis, names: list[str], stop: threading.Event) -> N
 
 
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,
-               name: str | None = None, roles: tuple[str, ...] = QUEUE_ROLES) -> bool:
+               roles: tuple[str, ...] = QUEUE_ROLES) -> bool:
     """Run one RQ worker on the queues of ``roles`` until stopped (with ``burst``, until they are empty)."""
     from worker.runtime import configure
 
     configure(config)  # compile topics once, before forking work-horses
     keys = Keys(config.prefix)
-    names = [keys.ingest_queue, keys.delivery_queue]
+    names = [queue.name for queue in queues(client, keys)]  # recover every role's jobs, not just ours
     recover_abandoned(client, names)
     stop = threading.Event()
     if not burst:
-        # A separate connection: the worker's own is busy blocking on the queues.
-        pool = client.connection_pool
-        watcher = redis.Redis(
-            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs)
-        )
-        threading.Thread(target=_watchdog, args=(watcher, names, stop), daemon=True).start()
+        # The client's pool hands the thread its own connection while the worker blocks on another.
+        threading.Thread(target=_watchdog, args=(client, names, stop), daemon=True).start()
     worker_class = SimpleWorker if simple else Worker
-    worker = worker_class(queues(client, keys, roles), connection=client, name=name)
+    worker = worker_class(queues(client, keys, roles), connection=client)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
     finally:

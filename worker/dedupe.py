@@ -345,7 +345,6 @@ class _Idf:
         self.n_docs = n_docs
         self.df = df
         self.proper = proper
-        self.max_idf = math.log((n_docs + 1) / 1.5)
 
     def __call__(self, term: str) -> float:
         return math.log((self.n_docs + 1) / (self.df.get(term, 1) + 0.5))

@@ -475,13 +475,6 @@ def window_ceiling(docs: Sequence[Doc], labels: dict[str, str], window_h: float)
     return out
 
 
-def _fmt(name: str, s: Scores) -> str:
-    return (
-        f"{name:<28} pairwise P {s.pair_precision:.3f} R {s.pair_recall:.3f} F1 {s.pair_f1:.3f}"
-        f" | B3 P {s.bcubed_precision:.3f} R {s.bcubed_recall:.3f} F1 {s.bcubed_f1:.3f}"
-    )
-
-
 def _evaluate(corpus: Path, labels_path: Path, threshold: float, windows: Sequence[float], seed: int) -> None:
     docs = load_corpus(corpus)
     labels = load_labels(labels_path)

@@ -18,7 +18,7 @@ from typing import Any, cast
 import httpx
 import redis
 import structlog
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
 from livebrief.config import WebhookConfig
@@ -26,6 +26,7 @@ from livebrief.errors import DeliveryError
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.signing import sign, verify
+from worker.runtime import current
 
 log = structlog.get_logger(__name__)
 DELIVER_JOB = "worker.notify.deliver"
@@ -77,10 +78,9 @@ class DeliveryEnqueuer:
         self.queue = Queue(keys.delivery_queue, connection=client)
         self.webhooks = webhooks
 
-    def __call__(self, entries: list[Entry], pipe: redis.client.Pipeline) -> int:
+    def __call__(self, entries: list[tuple[Entry, str]], pipe: redis.client.Pipeline) -> int:
         count = 0
-        for entry in entries:
-            body = entry.model_dump_json()
+        for entry, body in entries:
             for webhook in self.webhooks:
                 if matches(webhook, entry):
                     enqueue_delivery(self.queue, webhook, delivery_id(entry), body, pipe)
@@ -134,10 +134,6 @@ def post(webhook: WebhookConfig, msg_id: str, entry: Entry, client: httpx.Client
 
 def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
     """RQ job: deliver one entry version to one webhook (skipped when already delivered)."""
-    from rq import get_current_job
-
-    from worker.runtime import current
-
     runtime = current()
     job = get_current_job()
     connection = job.connection if job else None
@@ -159,8 +155,6 @@ def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
 
 def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: BaseException, tb: Any) -> None:
     """RQ failure callback: after the last retry, move the delivery to the dead-letter list."""
-    from worker.runtime import current
-
     if job.retries_left:
         log.warning("delivery_failed_will_retry", job=job.id, retries_left=job.retries_left, error=str(exc))
         return

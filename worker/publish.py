@@ -33,7 +33,8 @@ from worker.stories import BatchPlan, IndexView, SeenMark, StoryRecord, candidat
 log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 50
-EnqueueDeliveries = Callable[[list[Entry], "redis.client.Pipeline"], int]
+# Called inside MULTI with each published entry and its JSON; returns the number of delivery jobs queued.
+EnqueueDeliveries = Callable[[list[tuple[Entry, str]], "redis.client.Pipeline"], int]
 
 
 def _decode(value: bytes | None) -> str | None:
@@ -117,7 +118,8 @@ return #bodies
 """
 
 
-def _write_args(plan: BatchPlan, keys: Keys, settings: WorkerConfig) -> list[str | bytes | int]:
+def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: WorkerConfig) -> list[str | bytes | int]:
+    """ARGV of ``_WRITE_LUA``; ``bodies`` are the published entries' JSON, in ``plan.published`` order."""
     seen_ttl, story_ttl = settings.seen_ttl, settings.story_retention
     sets: list[str | bytes | int] = []
     for item_id, mark in plan.seen.items():
@@ -130,7 +132,6 @@ def _write_args(plan: BatchPlan, keys: Keys, settings: WorkerConfig) -> list[str
         sets += [keys.token(term), " ".join(ids), story_ttl]
     for story_id, record in (*plan.stored.items(), *plan.published.items()):
         sets += [keys.story(story_id), encode_story(record), story_ttl]
-    bodies = [record.entry.model_dump_json() for record in plan.published.values()]
     publish: list[str | bytes | int] = []
     for n, record in enumerate(plan.published.values(), 1):
         for channel in (keys.all_channel, *(keys.topic_channel(t) for t in record.entry.topics)):
@@ -148,7 +149,7 @@ def encode_story(record: StoryRecord) -> bytes:
 
 
 def decode_story(raw: bytes) -> StoryRecord:
-    return StoryRecord.model_validate_json(zlib.decompress(raw) if raw[:1] == b"x" else raw)
+    return StoryRecord.model_validate_json(zlib.decompress(raw))
 
 
 def commit_batch(
@@ -176,11 +177,15 @@ def commit_batch(
                         if raw is not None:
                             view.stories[story_id] = decode_story(raw)
                 plan = plan_batch(prepared, view, settings, now or datetime.now(UTC))
+                # Each entry is serialised once, for the stream, the channels and the webhook jobs alike.
+                bodies = [record.entry.model_dump_json() for record in plan.published.values()]
                 pipe.multi()
                 # EVAL, not EVALSHA: a script missing from Redis's cache (after a restart) would fail at EXEC,
                 # after the other queued commands had run; the script text is small next to its arguments.
-                pipe.eval(_WRITE_LUA, 0, *cast(list[str], _write_args(plan, keys, settings)))
-                deliveries = enqueue_deliveries(plan.entries, pipe) if enqueue_deliveries else 0
+                pipe.eval(_WRITE_LUA, 0, *cast(list[str], _write_args(plan, bodies, keys, settings)))
+                deliveries = (
+                    enqueue_deliveries(list(zip(plan.entries, bodies, strict=True)), pipe) if enqueue_deliveries else 0
+                )
                 pipe.execute()
             except redis.WatchError:
                 # Another worker changed a key we read: re-read and decide again.
