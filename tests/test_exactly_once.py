@@ -78,6 +78,40 @@ def test_two_workers_racing_on_copies_of_one_story_make_one_story(client: redis.
         assert sorted(s.feed for s in versions[-1].sources) == ["outlet-a", "outlet-b"]
 
 
+def test_a_commit_that_lost_a_race_rereads_and_joins_the_winners_story(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic version of the race above: another worker commits a copy of the story after this
+    batch read the index and before its commit. The commit must notice, re-read and join that story."""
+    import worker.publish as publish
+
+    runtime = configure(make_config(redis_url, []))
+    base = make_item("story", 1)
+    mine = base.model_copy(update={"id": "a-1", "feed": "outlet-a", "outlet": "outlet-a", "guid": "a-1",
+                                   "url": "https://outlet-a.example/1"})
+    theirs = base.model_copy(update={"id": "b-1", "feed": "outlet-b", "outlet": "outlet-b", "guid": "b-1",
+                                     "url": "https://outlet-b.example/1"})
+    real_plan = publish.plan_batch
+    calls: list[int] = []
+
+    def plan_then_lose_the_race(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:  # the other worker commits between our read and our write
+            monkeypatch.setattr(publish, "plan_batch", real_plan)
+            run_batch(redis.Redis.from_url(redis_url), runtime, [theirs])
+            monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
+    plan = run_batch(client, runtime, [mine])
+
+    assert len(calls) == 2  # decided twice: the first decision was made on a stale view
+    assert plan.outcomes == {"a-1": "near_duplicate"}
+    entries = stream(client)
+    assert [(e.id, e.version) for e in entries] == [(entries[0].id, 1), (entries[0].id, 2)]
+    assert sorted(s.feed for s in entries[-1].sources) == ["outlet-a", "outlet-b"]
+
+
 def _write_config(tmp_path: Path, config: Config) -> Path:
     path = tmp_path / "lb.yaml"
     path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],

@@ -85,6 +85,9 @@ _BOILERPLATE = re.compile(
     r"all rights reserved.*$|©.*$)",
     re.IGNORECASE | re.DOTALL,
 )
+# One of these occurs (lower-cased) wherever _BOILERPLATE can match; most texts have none.
+_BOILERPLATE_NEEDLES = ("appeared first on", "continue reading", "read more", "click here", "ing by ", "sign up for",
+                        "subscribe to", "all rights reserved", "©")
 
 _NUMBER_WORDS = {
     "one": "1",
@@ -157,15 +160,18 @@ _SYNONYMS_TEXT = """
 """
 _SYNONYMS = dict(pair.split(":") for pair in _SYNONYMS_TEXT.split())
 # Several-word names folded into one word before tokenising (also in near-duplicate signatures).
+# (what the text must contain for the pattern to match, pattern, replacement): the cheap substring test
+# skips most passes, and every item's text goes through these twice.
 _PHRASES = [
-    (re.compile(r"\bUnited\s+States(?:\s+of\s+America)?\b|\bU\.S\.(?:A\.?)?|\bUSA?\b"), "USA"),
-    (re.compile(r"\bUnited\s+Kingdom\b|\bU\.K\.?"), "UK"),
-    (re.compile(r"\bUnited\s+Nations\b|\bU\.N\.?"), "UN"),
-    (re.compile(r"\bEuropean\s+Union\b"), "EU"),
-    (re.compile(r"\bCOVID-19\b|\bCovid-19\b|\bcovid-19\b"), "Covid"),
-    (re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:million|mln|m)\b", re.IGNORECASE), r"\1m"),
-    (re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:billion|bn|b)\b", re.IGNORECASE), r"\1b"),
+    ("U", re.compile(r"\bUnited\s+States(?:\s+of\s+America)?\b|\bU\.S\.(?:A\.?)?|\bUSA?\b"), "USA"),
+    ("U", re.compile(r"\bUnited\s+Kingdom\b|\bU\.K\.?"), "UK"),
+    ("U", re.compile(r"\bUnited\s+Nations\b|\bU\.N\.?"), "UN"),
+    ("European", re.compile(r"\bEuropean\s+Union\b"), "EU"),
+    ("-19", re.compile(r"\bCOVID-19\b|\bCovid-19\b|\bcovid-19\b"), "Covid"),
+    ("", re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:million|mln|m)\b", re.IGNORECASE), r"\1m"),
+    ("", re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:billion|bn|b)\b", re.IGNORECASE), r"\1b"),
 ]
+_DIGIT = re.compile(r"\d")
 
 
 class TextSignature(BaseModel):
@@ -206,8 +212,10 @@ def exact_keys(item: Item) -> list[tuple[str, str]]:
 
 def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
-    for pattern, repl in _PHRASES:
-        text = pattern.sub(repl, text)
+    digits = _DIGIT.search(text) is not None
+    for needle, pattern, repl in _PHRASES:
+        if (needle in text) if needle else digits:
+            text = pattern.sub(repl, text)
     return text
 
 
@@ -219,8 +227,13 @@ def _strip_title(title: str) -> str:
     return stripped if len(stripped.split()) >= 3 else title
 
 
+@lru_cache(maxsize=256)  # each item's lead is stripped for its signature and again for its features
 def _strip_text(text: str) -> str:
-    return _BOILERPLATE.sub("", _clean(text))
+    text = _clean(text)
+    low = text.lower()
+    if any(needle in low for needle in _BOILERPLATE_NEEDLES):
+        text = _BOILERPLATE.sub("", text)
+    return text
 
 
 @lru_cache(maxsize=65536)
@@ -346,8 +359,16 @@ class _Idf:
         self.df = df
         self.proper = proper
 
+        self._memo: dict[str, float] = {}
+
     def __call__(self, term: str) -> float:
-        return math.log((self.n_docs + 1) / (self.df.get(term, 1) + 0.5))
+        # Scoring a candidate weighs every term of both sides: a dictionary hit beats a log per term.
+        value = self._memo.get(term)
+        if value is None:
+            if len(self._memo) >= 200_000:  # new words keep coming; stay bounded
+                self._memo.clear()
+            value = self._memo[term] = math.log((self.n_docs + 1) / (self.df.get(term, 1) + 0.5))
+        return value
 
 
 @lru_cache(maxsize=1)
@@ -425,11 +446,22 @@ def _descriptions(story: StoryFeatures) -> list[list[str]]:
     return [story.terms, *([t.lstrip("@") for t in terms] for terms in story.also)]
 
 
+# Features object id -> (that object, its views). A candidate story is scored against many items while
+# its record stays cached (see worker/publish.py); the object is kept so its id cannot be reused meanwhile.
+_VIEWS: dict[int, tuple[StoryFeatures, list[tuple[set[str], set[str]]]]] = {}
+
+
 def _views(story: StoryFeatures) -> list[tuple[set[str], set[str]]]:
     """(terms, entities) of each description of the story: the first item's, then ``also``."""
+    cached = _VIEWS.get(id(story))
+    if cached is not None and cached[0] is story:
+        return cached[1]
     out = [(set(story.terms), set(story.entities))]
     for terms in story.also:
         out.append(({t.lstrip("@") for t in terms}, {t[1:] for t in terms if t.startswith("@")}))
+    if len(_VIEWS) >= 8192:
+        _VIEWS.clear()
+    _VIEWS[id(story)] = (story, out)
     return out
 
 

@@ -72,7 +72,7 @@ def delivery_headers(webhook: WebhookConfig, msg_id: str, body: bytes, now: floa
 
 
 class DeliveryEnqueuer:
-    """Queues delivery jobs inside the publishing transaction (``pipe`` is in MULTI)."""
+    """Queues delivery jobs on ``pipe``, which the publishing step records and runs atomically with the entries."""
 
     def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig]) -> None:
         self.queue = Queue(keys.delivery_queue, connection=client)

@@ -29,9 +29,7 @@ from livebrief.models import Entry, Source
 from worker.dedupe import (
     StoryFeatures,
     TextSignature,
-    index_terms,
     is_near_duplicate,
-    lsh_buckets,
     merge_features,
     story_score,
 )
@@ -106,9 +104,8 @@ def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
         if p.item.id in view.seen:
             ids.add(view.seen[p.item.id].story_id)
         ids.update(view.exact[k] for k in p.exact if k in view.exact)
-        if p.signature is not None:
-            ids.update(view.lsh[b] for b in lsh_buckets(p.signature) if b in view.lsh)
-        for term in index_terms(p.features):
+        ids.update(view.lsh[b] for b in p.buckets if b in view.lsh)
+        for term in p.terms:
             ids.update(view.terms.get(term, []))
     return ids
 
@@ -208,7 +205,7 @@ def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories:
     """The story whose text signature this item's verifies against, among its LSH bucket-mates."""
     if p.signature is None:
         return None
-    for bucket in lsh_buckets(p.signature):
+    for bucket in p.buckets:
         story_id = lsh.get(bucket)
         record = stories.get(story_id) if story_id else None
         if (record is not None and record.signature is not None and record.entry.status != "withdrawn"
@@ -241,10 +238,9 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         for key in p.exact:
             exact.setdefault(key, story_id)
             plan.exact.setdefault(key, story_id)
-        if p.signature is not None:
-            for bucket in lsh_buckets(p.signature):
-                lsh[bucket] = plan.lsh[bucket] = story_id
-        for term in index_terms(p.features):
+        for bucket in p.buckets:
+            lsh[bucket] = plan.lsh[bucket] = story_id
+        for term in p.terms:
             ids = [story_id, *(i for i in terms.get(term, []) if i != story_id)][:MAX_STORIES_PER_TERM]
             terms[term] = plan.terms[term] = ids
 
@@ -283,7 +279,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             assign(p, twin, _join(stories[twin], p), "near_duplicate")
             continue
         best: tuple[float, str] | None = None
-        candidates = {i for term in index_terms(p.features) for i in terms.get(term, [])}
+        candidates = {i for term in p.terms for i in terms.get(term, [])}
         for story_id in sorted(candidates):
             record = stories.get(story_id)
             if record is None or item.feed in record.feeds or record.entry.status == "withdrawn":
