@@ -29,6 +29,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
 
@@ -275,14 +276,18 @@ def _normalise(word: str) -> str:
 def _content_words(cleaned: str) -> list[tuple[str, str]]:
     """(original word, normalised word) pairs for the words that carry content, in text order, of a text
     already through ``_clean`` (``_strip_title``/``_strip_text``)."""
-    pairs = []
-    for raw in _WORD.findall(cleaned):
+    return list(_iter_content_words(cleaned))
+
+
+def _iter_content_words(cleaned: str) -> Iterator[tuple[str, str]]:
+    """``_content_words`` lazily: a signature needs only the first few of a long text's words."""
+    for m in _WORD.finditer(cleaned):
+        raw = m.group()
         if raw.lower() in _STOPWORDS:
             continue
         norm = _normalise(raw)
         if norm and norm not in _STOPWORDS and (len(norm) > 1 or norm.isdigit()):
-            pairs.append((raw, norm))
-    return pairs
+            yield raw, norm
 
 
 # --- level 2: near-duplicate text ------------------------------------------------------------------
@@ -307,7 +312,7 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     Below ``MIN_TOKENS`` words only the same set of words matches (a re-posted headline)."""
     words: list[str] = []
     seen: set[str] = set()
-    for _, norm in _content_words(f"{_strip_title(title)} \n {_strip_text(text[:LEAD_CHARS])}"):
+    for _, norm in _iter_content_words(f"{_strip_title(title)} \n {_strip_text(text[:LEAD_CHARS])}"):
         if norm not in seen:
             seen.add(norm)
             words.append(norm)
@@ -446,19 +451,45 @@ def _descriptions(story: StoryFeatures) -> list[list[str]]:
     return [story.terms, *([t.lstrip("@") for t in terms] for terms in story.also)]
 
 
+class _View:
+    """One description of a story (terms, the names among them) with what scoring needs precomputed.
+
+    ``base`` is each term's weight before the name boost (its IDF, halved for a number); a pair's weight
+    of a side is then ``base_sum`` plus 0.3 x the base of its terms that either side marks as names.
+    """
+
+    __slots__ = ("terms", "entities", "base", "base_sum", "entity_boost", "rare", "rare_entities", "ordinals")
+
+    def __init__(self, terms: set[str], entities: set[str]) -> None:
+        idf = _idf()
+        self.terms = terms
+        self.entities = entities
+        self.base = {t: idf(t) * 0.5 if t.isdigit() else idf(t) for t in terms}
+        self.base_sum = sum(self.base.values())
+        self.entity_boost = 0.3 * sum(self.base[t] for t in entities if t in self.base and not t.isdigit())
+        self.rare = {t for t in terms if idf(t) >= 5.0}
+        self.rare_entities = {t for t in entities if idf(t) >= 4.0}
+        self.ordinals = {t for t in terms if _ORDINAL.match(t)}
+
+    def weight(self, other: _View) -> float:
+        """Sum of this side's term weights, names being those of either side."""
+        extra = sum(self.base[t] for t in self.terms & other.entities if t not in self.entities and not t.isdigit())
+        return self.base_sum + self.entity_boost + 0.3 * extra
+
+
 # Features object id -> (that object, its views). A candidate story is scored against many items while
 # its record stays cached (see worker/publish.py); the object is kept so its id cannot be reused meanwhile.
-_VIEWS: dict[int, tuple[StoryFeatures, list[tuple[set[str], set[str]]]]] = {}
+_VIEWS: dict[int, tuple[StoryFeatures, list[_View]]] = {}
 
 
-def _views(story: StoryFeatures) -> list[tuple[set[str], set[str]]]:
-    """(terms, entities) of each description of the story: the first item's, then ``also``."""
+def _views(story: StoryFeatures) -> list[_View]:
+    """Each description of the story: the first item's, then ``also``."""
     cached = _VIEWS.get(id(story))
     if cached is not None and cached[0] is story:
         return cached[1]
-    out = [(set(story.terms), set(story.entities))]
+    out = [_View(set(story.terms), set(story.entities))]
     for terms in story.also:
-        out.append(({t.lstrip("@") for t in terms}, {t[1:] for t in terms if t.startswith("@")}))
+        out.append(_View({t.lstrip("@") for t in terms}, {t[1:] for t in terms if t.startswith("@")}))
     if len(_VIEWS) >= 8192:
         _VIEWS.clear()
     _VIEWS[id(story)] = (story, out)
@@ -474,49 +505,36 @@ def index_terms(features: StoryFeatures) -> list[str]:
     return (entities + rest)[:INDEX_TERMS]
 
 
-def _weight(term: str, entities: set[str], idf: _Idf) -> float:
-    w = idf(term)
-    if term.isdigit():
-        w *= 0.5  # numbers change as a story develops ("7 killed" then "12 killed")
-    elif term in entities:
-        w *= 1.3
-    return w
-
-
 def story_score(a: StoryFeatures, b: StoryFeatures) -> float:
     """How likely two items report the same event, in [0, 1]; symmetric. A story that remembers other
     wordings (``also``) scores the best of its descriptions (see ``_pair_score``)."""
     views_a, views_b = _views(a), _views(b)
-    return max(_pair_score(ta, ea, tb, eb) for ta, ea in views_a for tb, eb in views_b)
+    return max(_pair_score(va, vb) for va in views_a for vb in views_b)
 
 
-def _pair_score(ta: set[str], ea: set[str], tb: set[str], eb: set[str]) -> float:
+def _pair_score(a: _View, b: _View) -> float:
     """How likely two items report the same event, in [0, 1]; symmetric.
 
     IDF-weighted overlap of significant terms (the mean of overlap over the smaller side and over the
     larger), zero unless at least ``MIN_SHARED`` terms are shared including a name or a rare word, and
     cut when both sides name someone or somewhere the other does not (Kharkiv vs Odesa) or give
-    different ordinals ("second round" vs "third round").
+    different ordinals ("second round" vs "third round"). Names weigh 1.3x, numbers 0.5x (they change
+    as a story develops: "7 killed" then "12 killed").
     """
-    idf = _idf()
-    shared = ta & tb
+    shared = a.terms & b.terms
     if len(shared) < MIN_SHARED:
         return 0.0
-    entities = ea | eb
-    if not any(t in entities or idf(t) >= 5.0 for t in shared):
+    ea, eb = a.entities, b.entities
+    if not any(t in ea or t in eb or t in a.rare for t in shared):
         return 0.0
-    wa = sum(_weight(t, entities, idf) for t in ta)
-    wb = sum(_weight(t, entities, idf) for t in tb)
-    ws = sum(_weight(t, entities, idf) for t in shared)
+    wa, wb = a.weight(b), b.weight(a)
+    ws = sum(a.base[t] * 1.3 if (t in ea or t in eb) and not t.isdigit() else a.base[t] for t in shared)
     if wa <= 0 or wb <= 0:
         return 0.0
     score = 0.5 * (ws / min(wa, wb)) + 0.5 * (ws / max(wa, wb))
-    only_a = {t for t in ea - tb if idf(t) >= 4.0}
-    only_b = {t for t in eb - ta if idf(t) >= 4.0}
-    if only_a and only_b:
+    if a.rare_entities - b.terms and b.rare_entities - a.terms:
         score *= 0.6
     # "second round of talks" vs "third round": ordinals that disagree name different events.
-    ord_a, ord_b = {t for t in ta if _ORDINAL.match(t)}, {t for t in tb if _ORDINAL.match(t)}
-    if ord_a and ord_b and not ord_a & ord_b:
+    if a.ordinals and b.ordinals and not a.ordinals & b.ordinals:
         score *= 0.5
     return max(0.0, min(1.0, score))

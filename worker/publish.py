@@ -19,6 +19,7 @@ Round trips per batch: MGET (index), MGET (candidate stories), EVAL (``_COMMIT_L
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 import zlib
@@ -89,8 +90,10 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 
 # The atomic step as one command (one reply to parse instead of ~25 per item). ARGV, positional and
 # binary-safe:
-#   r, then r x (key, present, value)        the keys read and what was seen: present "1" with the value,
-#                                            or "0" (missing); any difference -> return -1, nothing written
+#   r, then r x (key, present, value)        the keys read and what was seen: "1" and the value, "2" and
+#                                            the value's SHA-1 (story records: echoing them back cost more
+#                                            than the rest of the call), or "0" (missing); any
+#                                            difference -> return -1, nothing written
 #   n, then n x (key, value, ttl)            SET key value EX ttl   (seen marks, index, story records)
 #   stream, maxlen, m, then m x body         XADD stream MAXLEN ~ maxlen * entry body
 #   c, then c x (channel, body number)       PUBLISH channel body   (body number: 1..m)
@@ -112,7 +115,11 @@ while done < reads do
     local present, expected = ARGV[at + 1], ARGV[at + 2]
     if values[k] == false then
       if present ~= '0' then return -1 end
-    elseif present == '0' or values[k] ~= expected then
+    elseif present == '0' then
+      return -1
+    elseif present == '2' then
+      if redis.sha1hex(values[k]) ~= expected then return -1 end
+    elseif values[k] ~= expected then
       return -1
     end
   end
@@ -152,11 +159,16 @@ return #bodies
 """
 
 
-def _read_args(names: list[str], values: list[bytes | None]) -> list[str | bytes | int]:
-    """The check part of ``_COMMIT_LUA``'s ARGV: each key read, with what the batch saw there."""
-    out: list[str | bytes | int] = [len(names)]
-    for name, value in zip(names, values, strict=True):
-        out += [name, "0", ""] if value is None else [name, "1", value]
+def _read_args(reads: list[tuple[str, bytes | None, bool]]) -> list[str | bytes | int]:
+    """The check part of ``_COMMIT_LUA``'s ARGV from (key, value seen, compare by digest) triples."""
+    out: list[str | bytes | int] = [len(reads)]
+    for name, value, digest in reads:
+        if value is None:
+            out += [name, "0", ""]
+        elif digest:
+            out += [name, "2", hashlib.sha1(value).hexdigest()]
+        else:
+            out += [name, "1", value]
     return out
 
 
@@ -257,15 +269,14 @@ def commit_batch(
         values = cast(list[bytes | None], client.mget(names))
         view = _view(values, meaning)
         story_ids = sorted(candidate_story_ids(prepared, view))
-        read_names, read_values = list(names), list(values)
+        reads = [(name, value, False) for name, value in zip(names, values, strict=True)]
         if story_ids:
             story_keys = [keys.story(s) for s in story_ids]
             raws = cast(list[bytes | None], client.mget(story_keys))
             for story_id, raw in zip(story_ids, raws, strict=True):
                 if raw is not None:
                     view.stories[story_id] = decode_story(raw)
-            read_names += story_keys
-            read_values += raws
+            reads += [(name, raw, True) for name, raw in zip(story_keys, raws, strict=True)]
         plan = plan_batch(prepared, view, settings, now or datetime.now(UTC))
         # Each entry is serialised once, for the stream, the channels and the webhook jobs alike.
         bodies = [record.entry.model_dump_json() for record in plan.published.values()]
@@ -279,7 +290,7 @@ def commit_batch(
             commands = list(recorder.command_stack)
         finally:
             recorder.reset()
-        args = [*_read_args(read_names, read_values), *_write_args(plan, bodies, keys, settings),
+        args = [*_read_args(reads), *_write_args(plan, bodies, keys, settings),
                 *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
