@@ -22,7 +22,7 @@ from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.executions import Execution
 from rq.job import Job
 from rq.registry import StartedJobRegistry
-from rq.timeouts import UnixSignalDeathPenalty
+from rq.timeouts import TimerDeathPenalty
 from rq.worker import Worker
 
 log = structlog.get_logger(__name__)
@@ -72,9 +72,13 @@ def recover_abandoned(client: redis.Redis, queue_names: list[str]) -> int:
             except NoSuchJobError:
                 client.zrem(registry.key, f"{job_id}:{execution_id}")
                 continue
-            job.execute_failure_callback(
-                UnixSignalDeathPenalty, AbandonedJobError, AbandonedJobError(), traceback.extract_stack()
-            )
+            try:
+                # A timer, not SIGALRM: the watchdog calls this from its own thread, where signals cannot be set.
+                job.execute_failure_callback(
+                    TimerDeathPenalty, AbandonedJobError, AbandonedJobError(), traceback.extract_stack()
+                )
+            except Exception:  # the callback's failure must not leave the job stuck in the registry
+                log.exception("abandoned_job_callback_failed", job=job_id)
             with client.pipeline() as pipe:
                 pipe.zrem(registry.key, f"{job_id}:{execution_id}")
                 if job.retries_left:

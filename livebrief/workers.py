@@ -38,6 +38,8 @@ def _watchdog(client: redis.Redis, names: list[str], stop: threading.Event) -> N
             recover_abandoned(client, names)
         except redis.RedisError as exc:  # Redis restarting: try again next round
             log.warning("recovery_check_failed", error=str(exc))
+        except Exception:  # anything else: log it, but never let the thread die and recovery stop
+            log.exception("recovery_check_crashed")
 
 
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,

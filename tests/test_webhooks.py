@@ -6,14 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import redis
 import yaml
+from rq import Queue
+from rq.registry import StartedJobRegistry
 
 from livebrief.config import Config
 from livebrief.keys import Keys
+from livebrief.recovery import recover_abandoned
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
@@ -114,6 +118,28 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     delivered = [r["headers"]["webhook-id"] for r in webhook_receiver.delivered]
     assert sorted(delivered) == sorted(first_ids)  # same webhook-id on replay: receivers can dedupe
     assert client.llen(KEYS.deadletter) == 0
+
+
+def test_watchdog_thread_recovers_an_abandoned_delivery_and_runs_its_failure_callback(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """The recovery watchdog runs in a thread; a delivery job carries a failure callback, which RQ would
+    time with SIGALRM, impossible outside the main thread (this killed the watchdog once)."""
+    runtime = configure(_config(redis_url, webhook_receiver, retry_intervals=[]))
+    run_batch(client, runtime, [make_item("wire", 1)])
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    job_id = queue.get_job_ids()[0]
+    queue.remove(job_id)
+    registry = StartedJobRegistry(queue=queue)
+    client.zadd(registry.key, {f"{job_id}:gone": time.time() + 600})  # started by a worker now dead
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(recover_abandoned(client, [queue.name])))
+    thread.start()
+    thread.join(30)
+
+    assert results == [1]
+    assert registry.get_job_ids(cleanup=False) == []
+    assert client.llen(KEYS.deadletter) == 1  # no retries left: the callback dead-lettered it
 
 
 def test_slack_payload_is_a_text_message_with_sources(redis_url: str, webhook_receiver: WebhookReceiver) -> None:
