@@ -1,18 +1,19 @@
 """The atomic step: mark seen + update the story index + XADD + PUBLISH + enqueue webhook deliveries.
 
 Optimistic concurrency, checked inside one Lua call: the batch reads the index (MGET), decides, and then
-sends every key it read with the value it saw. The script compares them first and writes nothing when
-any differs; otherwise it writes everything. So two workers racing on copies of one story cannot both
-create it: the loser's call reports a conflict, it re-reads the index and joins the winner's story.
+sends every key it read with the value it saw (a SHA-1 for story records). The script compares them
+first and writes nothing when any differs; otherwise it writes everything. So two workers racing on
+copies of one story cannot both create it: the loser's call reports a conflict, it re-reads the index
+and joins the winner's story.
 Because "seen" and "published" are written in the same call, a batch retried after a crash publishes
 only what it had not published, and the delivery jobs are queued by that same call, so none is lost or
 doubled either.
 
-Why not WATCH/MULTI: Redis (7.0 and 6.2) looks each watched key up in a list of the client's watched
-keys, so watching the ~12 keys per item of a 50-item batch cost ~2 ms of Redis CPU per WATCH (~80 us per
-item), more than everything else Redis did for the batch. Comparing values is O(keys) and detects
-exactly what WATCH would (a change, a deletion, an expiry), except a rewrite to the same value, which
-could not change a decision.
+Why not WATCH/MULTI: Redis 7.0 checks each newly watched key against every key the client already
+watches, so WATCH costs time quadratic in the keys watched (measured: 300 keys 0.3 ms, 1,200 keys 4.5 ms);
+a 50-item batch reads ~600 index keys and ~800 story keys. Comparing values is linear and detects exactly
+what WATCH would (a change, a deletion, an expiry), except a rewrite to the same value, which could not
+change a decision.
 
 Round trips per batch: MGET (index), MGET (candidate stories), EVAL (``_COMMIT_LUA``).
 """
