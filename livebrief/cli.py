@@ -292,6 +292,8 @@ def cmd_eval_topics(args: argparse.Namespace) -> int:
         argv += ["--topics", args.topics]
     if args.corpus:
         argv += ["--corpus", args.corpus]
+    if args.agreement:
+        argv += ["--agreement", args.agreement]
     return int(evaluate_topics.main(argv))
 
 
@@ -355,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--topics", help="topics YAML (default: the config's)")
     p.add_argument("--corpus", help="headlines JSONL to look up texts of id-only label files")
+    p.add_argument("--agreement", metavar="OTHER", help="score another annotator's labels of the same ids against FILE")
     p.set_defaults(func=cmd_eval_topics)
     p = add("schema", "print the entry JSON Schema")
     p.set_defaults(func=cmd_schema)

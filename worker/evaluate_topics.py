@@ -242,6 +242,36 @@ def evaluate(
     )
 
 
+def compare_labels(reference: Iterable[Mapping[str, Any]], other: Iterable[Mapping[str, Any]]) -> EvalReport:
+    """Score a second annotator's labels (``other``) against ``reference`` on the ids both labelled, as
+    if they were a classifier's: the agreement that bounds what any classifier can show on such labels."""
+    others = {str(r["id"]): set(r.get("topics", [])) for r in other}
+    pairs = [(r, others[str(r["id"])]) for r in reference if str(r.get("id")) in others]
+    names = sorted({t for r, theirs in pairs for t in (*r.get("topics", []), *theirs)})
+    per_topic = {name: TopicScores() for name in names}
+    mistakes: list[Mistake] = []
+    none_items = none_correct = exact = 0
+    for record, predicted in pairs:
+        expected = set(record.get("topics", []))
+        for name, counts in per_topic.items():
+            if name in expected and name in predicted:
+                counts.tp += 1
+            elif name in predicted:
+                counts.fp += 1
+            elif name in expected:
+                counts.fn += 1
+        if not expected:
+            none_items += 1
+            none_correct += not predicted
+        if expected == predicted:
+            exact += 1
+        else:
+            mistakes.append(Mistake(id=str(record["id"]), title=str(record.get("title", "")), expected=sorted(expected),
+                                    predicted=sorted(predicted), scores={}, evidence={}))
+    return EvalReport(items=len(pairs), topics=names, per_topic=per_topic, none_items=none_items,
+                      none_correct=none_correct, exact_matches=exact, mistakes=mistakes, calibration=[])
+
+
 def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
     """Render a report as plain text: per-topic table, summary figures, calibration, mistakes."""
     lines = [f"{report.items} items, topics: {', '.join(report.topics)}", ""]
@@ -275,7 +305,8 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m worker.evaluate_topics FILE [--topics PATH] [--corpus PATH]``; exit 0, or 2 on error."""
+    """``python -m worker.evaluate_topics FILE [--topics PATH] [--corpus PATH] [--agreement OTHER]``; exit 0,
+    or 2 on error."""
     parser = argparse.ArgumentParser(
         prog="python -m worker.evaluate_topics", description="Evaluate the topic classifier."
     )
@@ -283,14 +314,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topics", type=Path, default=DEFAULT_TOPICS, help="topic definitions")
     parser.add_argument("--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids")
     parser.add_argument("--max-mistakes", type=int, default=None, help="list at most N mistakes")
+    parser.add_argument("--agreement", type=Path, metavar="OTHER",
+                        help="instead of classifying, score another annotator's labels of the same ids against FILE")
     args = parser.parse_args(argv)
     try:
-        topics = load_topics(args.topics)
         records: list[dict[str, Any]] = load_records(args.file)
         if args.corpus is not None:
             records, missing = join_corpus(records, _load_corpus(args.corpus))
             if missing:
                 log.warning("labels_not_in_corpus", count=len(missing), first=missing[:5])
+        if args.agreement is not None:
+            print(format_report(compare_labels(records, load_records(args.agreement)), args.max_mistakes))
+            return 0
+        topics = load_topics(args.topics)
         untitled = [str(r.get("id")) for r in records if not r.get("title")]
         if untitled:
             print(
