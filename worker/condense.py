@@ -328,19 +328,15 @@ _BOILERPLATE_LINE = re.compile(
             r"|amended|corrected)\b",
             r"this is a (?:developing|breaking) (?:story|news story)\b",
             r"(?:copyright\s*(?:©|\(c\)|\d{4})|©|\(c\)\s*\d{4})",
-            r".{0,80}\ball rights reserved\b",
             # Credits and captions: "(Photo: ...)", "Photo: Reuters", "Image source, Getty Images".
             r"\(?(?:photo|photograph|image|picture|file photo|video|graphic|illustration|credit)s?"
             r"(?: credit)?\s*[:/]",
             r"(?:image source|image caption|media caption)\b",
-            r"[\w .'’-]{0,60}(?:/|\bvia )(?:getty images|afp|ap|reuters|epa|shutterstock|sputnik|tass)\b"
-            r"[^.!?]{0,40}$",
             r"(?:getty images|afp via getty images|shutterstock|ap photo|afp photo|epa-efe|reuters"
             r"|associated press|afp|tass|rfe/rl)\s*\W*$",
             # Agency trailers: "With additional reporting by ...", "(Reporting by ...; Editing by ...)".
             r"\(?(?:with )?(?:additional )?(?:reporting|writing|editing|compiled|written|translated"
             r"|fact-checked)(?: (?:and|&) \w+)? by\b",
-            r"\w[\w ,]{0,60} contributed (?:to )?(?:this )?report(?:ing)?\b",
             r"based on (?:reporting|reports) (?:by|from)\b",
             # Bylines with a role: "By Jane Doe, Staff Writer".
             r"by [A-Z][\w.'’-]+(?: [A-Z][\w.'’-]+){0,3},? (?:staff|senior|chief|special)? ?"
@@ -351,7 +347,6 @@ _BOILERPLATE_LINE = re.compile(
             r"(?:updated|published|posted|last updated)\s*:?\s*(?:\d+|an?|one) (?:seconds?|minutes?|"
             r"mins?|hours?|hrs?|days?|weeks?) ago\s*$",
             r"(?:updated|published|posted)\s*:?\s*" + _TIME + r"\s*$",
-            rf"[A-Z][A-Z.'’ -]+(?:,\s*[\w.'’ -]+)*\s*\({_AGENCY}\)\s*[-–—:]?\s*$",
             # Embeds and stray links.
             r"(?:https?://|www\.)\S+\s*$",
             r"(?:pic\.twitter\.com/\S+|— .{1,60} \(@\w+\) " + _MONTH + r" \d{1,2}, \d{4})",
@@ -362,6 +357,19 @@ _BOILERPLATE_LINE = re.compile(
     ),
     re.I,
 )
+
+# More whole-line patterns, each with substrings (lower-case) a matching line must contain: these scan
+# ahead or backtrack over the line, and trying them only where they can match halves the cost of
+# checking a line of news.
+_GUARDED_LINE = [
+    (("all rights reserved",), re.compile(r".{0,80}\ball rights reserved\b", re.I)),
+    (("/", "via "), re.compile(
+        r"[\w .'’-]{0,60}(?:/|\bvia )(?:getty images|afp|ap|reuters|epa|shutterstock|sputnik|tass)\b[^.!?]{0,40}$",
+        re.I)),
+    ((" contributed ",), re.compile(r"\w[\w ,]{0,60} contributed (?:to )?(?:this )?report(?:ing)?\b", re.I)),
+    # A dateline alone: "KYIV, Ukraine (AP) —".
+    (("(",), re.compile(rf"[A-Z][A-Z.'’ -]+(?:,\s*[\w.'’ -]+)*\s*\({_AGENCY}\)\s*[-–—:]?\s*$", re.I)),
+]
 
 # Patterns that mark a line as boilerplate wherever they occur in it.
 _BOILERPLATE_ANYWHERE = re.compile(
@@ -414,6 +422,9 @@ def is_boilerplate(line: str) -> bool:
     if _BOILERPLATE_LINE.match(line):
         return True
     lower = line.lower()
+    for needles, pattern in _GUARDED_LINE:
+        if any(needle in lower for needle in needles) and pattern.match(line):
+            return True
     if any(trigger in lower for trigger in _ANYWHERE_TRIGGERS) and _BOILERPLATE_ANYWHERE.search(line):
         return True
     return len(line) < 120 and _BYLINE.match(line) is not None
