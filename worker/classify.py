@@ -867,7 +867,9 @@ def classify(title: str, text: str, topics: TopicSet) -> Classification:
 
     ``title`` and ``text`` are read as one passage; ``text`` may be empty (headline-only items).
     """
-    blob = f"{title}\n{text}".translate(_QUOTES) if text else title.translate(_QUOTES)
+    blob = f"{title}\n{text}" if text else title
+    if not blob.isascii():  # every character _QUOTES maps is non-ASCII; translate() is slow even with none
+        blob = blob.translate(_QUOTES)
     dispatch = topics._dispatch
     places = dispatch.places(blob)
     result = Classification()
