@@ -55,12 +55,14 @@ def fixture_bytes(name: str) -> bytes:
 
 
 class WebhookReceiver:
-    """Records POSTs; ``status`` sets the answer; ``stop()``/``start()`` take it down and back on one port."""
+    """Records POSTs; ``statuses`` then ``status`` set the answers; ``stop()``/``start()`` take it down and back
+    on one port."""
 
     def __init__(self, secret: str = TEST_SECRET) -> None:
         self.secret = secret
         self.port = free_port()
         self.status = 200
+        self.statuses: list[int] = []  # answers for the next requests, in order, before ``status`` applies
         self.received: list[dict[str, Any]] = []  # every request, verified or not
         self._httpd: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -85,7 +87,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
-                    status = receiver.status
+                    status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
                     receiver.received.append({
                         "headers": headers, "body": json.loads(body), "answered": status,
                         "verified": verify(receiver.secret, headers, body),

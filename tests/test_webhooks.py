@@ -85,7 +85,28 @@ def test_down_receiver_gets_every_delivery_once_after_it_returns(
 
     ids = [r["headers"]["webhook-id"] for r in webhook_receiver.delivered]
     assert len(ids) == 4 and len(set(ids)) == 4
-    assert sum(1 for r in webhook_receiver.received if r["answered"] == 503) == 4
+    # One delivery job carries the batch's 4 entries and stops at the first failure: one 503, not four.
+    assert sum(1 for r in webhook_receiver.received if r["answered"] == 503) == 1
+    assert client.llen(KEYS.deadletter) == 0
+
+
+def test_a_delivery_batch_failing_midway_resumes_after_what_it_delivered(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(_config(redis_url, webhook_receiver))
+    webhook_receiver.statuses = [200, 200, 500]  # the third POST of the batch fails
+    run_batch(client, runtime, [make_item("wire", n) for n in range(5)])
+    run_worker(runtime.config, client, burst=True, simple=True)
+    assert len(webhook_receiver.delivered) == 2
+    time.sleep(1.2)
+
+    run_worker(runtime.config, client, burst=True, simple=True)  # the retry
+
+    ids = [r["headers"]["webhook-id"] for r in webhook_receiver.delivered]
+    assert len(ids) == 5 and len(set(ids)) == 5  # each once: the first two were not sent again
+    assert len(webhook_receiver.received) == 6
+    published = [json.loads(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
+    assert ids == [f"msg_{e['id']}_v{e['version']}" for e in published]  # in the order they were published
     assert client.llen(KEYS.deadletter) == 0
 
 
@@ -99,7 +120,8 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     time.sleep(1.2)
     run_worker(runtime.config, client, burst=True, simple=True)  # the last retry fails too
     assert client.llen(KEYS.deadletter) == 3
-    first_ids = {r["headers"]["webhook-id"] for r in webhook_receiver.received}
+    first_ids = {json.loads(raw)["delivery"] for raw in client.lrange(KEYS.deadletter, 0, -1)}
+    assert {r["headers"]["webhook-id"] for r in webhook_receiver.received} <= first_ids
 
     webhook_receiver.status = 200
     path = tmp_path / "lb.yaml"

@@ -1,10 +1,15 @@
 """Webhook notifications: payloads (pure), Standard Webhooks signatures (pure), delivery jobs (I/O).
 
-Each matching entry version becomes one RQ job per webhook on the deliveries queue, enqueued in the same
-transaction that publishes the entry. A job POSTs once per attempt; a non-2xx answer or a network error
-raises, and RQ retries it on the webhook's ``retry_intervals`` schedule. After the last retry fails the
-delivery goes to the dead-letter list, which ``livebrief webhooks replay`` re-sends. The ``webhook-id``
-is the same on every attempt and replay, so receivers can drop repeats.
+The entries a batch publishes become, per webhook, one RQ job on the deliveries queue carrying every
+matching entry version (``deliver_batch``), enqueued by the same atomic call that publishes them. A job
+POSTs the messages in order; each one delivered is marked (``P:delivered:<webhook>:<msg>``) so that a
+retry resumes after it. A non-2xx answer or a network error stops the job, and RQ retries it on the
+webhook's ``retry_intervals`` schedule. After the last retry fails, every message of the job not yet
+delivered goes to the dead-letter list, which ``livebrief webhooks replay`` re-sends one job per message
+(``deliver``). The ``webhook-id`` is the same on every attempt and replay, so receivers can drop repeats.
+
+Why a job per batch and not per entry: an RQ job costs ~1-2 ms of worker CPU around its work, more than
+the POST; at 1,000 entries/s one job per entry took more CPU than producing the entries.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from worker.runtime import current
 
 log = structlog.get_logger(__name__)
 DELIVER_JOB = "worker.notify.deliver"
-__all__ = ["DeliveryEnqueuer", "deliver", "render_payload", "replay_dead_letters", "sign", "verify"]
+DELIVER_BATCH_JOB = "worker.notify.deliver_batch"
+MAX_BATCH_MESSAGES = 100
+__all__ = ["DeliveryEnqueuer", "deliver", "deliver_batch", "render_payload", "replay_dead_letters", "sign", "verify"]
 EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
 
 
@@ -79,29 +86,50 @@ class DeliveryEnqueuer:
         self.webhooks = webhooks
 
     def __call__(self, entries: list[tuple[Entry, str]], pipe: redis.client.Pipeline) -> int:
+        """Queue the deliveries of ``entries`` (one job per webhook); returns the number of messages."""
         count = 0
-        for entry, body in entries:
-            for webhook in self.webhooks:
-                if matches(webhook, entry):
-                    enqueue_delivery(self.queue, webhook, delivery_id(entry), body, pipe)
-                    count += 1
+        for webhook in self.webhooks:
+            messages = [(delivery_id(entry), body) for entry, body in entries if matches(webhook, entry)]
+            for start in range(0, len(messages), MAX_BATCH_MESSAGES):
+                enqueue_delivery_batch(self.queue, webhook, messages[start : start + MAX_BATCH_MESSAGES], pipe)
+            count += len(messages)
         return count
+
+
+def _job_options(webhook: WebhookConfig, messages: int) -> dict[str, Any]:
+    return {
+        "timeout": int((webhook.timeout + 1) * messages + 10),
+        "retry": Retry(max=len(webhook.retry_intervals), interval=webhook.retry_intervals)
+        if webhook.retry_intervals else None,
+        "on_failure": Callback("worker.notify.on_delivery_failure"),
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 86400,
+    }
+
+
+def enqueue_delivery_batch(
+    queue: Queue, webhook: WebhookConfig, messages: list[tuple[str, str]], pipe: redis.client.Pipeline | None = None
+) -> Job:
+    """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order."""
+    return queue.enqueue_call(
+        DELIVER_BATCH_JOB,
+        args=(webhook.id, [list(m) for m in messages]),
+        job_id=f"delivery-{webhook.id}-{messages[0][0]}-{len(messages)}-{int(time.time() * 1000)}",
+        pipeline=pipe,
+        **_job_options(webhook, len(messages)),
+    )
 
 
 def enqueue_delivery(
     queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline | None = None
 ) -> Job:
+    """One job delivering one message (replays of dead letters)."""
     return queue.enqueue_call(
         DELIVER_JOB,
         args=(webhook.id, msg_id, entry_json),
         job_id=f"delivery-{webhook.id}-{msg_id}-{int(time.time() * 1000)}",
-        timeout=int(webhook.timeout * 2 + 10),
-        retry=Retry(max=len(webhook.retry_intervals), interval=webhook.retry_intervals)
-        if webhook.retry_intervals else None,
-        on_failure=Callback("worker.notify.on_delivery_failure"),
-        result_ttl=3600,
-        failure_ttl=7 * 86400,
         pipeline=pipe,
+        **_job_options(webhook, 1),
     )
 
 
@@ -134,35 +162,59 @@ def post(webhook: WebhookConfig, msg_id: str, entry: Entry, client: httpx.Client
 
 def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
     """RQ job: deliver one entry version to one webhook (skipped when already delivered)."""
+    return deliver_batch(webhook_id, [[msg_id, entry_json]])
+
+
+def deliver_batch(webhook_id: str, messages: list[list[str]]) -> str:
+    """RQ job: deliver entry versions ([webhook-id, entry JSON] pairs) to one webhook, in order, skipping
+    those already delivered; the first failure raises, and the retry resumes there."""
     runtime = current()
     job = get_current_job()
     connection = job.connection if job else None
-    bound = log.bind(webhook=webhook_id, delivery=msg_id)
     webhook = runtime.webhook(webhook_id)
     if webhook is None:
-        bound.warning("webhook_not_configured")
+        log.warning("webhook_not_configured", webhook=webhook_id, messages=len(messages))
         return "dropped: webhook no longer configured"
-    done_key = runtime.keys.delivered(f"{webhook_id}:{msg_id}")
-    if connection is not None and connection.exists(done_key):
-        bound.info("delivery_already_done")
-        return "already delivered"
-    status = post(webhook, msg_id, Entry.model_validate_json(entry_json))
-    if connection is not None:
-        connection.set(done_key, "1", ex=runtime.config.worker.seen_ttl)
-    bound.info("delivered", status=status)
-    return f"delivered: HTTP {status}"
+    done_keys = [runtime.keys.delivered(f"{webhook_id}:{msg_id}") for msg_id, _ in messages]
+    done = cast(list[bytes | None], connection.mget(done_keys)) if connection is not None else [None] * len(messages)
+    sent = 0
+    for (msg_id, entry_json), done_key, mark in zip(messages, done_keys, done, strict=True):
+        if mark is not None:
+            log.info("delivery_already_done", webhook=webhook_id, delivery=msg_id)
+            continue
+        status = post(webhook, msg_id, Entry.model_validate_json(entry_json))
+        if connection is not None:
+            connection.set(done_key, "1", ex=runtime.config.worker.seen_ttl)
+        log.info("delivered", webhook=webhook_id, delivery=msg_id, status=status)
+        sent += 1
+    return f"delivered {sent} of {len(messages)}"
+
+
+def _job_messages(job: Job) -> tuple[str, list[list[str]]]:
+    """(webhook id, messages) of a ``deliver`` or ``deliver_batch`` job."""
+    if len(job.args) == 3:
+        webhook_id, msg_id, entry_json = job.args
+        return webhook_id, [[msg_id, entry_json]]
+    webhook_id, messages = job.args
+    return webhook_id, messages
 
 
 def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: BaseException, tb: Any) -> None:
-    """RQ failure callback: after the last retry, move the delivery to the dead-letter list."""
+    """RQ failure callback: after the last retry, move the job's undelivered messages to the dead-letter list."""
     if job.retries_left:
         log.warning("delivery_failed_will_retry", job=job.id, retries_left=job.retries_left, error=str(exc))
         return
-    webhook_id, msg_id, entry_json = job.args
-    record = {"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": str(exc),
-              "failed_at": datetime.now(UTC).isoformat()}
-    connection.lpush(current().keys.deadletter, json.dumps(record))
-    log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
+    keys = current().keys
+    webhook_id, messages = _job_messages(job)
+    done = cast(list[bytes | None], connection.mget([keys.delivered(f"{webhook_id}:{m}") for m, _ in messages]))
+    failed_at = datetime.now(UTC).isoformat()
+    for (msg_id, entry_json), mark in zip(messages, done, strict=True):
+        if mark is not None:
+            continue  # delivered by an earlier attempt of this job
+        record = {"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": str(exc),
+                  "failed_at": failed_at}
+        connection.lpush(keys.deadletter, json.dumps(record))
+        log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
 
 
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig],
