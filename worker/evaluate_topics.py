@@ -55,6 +55,14 @@ class TopicScores(BaseModel):
     fp: int = 0
     fn: int = 0
 
+    def add(self, expected: bool, predicted: bool) -> None:
+        if expected and predicted:
+            self.tp += 1
+        elif predicted:
+            self.fp += 1
+        elif expected:
+            self.fn += 1
+
     @property
     def precision(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
@@ -201,12 +209,7 @@ def evaluate(
         expected = {t for t in item.topics if t in per_topic}
         predicted = {t for t in result.topics if t in per_topic}
         for name, counts in per_topic.items():
-            if name in expected and name in predicted:
-                counts.tp += 1
-            elif name in predicted:
-                counts.fp += 1
-            elif name in expected:
-                counts.fn += 1
+            counts.add(name in expected, name in predicted)
             score = result.scores.get(name, 0.0)
             k = next(i for i, hi in enumerate(_CALIBRATION_EDGES[1:]) if score < hi)
             bins[k].count += 1
@@ -254,12 +257,7 @@ def compare_labels(reference: Iterable[Mapping[str, Any]], other: Iterable[Mappi
     for record, predicted in pairs:
         expected = set(record.get("topics", []))
         for name, counts in per_topic.items():
-            if name in expected and name in predicted:
-                counts.tp += 1
-            elif name in predicted:
-                counts.fp += 1
-            elif name in expected:
-                counts.fn += 1
+            counts.add(name in expected, name in predicted)
         if not expected:
             none_items += 1
             none_correct += not predicted
