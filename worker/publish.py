@@ -286,14 +286,14 @@ def commit_batch(
         bodies = [record.entry.model_dump_json() for record in plan.published.values()]
         # RQ queues each delivery job as a few commands on a pipeline; recorded there (never sent), they
         # run inside the script, so the jobs exist exactly when the entries do.
-        recorder = client.pipeline(transaction=False)
-        try:
-            deliveries = (
-                enqueue_deliveries(list(zip(plan.entries, bodies, strict=True)), recorder) if enqueue_deliveries else 0
-            )
-            commands = list(recorder.command_stack)
-        finally:
-            recorder.reset()
+        deliveries, commands = 0, []
+        if enqueue_deliveries is not None:
+            recorder = client.pipeline(transaction=False)
+            try:
+                deliveries = enqueue_deliveries(list(zip(plan.entries, bodies, strict=True)), recorder)
+                commands = list(recorder.command_stack)
+            finally:
+                recorder.reset()
         args = [*_read_args(reads), *_write_args(plan, bodies, keys, settings),
                 *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
