@@ -38,7 +38,7 @@ from livebrief.redis_server import EmbeddedRedis, find_redis_server  # noqa: E40
 
 _NUMBER = re.compile(r"[-+]?[\d,]*\.?\d+ ?(?:x|%|s|ms|MiB|KiB|B)?")
 CORPUS = ROOT.parent / "shared" / "corpus" / "headlines.jsonl"
-PACKAGES = ("feedparser", "rq", "redis", "pydantic", "httpx", "structlog", "reader")
+PACKAGES = ("feedparser", "rq", "redis", "pydantic", "aiohttp", "httpx", "structlog", "reader")
 _WORDS = (
     "minister parliament strike flood election court ruling missile talks vote protest bank rates city "
     "council shelling ceasefire refugees aid convoy grain port harbour energy grid outage negotiators "

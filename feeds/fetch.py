@@ -8,8 +8,9 @@
 - redirects are followed by hand (at most ``MAX_REDIRECTS``), each hop checked against private, loopback
   and link-local addresses before any connection is made, unless ``allow_private`` or the hop's exact
   ``host:port`` is in ``allow_hosts`` (SSRF). A host's verdict is cached for ``ADDRESS_CACHE_SECONDS``
-  (resolving per request costs more than the request); like any check-then-connect scheme it does not
-  stop DNS rebinding (the connection resolves the name again), with or without the cache;
+  (resolving per request costs more than the request). The connection itself resolves through
+  ``_PublicOnlyResolver``, which drops the same addresses, so a name that answers a public address to the
+  check and a private one to the connection (DNS rebinding) gets no connection either;
 - 429/503 ``Retry-After`` is parsed and reported so the scheduler can honour it.
 """
 
@@ -25,7 +26,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 from pydantic import BaseModel
 
 from livebrief.errors import (
@@ -40,6 +43,7 @@ MAX_REDIRECTS = 5
 ADDRESS_CACHE_SECONDS = 60.0
 DRAIN_MAX = 64 * 1024
 _ADDRESS_CACHE_MAX = 50_000
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -131,14 +135,47 @@ async def check_url(feed_id: str, url: str, limits: FetchLimits) -> None:
 _address_cache: dict[tuple[str, int], tuple[float, str | None]] = {}
 
 
+def _non_public(host: str) -> str | None:
+    """The address as a canonical string when it is private, loopback, link-local, multicast or otherwise
+    not global; None when it is public."""
+    address = ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone suffix is not part of the address
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return str(address) if not address.is_global or address.is_multicast else None
+
+
 def _blocked_address(infos: list[tuple[Any, ...]]) -> str | None:
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            return str(address)
+        blocked = _non_public(info[4][0])
+        if blocked is not None:
+            return blocked
     return None
+
+
+class _NonPublicAddressError(OSError):
+    """Raised by the connection's resolver; ``_connect_error`` turns it into a ``BlockedURLError``."""
+
+
+class _PublicOnlyResolver(AbstractResolver):
+    """aiohttp's resolver, minus every non-public address (unless the host is allowed): the connection
+    goes only to addresses that pass the same test as ``check_url``, whatever the name answers by then."""
+
+    def __init__(self, limits: FetchLimits) -> None:
+        self.limits = limits
+        self._inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if self.limits.allow_private or _host_port(host, port) in self.limits.allow_hosts:
+            return results
+        public = [r for r in results if _non_public(r["host"]) is None]
+        if not public:
+            raise _NonPublicAddressError(f"{host} resolved to non-public addresses only")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class _Decoder:
@@ -190,29 +227,33 @@ class _Decoder:
         return b"".join(self.parts)
 
 
-def _timeout_error(feed_id: str, exc: httpx.TimeoutException, limits: FetchLimits) -> FetchTimeoutError:
-    if isinstance(exc, httpx.ConnectTimeout):
+def _connect_error(feed_id: str, exc: aiohttp.ClientError, limits: FetchLimits) -> FetchError:
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, _NonPublicAddressError):
+        return BlockedURLError(feed_id, f"{exc.os_error} when connecting (its address changed since the check?)")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return FetchTimeoutError(feed_id, f"no connection within {limits.connect_timeout:g} s")
-    return FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s")
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s")
+    return FetchError(feed_id, f"{type(exc).__name__}: {exc or 'connection failed'}")
 
 
-async def _drain(response: httpx.Response) -> None:
+async def _drain(response: aiohttp.ClientResponse) -> None:
     """Read a small body (a 304 has none, a redirect a line or two) to its end, so the connection goes back
-    to the keep-alive pool: closing a response before its end closes the connection, and a new TCP
+    to the keep-alive pool: a response released before its end closes the connection, and a new TCP
     connection per unchanged feed costs more than the rest of the request. Past ``DRAIN_MAX`` bytes (or on
-    any error) the response is simply closed by the caller, dropping the connection."""
+    any error) the response is simply released by the caller, dropping the connection."""
     size = 0
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             size += len(chunk)
             if size > DRAIN_MAX:
                 return
-    except httpx.HTTPError:
+    except aiohttp.ClientError:
         return
 
 
 async def _exchange(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     feed_id: str,
     url: str,
     limits: FetchLimits,
@@ -227,56 +268,54 @@ async def _exchange(
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         await check_url(feed_id, current, limits)
-        request = client.build_request("GET", current, headers=headers)
         try:
-            response = await client.send(request, stream=True, follow_redirects=False)
-        except httpx.TimeoutException as exc:
-            raise _timeout_error(feed_id, exc, limits) from exc
-        except httpx.HTTPError as exc:
-            raise FetchError(feed_id, f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
+            response = await session.get(current, headers=headers, allow_redirects=False)
+        except aiohttp.ClientError as exc:
+            raise _connect_error(feed_id, exc, limits) from exc
+        except ValueError as exc:  # yarl/aiohttp refuse some URLs outright (bad host, bad port)
+            raise FetchError(feed_id, f"cannot request {current!r}: {exc}") from exc
         try:
-            if response.is_redirect and "location" in response.headers:
+            status = response.status
+            if status in _REDIRECTS and "location" in response.headers:
                 current = urljoin(current, response.headers["location"])
                 await _drain(response)
                 continue
             result_headers = {k.lower(): v for k, v in response.headers.items()}
-            if response.status_code == 304:
+            if status == 304:
                 await _drain(response)
                 return FetchResult(url=url, final_url=current, status=304, headers=result_headers,
                                    etag=etag, last_modified=last_modified)
-            if response.status_code >= 400:
-                raise HTTPStatusError(
-                    feed_id, response.status_code, parse_retry_after(response.headers.get("retry-after"))
-                )
+            if status >= 400:
+                raise HTTPStatusError(feed_id, status, parse_retry_after(response.headers.get("retry-after")))
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > limits.max_body_bytes * 4:
                 raise TooLargeError(feed_id, f"Content-Length {declared} is over the limit")
             decoder = _Decoder(response.headers.get("content-encoding", ""), feed_id, limits.max_body_bytes)
             raw_size = 0
             try:
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     raw_size += len(chunk)
                     if raw_size > limits.max_body_bytes:
                         raise TooLargeError(feed_id, f"the body exceeds {limits.max_body_bytes} bytes")
                     decoder.feed(chunk)
-            except httpx.TimeoutException as exc:
-                raise _timeout_error(feed_id, exc, limits) from exc
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
+                if isinstance(exc, aiohttp.ServerTimeoutError):
+                    raise _connect_error(feed_id, exc, limits) from exc
                 raise FetchError(
                     feed_id, f"the connection failed mid-body: {type(exc).__name__}: {exc or 'closed'}"
                 ) from exc
             return FetchResult(
-                url=url, final_url=current, status=response.status_code, body=decoder.finish(),
+                url=url, final_url=current, status=status, body=decoder.finish(),
                 headers=result_headers, etag=response.headers.get("etag"),
                 last_modified=response.headers.get("last-modified"),
             )
         finally:
-            await response.aclose()
+            response.release()
     raise FetchError(feed_id, f"more than {MAX_REDIRECTS} redirects (a redirect loop?)")
 
 
 async def fetch_feed(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     feed_id: str,
     url: str,
     limits: FetchLimits,
@@ -288,39 +327,42 @@ async def fetch_feed(
     try:
         # asyncio.timeout, not wait_for: the same total deadline without a task per fetch.
         async with asyncio.timeout(limits.timeout):
-            result = await _exchange(client, feed_id, url, limits, etag, last_modified)
+            result = await _exchange(session, feed_id, url, limits, etag, last_modified)
     except TimeoutError as exc:
         raise FetchTimeoutError(feed_id, f"no complete answer within {limits.timeout:g} s") from exc
     result.elapsed_ms = (time.perf_counter() - started) * 1000
     return result
 
 
-def make_client(limits: FetchLimits, max_connections: int = 64) -> httpx.AsyncClient:
-    """One shared client per poller: connection pooling across feeds, redirects handled by hand."""
-    timeout = httpx.Timeout(limits.timeout, connect=limits.connect_timeout)
-    return httpx.AsyncClient(
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-        follow_redirects=False,
+def make_client(limits: FetchLimits, max_connections: int = 64) -> aiohttp.ClientSession:
+    """One shared session per poller: keep-alive connections pooled across feeds, redirects handled by
+    hand, bodies left compressed (``_Decoder`` inflates them under the size cap), no cookies carried from
+    one feed to another, no proxy settings read from the environment. Call it inside a running loop."""
+    connector = aiohttp.TCPConnector(limit=max_connections, ttl_dns_cache=int(ADDRESS_CACHE_SECONDS),
+                                     resolver=_PublicOnlyResolver(limits))
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=limits.connect_timeout),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
+        raise_for_status=False,
+        skip_auto_headers=("User-Agent",),
     )
 
 
 class ClientPool:
-    """``slots`` concurrent fetches over several small ``AsyncClient``s of ``per_client`` connections each.
+    """``slots`` concurrent fetches sharing one session of ``slots`` keep-alive connections.
 
-    httpcore's pool scans every pooled connection (quadratically, with a readability syscall on each) twice
-    per request, so one client with 32 keep-alive connections spends more time on its pool than on HTTP; a
-    few small clients keep the same keep-alive reuse at a fraction of the cost. A fetch takes a slot
-    (``acquire``), uses ``client(slot)``, and gives it back (``release``); as a client never has more
-    requests than connections, no request ever waits inside httpcore.
+    A fetch takes a slot (``acquire``), uses ``client(slot)``, and gives it back (``release``); as the
+    session never has more requests than connections, no request waits inside aiohttp's pool. The session
+    is made on first use, inside the running loop, as aiohttp requires.
     """
 
-    def __init__(self, limits: FetchLimits, slots: int, per_client: int = 4) -> None:
+    def __init__(self, limits: FetchLimits, slots: int) -> None:
+        self.limits = limits
         self.slots = max(1, slots)
-        self.per_client = max(1, min(per_client, self.slots))
-        count = -(-self.slots // self.per_client)
-        self.clients = [make_client(limits, max_connections=self.per_client) for _ in range(count)]
+        self._session: aiohttp.ClientSession | None = None
         self._free: asyncio.LifoQueue[int] | None = None
 
     def _queue(self) -> asyncio.LifoQueue[int]:
@@ -336,8 +378,15 @@ class ClientPool:
     def release(self, slot: int) -> None:
         self._queue().put_nowait(slot)
 
-    def client(self, slot: int) -> httpx.AsyncClient:
-        return self.clients[slot // self.per_client]
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = make_client(self.limits, max_connections=self.slots)
+        return self._session
+
+    def client(self, slot: int) -> aiohttp.ClientSession:
+        """The session serving ``slot`` (one session serves them all)."""
+        return self.session
 
     async def __aenter__(self) -> ClientPool:
         return self
@@ -346,5 +395,6 @@ class ClientPool:
         await self.aclose()
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode, urlsplit
 
-import httpx
+import aiohttp
 import redis
 import structlog
 
@@ -195,7 +195,7 @@ class Poller:
                 continue
             try:
                 await check_url(feed_id, sub.hub, self.limits)
-                await unsubscribe(pool.clients[0], self.subscriptions, self.config, feed_id, sub, now)
+                await unsubscribe(pool.session, self.subscriptions, self.config, feed_id, sub, now)
             except FeedError as exc:
                 log.warning("websub_unsubscribe_failed", feed=feed_id, hub=sub.hub, error=exc.reason)
 
@@ -305,7 +305,7 @@ class Poller:
                 ttl_hint = max(hints) if hints else None
                 gap = observed_gap([i.published.timestamp() for i in parsed.items if i.published])
                 if parsed.hub and self.config.push.enabled:
-                    await self._subscribe(pool.clients[0], feed, parsed.hub, push, now)
+                    await self._subscribe(pool.session, feed, parsed.hub, push, now)
                 report.fetched += 1
                 log.info("feed_fetched", feed=feed.id, status=result.status, ms=state.last_fetch_ms,
                            items=len(parsed.items), new=new_items)
@@ -356,7 +356,7 @@ class Poller:
         return f"{feed.url}{joiner}{urlencode({feed.since_param: state.cursor})}"
 
     async def _subscribe(
-        self, client: httpx.AsyncClient, feed: FeedConfig, hub: str, current: Subscription | None, now: float
+        self, client: aiohttp.ClientSession, feed: FeedConfig, hub: str, current: Subscription | None, now: float
     ) -> None:
         if not needs_subscription(current, hub, feed.url, now, self.config.push.lease_seconds):
             return

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import aiohttp
 import redis
 import structlog
 from pydantic import BaseModel
@@ -107,8 +107,15 @@ def callback_url(config: Config, feed_id: str) -> str:
     return f"{(config.push.public_url or '').rstrip('/')}/websub/{feed_id}"
 
 
+async def _post_form(http: aiohttp.ClientSession, url: str, form: dict[str, str], timeout: float) -> int:
+    async with http.post(url, data=form, allow_redirects=False,
+                         timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+        await response.read()
+        return response.status
+
+
 async def subscribe(
-    http: httpx.AsyncClient, subs: Subscriptions, config: Config, feed: FeedConfig, hub: str, now: float
+    http: aiohttp.ClientSession, subs: Subscriptions, config: Config, feed: FeedConfig, hub: str, now: float
 ) -> Subscription:
     """Ask ``hub`` to push ``feed``; the hub confirms later by calling our callback (see the receiver)."""
     old = subs.get(feed.id)
@@ -119,27 +126,27 @@ async def subscribe(
     form = {"hub.mode": "subscribe", "hub.topic": feed.url, "hub.callback": callback_url(config, feed.id),
             "hub.secret": secret, "hub.lease_seconds": str(config.push.lease_seconds)}
     try:
-        response = await http.post(hub, data=form, timeout=config.polling.timeout)
-    except httpx.HTTPError as exc:
+        status = await _post_form(http, hub, form, config.polling.timeout)
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise FetchError(feed.id, f"WebSub subscription to {hub} failed: {type(exc).__name__}") from exc
-    if response.status_code >= 300:
-        raise FetchError(feed.id, f"WebSub hub {hub} refused the subscription: HTTP {response.status_code}")
+    if status >= 300:
+        raise FetchError(feed.id, f"WebSub hub {hub} refused the subscription: HTTP {status}")
     log.info("websub_subscribe_requested", feed=feed.id, hub=hub)
     return sub
 
 
 async def unsubscribe(
-    http: httpx.AsyncClient, subs: Subscriptions, config: Config, feed_id: str, sub: Subscription, now: float
+    http: aiohttp.ClientSession, subs: Subscriptions, config: Config, feed_id: str, sub: Subscription, now: float
 ) -> None:
     """Ask the hub to stop pushing a feed that is no longer configured; the hub confirms by calling back."""
     subs.put(feed_id, sub.model_copy(update={"state": "unsubscribing", "requested_at": now}))
     form = {"hub.mode": "unsubscribe", "hub.topic": sub.topic, "hub.callback": callback_url(config, feed_id)}
     try:
-        response = await http.post(sub.hub, data=form, timeout=config.polling.timeout)
-    except httpx.HTTPError as exc:
+        status = await _post_form(http, sub.hub, form, config.polling.timeout)
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise FetchError(feed_id, f"WebSub unsubscription from {sub.hub} failed: {type(exc).__name__}") from exc
-    if response.status_code >= 300:
-        raise FetchError(feed_id, f"WebSub hub {sub.hub} refused the unsubscription: HTTP {response.status_code}")
+    if status >= 300:
+        raise FetchError(feed_id, f"WebSub hub {sub.hub} refused the unsubscription: HTTP {status}")
     log.info("websub_unsubscribe_requested", feed=feed_id, hub=sub.hub)
 
 

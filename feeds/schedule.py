@@ -26,9 +26,14 @@ end
 return due
 """
 
-# KEYS[1] = schedule zset. ARGV[1] = now. Every feed due later than now becomes due now (a forced cycle);
-# returns how many moved.
+# KEYS[1] = schedule zset, KEYS[2] = the time of the latest forced cycle. ARGV[1] = now. Every feed due
+# later than now becomes due now (a forced cycle); returns how many moved. A forced cycle already begun at
+# or after ``now`` is not begun again: pollers started together to share one forced cycle would otherwise
+# move the feeds the first of them had already fetched (and rescheduled) back to due, fetching them twice.
 _DUE_NOW_LUA = """
+local forced = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if forced >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
 local later = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 for _, feed in ipairs(later) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[1], feed)
@@ -67,8 +72,8 @@ class Schedule:
 
     def make_due(self, now: float) -> int:
         """Make every scheduled feed due at ``now`` (a forced cycle that several pollers can share by
-        claiming); returns how many feeds were moved forward."""
-        return int(self._due_now(keys=[self.keys.schedule], args=[repr(float(now))]))
+        claiming, when they are given the same ``now``); returns how many feeds were moved forward."""
+        return int(self._due_now(keys=[self.keys.schedule, self.keys.forced_cycle], args=[repr(float(now))]))
 
     def reschedule(self, due: dict[str, float], pipe: redis.client.Pipeline | None = None) -> None:
         """Set each feed's next due time (only feeds still scheduled: a removed feed stays removed)."""

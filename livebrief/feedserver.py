@@ -76,33 +76,38 @@ class FeedServer:
         return sum(1 for p, s in self.requests if p == path and (status is None or s == status))
 
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        # Each request is recorded before it is answered: a client may act on the answer (and a test
+        # count the requests) before this thread runs again.
         path = req.path.split("?")[0]  # the query (a wire feed's cursor, say) does not select another document
         handler = self._routes.get(path)
-        if handler is not None and handler(req):
-            self.requests.append((path, "custom"))
-            return
+        if handler is not None:
+            record = (path, "custom")
+            self.requests.append(record)
+            if handler(req):
+                return
+            self.requests.remove(record)
         with self._lock:
             doc = self._docs.get(path) if req.command == "GET" else None
         if doc is None:
-            self._send(req, 404, b"not found", "text/plain")
             self.requests.append((path, "404"))
+            self._send(req, 404, b"not found", "text/plain")
             return
         body, content_type, etag, modified = doc
         if req.headers.get("If-None-Match") == etag or (
             req.headers.get("If-None-Match") is None and req.headers.get("If-Modified-Since") == modified
         ):
+            self.requests.append((path, "304"))
             req.send_response(304)
             req.send_header("ETag", etag)
             req.send_header("Content-Length", "0")
             req.end_headers()
-            self.requests.append((path, "304"))
             return
         extra = {"ETag": etag, "Last-Modified": modified}
         if "gzip" in (req.headers.get("Accept-Encoding") or ""):
             body = gzip.compress(body)
             extra["Content-Encoding"] = "gzip"
-        self._send(req, 200, body, content_type, extra)
         self.requests.append((path, "200"))
+        self._send(req, 200, body, content_type, extra)
 
     @staticmethod
     def _send(req: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str,

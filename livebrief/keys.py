@@ -10,6 +10,7 @@ P:entries                      stream     one message per entry version, field `
 P:all                          channel    every entry version (pub/sub, JSON)                  -
 P:topic:<topic>                channel    entry versions classified under ``topic``            -
 P:schedule                     zset       feed id -> next due time (unix s); leases too        -
+P:schedule:forced              string     time of the latest forced cycle, begun only once     none
 P:feed:<feed>:state            hash       etag, last_modified, health, failure counters        none (one per feed)
 P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
 P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed seen_ttl (trimmed)
@@ -59,6 +60,10 @@ class Keys:
     @property
     def schedule(self) -> str:
         return f"{self.prefix}:schedule"
+
+    @property
+    def forced_cycle(self) -> str:
+        return f"{self.prefix}:schedule:forced"
 
     def feed_state(self, feed_id: str) -> str:
         return f"{self.prefix}:feed:{feed_id}:state"

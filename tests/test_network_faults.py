@@ -19,6 +19,7 @@ import pytest
 import redis
 from rq import Queue
 
+from feeds import fetch as fetch_module
 from feeds.fetch import MAX_REDIRECTS, FetchLimits, check_url, fetch_feed, make_client
 from feeds.health import FeedState, FeedStates
 from feeds.poller import Poller, PollReport
@@ -335,6 +336,32 @@ def test_private_feed_is_blocked_without_allow_hosts_and_the_error_names_the_fee
     assert str(caught.value).startswith("feed 'intranet': ")
     assert "polling.allow_hosts" in str(caught.value)
     assert feed_server.requests == []
+
+
+def test_a_name_that_turns_private_after_the_check_gets_no_connection(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the check saw a public address, the connection would see a private one. The
+    check's verdict for the name is planted as "public" (what a rebinding name answers first); the
+    connection resolves again and must refuse what it gets, so the server sees no request."""
+    feed_server.set("/feed.xml", WIRE)
+    monkeypatch.setitem(fetch_module._address_cache, ("localhost", feed_server.port), (time.monotonic() + 60, None))
+
+    with pytest.raises(BlockedURLError) as caught:
+        fetch(f"http://localhost:{feed_server.port}/feed.xml", FetchLimits(), feed_id="rebound")
+
+    assert str(caught.value).startswith("feed 'rebound': ")
+    assert "non-public" in str(caught.value)
+    assert feed_server.requests == []
+
+
+def test_allowed_hosts_connect_through_the_connection_resolver(feed_server: FeedServer) -> None:
+    feed_server.set("/feed.xml", WIRE)
+
+    result = fetch(f"http://localhost:{feed_server.port}/feed.xml",
+                   FetchLimits(allow_hosts=[f"localhost:{feed_server.port}"]))
+
+    assert result.status == 200 and feed_server.count("/feed.xml") == 1
 
 
 @pytest.mark.parametrize("entry", ["127.0.0.1", "http://127.0.0.1:80", "127.0.0.1:port"])
