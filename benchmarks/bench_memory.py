@@ -11,6 +11,8 @@ redis-server with the product's default worker settings (``stream_maxlen`` 100,0
 process's RSS is read from /proc after warm-up (the first 10% of items) and at every quarter; the goal is
 that the end is within 10% of the warm-up figure. Redis: ``INFO memory`` ``used_memory`` before and after,
 divided by the items processed, then ``MEMORY USAGE`` on a sample of every key family times its key count.
+Nothing expires during a run, so the total holds both what is kept for the 2-day story retention and what
+is kept for ``seen_ttl`` (the long-term marks); the goals table gives each.
 """
 
 from __future__ import annotations
@@ -53,8 +55,16 @@ def _family(key: bytes, prefix: str) -> str:
     return "stream" if parts[0] == "entries" else parts[0]
 
 
-def _breakdown(client: redis.Redis, prefix: str, items: int) -> list[list[object]]:
-    """Key count, mean MEMORY USAGE of a sample, and bytes per item, for each key family."""
+# How long each family is kept, with the default settings (see livebrief/keys.py).
+KEPT = {"mark": "7-14 d (seen_ttl x 2 generations)", "seen": "2 d (story_retention)",
+        "url": "2 d (story_retention)", "guid": "2 d (story_retention)", "lsh": "2 d (story_retention)",
+        "tok": "2 d (story_retention)", "story": "2 d (story_retention)", "stream": "capped (stream_maxlen)",
+        "feed": "one set per feed"}
+
+
+def _breakdown(client: redis.Redis, prefix: str, items: int) -> tuple[list[list[object]], dict[str, float]]:
+    """Key count, mean MEMORY USAGE of a sample, and bytes per item, for each key family; and the bytes
+    per item by family."""
     counts: Counter[str] = Counter()
     samples: dict[str, list[bytes]] = {}
     rng = random.Random(5)
@@ -67,18 +77,22 @@ def _breakdown(client: redis.Redis, prefix: str, items: int) -> list[list[object
         elif rng.random() < SAMPLE / counts[family]:
             bucket[rng.randrange(SAMPLE)] = key
     rows: list[list[object]] = []
+    per_item: dict[str, float] = {}
     for family, count in counts.most_common():
         sizes = [client.memory_usage(k, samples=0) or 0 for k in samples[family]]
         mean = sum(sizes) / len(sizes) if sizes else 0.0
         total = mean * count
+        per_item[family] = total / items
+        kept = KEPT.get(family, "-")
         if family == "stream":
             entries = client.xlen(Keys(prefix).entries_stream)
-            rows.append([f"{family} ({entries:,} entries)", count, mean, total / items,
+            rows.append([f"{family} ({entries:,} entries)", kept, count, mean, total / items,
                          f"{mean / max(entries, 1):.0f} B per stream entry"])
         else:
             example = samples[family][0].decode(errors="replace")[:48]
-            rows.append([family, count, mean, total / items, f"{count / items:.2f} keys per item; e.g. {example}"])
-    return rows
+            rows.append([family, kept, count, mean, total / items,
+                         f"{count / items:.2f} keys per item; e.g. {example}"])
+    return rows, per_item
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,17 +132,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rss_rows.append([marks[n], processed, time.perf_counter() - started, rss, peak, rss / warm])
         elapsed = time.perf_counter() - started
         used = int(client.info("memory")["used_memory"]) - base_memory
-        family_rows = _breakdown(client, config.prefix, processed)
+        family_rows, per_item = _breakdown(client, config.prefix, processed)
 
     print_table(f"worker process memory (MiB; run_batch in-process, {processed / elapsed:,.0f} items/s)",
                 ["point", "items", "seconds", "RSS MiB", "peak RSS MiB", "RSS / warm-up"], rss_rows)
     print_table("Redis memory per remembered item (MEMORY USAGE of up to 300 sampled keys per family x count)",
-                ["key family", "keys", "mean bytes/key", "bytes per item", "notes"],
-                [*family_rows, ["total: INFO used_memory delta", "-", "-", used / processed,
+                ["key family", "kept", "keys", "mean bytes/key", "bytes per item", "notes"],
+                [*family_rows, ["total: INFO used_memory delta", "-", "-", "-", used / processed,
                                 f"{used / 2**20:.1f} MiB for {processed:,} items"]])
+    window = sum(v for k, v in per_item.items() if KEPT.get(k, "").startswith("2 d"))
     print_table("goals (issue 6)", ["goal", "target", "measured"], [
         ["worker RSS end / after warm-up", "<= 1.10", f"{rss_rows[-1][5]:.2f}"],
-        ["Redis bytes per remembered item", "<= 300", f"{used / processed:,.0f}"],
+        ["Redis bytes per item remembered past the story retention (marks)", "<= 300",
+         f"{per_item.get('mark', 0.0):,.0f}"],
+        ["Redis bytes per item within the story retention (index + stories)", "<= 300", f"{window:,.0f}"],
+        ["Redis bytes per item, everything (INFO used_memory delta)", "<= 300", f"{used / processed:,.0f}"],
     ])
     print_machine()
     return 0

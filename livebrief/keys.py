@@ -14,9 +14,11 @@ P:schedule:forced              string     time of the latest forced cycle, begun
 P:feed:<feed>:state            hash       etag, last_modified, health, failure counters        none (one per feed)
 P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
 P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed seen_ttl (trimmed)
-P:seen:<item>                  string     content hash of an item already published            seen_ttl
-P:url:<sha>                    string     story id that published this canonical URL           seen_ttl
-P:guid:<sha>                   string     story id that published this guid                    seen_ttl
+P:seen:<item>                  string     content hash, story and version of a published item  story_retention
+P:url:<sha>                    string     story id that published this canonical URL           story_retention
+P:guid:<sha>                   string     story id that published this guid                    story_retention
+P:mark:<gen>:<shard>           set        64-bit marks of published items, URLs, guids         2 generations
+                                          (intsets; see worker/marks.py)                       of seen_ttl
 P:lsh:<band>:<bucket>          string     latest story id with a text signature in this bucket story_ttl
 P:tok:<token>                  string     recent story ids sharing a significant token         story_ttl
 P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
@@ -82,6 +84,9 @@ class Keys:
 
     def guid(self, guid_hash: str) -> str:
         return f"{self.prefix}:guid:{guid_hash}"
+
+    def mark_set(self, generation: int, shard: int) -> str:
+        return f"{self.prefix}:mark:{generation}:{shard:03x}"
 
     def lsh(self, band: int, bucket: str) -> str:
         return f"{self.prefix}:lsh:{band}:{bucket}"

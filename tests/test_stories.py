@@ -55,3 +55,43 @@ def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, red
     entries = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
     assert [e.version for e in entries] == [1, 1]
     assert entries[0].id != entries[1].id
+
+
+def _stream_ids(client: redis.Redis, stream: str) -> list[str]:
+    return [Entry.model_validate_json(f[b"entry"]).id for _, f in client.xrange(stream)]
+
+
+def test_an_item_is_still_known_after_its_story_is_forgotten(client: redis.Redis, redis_url: str) -> None:
+    """Past the story retention the story keys are gone; the long-term marks still say the item, and its
+    URL, were published, so a feed re-offering the item (or another outlet its URL) publishes nothing."""
+    runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+    time.sleep(1.6)
+    assert not client.keys(f"{runtime.keys.prefix}:story:*")
+    assert not client.keys(f"{runtime.keys.prefix}:seen:*") and not client.keys(f"{runtime.keys.prefix}:url:*")
+
+    same_url = make_item("paper-b", 9, title="Depot fire in Dnipro: what we know",
+                         text="Officials gave new figures on Tuesday.", url="https://wire-a.example/dnipro")
+    plan = run_batch(client, runtime, [wire_copy("wire-a", 1), same_url])
+
+    assert sorted(plan.outcomes.values()) == ["exact_duplicate", "seen"]
+    assert len(_stream_ids(client, runtime.keys.entries_stream)) == 1
+
+
+def test_long_term_marks_are_forgotten_after_two_generations(client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, [], worker={"story_retention": 1, "seen_ttl": 1}))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+
+    time.sleep(2.2)  # generations of 1 s: the mark's set expired at the end of the next generation
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+
+    assert len(_stream_ids(client, runtime.keys.entries_stream)) == 2
+
+
+def test_long_term_marks_are_packed_integer_sets(client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [make_item("wire-a", n) for n in range(40)])
+
+    sets = client.keys(f"{runtime.keys.prefix}:mark:*")
+    assert sum(client.scard(key) for key in sets) == 120  # each item's mark, its URL's and its guid's
+    assert {client.object("encoding", key) for key in sets} == {b"intset"}

@@ -15,7 +15,10 @@ a 50-item batch reads ~600 index keys and ~800 story keys. Comparing values is l
 what WATCH would (a change, a deletion, an expiry), except a rewrite to the same value, which could not
 change a decision.
 
-Round trips per batch: MGET (index), MGET (candidate stories), EVAL (``_COMMIT_LUA``).
+Round trips per batch: MGET (index) with EVAL (``_REMEMBERED_LUA``, long-term marks) in one pipeline,
+MGET (candidate stories), EVAL (``_COMMIT_LUA``). The long-term marks are not part of the check: an item
+they know is skipped without writing anything, and one they do not know is written under its ``P:seen:``
+key too, which the check covers.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from livebrief.config import WorkerConfig
 from livebrief.errors import BatchConflictError
 from livebrief.keys import Keys
 from livebrief.models import Entry
+from worker.marks import exact_mark, expires_at, generation, seen_mark, shard
 from worker.prepare import Prepared
 from worker.stories import BatchPlan, IndexView, SeenMark, StoryRecord, candidate_story_ids, plan_batch
 
@@ -96,6 +100,7 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 #                                            than the rest of the call), or "0" (missing); any
 #                                            difference -> return -1, nothing written
 #   n, then n x (key, value, ttl)            SET key value EX ttl   (seen marks, index, story records)
+#   at, g, then g x (key, k, k x member)     SADD key members; EXPIREAT key at   (long-term marks)
 #   stream, maxlen, m, then m x body         XADD stream MAXLEN ~ maxlen * entry body
 #   c, then c x (channel, body number)       PUBLISH channel body   (body number: 1..m)
 #   f, then f x (stats key, first, lag)      freshness counters; first is 0/1, lag "" when unknown
@@ -130,6 +135,13 @@ i = first + 3 * reads
 for _ = 1, tonumber(take()) do
   local key, value, ttl = take(), take(), take()
   redis.call('SET', key, value, 'EX', ttl)
+end
+local at = take()
+for _ = 1, tonumber(take()) do
+  local key, count = take(), tonumber(take())
+  redis.call('SADD', key, unpack(ARGV, i, i + count - 1))
+  redis.call('EXPIREAT', key, at)
+  i = i + count
 end
 local stream, maxlen = take(), take()
 local bodies = {}
@@ -173,6 +185,36 @@ def _read_args(reads: list[tuple[str, bytes | None, bool]]) -> list[str | bytes 
     return out
 
 
+# Which long-term marks exist, in the current generation or the one before. ARGV: m x (key in the
+# current generation, key in the previous one, member); returns m flags, 1 where the mark exists.
+_REMEMBERED_LUA = """
+local out = {}
+for k = 1, #ARGV, 3 do
+  local m = ARGV[k + 2]
+  out[#out + 1] = (redis.call('SISMEMBER', ARGV[k], m) == 1 or redis.call('SISMEMBER', ARGV[k + 1], m) == 1)
+                  and 1 or 0
+end
+return out
+"""
+
+
+def _batch_marks(prepared: list[Prepared]) -> list[int]:
+    """Every long-term mark the batch might already have: each item's, each exact key's."""
+    marks: list[int] = []
+    for p in prepared:
+        marks.append(seen_mark(p.item.id, p.item.content_hash))
+        marks.extend(exact_mark(kind, digest) for kind, digest in p.exact)
+    return marks
+
+
+def _remembered_args(marks: list[int], keys: Keys, gen: int) -> list[str | int]:
+    args: list[str | int] = []
+    for member in marks:
+        at = shard(member)
+        args += [keys.mark_set(gen, at), keys.mark_set(gen - 1, at), member]
+    return args
+
+
 _encoder = redis.connection.Encoder("utf-8", "strict", False)  # redis-py's own, for recorded commands
 
 
@@ -184,15 +226,23 @@ def _command_args(commands: list[tuple[tuple[object, ...], dict[str, object]]]) 
     return out
 
 
-def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: WorkerConfig) -> list[str | bytes | int]:
+def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: WorkerConfig,
+                gen: int) -> list[str | bytes | int]:
     """The write part of ``_COMMIT_LUA``'s ARGV; ``bodies`` are the published entries' JSON, in
-    ``plan.published`` order."""
-    seen_ttl, story_ttl = settings.seen_ttl, settings.story_retention
+    ``plan.published`` order; ``gen`` is the current generation of long-term marks."""
+    story_ttl = settings.story_retention
+    # What names a story is kept as long as the stories; past that, only the long-term marks.
+    mark_ttl = min(settings.seen_ttl, story_ttl)
     sets: list[str | bytes | int] = []
+    by_set: dict[str, list[int]] = {}
     for item_id, mark in plan.seen.items():
-        sets += [keys.seen(item_id), mark.encode(), seen_ttl]
+        sets += [keys.seen(item_id), mark.encode(), mark_ttl]
+        member = seen_mark(item_id, mark.content_hash)
+        by_set.setdefault(keys.mark_set(gen, shard(member)), []).append(member)
     for (kind, digest), story_id in plan.exact.items():
-        sets += [keys.url(digest) if kind == "url" else keys.guid(digest), story_id, seen_ttl]
+        sets += [keys.url(digest) if kind == "url" else keys.guid(digest), story_id, mark_ttl]
+        member = exact_mark(kind, digest)
+        by_set.setdefault(keys.mark_set(gen, shard(member)), []).append(member)
     for (band, bucket), story_id in plan.lsh.items():
         sets += [keys.lsh(band, bucket), story_id, story_ttl]
     for term, ids in plan.terms.items():
@@ -206,7 +256,10 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     stats: list[str | bytes | int] = []
     for feed_id, lag, first in plan.freshness:
         stats += [keys.feed_stats(feed_id), int(first), f"{lag:.3f}" if lag is not None and lag >= 0 else ""]
-    return [len(sets) // 3, *sets, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
+    marks: list[str | bytes | int] = [expires_at(gen, settings.seen_ttl), len(by_set)]
+    for name, members in by_set.items():
+        marks += [name, len(members), *members]
+    return [len(sets) // 3, *sets, *marks, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
             len(publish) // 2, *publish, len(stats) // 3, *stats]
 
 
@@ -269,9 +322,17 @@ def commit_batch(
     if not prepared:
         return BatchPlan()
     names, meaning = _index_keys(prepared, keys)
+    marks = _batch_marks(prepared)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        values = cast(list[bytes | None], client.mget(names))
+        when = now or datetime.now(UTC)
+        gen = generation(when.timestamp(), settings.seen_ttl)
+        # One round trip: the index keys, and which long-term marks exist.
+        reader = client.pipeline(transaction=False)
+        reader.mget(names)
+        reader.eval(_REMEMBERED_LUA, 0, *cast(list[str], _remembered_args(marks, keys, gen)))
+        values, found = cast(tuple[list[bytes | None], list[int]], reader.execute())
         view = _view(values, meaning)
+        view.remembered = {member for member, flag in zip(marks, found, strict=True) if flag}
         story_ids = sorted(candidate_story_ids(prepared, view))
         reads = [(name, value, False) for name, value in zip(names, values, strict=True)]
         if story_ids:
@@ -281,7 +342,7 @@ def commit_batch(
                 if raw is not None:
                     view.stories[story_id] = decode_story(raw)
             reads += [(name, raw, True) for name, raw in zip(story_keys, raws, strict=True)]
-        plan = plan_batch(prepared, view, settings, now or datetime.now(UTC))
+        plan = plan_batch(prepared, view, settings, when)
         # Each entry is serialised once, for the stream, the channels and the webhook jobs alike.
         bodies = [record.entry.model_dump_json() for record in plan.published.values()]
         # RQ queues each delivery job as a few commands on a pipeline; recorded there (never sent), they
@@ -294,7 +355,7 @@ def commit_batch(
                 commands = list(recorder.command_stack)
             finally:
                 recorder.reset()
-        args = [*_read_args(reads), *_write_args(plan, bodies, keys, settings),
+        args = [*_read_args(reads), *_write_args(plan, bodies, keys, settings, gen),
                 *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.

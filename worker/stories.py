@@ -9,7 +9,9 @@ decides, in order:
                    is material (headline, summary or topics of the entry change), else only remembered;
    killed:         ``pubstatus`` canceled/withheld -> the story is re-published as ``withdrawn`` (it was the
                    item's own story), or ``updated`` without that source (other outlets still report it);
-2. exact:          its canonical URL or guid was published before -> dropped;
+                   past the story retention only the long-term marks (``worker/marks.py``) are left:
+                   the same id with the same content is still skipped;
+2. exact:          its canonical URL or guid was published before -> dropped (also past the retention);
 3. near-duplicate: its text signature matches a story's (syndicated copy, small edit) -> joins it;
 4. same story:     its story features score >= threshold against a story within the window, and the
                    story has no item from the same feed yet -> joins it;
@@ -33,6 +35,7 @@ from worker.dedupe import (
     merge_features,
     story_score,
 )
+from worker.marks import exact_mark, seen_mark
 from worker.prepare import Prepared
 
 MAX_STORIES_PER_TERM = 8
@@ -76,6 +79,7 @@ class IndexView:
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)  # (band, bucket) -> story id
     terms: dict[str, list[str]] = field(default_factory=dict)  # term -> recent story ids
     stories: dict[str, StoryRecord] = field(default_factory=dict)
+    remembered: set[int] = field(default_factory=set)  # long-term marks found (worker/marks.py)
 
 
 @dataclass
@@ -266,11 +270,17 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
                     stories[mark.story_id] = plan.stored[mark.story_id] = refreshed
                     remember(p, mark.story_id, "unchanged_content")
                 continue
+        elif view.remembered and seen_mark(item.id, item.content_hash) in view.remembered:
+            # Published before the story retention: its story is gone, the fact that it was published is not.
+            plan.outcomes[item.id] = "seen"
+            continue
         if item.withdrawn:
             # A kill of something we never published (or have forgotten): remember it, publish nothing.
             remember(p, mark.story_id if mark else "", "withdrawn_unknown")
             continue
         hit = next((exact[k] for k in p.exact if k in exact), None)
+        if hit is None and view.remembered and any(exact_mark(*k) in view.remembered for k in p.exact):
+            hit = ""  # the same URL or guid, published before the retention: no story left to join
         if hit is not None:
             remember(p, hit, "exact_duplicate")
             continue

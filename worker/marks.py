@@ -1,0 +1,48 @@
+"""The long-term memory of what was published: one 64-bit mark per item and per exact key.
+
+Within the story retention (2 days by default) the index keeps, per item and per URL/guid, a string key
+naming its story (``P:seen:``, ``P:url:``, ``P:guid:``): an update needs the story it belongs to. Past
+the retention the story is gone and only "already published" is left to know, for ``seen_ttl`` (7 days
+by default). That is a membership test, and Redis stores small sets of integers as packed arrays
+("intset", up to ``set-max-intset-entries``, 512 by default): 8 bytes a member instead of ~120 bytes a
+string key with a TTL. So the marks are 64-bit hashes in sets sharded by their top bits (4,096 shards,
+so a shard stays an intset up to ~2 million marks per generation) and grouped by generation: a mark
+written in generation ``g = floor(t / seen_ttl)`` is looked up in ``g`` and ``g - 1`` and its set expires
+at the end of ``g + 1``. An item is thus remembered for at least ``seen_ttl`` and at most twice that.
+
+The hashes are 64-bit: two different items share a mark with probability ~n^2 / 2^65 (one in a billion
+at 190,000 marks per generation); the cost of a collision is one item taken as already published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+SHARD_BITS = 12
+_SHARD_SHIFT = 64 - SHARD_BITS
+
+
+def seen_mark(item_id: str, content_hash: str) -> int:
+    """The mark of an item with this content (a changed item is a new mark)."""
+    digest = hashlib.blake2b(f"{item_id} {content_hash}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def exact_mark(kind: str, digest: str) -> int:
+    """The mark of a canonical URL or a guid; ``digest`` is already a hash (hex), so its bits are used."""
+    value = int(digest[:16], 16) ^ (0 if kind == "url" else 0x5A5A5A5A5A5A5A5A)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def shard(mark: int) -> int:
+    """Which of the 4,096 sets of a generation holds ``mark``."""
+    return (mark & 0xFFFF_FFFF_FFFF_FFFF) >> _SHARD_SHIFT
+
+
+def generation(timestamp: float, seen_ttl: int) -> int:
+    return int(timestamp // seen_ttl)
+
+
+def expires_at(gen: int, seen_ttl: int) -> int:
+    """Unix time at which a generation's sets are dropped: the end of the next generation."""
+    return (gen + 2) * seen_ttl
