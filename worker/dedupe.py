@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
+from typing import cast
 
 from pydantic import BaseModel, Field
 
@@ -456,24 +457,32 @@ class _View:
 
     ``base`` is each term's weight before the name boost (its IDF, halved for a number); a pair's weight
     of a side is then ``base_sum`` plus 0.3 x the base of its terms that either side marks as names.
+    The weights are computed on a view's first pair that shares enough terms (``fill``): about three
+    pairs in four share fewer and are decided on the term sets alone.
     """
 
     __slots__ = ("terms", "entities", "base", "base_sum", "entity_boost", "rare", "rare_entities", "ordinals")
 
     def __init__(self, terms: set[str], entities: set[str]) -> None:
-        idf = _idf()
         self.terms = terms
         self.entities = entities
-        self.base = {t: idf(t) * 0.5 if t.isdigit() else idf(t) for t in terms}
-        self.base_sum = sum(self.base.values())
-        self.entity_boost = 0.3 * sum(self.base[t] for t in entities if t in self.base and not t.isdigit())
+        self.base: dict[str, float] | None = None
+
+    def fill(self) -> dict[str, float]:
+        idf = _idf()
+        terms, entities = self.terms, self.entities
+        self.base = base = {t: idf(t) * 0.5 if t.isdigit() else idf(t) for t in terms}
+        self.base_sum = sum(base.values())
+        self.entity_boost = 0.3 * sum(base[t] for t in entities if t in base and not t.isdigit())
         self.rare = {t for t in terms if idf(t) >= 5.0}
         self.rare_entities = {t for t in entities if idf(t) >= 4.0}
         self.ordinals = {t for t in terms if _ORDINAL.match(t)}
+        return base
 
     def weight(self, other: _View) -> float:
-        """Sum of this side's term weights, names being those of either side."""
-        extra = sum(self.base[t] for t in self.terms & other.entities if t not in self.entities and not t.isdigit())
+        """Sum of this side's term weights, names being those of either side (both sides filled)."""
+        base = cast(dict[str, float], self.base)
+        extra = sum(base[t] for t in self.terms & other.entities if t not in self.entities and not t.isdigit())
         return self.base_sum + self.entity_boost + 0.3 * extra
 
 
@@ -524,11 +533,14 @@ def _pair_score(a: _View, b: _View) -> float:
     shared = a.terms & b.terms
     if len(shared) < MIN_SHARED:
         return 0.0
+    base = a.base if a.base is not None else a.fill()
+    if b.base is None:
+        b.fill()
     ea, eb = a.entities, b.entities
     if not any(t in ea or t in eb or t in a.rare for t in shared):
         return 0.0
     wa, wb = a.weight(b), b.weight(a)
-    ws = sum(a.base[t] * 1.3 if (t in ea or t in eb) and not t.isdigit() else a.base[t] for t in shared)
+    ws = sum(base[t] * 1.3 if (t in ea or t in eb) and not t.isdigit() else base[t] for t in shared)
     if wa <= 0 or wb <= 0:
         return 0.0
     score = 0.5 * (ws / min(wa, wb)) + 0.5 * (ws / max(wa, wb))

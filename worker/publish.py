@@ -27,6 +27,7 @@ import hashlib
 import random
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
@@ -275,21 +276,26 @@ class _StoryCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._records: dict[bytes, StoryRecord] = {}
+        # OrderedDict, not dict: evicting the oldest of a plain dict (``next(iter(d))``) walks over the
+        # slots its earlier evictions left empty, which cost more than the decoding it saved.
+        self._records: OrderedDict[bytes, StoryRecord] = OrderedDict()
 
     def get(self, raw: bytes) -> StoryRecord | None:
-        record = self._records.pop(raw, None)
+        record = self._records.get(raw)
         if record is not None:
-            self._records[raw] = record
+            try:
+                self._records.move_to_end(raw)
+            except KeyError:  # evicted by another thread meanwhile (tests race workers in threads)
+                pass
         return record
 
     def put(self, raw: bytes, record: StoryRecord) -> None:
-        if len(self._records) >= self.size:
-            try:
-                del self._records[next(iter(self._records))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread (tests race workers) got there first
-                pass
         self._records[raw] = record
+        if len(self._records) > self.size:
+            try:
+                self._records.popitem(last=False)
+            except KeyError:
+                pass
 
 
 _stories = _StoryCache(4096)
