@@ -94,7 +94,10 @@ class PollingConfig(_Strict):
 class WorkerConfig(_Strict):
     summary_max_chars: int = Field(default=280, ge=40)
     stream_maxlen: int = Field(default=100_000, gt=0, description="approximate cap of the stream")
-    seen_ttl: int = Field(default=7 * 86400, gt=0, description="seconds an item/URL is remembered")
+    seen_ttl: int = Field(
+        default=7 * 86400, gt=0,
+        description="seconds a published item, URL or guid is remembered (at least; at most twice: worker/marks.py)",
+    )
     story_window: int = Field(default=12 * 3600, gt=0, description="seconds a story stays open to merge")
     story_retention: int = Field(
         default=2 * 86400, gt=0, description="seconds a story stays in the index (TTL of its keys)"

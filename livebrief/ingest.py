@@ -69,9 +69,13 @@ def enqueue_new_items(client: redis.Redis, config: Config, feed_id: str, items: 
     with client.pipeline() as pipe:
         pipe.multi()
         enqueue_batches(queue, fresh, config.worker, label=feed_id, pipeline=pipe)
-        # Refresh every current member, so items still in the feed are not forgotten and re-queued.
+        # Refresh every current member, so items still in the feed are not forgotten and re-queued. One
+        # that left the feed is kept for the story retention only: should it come back later, the
+        # worker's long-term marks (worker/marks.py) still know it, and a feed's set stays small enough
+        # for Redis to keep it packed (a listpack, up to 128 members by default).
+        horizon = min(config.worker.seen_ttl, config.worker.story_retention)
         pipe.zadd(seen_key, dict.fromkeys(members, now))
-        pipe.zremrangebyscore(seen_key, "-inf", now - config.worker.seen_ttl)
-        pipe.expire(seen_key, config.worker.seen_ttl)
+        pipe.zremrangebyscore(seen_key, "-inf", now - horizon)
+        pipe.expire(seen_key, horizon)
         pipe.execute()
     return len(fresh)

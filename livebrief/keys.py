@@ -13,7 +13,7 @@ P:schedule                     zset       feed id -> next due time (unix s); lea
 P:schedule:forced              string     time of the latest forced cycle, begun only once     none
 P:feed:<feed>:state            hash       etag, last_modified, health, failure counters        none (one per feed)
 P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
-P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed seen_ttl (trimmed)
+P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed story_retention
 P:seen:<item>                  string     content hash, story and version of a published item  story_retention
 P:url:<sha>                    string     story id that published this canonical URL           story_retention
 P:guid:<sha>                   string     story id that published this guid                    story_retention

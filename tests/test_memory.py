@@ -1,0 +1,72 @@
+"""What the index remembers, for how long, and how compactly: long-term marks past the story retention,
+and each feed's set of the items it has shown."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from livebrief.ingest import enqueue_new_items
+from livebrief.keys import Keys
+from livebrief.models import Entry
+from tests.conftest import make_config
+from tests.helpers import make_item
+from tests.test_stories import wire_copy
+from worker.jobs import run_batch
+from worker.runtime import configure
+
+
+def _stream_ids(client: redis.Redis, stream: str) -> list[str]:
+    return [Entry.model_validate_json(f[b"entry"]).id for _, f in client.xrange(stream)]
+
+
+def test_an_item_is_still_known_after_its_story_is_forgotten(client: redis.Redis, redis_url: str) -> None:
+    """Past the story retention the story keys are gone; the long-term marks still say the item, and its
+    URL, were published, so a feed re-offering the item (or another outlet its URL) publishes nothing."""
+    runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+    time.sleep(1.6)
+    assert not client.keys(f"{runtime.keys.prefix}:story:*")
+    assert not client.keys(f"{runtime.keys.prefix}:seen:*") and not client.keys(f"{runtime.keys.prefix}:url:*")
+
+    same_url = make_item("paper-b", 9, title="Depot fire in Dnipro: what we know",
+                         text="Officials gave new figures on Tuesday.", url="https://wire-a.example/dnipro")
+    plan = run_batch(client, runtime, [wire_copy("wire-a", 1), same_url])
+
+    assert sorted(plan.outcomes.values()) == ["exact_duplicate", "seen"]
+    assert len(_stream_ids(client, runtime.keys.entries_stream)) == 1
+
+
+def test_long_term_marks_are_forgotten_after_two_generations(client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, [], worker={"story_retention": 1, "seen_ttl": 1}))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+
+    time.sleep(2.2)  # generations of 1 s: the mark's set expired at the end of the next generation
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+
+    assert len(_stream_ids(client, runtime.keys.entries_stream)) == 2
+
+
+def test_long_term_marks_are_packed_integer_sets(client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [make_item("wire-a", n) for n in range(40)])
+
+    sets = client.keys(f"{runtime.keys.prefix}:mark:*")
+    assert sum(client.scard(key) for key in sets) == 120  # each item's mark, its URL's and its guid's
+    assert {client.object("encoding", key) for key in sets} == {b"intset"}
+
+
+def test_a_feed_forgets_items_it_no_longer_shows_after_the_story_retention(
+    client: redis.Redis, redis_url: str
+) -> None:
+    config = make_config(redis_url, [], worker={"story_retention": 3600})
+    kept, dropped = make_item("f", 1), make_item("f", 2)
+    assert enqueue_new_items(client, config, "f", [kept, dropped], now=1_000_000.0) == 2
+
+    # Two hours later the feed shows only ``kept``: ``dropped`` has been gone longer than the retention.
+    assert enqueue_new_items(client, config, "f", [kept], now=1_007_200.0) == 0
+
+    members = {m.decode() for m in client.zrange(Keys(config.prefix).feed_items("f"), 0, -1)}
+    assert members == {f"{kept.id}:{kept.content_hash}"}
+
