@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 
 import redis
 
@@ -10,6 +11,7 @@ from livebrief.models import Entry
 from tests.conftest import make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
+from worker.publish import decode_story
 from worker.runtime import configure
 
 STRIKE_TITLE = "Missile strike destroys fuel depot near Dnipro, regional governor says"
@@ -56,3 +58,20 @@ def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, red
     assert [e.version for e in entries] == [1, 1]
     assert entries[0].id != entries[1].id
 
+
+
+def test_a_story_stored_by_the_earlier_format_is_still_read_and_updated(client: redis.Redis, redis_url: str) -> None:
+    """Records were plain zlib JSON before the dictionary format; an upgraded worker reads them."""
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+    (key,) = client.keys(f"{runtime.keys.prefix}:story:*")
+    stored = client.get(key)
+    assert stored is not None and stored[:1] == b"\x01"
+    legacy = zlib.compress(decode_story(stored).model_dump_json().encode(), 1)
+    client.set(key, legacy, keepttl=True)
+
+    run_batch(client, runtime, [wire_copy("paper-b", 1)])
+
+    versions = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    assert [(e.version, len(e.sources)) for e in versions] == [(1, 1), (2, 2)]
+    assert client.get(key)[:1] == b"\x01"  # rewritten in the current format

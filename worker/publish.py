@@ -301,17 +301,43 @@ class _StoryCache:
 _stories = _StoryCache(4096)
 
 
+# Story records are small JSON documents that mostly repeat one shape, which a compressor starts each
+# record without knowing; primed with that shape (a preset dictionary) a record stores in ~27% fewer bytes
+# (670 -> 486 on the benchmark's records). Stored records begin with a format byte: _DICT_FORMAT for raw
+# deflate with this dictionary; a zlib header (0x78) for the earlier format, still read. The dictionary is
+# part of the format: changing it needs a new format byte.
+_DICT_FORMAT = b"\x01"
+_STORY_ZDICT = (
+    b'"status":"updated","status":"withdrawn","topics":["strikes","talks","humanitarian"],'
+    b'"evidence":{"strikes":["talks":["humanitarian":["'
+    b'{"entry":{"id":"s","version":1,"status":"new","headline":"","summary":"","topics":[],'
+    b'"scores":{"strikes":0.0,"talks":0.0,"humanitarian":0.0},"evidence":{},'
+    b'"sources":[{"feed":"","name":"","url":"https://","published":"2026-11-25T00:00:00Z"}],'
+    b'"published":"2026-11-25T00:00:00Z","updated":"2026-11-25T00:00:00.000000Z","schema_version":1},'
+    b'"signature":{"fp":""},"features":{"terms":["",""],"entities":["",""],"topics":[],'
+    b'"published":1700000000.0,"also":[["","@"]]},"feeds":[""],"items":[""],"lead_item":""}'
+)
+
+
 def encode_story(record: StoryRecord) -> bytes:
-    """Story records are the index's biggest values; zlib halves them for a few microseconds."""
-    raw = zlib.compress(record.model_dump_json().encode(), 1)
+    """Story records are the index's biggest values: compressed, primed with their usual shape."""
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_STORY_ZDICT)
+    raw = _DICT_FORMAT + packer.compress(record.model_dump_json().encode()) + packer.flush()
     _stories.put(raw, record)
     return raw
+
+
+def _inflate(raw: bytes) -> bytes:
+    if raw[:1] == _DICT_FORMAT:
+        unpacker = zlib.decompressobj(-15, zdict=_STORY_ZDICT)
+        return unpacker.decompress(raw[1:]) + unpacker.flush()
+    return zlib.decompress(raw)
 
 
 def decode_story(raw: bytes) -> StoryRecord:
     record = _stories.get(raw)
     if record is None:
-        record = StoryRecord.model_validate_json(zlib.decompress(raw))
+        record = StoryRecord.model_validate_json(_inflate(raw))
         _stories.put(raw, record)
     return record
 
