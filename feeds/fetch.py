@@ -153,7 +153,7 @@ def _blocked_address(infos: list[tuple[Any, ...]]) -> str | None:
 
 
 class _NonPublicAddressError(OSError):
-    """Raised by the connection's resolver; ``_connect_error`` turns it into a ``BlockedURLError``."""
+    """Raised by the connection's resolver; ``_client_error`` turns it into a ``BlockedURLError``."""
 
 
 class _PublicOnlyResolver(AbstractResolver):
@@ -227,7 +227,7 @@ class _Decoder:
         return b"".join(self.parts)
 
 
-def _connect_error(feed_id: str, exc: aiohttp.ClientError, limits: FetchLimits) -> FetchError:
+def _client_error(feed_id: str, exc: aiohttp.ClientError, limits: FetchLimits) -> FetchError:
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, _NonPublicAddressError):
         return BlockedURLError(feed_id, f"{exc.os_error} when connecting (its address changed since the check?)")
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -271,7 +271,7 @@ async def _exchange(
         try:
             response = await session.get(current, headers=headers, allow_redirects=False)
         except aiohttp.ClientError as exc:
-            raise _connect_error(feed_id, exc, limits) from exc
+            raise _client_error(feed_id, exc, limits) from exc
         except ValueError as exc:  # yarl/aiohttp refuse some URLs outright (bad host, bad port)
             raise FetchError(feed_id, f"cannot request {current!r}: {exc}") from exc
         try:
@@ -300,7 +300,7 @@ async def _exchange(
                     decoder.feed(chunk)
             except aiohttp.ClientError as exc:
                 if isinstance(exc, aiohttp.ServerTimeoutError):
-                    raise _connect_error(feed_id, exc, limits) from exc
+                    raise _client_error(feed_id, exc, limits) from exc
                 raise FetchError(
                     feed_id, f"the connection failed mid-body: {type(exc).__name__}: {exc or 'closed'}"
                 ) from exc
@@ -352,41 +352,35 @@ def make_client(limits: FetchLimits, max_connections: int = 64) -> aiohttp.Clien
 
 
 class ClientPool:
-    """``slots`` concurrent fetches sharing one session of ``slots`` keep-alive connections.
+    """One session of ``slots`` keep-alive connections, and the bound of ``slots`` fetches in flight.
 
-    A fetch takes a slot (``acquire``), uses ``client(slot)``, and gives it back (``release``); as the
-    session never has more requests than connections, no request waits inside aiohttp's pool. The session
-    is made on first use, inside the running loop, as aiohttp requires.
+    A fetch waits for room (``acquire``), uses ``session``, and leaves (``release``); as the session never
+    has more requests than connections, no request waits inside aiohttp's pool. The session is made on
+    first use, inside the running loop, as aiohttp requires.
     """
 
     def __init__(self, limits: FetchLimits, slots: int) -> None:
         self.limits = limits
         self.slots = max(1, slots)
         self._session: aiohttp.ClientSession | None = None
-        self._free: asyncio.LifoQueue[int] | None = None
+        self._room: asyncio.Semaphore | None = None
 
-    def _queue(self) -> asyncio.LifoQueue[int]:
-        if self._free is None:
-            self._free = asyncio.LifoQueue()
-            for slot in reversed(range(self.slots)):
-                self._free.put_nowait(slot)
-        return self._free
+    def _bound(self) -> asyncio.Semaphore:
+        if self._room is None:
+            self._room = asyncio.Semaphore(self.slots)
+        return self._room
 
-    async def acquire(self) -> int:
-        return await self._queue().get()
+    async def acquire(self) -> None:
+        await self._bound().acquire()
 
-    def release(self, slot: int) -> None:
-        self._queue().put_nowait(slot)
+    def release(self) -> None:
+        self._bound().release()
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = make_client(self.limits, max_connections=self.slots)
         return self._session
-
-    def client(self, slot: int) -> aiohttp.ClientSession:
-        """The session serving ``slot`` (one session serves them all)."""
-        return self.session
 
     async def __aenter__(self) -> ClientPool:
         return self

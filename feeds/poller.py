@@ -281,13 +281,13 @@ class Poller:
         host = urlsplit(feed.url).hostname or ""
         polling = self.config.polling
         try:
-            slot = await pool.acquire()  # the global bound: polling.concurrency slots
+            await pool.acquire()  # the global bound: polling.concurrency fetches in flight
             try:
                 async with self._hosts[host]:
-                    result = await fetch_feed(pool.client(slot), feed.id, self._url(feed, state), self.limits,
+                    result = await fetch_feed(pool.session, feed.id, self._url(feed, state), self.limits,
                                               state.etag, state.last_modified)
             finally:
-                pool.release(slot)
+                pool.release()
             state.last_status = result.status
             state.last_fetch_ms = round(result.elapsed_ms, 1)
             if result.not_modified:

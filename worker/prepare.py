@@ -17,6 +17,7 @@ from worker.dedupe import (
     story_features,
     text_signature,
 )
+from worker.marks import exact_mark, seen_mark
 
 
 # A plain dataclass, not a model: it never leaves the process, its parts are validated models already,
@@ -31,6 +32,8 @@ class Prepared:
     signature: TextSignature | None
     features: StoryFeatures
     exact: list[tuple[str, str]]
+    seen_mark: int  # worker/marks.py: the item with this content
+    exact_marks: list[int]  # one per ``exact`` key, in order
     buckets: list[tuple[int, str]]  # lsh_buckets(signature)
     terms: list[str]  # index_terms(features)
     published_ts: float
@@ -42,13 +45,16 @@ def prepare(item: Item, topics: TopicSet, settings: WorkerConfig) -> Prepared:
     published = (item.published or item.fetched).timestamp()
     signature = text_signature(condensed.headline, item.text)
     features = story_features(condensed.headline, item.text, classification.topics, published)
+    exact = exact_keys(item)
     return Prepared(
         item=item,
         classification=classification,
         condensed=condensed,
         signature=signature,
         features=features,
-        exact=exact_keys(item),
+        exact=exact,
+        seen_mark=seen_mark(item.id, item.content_hash),
+        exact_marks=[exact_mark(kind, digest) for kind, digest in exact],
         buckets=lsh_buckets(signature) if signature is not None else [],
         terms=index_terms(features),
         published_ts=published,

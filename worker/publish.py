@@ -39,7 +39,7 @@ from livebrief.config import WorkerConfig
 from livebrief.errors import BatchConflictError
 from livebrief.keys import Keys
 from livebrief.models import Entry
-from worker.marks import exact_mark, expires_at, generation, seen_mark, shard
+from worker.marks import expires_at, generation, shard
 from worker.prepare import Prepared
 from worker.stories import BatchPlan, IndexView, SeenMark, StoryRecord, candidate_story_ids, plan_batch
 
@@ -199,15 +199,6 @@ return out
 """
 
 
-def _batch_marks(prepared: list[Prepared]) -> list[int]:
-    """Every long-term mark the batch might already have: each item's, each exact key's."""
-    marks: list[int] = []
-    for p in prepared:
-        marks.append(seen_mark(p.item.id, p.item.content_hash))
-        marks.extend(exact_mark(kind, digest) for kind, digest in p.exact)
-    return marks
-
-
 def _remembered_args(marks: list[int], keys: Keys, gen: int) -> list[str | int]:
     args: list[str | int] = []
     for member in marks:
@@ -235,15 +226,10 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     # What names a story is kept as long as the stories; past that, only the long-term marks.
     mark_ttl = min(settings.seen_ttl, story_ttl)
     sets: list[str | bytes | int] = []
-    by_set: dict[str, list[int]] = {}
     for item_id, mark in plan.seen.items():
         sets += [keys.seen(item_id), mark.encode(), mark_ttl]
-        member = seen_mark(item_id, mark.content_hash)
-        by_set.setdefault(keys.mark_set(gen, shard(member)), []).append(member)
     for (kind, digest), story_id in plan.exact.items():
         sets += [keys.url(digest) if kind == "url" else keys.guid(digest), story_id, mark_ttl]
-        member = exact_mark(kind, digest)
-        by_set.setdefault(keys.mark_set(gen, shard(member)), []).append(member)
     for (band, bucket), story_id in plan.lsh.items():
         sets += [keys.lsh(band, bucket), story_id, story_ttl]
     for term, ids in plan.terms.items():
@@ -257,6 +243,9 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     stats: list[str | bytes | int] = []
     for feed_id, lag, first in plan.freshness:
         stats += [keys.feed_stats(feed_id), int(first), f"{lag:.3f}" if lag is not None and lag >= 0 else ""]
+    by_set: dict[str, list[int]] = {}
+    for member in plan.marks:
+        by_set.setdefault(keys.mark_set(gen, shard(member)), []).append(member)
     marks: list[str | bytes | int] = [expires_at(gen, settings.seen_ttl), len(by_set)]
     for name, members in by_set.items():
         marks += [name, len(members), *members]
@@ -354,7 +343,8 @@ def commit_batch(
     if not prepared:
         return BatchPlan()
     names, meaning = _index_keys(prepared, keys)
-    marks = _batch_marks(prepared)
+    # Every long-term mark the batch might already have: each item's, each exact key's.
+    marks = [m for p in prepared for m in (p.seen_mark, *p.exact_marks)]
     for attempt in range(1, MAX_ATTEMPTS + 1):
         when = now or datetime.now(UTC)
         gen = generation(when.timestamp(), settings.seen_ttl)

@@ -35,7 +35,6 @@ from worker.dedupe import (
     merge_features,
     story_score,
 )
-from worker.marks import exact_mark, seen_mark
 from worker.prepare import Prepared
 
 MAX_STORIES_PER_TERM = 8
@@ -92,6 +91,7 @@ class BatchPlan:
     exact: dict[tuple[str, str], str] = field(default_factory=dict)
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)
     terms: dict[str, list[str]] = field(default_factory=dict)
+    marks: list[int] = field(default_factory=list)  # long-term marks of what ``seen`` and ``exact`` name
     outcomes: dict[str, str] = field(default_factory=dict)  # item id -> what happened, for logs/metrics
     # Per published source: (feed id, seconds from the source's published time to now, first with the story)
     freshness: list[tuple[str, float | None, bool]] = field(default_factory=list)
@@ -231,6 +231,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
     def remember(p: Prepared, story_id: str, outcome: str) -> None:
         plan.outcomes[p.item.id] = outcome
         seen[p.item.id] = plan.seen[p.item.id] = SeenMark(p.item.content_hash, story_id, p.item.version)
+        plan.marks.append(p.seen_mark)
 
     def assign(p: Prepared, story_id: str, record: StoryRecord, outcome: str) -> None:
         stories[story_id] = record
@@ -239,9 +240,11 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         if outcome in ("new_story", "near_duplicate", "same_story"):
             lag = (now - p.item.published).total_seconds() if p.item.published else None
             plan.freshness.append((p.item.feed, lag, outcome == "new_story"))
-        for key in p.exact:
+        for key, key_mark in zip(p.exact, p.exact_marks, strict=True):
             exact.setdefault(key, story_id)
-            plan.exact.setdefault(key, story_id)
+            if key not in plan.exact:
+                plan.exact[key] = story_id
+                plan.marks.append(key_mark)
         for bucket in p.buckets:
             lsh[bucket] = plan.lsh[bucket] = story_id
         for term in p.terms:
@@ -270,7 +273,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
                     stories[mark.story_id] = plan.stored[mark.story_id] = refreshed
                     remember(p, mark.story_id, "unchanged_content")
                 continue
-        elif view.remembered and seen_mark(item.id, item.content_hash) in view.remembered:
+        elif p.seen_mark in view.remembered:
             # Published before the story retention: its story is gone, the fact that it was published is not.
             plan.outcomes[item.id] = "seen"
             continue
@@ -279,7 +282,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             remember(p, mark.story_id if mark else "", "withdrawn_unknown")
             continue
         hit = next((exact[k] for k in p.exact if k in exact), None)
-        if hit is None and view.remembered and any(exact_mark(*k) in view.remembered for k in p.exact):
+        if hit is None and any(m in view.remembered for m in p.exact_marks):
             hit = ""  # the same URL or guid, published before the retention: no story left to join
         if hit is not None:
             remember(p, hit, "exact_duplicate")
