@@ -182,6 +182,33 @@ def _as_items(path_or_records: Path | str | Iterable[Mapping[str, Any]]) -> list
     return items
 
 
+class _Tally:
+    """Counts shared by both comparisons: per-topic tp/fp/fn, no-topic accuracy, exact matches."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.per_topic = {name: TopicScores() for name in names}
+        self.none_items = self.none_correct = self.exact = 0
+        self.mistakes: list[Mistake] = []
+
+    def add(self, expected: set[str], predicted: set[str]) -> bool:
+        """Count one item; True when the labels match exactly (otherwise the caller records the mistake)."""
+        for name, counts in self.per_topic.items():
+            counts.add(name in expected, name in predicted)
+        if not expected:
+            self.none_items += 1
+            self.none_correct += not predicted
+        if expected == predicted:
+            self.exact += 1
+            return True
+        return False
+
+    def report(self, items: int, calibration: list[CalibrationBin]) -> EvalReport:
+        return EvalReport(items=items, topics=self.names, per_topic=self.per_topic, none_items=self.none_items,
+                          none_correct=self.none_correct, exact_matches=self.exact, mistakes=self.mistakes,
+                          calibration=calibration)
+
+
 def evaluate(
     path_or_records: Path | str | Iterable[Mapping[str, Any]],
     topics: TopicSet,
@@ -196,53 +223,36 @@ def evaluate(
     items = _as_items(path_or_records)
     labelled = {t for item in items for t in item.topics}
     names = only or [t for t in topics.names if t in labelled] or topics.names
-    per_topic = {name: TopicScores() for name in names}
+    tally = _Tally(names)
     bins = [
         CalibrationBin(low=lo, high=min(hi, 1.0))
         for lo, hi in zip(_CALIBRATION_EDGES, _CALIBRATION_EDGES[1:], strict=False)
     ]
     score_sums = [0.0] * len(bins)
-    mistakes: list[Mistake] = []
-    none_items = none_correct = exact = 0
     for item in items:
         result = classify(item.title, item.text, topics)
-        expected = {t for t in item.topics if t in per_topic}
-        predicted = {t for t in result.topics if t in per_topic}
-        for name, counts in per_topic.items():
-            counts.add(name in expected, name in predicted)
+        expected = {t for t in item.topics if t in tally.per_topic}
+        predicted = {t for t in result.topics if t in tally.per_topic}
+        for name in names:
             score = result.scores.get(name, 0.0)
             k = next(i for i, hi in enumerate(_CALIBRATION_EDGES[1:]) if score < hi)
             bins[k].count += 1
             bins[k].positives += name in expected
             score_sums[k] += score
-        if not expected:
-            none_items += 1
-            none_correct += not predicted
-        if expected == predicted:
-            exact += 1
-        else:
-            mistakes.append(
+        if not tally.add(expected, predicted):
+            tally.mistakes.append(
                 Mistake(
                     id=item.id,
                     title=item.title,
                     expected=sorted(expected),
                     predicted=sorted(predicted),
                     scores={n: result.scores.get(n, 0.0) for n in names},
-                    evidence={n: e for n, e in result.evidence.items() if n in per_topic},
+                    evidence={n: e for n, e in result.evidence.items() if n in tally.per_topic},
                 )
             )
     for b, total in zip(bins, score_sums, strict=True):
         b.mean_score = round(total / b.count, 3) if b.count else 0.0
-    return EvalReport(
-        items=len(items),
-        topics=names,
-        per_topic=per_topic,
-        none_items=none_items,
-        none_correct=none_correct,
-        exact_matches=exact,
-        mistakes=mistakes,
-        calibration=bins,
-    )
+    return tally.report(len(items), bins)
 
 
 def compare_labels(reference: Iterable[Mapping[str, Any]], other: Iterable[Mapping[str, Any]]) -> EvalReport:
@@ -251,23 +261,14 @@ def compare_labels(reference: Iterable[Mapping[str, Any]], other: Iterable[Mappi
     others = {str(r["id"]): set(r.get("topics", [])) for r in other}
     pairs = [(r, others[str(r["id"])]) for r in reference if str(r.get("id")) in others]
     names = sorted({t for r, theirs in pairs for t in (*r.get("topics", []), *theirs)})
-    per_topic = {name: TopicScores() for name in names}
-    mistakes: list[Mistake] = []
-    none_items = none_correct = exact = 0
+    tally = _Tally(names)
     for record, predicted in pairs:
         expected = set(record.get("topics", []))
-        for name, counts in per_topic.items():
-            counts.add(name in expected, name in predicted)
-        if not expected:
-            none_items += 1
-            none_correct += not predicted
-        if expected == predicted:
-            exact += 1
-        else:
-            mistakes.append(Mistake(id=str(record["id"]), title=str(record.get("title", "")), expected=sorted(expected),
-                                    predicted=sorted(predicted), scores={}, evidence={}))
-    return EvalReport(items=len(pairs), topics=names, per_topic=per_topic, none_items=none_items,
-                      none_correct=none_correct, exact_matches=exact, mistakes=mistakes, calibration=[])
+        if not tally.add(expected, predicted):
+            tally.mistakes.append(Mistake(id=str(record["id"]), title=str(record.get("title", "")),
+                                          expected=sorted(expected), predicted=sorted(predicted), scores={},
+                                          evidence={}))
+    return tally.report(len(pairs), [])
 
 
 def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
