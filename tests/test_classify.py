@@ -639,3 +639,31 @@ def test_agreement_scores_a_second_annotator_against_the_first_on_shared_ids(
 def test_cli_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(SMALL_EVAL), "--topics", str(TOPICS_FILE)]) == 0
     assert "macro-F1" in capsys.readouterr().out
+
+
+# --- the indexed scan finds what the plain alternation finds ---------------------------------------
+
+
+def _scan_texts() -> list[str]:
+    titles = [json.loads(line)["title"] for line in SMALL_EVAL.read_text(encoding="utf-8").splitlines() if line]
+    odd = [
+        "Strik", "ceasef", "air-strike", "AIRSTRIKES on Kyiv", "Übergriff: Raketenangriff auf Kyjiw, missile strike",
+        "shelling\u2019s toll", "peace talk", "x", "", "missile strikes" + "é", "talks\u00a0in Istanbul",
+        "Zaporizhzhia nuclear plant shelled; IAEA warns", "evacuation corridor from Mariupol opened",
+    ]
+    return titles + odd + [f"{a} {b}" for a, b in zip(titles, reversed(titles), strict=True)]
+
+
+def test_every_scanner_finds_what_its_full_alternation_finds(tmp_path: Path) -> None:
+    """A scanner tries, per word start, only the alternatives that can begin there (worker/classify.py);
+    a fresh topic set per pass, so the first pass fills every lookup cache and the second reads them."""
+    fresh = load_topics(TOPICS_FILE)
+    dispatch = fresh._dispatch
+    assert any(s.indexed for s in dispatch.scanners)
+    for _ in range(2):
+        for text in _scan_texts():
+            places = dispatch.places(text)
+            for slot, scanner in enumerate(dispatch.scanners):
+                expected = [(m.span(), m.lastgroup) for m in scanner.pattern.finditer(text)]
+                found = [(m.span(), m.lastgroup) for m in scanner.scan(text, places, slot)]
+                assert found == expected, (text, slot)

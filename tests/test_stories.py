@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 
+import pytest
 import redis
 
 from livebrief.models import Entry
 from tests.conftest import make_config
 from tests.helpers import make_item
+from worker import records
 from worker.jobs import run_batch
-from worker.publish import decode_story
+from worker.records import _STORY_ZDICT, decode_story
 from worker.runtime import configure
 
 STRIKE_TITLE = "Missile strike destroys fuel depot near Dnipro, regional governor says"
@@ -60,18 +63,49 @@ def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, red
 
 
 
-def test_a_story_stored_by_the_earlier_format_is_still_read_and_updated(client: redis.Redis, redis_url: str) -> None:
-    """Records were plain zlib JSON before the dictionary format; an upgraded worker reads them."""
+def _dictionary_deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_STORY_ZDICT)
+    return b"\x01" + packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("earlier", [lambda data: zlib.compress(data, 1), _dictionary_deflate],
+                         ids=["plain-zlib", "one-dictionary-stream"])
+def test_a_story_stored_by_an_earlier_format_is_still_read_and_updated(
+    client: redis.Redis, redis_url: str, earlier: Callable[[bytes], bytes]
+) -> None:
+    """Records were one compressed JSON document before head and body were split; an upgraded worker
+    reads them."""
     runtime = configure(make_config(redis_url, []))
     run_batch(client, runtime, [wire_copy("wire-a", 1)])
     (key,) = client.keys(f"{runtime.keys.prefix}:story:*")
     stored = client.get(key)
-    assert stored is not None and stored[:1] == b"\x01"
-    legacy = zlib.compress(decode_story(stored).model_dump_json().encode(), 1)
-    client.set(key, legacy, keepttl=True)
+    assert stored is not None and stored[:1] == b"\x02"
+    client.set(key, earlier(decode_story(stored).record.model_dump_json().encode()), keepttl=True)
 
     run_batch(client, runtime, [wire_copy("paper-b", 1)])
 
     versions = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
     assert [(e.version, len(e.sources)) for e in versions] == [(1, 1), (2, 2)]
-    assert client.get(key)[:1] == b"\x01"  # rewritten in the current format
+    assert client.get(key)[:1] == b"\x02"  # rewritten in the current format
+
+
+def test_a_stored_story_reads_its_head_at_once_and_its_body_on_first_use(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring reads status, feeds, features and signature; the entry is parsed only for a story joined."""
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [wire_copy("wire-a", 1)])
+    run_batch(client, runtime, [wire_copy("paper-b", 1)])
+    (key,) = client.keys(f"{runtime.keys.prefix}:story:*")
+    stored = client.get(key)
+    assert stored is not None
+    written = decode_story(stored).record  # cached as this worker wrote it
+    monkeypatch.setattr(records, "_stories", records._StoryCache(8))  # another worker: nothing cached
+
+    handle = decode_story(stored)
+
+    assert handle._record is None
+    assert (handle.status, handle.feeds) == ("updated", ["wire-a", "paper-b"])
+    assert handle.features == written.features and handle.signature == written.signature
+    assert handle.record == written
+    assert [s.feed for s in handle.record.entry.sources] == ["wire-a", "paper-b"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from re import _constants as _sre  # type: ignore[attr-defined]
 from re import _parser as _sre_parse  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import yaml
@@ -617,7 +617,8 @@ def _key_at(text: str, pos: int) -> str:
 
 
 # positions of a text, each with the alternation every scanner tries there (None: nothing can match)
-_Places = list[tuple[int, tuple[re.Pattern[str] | None, ...]]]
+_Patterns = tuple[re.Pattern[str], ...]  # alternatives to try at a place, in order; the first match counts
+_Places = list[tuple[int, tuple[_Patterns | None, ...]]]
 
 
 class _Scanner:
@@ -634,8 +635,8 @@ class _Scanner:
         self._starts: dict[str, set[int]] = {}
         # proper prefix of those prefixes -> their alternatives (for a text with a non-ASCII character there)
         self._inside: dict[str, set[int]] = {}
-        self._by_node: dict[tuple[str, bool], re.Pattern[str] | None] = {}
-        self._by_choice: dict[tuple[int, ...], re.Pattern[str] | None] = {}
+        self._by_node: dict[tuple[str, bool], tuple[int, ...]] = {}
+        self._by_choice: dict[tuple[int, ...], _Patterns | None] = {}
         # Numbered groups (and so back-references) would change meaning in a shorter alternation, and an
         # alternative that matches the empty string would need finditer's rules for empty matches: such an
         # alternation is scanned whole.
@@ -657,8 +658,8 @@ class _Scanner:
             return
         self.indexed = True
 
-    def for_key(self, key: str) -> re.Pattern[str] | None:
-        """The alternation of the alternatives that can match where the text continues as ``key`` says."""
+    def choice(self, key: str) -> tuple[int, ...]:
+        """The alternatives that can match where the text continues as ``key`` says, in order."""
         non_ascii = key.endswith(_NON_ASCII)
         known = key[:-1] if non_ascii else key
         # Only the longest prefix of `known` that some alternative's prefix starts with matters.
@@ -666,20 +667,34 @@ class _Scanner:
         while size and known[:size] not in self._starts and known[:size] not in self._inside:
             size -= 1
         node = (known[:size], non_ascii and size == len(known))
-        rx = self._by_node.get(node, _UNSET)
-        if rx is _UNSET:
+        choice = self._by_node.get(node)
+        if choice is None:
             chosen: set[int] = set()
             if node[1]:
                 chosen.update(self._inside.get(node[0], ()))
             for k in range(size + 1):
                 chosen.update(self._starts.get(node[0][:k], ()))
-            choice = tuple(sorted(chosen))
-            rx = self._by_choice.get(choice, _UNSET)
-            if rx is _UNSET:
-                body = "|".join(self.alternatives[i] for i in choice)
-                rx = re.compile(r"(?<!\w)(?:" + body + ")", re.IGNORECASE) if choice else None
-                self._by_choice[choice] = rx
-            self._by_node[node] = rx
+            choice = self._by_node[node] = tuple(sorted(chosen))
+        return choice
+
+    def for_key(self, key: str) -> _Patterns | None:
+        """The alternatives to try where the text continues as ``key`` says, each compiled on its own.
+
+        Trying a few alternatives one by one finds what their alternation would (its first alternative
+        that matches there), and compiling each alternative once costs far less than compiling an
+        alternation for each of the hundreds of different choices: news text keeps bringing new words,
+        and a worker compiled new alternations for its first few thousand items.
+        """
+        choice = self.choice(key)
+        patterns = self._by_choice.get(choice, _UNSET)
+        if patterns is _UNSET:
+            patterns = self._by_choice[choice] = tuple(self._one(i) for i in choice) or None
+        return cast(_Patterns | None, patterns)
+
+    def _one(self, i: int) -> re.Pattern[str]:
+        rx = self._single.get(i)
+        if rx is None:
+            rx = self._single[i] = re.compile(r"(?<!\w)(?:" + self.alternatives[i] + ")", re.IGNORECASE)
         return rx
 
     def retry(self, text: str, pos: int, after: str) -> re.Match[str] | None:
@@ -693,21 +708,14 @@ class _Scanner:
         later = self._retry.get((key, index))
         if later is None:
             if self.indexed:
-                node_rx = self.for_key(key)
-                names = node_rx.groupindex if node_rx is not None else {}
-                later = tuple(i for i, name in enumerate(self._names) if i > index and name in names)
+                later = tuple(i for i in self.choice(key) if i > index and self._names[i])
             else:
                 later = tuple(range(index + 1, len(self.alternatives)))
             if len(self._retry) >= 50_000:
                 self._retry.clear()
             self._retry[(key, index)] = later
-        # Alternatives one by one, each compiled once: retries are rare, and a fresh alternation per place
-        # would cost more to compile than all these matches.
         for i in later:
-            rx = self._single.get(i)
-            if rx is None:
-                rx = self._single[i] = re.compile(r"(?<!\w)(?:" + self.alternatives[i] + ")", re.IGNORECASE)
-            m = rx.match(text, pos)
+            m = self._one(i).match(text, pos)
             if m is not None:
                 return m
         return None
@@ -720,12 +728,14 @@ class _Scanner:
         found: list[re.Match[str]] = []
         end = 0
         for pos, choices in places:
-            rx = choices[slot]
-            if rx is not None and pos >= end:
-                m = rx.match(text, pos)
-                if m is not None:
-                    found.append(m)
-                    end = m.end()
+            patterns = choices[slot]
+            if patterns is not None and pos >= end:
+                for rx in patterns:
+                    m = rx.match(text, pos)
+                    if m is not None:
+                        found.append(m)
+                        end = m.end()
+                        break
         return found
 
 
@@ -741,12 +751,22 @@ class _Dispatch:
 
     def __init__(self, scanners: list[_Scanner]) -> None:
         self.scanners = scanners
-        self._by_key: dict[str, tuple[re.Pattern[str] | None, ...] | None] = {}
-        self._same: dict[tuple[re.Pattern[str] | None, ...], tuple[re.Pattern[str] | None, ...]] = {}
+        self._by_key: dict[str, tuple[_Patterns | None, ...] | None] = {}
+        self._same: dict[tuple[_Patterns | None, ...], tuple[_Patterns | None, ...]] = {}
+        # Every prefix any scanner looks up. A key that is none of them is decided by its longest proper
+        # prefix that is (see _Scanner.choice), so it shares that shorter key's entry: most words a
+        # worker meets for the first time then cost a dictionary look-up, not a walk over every scanner.
+        self._prefixes: set[str] = set()
+        for s in scanners:
+            self._prefixes.update(s._starts, s._inside)
 
-    def _choices(self, key: str) -> tuple[re.Pattern[str] | None, ...] | None:
-        choices = tuple(s.for_key(key) if s.indexed else None for s in self.scanners)
-        found = self._same.setdefault(choices, choices) if any(rx is not None for rx in choices) else None
+    def _choices(self, key: str) -> tuple[_Patterns | None, ...] | None:
+        if key and not key.endswith(_NON_ASCII) and key not in self._prefixes:
+            shorter = self._by_key.get(key[:-1], _UNSET)
+            found = self._choices(key[:-1]) if shorter is _UNSET else shorter
+        else:
+            choices = tuple(s.for_key(key) if s.indexed else None for s in self.scanners)
+            found = self._same.setdefault(choices, choices) if any(rx is not None for rx in choices) else None
         if len(self._by_key) >= self._MAX_KEYS:
             self._by_key.clear()
         self._by_key[key] = found

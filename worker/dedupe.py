@@ -29,6 +29,7 @@ import json
 import math
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterator
 from functools import lru_cache
 from importlib import resources
@@ -222,6 +223,8 @@ def _clean(text: str) -> str:
 
 
 @lru_cache(maxsize=1024)  # each item's title is stripped for its signature and again for its features
+# Cached: the signature and the story features of an item each start from its stripped title and lead.
+@lru_cache(maxsize=64)
 def _strip_title(title: str) -> str:
     title = _clean(title).strip()
     stripped = _OUTLET_SUFFIX.sub("", title)
@@ -230,6 +233,7 @@ def _strip_title(title: str) -> str:
 
 
 @lru_cache(maxsize=256)  # each item's lead is stripped for its signature and again for its features
+@lru_cache(maxsize=64)
 def _strip_text(text: str) -> str:
     text = _clean(text)
     low = text.lower()
@@ -364,17 +368,13 @@ class _Idf:
         self.n_docs = n_docs
         self.df = df
         self.proper = proper
-
-        self._memo: dict[str, float] = {}
+        # Scoring weighs every term of both sides of every candidate pair: one dict.get per term, with
+        # the value for a word the corpus never saw as its default, beats a log or a memo per term.
+        self.unseen = math.log((n_docs + 1) / 1.5)
+        self.weights = {term: math.log((n_docs + 1) / (count + 0.5)) for term, count in df.items()}
 
     def __call__(self, term: str) -> float:
-        # Scoring a candidate weighs every term of both sides: a dictionary hit beats a log per term.
-        value = self._memo.get(term)
-        if value is None:
-            if len(self._memo) >= 200_000:  # new words keep coming; stay bounded
-                self._memo.clear()
-            value = self._memo[term] = math.log((self.n_docs + 1) / (self.df.get(term, 1) + 0.5))
-        return value
+        return self.weights.get(term, self.unseen)
 
 
 @lru_cache(maxsize=1)
@@ -470,12 +470,14 @@ class _View:
 
     def fill(self) -> dict[str, float]:
         idf = _idf()
+        weight, unseen = idf.weights.get, idf.unseen
         terms, entities = self.terms, self.entities
-        self.base = base = {t: idf(t) * 0.5 if t.isdigit() else idf(t) for t in terms}
+        full = {t: weight(t, unseen) for t in terms}
+        self.base = base = {t: w * 0.5 if t.isdigit() else w for t, w in full.items()}
         self.base_sum = sum(base.values())
         self.entity_boost = 0.3 * sum(base[t] for t in entities if t in base and not t.isdigit())
-        self.rare = {t for t in terms if idf(t) >= 5.0}
-        self.rare_entities = {t for t in entities if idf(t) >= 4.0}
+        self.rare = {t for t, w in full.items() if w >= 5.0}
+        self.rare_entities = {t for t in entities if weight(t, unseen) >= 4.0}
         self.ordinals = {t for t in terms if _ORDINAL.match(t)}
         return base
 
@@ -486,22 +488,33 @@ class _View:
         return self.base_sum + self.entity_boost + 0.3 * extra
 
 
-# Features object id -> (that object, its views). A candidate story is scored against many items while
-# its record stays cached (see worker/publish.py); the object is kept so its id cannot be reused meanwhile.
-_VIEWS: dict[int, tuple[StoryFeatures, list[_View]]] = {}
+# Features object id -> (that object, its views), least recently used first. A candidate story is scored
+# against many items while its record stays cached (see worker/records.py); the object is kept so its id
+# cannot be reused meanwhile. Evicted one at a time: clearing the lot when full made every cached story
+# compute its weights again.
+_VIEWS: OrderedDict[int, tuple[StoryFeatures, list[_View]]] = OrderedDict()
+_VIEWS_SIZE = 16_384
 
 
 def _views(story: StoryFeatures) -> list[_View]:
     """Each description of the story: the first item's, then ``also``."""
-    cached = _VIEWS.get(id(story))
+    key = id(story)
+    cached = _VIEWS.get(key)
     if cached is not None and cached[0] is story:
+        try:
+            _VIEWS.move_to_end(key)
+        except KeyError:  # evicted by another thread meanwhile (tests race workers in threads)
+            pass
         return cached[1]
     out = [_View(set(story.terms), set(story.entities))]
     for terms in story.also:
         out.append(_View({t.lstrip("@") for t in terms}, {t[1:] for t in terms if t.startswith("@")}))
-    if len(_VIEWS) >= 8192:
-        _VIEWS.clear()
-    _VIEWS[id(story)] = (story, out)
+    _VIEWS[key] = (story, out)
+    if len(_VIEWS) > _VIEWS_SIZE:
+        try:
+            _VIEWS.popitem(last=False)
+        except KeyError:
+            pass
     return out
 
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
@@ -41,7 +39,8 @@ from livebrief.keys import Keys
 from livebrief.models import Entry
 from worker.marks import expires_at, generation, shard
 from worker.prepare import Prepared
-from worker.stories import BatchPlan, IndexView, SeenMark, StoryRecord, candidate_story_ids, plan_batch
+from worker.records import decode_story, encode_story
+from worker.stories import BatchPlan, IndexView, SeenMark, candidate_story_ids, plan_batch
 
 log = structlog.get_logger(__name__)
 
@@ -251,84 +250,6 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
         marks += [name, len(members), *members]
     return [len(sets) // 3, *sets, *marks, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
             len(publish) // 2, *publish, len(stats) // 3, *stats]
-
-
-class _StoryCache:
-    """Decoded story records by their stored bytes, most recently used last.
-
-    Candidate stories recur from batch to batch (a developing story is read by every report of it), and
-    decoding a record costs more than scoring it. Keyed by the exact bytes, a hit can never be stale; a
-    record this worker wrote is cached as written, since the next batch is likely to read it back.
-    Records are never mutated (``worker/stories.py`` derives new ones with ``model_copy``), so sharing
-    them is safe.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        # OrderedDict, not dict: evicting the oldest of a plain dict (``next(iter(d))``) walks over the
-        # slots its earlier evictions left empty, which cost more than the decoding it saved.
-        self._records: OrderedDict[bytes, StoryRecord] = OrderedDict()
-
-    def get(self, raw: bytes) -> StoryRecord | None:
-        record = self._records.get(raw)
-        if record is not None:
-            try:
-                self._records.move_to_end(raw)
-            except KeyError:  # evicted by another thread meanwhile (tests race workers in threads)
-                pass
-        return record
-
-    def put(self, raw: bytes, record: StoryRecord) -> None:
-        self._records[raw] = record
-        if len(self._records) > self.size:
-            try:
-                self._records.popitem(last=False)
-            except KeyError:
-                pass
-
-
-_stories = _StoryCache(4096)
-
-
-# Story records are small JSON documents that mostly repeat one shape, which a compressor starts each
-# record without knowing; primed with that shape (a preset dictionary) a record stores in ~27% fewer bytes
-# (670 -> 486 on the benchmark's records). Stored records begin with a format byte: _DICT_FORMAT for raw
-# deflate with this dictionary; a zlib header (0x78) for the earlier format, still read. The dictionary is
-# part of the format: changing it needs a new format byte.
-_DICT_FORMAT = b"\x01"
-_STORY_ZDICT = (
-    b'"status":"updated","status":"withdrawn","topics":["strikes","talks","humanitarian"],'
-    b'"evidence":{"strikes":["talks":["humanitarian":["'
-    b'{"entry":{"id":"s","version":1,"status":"new","headline":"","summary":"","topics":[],'
-    b'"scores":{"strikes":0.0,"talks":0.0,"humanitarian":0.0},"evidence":{},'
-    b'"sources":[{"feed":"","name":"","url":"https://","published":"2026-11-25T00:00:00Z"}],'
-    b'"published":"2026-11-25T00:00:00Z","updated":"2026-11-25T00:00:00.000000Z","schema_version":1},'
-    b'"signature":{"fp":""},"features":{"terms":["",""],"entities":["",""],"topics":[],'
-    b'"published":1700000000.0,"also":[["","@"]]},"feeds":[""],"items":[""],"lead_item":""}'
-)
-
-
-def encode_story(record: StoryRecord) -> bytes:
-    """Story records are the index's biggest values: compressed, primed with their usual shape."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_STORY_ZDICT)
-    raw = _DICT_FORMAT + packer.compress(record.model_dump_json().encode()) + packer.flush()
-    _stories.put(raw, record)
-    return raw
-
-
-def _inflate(raw: bytes) -> bytes:
-    if raw[:1] == _DICT_FORMAT:
-        unpacker = zlib.decompressobj(-15, zdict=_STORY_ZDICT)
-        return unpacker.decompress(raw[1:]) + unpacker.flush()
-    return zlib.decompress(raw)
-
-
-def decode_story(raw: bytes) -> StoryRecord:
-    record = _stories.get(raw)
-    if record is None:
-        record = StoryRecord.model_validate_json(_inflate(raw))
-        _stories.put(raw, record)
-    return record
 
 
 def commit_batch(

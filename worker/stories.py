@@ -21,6 +21,7 @@ A story touched by several items of the batch is published once, with every new 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -51,6 +52,38 @@ class StoryRecord(BaseModel):
     lead_item: str | None = None
 
 
+class StoryHandle:
+    """A story as the plan reads it: what deciding needs at hand (``status``, ``feeds``, ``features``,
+    ``signature``), the whole record only when the story is joined or changed (``record``, decoded on
+    first use: most candidates are only scored; see ``worker/records.py``)."""
+
+    __slots__ = ("status", "feeds", "features", "signature", "_record", "_load")
+
+    def __init__(self, status: str, feeds: list[str], features: StoryFeatures, signature: TextSignature | None,
+                 load: Callable[[], StoryRecord] | None = None) -> None:
+        self.status = status
+        self.feeds = feeds
+        self.features = features
+        self.signature = signature
+        self._record: StoryRecord | None = None
+        self._load = load
+
+    @classmethod
+    def of(cls, record: StoryRecord) -> StoryHandle:
+        handle = cls(record.entry.status, record.feeds, record.features, record.signature)
+        handle._record = record
+        return handle
+
+    @property
+    def record(self) -> StoryRecord:
+        record = self._record
+        if record is None:
+            assert self._load is not None
+            # Two threads may both decode it: the same record either way.
+            record = self._record = self._load()
+        return record
+
+
 @dataclass(frozen=True)
 class SeenMark:
     """What the index remembers of a published item (``P:seen:<item>``)."""
@@ -77,7 +110,7 @@ class IndexView:
     exact: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, digest) -> story id
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)  # (band, bucket) -> story id
     terms: dict[str, list[str]] = field(default_factory=dict)  # term -> recent story ids
-    stories: dict[str, StoryRecord] = field(default_factory=dict)
+    stories: dict[str, StoryHandle] = field(default_factory=dict)
     remembered: set[int] = field(default_factory=set)  # long-term marks found (worker/marks.py)
 
 
@@ -201,19 +234,19 @@ def _withdraw(record: StoryRecord, p: Prepared) -> StoryRecord:
     return record.model_copy(update={"entry": entry, "items": [i for i in record.items if i != p.item.id]})
 
 
-def _within_window(record: StoryRecord, p: Prepared, window: float) -> bool:
-    return abs(record.features.published - p.published_ts) <= window
+def _within_window(story: StoryHandle, p: Prepared, window: float) -> bool:
+    return abs(story.features.published - p.published_ts) <= window
 
 
-def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories: dict[str, StoryRecord]) -> str | None:
+def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories: dict[str, StoryHandle]) -> str | None:
     """The story whose text signature this item's verifies against, among its LSH bucket-mates."""
     if p.signature is None:
         return None
     for bucket in p.buckets:
         story_id = lsh.get(bucket)
-        record = stories.get(story_id) if story_id else None
-        if (record is not None and record.signature is not None and record.entry.status != "withdrawn"
-                and is_near_duplicate(p.signature, record.signature)):
+        story = stories.get(story_id) if story_id else None
+        if (story is not None and story.signature is not None and story.status != "withdrawn"
+                and is_near_duplicate(p.signature, story.signature)):
             return story_id
     return None
 
@@ -234,7 +267,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         plan.marks.append(p.seen_mark)
 
     def assign(p: Prepared, story_id: str, record: StoryRecord, outcome: str) -> None:
-        stories[story_id] = record
+        stories[story_id] = StoryHandle.of(record)
         touched.add(story_id)
         remember(p, story_id, outcome)
         if outcome in ("new_story", "near_duplicate", "same_story"):
@@ -261,8 +294,9 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             if item.version is not None and mark.version is not None and item.version < mark.version:
                 plan.outcomes[item.id] = "stale_version"
                 continue
-            record = stories.get(mark.story_id)
-            if record is not None and record.entry.status != "withdrawn":
+            story = stories.get(mark.story_id)
+            if story is not None and story.status != "withdrawn":
+                record = story.record
                 if item.withdrawn:
                     assign(p, mark.story_id, _withdraw(record, p), "withdrawn")
                     continue
@@ -270,7 +304,8 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
                 if _material(record.entry, refreshed.entry):
                     assign(p, mark.story_id, refreshed, "content_changed")
                 else:
-                    stories[mark.story_id] = plan.stored[mark.story_id] = refreshed
+                    stories[mark.story_id] = StoryHandle.of(refreshed)
+                    plan.stored[mark.story_id] = refreshed
                     remember(p, mark.story_id, "unchanged_content")
                 continue
         elif p.seen_mark in view.remembered:
@@ -289,29 +324,29 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             continue
         twin = _near_duplicate_story(p, lsh, stories)
         if twin is not None:
-            assign(p, twin, _join(stories[twin], p), "near_duplicate")
+            assign(p, twin, _join(stories[twin].record, p), "near_duplicate")
             continue
         best: tuple[float, str] | None = None
         candidates = {i for term in p.terms for i in terms.get(term, [])}
         for story_id in sorted(candidates):
-            record = stories.get(story_id)
-            if record is None or item.feed in record.feeds or record.entry.status == "withdrawn":
+            story = stories.get(story_id)
+            if story is None or item.feed in story.feeds or story.status == "withdrawn":
                 continue
-            if not _within_window(record, p, settings.story_window):
+            if not _within_window(story, p, settings.story_window):
                 continue
-            score = story_score(p.features, record.features)
+            score = story_score(p.features, story.features)
             if score >= settings.story_threshold and (best is None or score > best[0]):
                 best = (score, story_id)
         if best is not None:
-            assign(p, best[1], _join(stories[best[1]], p), "same_story")
+            assign(p, best[1], _join(stories[best[1]].record, p), "same_story")
             continue
         record = _new_story(p, now)
         assign(p, record.entry.id, record, "new_story")
 
     for story_id in touched:
-        record = stories[story_id]
+        record = stories[story_id].record
         if story_id in view.stories:
-            version = view.stories[story_id].entry.version + 1
+            version = view.stories[story_id].record.entry.version + 1
             status = "withdrawn" if record.entry.status == "withdrawn" else "updated"
             entry = record.entry.model_copy(update={"version": version, "status": status, "updated": now})
             record = record.model_copy(update={"entry": entry})
