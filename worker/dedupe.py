@@ -420,8 +420,9 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
 def story_features(title: str, text: str, topics: list[str], published: float) -> StoryFeatures:
     """The significant terms of an item (title first, then the lead of its text), highest IDF first."""
     words, entities = _terms_and_entities(title, text)
-    idf = _idf()
-    ranked = sorted(words, key=lambda t: (-idf(t), words.index(t)))[:MAX_TERMS]
+    weight, unseen = _idf().weights.get, _idf().unseen
+    # A stable sort: terms of equal weight stay in text order.
+    ranked = sorted(words, key=lambda t: -weight(t, unseen))[:MAX_TERMS]
     return StoryFeatures(
         terms=ranked,
         entities=[t for t in ranked if t in entities],
