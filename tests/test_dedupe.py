@@ -147,6 +147,22 @@ def test_story_score_is_symmetric_and_bounded() -> None:
             assert s == pytest.approx(dedupe.story_score(b, a))
 
 
+def test_a_scorer_for_one_item_gives_story_score_against_every_story() -> None:
+    """Stories with other wordings (``also``) included: the scorer skips pairs story_score scores 0."""
+    docs = list(load_corpus(FIXTURE).values())
+    feats = [_features(d.title) for d in docs]
+    merged = [dedupe.merge_features(a, b) for a, b in zip(feats, feats[1:] + feats[:1], strict=True)]
+    assert any(m.also for m in merged)
+    positive = 0
+    for a in feats:
+        score = dedupe.story_scorer(a)
+        for b in feats + merged:
+            expected = dedupe.story_score(a, b)
+            assert score(b) == expected
+            positive += expected > 0
+    assert positive > len(feats)  # not only the zeros
+
+
 def test_index_terms_are_few_and_from_the_features() -> None:
     f = _features("Kenya's parliament approves Finance Bill despite Nairobi protests")
     terms = dedupe.index_terms(f)

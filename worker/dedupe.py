@@ -30,7 +30,7 @@ import math
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import resources
 from typing import cast
@@ -50,6 +50,7 @@ __all__ = [
     "merge_features",
     "story_features",
     "story_score",
+    "story_scorer",
     "text_signature",
 ]
 
@@ -533,6 +534,23 @@ def story_score(a: StoryFeatures, b: StoryFeatures) -> float:
     wordings (``also``) scores the best of its descriptions (see ``_pair_score``)."""
     views_a, views_b = _views(a), _views(b)
     return max(_pair_score(va, vb) for va in views_a for vb in views_b)
+
+
+def story_scorer(item: StoryFeatures) -> Callable[[StoryFeatures], float]:
+    """``story_score`` of ``item`` against stories, one call per story: an item is scored against ~20
+    candidates per batch, so its side is looked up once, and pairs sharing too few terms to score are
+    skipped before any call."""
+    mine = _views(item)
+
+    def score(story: StoryFeatures) -> float:
+        best = 0.0
+        for theirs in _views(story):
+            for view in mine:
+                if len(view.terms & theirs.terms) >= MIN_SHARED:
+                    best = max(best, _pair_score(view, theirs))
+        return best
+
+    return score
 
 
 def _pair_score(a: _View, b: _View) -> float:

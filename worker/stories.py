@@ -34,7 +34,7 @@ from worker.dedupe import (
     TextSignature,
     is_near_duplicate,
     merge_features,
-    story_score,
+    story_scorer,
 )
 from worker.prepare import Prepared
 
@@ -328,13 +328,14 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             continue
         best: tuple[float, str] | None = None
         candidates = {i for term in p.terms for i in terms.get(term, [])}
+        score_against = story_scorer(p.features)
         for story_id in sorted(candidates):
             story = stories.get(story_id)
             if story is None or item.feed in story.feeds or story.status == "withdrawn":
                 continue
             if not _within_window(story, p, settings.story_window):
                 continue
-            score = story_score(p.features, story.features)
+            score = score_against(story.features)
             if score >= settings.story_threshold and (best is None or score > best[0]):
                 best = (score, story_id)
         if best is not None:
