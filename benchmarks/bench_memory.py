@@ -130,6 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rss, peak = _rss()
                 warm = warm or rss
                 rss_rows.append([marks[n], processed, time.perf_counter() - started, rss, peak, rss / warm])
+                # A long run reports as it goes: the tables below come only at its end.
+                redis_mib = int(client.info("memory")["used_memory"]) / 2**20
+                print(f"{marks[n]}: {processed:,} items, {time.perf_counter() - started:,.0f} s, RSS {rss:.1f} MiB "
+                      f"(x{rss / warm:.2f} of warm-up), Redis {redis_mib:,.0f} MiB", flush=True)
         elapsed = time.perf_counter() - started
         used = int(client.info("memory")["used_memory"]) - base_memory
         family_rows, per_item = _breakdown(client, config.prefix, processed)
