@@ -616,7 +616,7 @@ def _key_at(text: str, pos: int) -> str:
     return window.lower()
 
 
-# positions of a text, each with the alternation every scanner tries there (None: nothing can match)
+# positions of a text, each with the alternatives every scanner tries there (None: nothing can match)
 _Patterns = tuple[re.Pattern[str], ...]  # alternatives to try at a place, in order; the first match counts
 _Places = list[tuple[int, tuple[_Patterns | None, ...]]]
 
@@ -740,7 +740,7 @@ class _Scanner:
 
 
 class _Dispatch:
-    """For all the scanners of a topic set: which alternation each tries at each position of a text.
+    """For all the scanners of a topic set: which alternatives each tries at each position of a text.
 
     Remembers that per lookup key (``_key_at``), a few characters, so a text costs one dictionary look-up
     per position where a word starts. Filling in a key adds to dictionaries, which is safe from several

@@ -224,8 +224,6 @@ def _clean(text: str) -> str:
 
 
 @lru_cache(maxsize=1024)  # each item's title is stripped for its signature and again for its features
-# Cached: the signature and the story features of an item each start from its stripped title and lead.
-@lru_cache(maxsize=64)
 def _strip_title(title: str) -> str:
     title = _clean(title).strip()
     stripped = _OUTLET_SUFFIX.sub("", title)
@@ -234,7 +232,6 @@ def _strip_title(title: str) -> str:
 
 
 @lru_cache(maxsize=256)  # each item's lead is stripped for its signature and again for its features
-@lru_cache(maxsize=64)
 def _strip_text(text: str) -> str:
     text = _clean(text)
     low = text.lower()
