@@ -363,8 +363,6 @@ def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
 
 class _Idf:
     def __init__(self, n_docs: int, df: dict[str, int], proper: frozenset[str]) -> None:
-        self.n_docs = n_docs
-        self.df = df
         self.proper = proper
         # Scoring weighs every term of both sides of every candidate pair: one dict.get per term, with
         # the value for a word the corpus never saw as its default, beats a log or a memo per term.
@@ -418,7 +416,8 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
 def story_features(title: str, text: str, topics: list[str], published: float) -> StoryFeatures:
     """The significant terms of an item (title first, then the lead of its text), highest IDF first."""
     words, entities = _terms_and_entities(title, text)
-    weight, unseen = _idf().weights.get, _idf().unseen
+    idf = _idf()
+    weight, unseen = idf.weights.get, idf.unseen
     # A stable sort: terms of equal weight stay in text order.
     ranked = sorted(words, key=lambda t: -weight(t, unseen))[:MAX_TERMS]
     return StoryFeatures(
