@@ -9,13 +9,16 @@ from collections.abc import Callable
 import pytest
 import redis
 
+from livebrief.config import WorkerConfig
 from livebrief.models import Entry
 from tests.conftest import make_config
 from tests.helpers import make_item
 from worker import records
 from worker.jobs import run_batch
+from worker.prepare import prepare
 from worker.records import _STORY_ZDICT, decode_story
 from worker.runtime import configure
+from worker.stories import IndexView, candidate_story_ids, term_candidates
 
 STRIKE_TITLE = "Missile strike destroys fuel depot near Dnipro, regional governor says"
 STRIKE_TEXT = ("A Russian missile strike destroyed a fuel depot near Dnipro overnight, the regional governor said. "
@@ -109,3 +112,27 @@ def test_a_stored_story_reads_its_head_at_once_and_its_body_on_first_use(
     assert handle.features == written.features and handle.signature == written.signature
     assert handle.record == written
     assert [s.feed for s in handle.record.entry.sources] == ["wire-a", "paper-b"]
+
+
+def test_a_story_is_a_candidate_when_listed_under_two_of_the_items_index_terms() -> None:
+    terms = {"kharkiv": ["s1", "s2"], "shelling": ["s1", "s3"], "governor": ["s2"], "mayor": ["s4"]}
+
+    assert term_candidates(["kharkiv", "shelling", "mayor"], terms) == ["s1"]
+
+
+def test_an_item_with_a_single_index_term_finds_every_story_listed_under_it() -> None:
+    terms = {"kharkiv": ["s1", "s2"], "shelling": ["s1"]}
+
+    assert term_candidates(["kharkiv"], terms) == ["s1", "s2"]
+    assert term_candidates([], terms) == []
+
+
+def test_the_commit_reads_no_story_met_under_one_index_term_only() -> None:
+    """Every candidate costs a record read and a check in the commit: one met under a single term of
+    the item's is not among them (it almost never scores as the same story)."""
+    item = make_item("paper-b", 2, title=STRIKE_TITLE, text=STRIKE_TEXT)
+    p = prepare(item, configure(make_config("redis://127.0.0.1:9", [])).topics, WorkerConfig())
+    first, second, *_ = p.terms
+    view = IndexView(terms={first: ["s-two-terms", "s-one-term"], second: ["s-two-terms"]})
+
+    assert candidate_story_ids([p], view) == {"s-two-terms"}

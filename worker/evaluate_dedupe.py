@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker import dedupe
-from worker.stories import MAX_STORIES_PER_TERM
+from worker.stories import MAX_STORIES_PER_TERM, term_candidates
 
 HOUR = 3600.0
 DEFAULT_THRESHOLD = 0.5
@@ -106,15 +106,15 @@ def cluster_online(
 ) -> dict[str, int]:
     """Doc id -> story number, deciding as the story index does (``worker/stories.py``): exact URL,
     then a near-duplicate text signature found through a shared LSH bucket, then the best
-    ``story_score`` >= ``threshold`` among stories found through shared index terms whose
-    ``published`` is within ``window_h`` and that hold no item of the same outlet (the pipeline's
-    same-feed rule). As in the index, every item's buckets and terms point at its story once it
-    joined, and a term keeps only the ``MAX_STORIES_PER_TERM`` most recent stories."""
+    ``story_score`` >= ``threshold`` among stories found through shared index terms
+    (``term_candidates``) whose ``published`` is within ``window_h`` and that hold no item of the same
+    outlet (the pipeline's same-feed rule). As in the index, every item's buckets and terms point at
+    its story once it joined, and a term keeps only the ``MAX_STORIES_PER_TERM`` most recent stories."""
     window = window_h * HOUR
     stories: list[_Story] = []
     by_exact: dict[str, _Story] = {}
     by_bucket: dict[tuple[int, str], _Story] = {}
-    by_term: dict[str, list[_Story]] = defaultdict(list)
+    by_term: dict[str, list[int]] = defaultdict(list)  # term -> story numbers, most recent first
     outlets: dict[int, set[str]] = defaultdict(set)
     out: dict[str, int] = {}
     for doc in sorted(docs, key=lambda d: (d.published, d.id)):
@@ -131,19 +131,17 @@ def cluster_online(
         terms = dedupe.index_terms(feats)
         if story is None:
             best, best_score = None, threshold
-            seen: set[int] = set()
-            for term in terms:
-                for cand in by_term.get(term, ()):
-                    if cand.id in seen or cand.features is None:
-                        continue
-                    seen.add(cand.id)
-                    if doc.outlet and doc.outlet in outlets[cand.id]:
-                        continue
-                    if abs(cand.published - doc.published) > window:
-                        continue
-                    score = dedupe.story_score(feats, cand.features)
-                    if score > best_score or (score == best_score and best is None):
-                        best, best_score = cand, score
+            for number in term_candidates(terms, by_term):
+                cand = stories[number]
+                if cand.features is None:
+                    continue
+                if doc.outlet and doc.outlet in outlets[cand.id]:
+                    continue
+                if abs(cand.published - doc.published) > window:
+                    continue
+                score = dedupe.story_score(feats, cand.features)
+                if score > best_score or (score == best_score and best is None):
+                    best, best_score = cand, score
             story = best
         if story is None:
             story = _Story(id=len(stories), first=doc, published=doc.published)
@@ -157,7 +155,7 @@ def cluster_online(
             for bucket in dedupe.lsh_buckets(sig):
                 by_bucket[bucket] = story
         for term in terms:
-            by_term[term] = [story, *(s for s in by_term[term] if s is not story)][:MAX_STORIES_PER_TERM]
+            by_term[term] = [story.id, *(n for n in by_term[term] if n != story.id)][:MAX_STORIES_PER_TERM]
         outlets[story.id].add(doc.outlet)
         if key:
             by_exact.setdefault(key, story)

@@ -21,9 +21,10 @@ A story touched by several items of the batch is published once, with every new 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -39,6 +40,12 @@ from worker.dedupe import (
 from worker.prepare import Prepared
 
 MAX_STORIES_PER_TERM = 8
+# A story is a same-story candidate when it is listed under at least this many of the item's index terms
+# (under all of them when the item has fewer). Scoring needs ``dedupe.MIN_SHARED`` shared terms, and a
+# story met under one index term alone almost never reaches the threshold: over the corpus replayed
+# online (``worker/evaluate_dedupe.py``) this scores 16k candidates instead of 294k, and every merge
+# is the same. Each candidate costs a record read, a check in the commit and a score.
+MIN_TERM_HITS = 2
 
 
 class StoryRecord(BaseModel):
@@ -134,6 +141,22 @@ class BatchPlan:
         return [record.entry for record in self.published.values()]
 
 
+_Id = TypeVar("_Id", bound=Hashable)
+
+
+def term_candidates(item_terms: Iterable[str], terms: Mapping[str, Iterable[_Id]]) -> list[_Id]:
+    """Stories listed under at least ``MIN_TERM_HITS`` of an item's index terms (all of them, when the
+    item has fewer), in the order first met."""
+    hits: dict[_Id, int] = {}
+    count = 0
+    for term in item_terms:
+        count += 1
+        for story_id in terms.get(term, ()):
+            hits[story_id] = hits.get(story_id, 0) + 1
+    need = min(MIN_TERM_HITS, count)
+    return [story_id for story_id, n in hits.items() if n >= need]
+
+
 def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
     """Stories the batch may touch: found through seen marks, exact keys, LSH buckets and terms."""
     ids: set[str] = set()
@@ -142,8 +165,7 @@ def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
             ids.add(view.seen[p.item.id].story_id)
         ids.update(view.exact[k] for k in p.exact if k in view.exact)
         ids.update(view.lsh[b] for b in p.buckets if b in view.lsh)
-        for term in p.terms:
-            ids.update(view.terms.get(term, []))
+        ids.update(term_candidates(p.terms, view.terms))
     return ids
 
 
@@ -327,7 +349,8 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             assign(p, twin, _join(stories[twin].record, p), "near_duplicate")
             continue
         best: tuple[float, str] | None = None
-        candidates = {i for term in p.terms for i in terms.get(term, [])}
+        # Stories made or joined earlier in this batch count too: they are in ``stories`` already.
+        candidates = term_candidates(p.terms, terms)
         score_against = story_scorer(p.features)
         for story_id in sorted(candidates):
             story = stories.get(story_id)
