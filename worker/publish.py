@@ -103,7 +103,9 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 #   at, g, then g x (key, k, k x member)     SADD key members; EXPIREAT key at   (long-term marks)
 #   stream, maxlen, m, then m x body         XADD stream MAXLEN ~ maxlen * entry body
 #   c, then c x (channel, body number)       PUBLISH channel body   (body number: 1..m)
-#   f, then f x (stats key, first, lag)      freshness counters; first is 0/1, lag "" when unknown
+#   f, then f x (stats key, entries, first, lag sum, lags, last lag)   freshness counters, summed per feed
+#                                            (a batch is mostly one feed's: per item, these hash commands
+#                                            were a fifth of the script's calls)
 #   q, then q x (argc, argc x arg)           other commands, run as given (the delivery jobs RQ queues)
 _COMMIT_LUA = """
 local i = 1
@@ -154,13 +156,13 @@ for _ = 1, tonumber(take()) do
   redis.call('PUBLISH', channel, bodies[n])
 end
 for _ = 1, tonumber(take()) do
-  local key, first, lag = take(), take(), take()
-  redis.call('HINCRBY', key, 'entries', 1)
-  if first == '1' then redis.call('HINCRBY', key, 'first', 1) end
-  if lag ~= '' then
-    redis.call('HINCRBYFLOAT', key, 'lag_sum', lag)
-    redis.call('HINCRBY', key, 'lag_count', 1)
-    redis.call('HSET', key, 'last_lag', lag)
+  local key, entries, first, lag_sum, lags, last = take(), take(), take(), take(), take(), take()
+  redis.call('HINCRBY', key, 'entries', entries)
+  if first ~= '0' then redis.call('HINCRBY', key, 'first', first) end
+  if lags ~= '0' then
+    redis.call('HINCRBYFLOAT', key, 'lag_sum', lag_sum)
+    redis.call('HINCRBY', key, 'lag_count', lags)
+    redis.call('HSET', key, 'last_lag', last)
   end
 end
 for _ = 1, tonumber(take()) do
@@ -240,8 +242,8 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
         for channel in (keys.all_channel, *(keys.topic_channel(t) for t in record.entry.topics)):
             publish += [channel, n]
     stats: list[str | bytes | int] = []
-    for feed_id, lag, first in plan.freshness:
-        stats += [keys.feed_stats(feed_id), int(first), f"{lag:.3f}" if lag is not None and lag >= 0 else ""]
+    for feed_id, (count, firsts, lag_sum, lags, last) in _freshness_by_feed(plan.freshness).items():
+        stats += [keys.feed_stats(feed_id), count, firsts, f"{lag_sum:.3f}", lags, f"{last:.3f}"]
     by_set: dict[str, list[int]] = {}
     for member in plan.marks:
         by_set.setdefault(keys.mark_set(gen, shard(member)), []).append(member)
@@ -249,7 +251,21 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     for name, members in by_set.items():
         marks += [name, len(members), *members]
     return [len(sets) // 3, *sets, *marks, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
-            len(publish) // 2, *publish, len(stats) // 3, *stats]
+            len(publish) // 2, *publish, len(stats) // 6, *stats]
+
+
+_Tally = tuple[int, int, float, int, float]
+
+
+def _freshness_by_feed(freshness: list[tuple[str, float | None, bool]]) -> dict[str, _Tally]:
+    """Per feed: (sources published, first with their story, sum of known lags, known lags, last known lag)."""
+    tallies: dict[str, _Tally] = {}
+    for feed_id, lag, first in freshness:
+        count, firsts, lag_sum, lags, last = tallies.get(feed_id, (0, 0, 0.0, 0, 0.0))
+        if lag is not None and lag >= 0:
+            lag_sum, lags, last = lag_sum + lag, lags + 1, lag
+        tallies[feed_id] = (count + 1, firsts + int(first), lag_sum, lags, last)
+    return tallies
 
 
 def commit_batch(
