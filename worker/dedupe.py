@@ -284,20 +284,39 @@ def _content_words(cleaned: str) -> list[tuple[str, str]]:
     return list(_iter_content_words(cleaned))
 
 
+# Word as written -> its normalised form, or "" for a word that carries no content. Every item's words
+# pass here twice (signature, features) and news repeats its vocabulary: one dictionary look-up per word
+# instead of lower-casing, two stop-word tests and a call through _normalise's cache.
+_CONTENT: dict[str, str] = {}
+_CONTENT_SIZE = 200_000
+
+
+def _content_form(raw: str) -> str:
+    norm = "" if raw.lower() in _STOPWORDS else _normalise(raw)
+    if norm in _STOPWORDS or (len(norm) == 1 and not norm.isdigit()):
+        norm = ""
+    if len(_CONTENT) >= _CONTENT_SIZE:
+        _CONTENT.clear()
+    _CONTENT[raw] = norm
+    return norm
+
+
 def _iter_content_words(cleaned: str) -> Iterator[tuple[str, str]]:
     """``_content_words`` lazily: a signature needs only the first few of a long text's words."""
+    forms = _CONTENT
     for m in _WORD.finditer(cleaned):
         raw = m.group()
-        if raw.lower() in _STOPWORDS:
-            continue
-        norm = _normalise(raw)
-        if norm and norm not in _STOPWORDS and (len(norm) > 1 or norm.isdigit()):
+        norm = forms.get(raw)
+        if norm is None:
+            norm = _content_form(raw)
+        if norm:
             yield raw, norm
 
 
 # --- level 2: near-duplicate text ------------------------------------------------------------------
 
 
+@lru_cache(maxsize=65536)  # ~24 words an item, from a vocabulary news keeps repeating
 def _fingerprint(word: str) -> int:
     digest = hashlib.blake2b(word.encode("utf-8"), digest_size=2).digest()
     return int.from_bytes(digest, "big") >> (16 - _FP_BITS)
@@ -401,7 +420,12 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
         raw_words = _WORD.findall(part)
         title_case = _is_title_case(raw_words)
         first = raw_words[0] if raw_words else ""
-        for raw, norm in _content_words(part):
+        for raw in raw_words:  # as _content_words(part), without a second pass of the word pattern
+            norm = _CONTENT.get(raw)
+            if norm is None:
+                norm = _content_form(raw)
+            if not norm:
+                continue
             terms.setdefault(norm, None)
             if norm.isdigit():
                 continue
