@@ -584,6 +584,124 @@ def test_a_fear_about_the_toll_does_not_undo_the_attack(topics: TopicSet) -> Non
     assert "strikes" not in topics_of("Villagers fear a raid by militants in Yemen", topics)
 
 
+# --- traps found by the fifth blind set (blind4); every headline below is invented -----------------
+
+
+def test_candidates_set_to_join_after_a_member_drops_its_hold_is_talks(topics: TopicSet) -> None:
+    title = "Moldova cleared to join the EU once Romania lifts its hold, diplomats say"
+    assert "talks" in topics_of(title, topics)
+
+
+def test_a_protest_against_a_summit_is_not_talks(topics: TopicSet) -> None:
+    assert topics_of("Anti-war activists rally outside the G7 summit venue", topics) == []
+
+
+def test_arms_moving_after_a_leaders_visit_is_not_talks(topics: TopicSet) -> None:
+    title = "After Erdogan's visit, arms shipments through the Bosphorus doubled"
+    assert topics_of(title, topics) == []
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Madrid mayor tricked into video call with fake Kyiv counterpart",
+        "Olympic committee president holds video call with tennis star",
+    ],
+)
+def test_video_calls_of_mayors_hoaxes_and_sports_officials_are_not_talks(topics: TopicSet, title: str) -> None:
+    assert topics_of(title, topics) == []
+
+
+def test_arson_attack_on_an_office_is_not_strikes(topics: TopicSet) -> None:
+    assert topics_of("Molotov-wielding arsonists attack Russian recruiting station overnight", topics) == []
+
+
+def test_tanks_deployed_for_storming_a_town_is_a_plan_not_strikes(topics: TopicSet) -> None:
+    assert topics_of("Moscow moving reserve tank units east for storming Avdiivka", topics) == []
+
+
+def test_a_shootout_among_soldiers_of_one_army_is_not_strikes(topics: TopicSet) -> None:
+    title = "Drunken brawl among Russian soldiers in occupied Melitopol ends in shootout, 3 soldiers dead"
+    assert "strikes" not in topics_of(title, topics)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Booby trap in Kharkiv region injures 12 Russian soldiers",
+        "Hidden grenade injures Russian soldiers at checkpoint",
+    ],
+)
+def test_soldiers_injured_by_a_side_are_strikes(topics: TopicSet, title: str) -> None:
+    assert "strikes" in topics_of(title, topics)
+
+
+def test_a_ship_hit_while_carrying_supplies_is_strikes_not_a_delivery(topics: TopicSet) -> None:
+    title = "Kyiv says it hit a Russian barge ferrying fuel, generators and supplies"
+    assert "strikes" in topics_of(title, topics)
+
+
+def test_the_wars_toll_on_dolphins_is_not_strikes(topics: TopicSet) -> None:
+    assert topics_of("Sonar and explosions from the Russian navy blamed for dolphin deaths", topics) == []
+
+
+def test_an_armys_dead_counted_with_its_tanks_are_not_humanitarian(topics: TopicSet) -> None:
+    title = "Russia's losses so far: 20,500 dead and 900 tanks destroyed, Kyiv says"
+    assert "humanitarian" not in topics_of(title, topics)
+
+
+def test_arrest_of_a_suspected_strike_spotter_is_not_humanitarian(topics: TopicSet) -> None:
+    title = "Odesa resident detained on suspicion of guiding Russian missile strikes"
+    assert "humanitarian" not in topics_of(title, topics)
+
+
+def test_family_of_a_fighter_missing_in_the_war_is_not_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Family of a Canadian veteran missing near Kharkiv pleads for news", topics) == []
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Belarusian regime kills two protesters in Minsk",
+        "Eight pro-democracy protesters shot dead in Mandalay as junta cracks down",
+    ],
+)
+def test_state_forces_killing_protesters_is_humanitarian(topics: TopicSet, title: str) -> None:
+    assert "humanitarian" in topics_of(title, topics)
+
+
+def test_reprisal_killings_of_a_former_regimes_soldiers_are_humanitarian(topics: TopicSet) -> None:
+    title = "Rights group documents killings of former police officers under Taliban rule"
+    assert "humanitarian" in topics_of(title, topics)
+
+
+def test_captured_foreigners_to_be_returned_home_are_humanitarian(topics: TopicSet) -> None:
+    title = "Ministry promises to free captured Britons and reunite them with relatives"
+    assert "humanitarian" in topics_of(title, topics)
+
+
+def test_money_raised_for_a_war_countrys_children_is_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Singer auctions guitar for Syrian orphans", topics)
+
+
+def test_a_civilian_executed_by_soldiers_is_humanitarian(topics: TopicSet) -> None:
+    title = "Village priest tortured and killed by occupying troops near Kherson, witnesses say"
+    assert "humanitarian" in topics_of(title, topics)
+
+
+def test_bombing_to_kill_rescuers_is_humanitarian(topics: TopicSet) -> None:
+    title = "Repeat bombing of the same site kills arriving medics, rescuers say"
+    assert "humanitarian" in topics_of(title, topics)
+
+
+def test_residents_evacuated_from_a_volcano_are_not_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Residents evacuated as Greek island volcano spews toxic gas", topics) == []
+
+
+def test_an_evacuation_out_of_a_crisis_country_is_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Afghan women's football team evacuated to Portugal", topics)
+
+
 # --- evaluation -----------------------------------------------------------------------------------
 
 
