@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from livebrief.errors import ConfigError
+from worker.chars import fold
 
 __all__ = ["Classification", "TopicSet", "classify", "compile_topics", "load_topics"]
 
@@ -183,7 +184,7 @@ _NUMBER = (
 _JOIN = r"[\"']?[\s\-]+[\"']?"
 # "..." lets up to four words, and the punctuation around them, sit between two parts of a phrase
 _GAP = r"(?:[\s\-,;:]+[^\s,;:]+){0,4}[,;:]?"
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-", "\u00a0": " "})
+_QUOTES = (("’", "'"), ("‘", "'"), ("“", '"'), ("”", '"'), ("–", "-"), ("—", "-"), ("\u00a0", " "))
 _WORD_RE = re.compile(r"\w+")
 
 
@@ -281,7 +282,7 @@ def _is_optional_group(token: str) -> bool:
 
 def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) -> str:
     """Translate one phrase of the rule language into a regex without word boundaries."""
-    phrase = phrase.translate(_QUOTES).strip()
+    phrase = fold(phrase, _QUOTES).strip()
     if phrase.startswith("re:"):
         raw = phrase[3:].strip()
         if "(?P" in raw:
@@ -893,8 +894,8 @@ def classify(title: str, text: str, topics: TopicSet) -> Classification:
     ``title`` and ``text`` are read as one passage; ``text`` may be empty (headline-only items).
     """
     blob = f"{title}\n{text}" if text else title
-    if not blob.isascii():  # every character _QUOTES maps is non-ASCII; translate() is slow even with none
-        blob = blob.translate(_QUOTES)
+    if not blob.isascii():  # every character _QUOTES maps is non-ASCII
+        blob = fold(blob, _QUOTES)
     dispatch = topics._dispatch
     places = dispatch.places(blob)
     result = Classification()

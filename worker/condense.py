@@ -24,6 +24,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel
 
+from worker.chars import fold
+
 __all__ = [
     "ELLIPSIS",
     "MAX_HEADLINE_CHARS",
@@ -211,7 +213,7 @@ def _is_colon_label(prefix: str, outlet_cores: frozenset[str]) -> bool:
 # --------------------------------------------------------------------------------------------------
 # Headline
 
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "‛": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "‟": '"'})
+_QUOTES = (("‘", "'"), ("’", "'"), ("‛", "'"), ("‚", "'"), ("“", '"'), ("”", '"'), ("„", '"'), ("‟", '"'))
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _PIPE = re.compile(r"\s*\|\s*")
 _DASH_SUFFIX = re.compile(r"^(.+?)\s+[-–—]\s+([^-–—|]+?)$")
@@ -249,7 +251,7 @@ def clean_headline(title: str, outlet: str | None = None) -> str:
     would leave nothing, so the result is empty only when ``title`` has no letters or digits. Longer than
     ``MAX_HEADLINE_CHARS``, it is cut at a word boundary and ends with "…".
     """
-    original = _normalise(title).translate(_QUOTES)
+    original = fold(_normalise(title), _QUOTES)
     if not _WORD.search(original):
         return ""
     cores, any_outlet = _outlet_cores(outlet)
