@@ -70,8 +70,9 @@ _FP_BITS = 12
 
 # Level 3 parameters.
 MAX_TERMS = 12  # terms kept per story, highest IDF first
-# Eight, not fewer: a candidate must be found under two of them (worker/stories.py, MIN_TERM_HITS), and
-# with eight that prunes no merge the corpus replay makes (six lost 6 of 8,878 stories' merges).
+# Eight, not fewer: a candidate must be found under two of them (worker/stories.py, MIN_TERM_HITS). With
+# six, the corpus replay (worker/evaluate_dedupe.py) missed 6 merges that it made with no such rule; with
+# eight it makes them all.
 INDEX_TERMS = 8
 MIN_SHARED = 2
 MAX_ALSO = 2  # other wordings a story remembers besides its first item's
