@@ -535,14 +535,15 @@ def _content_sentences(text: str) -> Iterator[str]:
     """Sentences of ``text`` in order, boilerplate lines and sentences left out."""
     first = True
     for raw in text.split("\n"):
-        paragraph = _normalise(raw)
+        paragraph = checked = _normalise(raw)
         if not paragraph or is_boilerplate(paragraph):
             continue
         if first:
             paragraph = _DATELINE_PREFIX.sub("", paragraph, count=1)
             first = False
         for sentence in _sentences(paragraph):
-            if not is_boilerplate(sentence):
+            # A paragraph of one sentence was checked already (a feed's description often is one).
+            if sentence == checked or not is_boilerplate(sentence):
                 yield sentence
 
 
