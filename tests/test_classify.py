@@ -760,6 +760,24 @@ def test_cli_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "macro-F1" in capsys.readouterr().out
 
 
+def test_cli_scores_paragraph_labels_and_leaves_out_boilerplate_and_ambiguous_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An article's paragraphs labelled line by line: text without a title, and lines marked boilerplate
+    or ambiguous, which are no labelled items."""
+    labels = tmp_path / "paragraphs.jsonl"
+    labels.write_text("\n".join(json.dumps(r) for r in [
+        {"line": 1, "text": "Missile strike on a mall kills 18 civilians", "topics": ["strikes", "humanitarian"]},
+        {"line": 2, "text": "Subscribe to our newsletter", "boilerplate": True},
+        {"line": 3, "text": "Officials are weighing their options", "ambiguous": True},
+        {"line": 4, "text": "The city council approved the new budget", "topics": []},
+    ]))
+    assert main([str(labels), "--topics", str(TOPICS_FILE)]) == 0
+    out = capsys.readouterr().out
+    assert "\n2 items, topics:" in "\n" + out
+    assert "exact match: 2/2" in out
+
+
 # --- the indexed scan finds what the plain alternation finds ---------------------------------------
 
 
@@ -791,3 +809,21 @@ def test_every_scanner_finds_what_its_full_alternation_finds(tmp_path: Path) -> 
 def test_a_town_turned_into_ruins_is_strikes(topics: TopicSet) -> None:
     """One word may stand between the verb and "into": the phrase's one-word wildcard, not a literal."""
     assert "strikes" in topics_of("Invaders turned Popasna into ruins, regional governor says", topics)
+
+
+def test_talks_that_show_signs_of_progress_are_no_talk_show(topics: TopicSet) -> None:
+    assert "talks" in topics_of("Moscow-Kyiv talks show signs of progress, envoys say", topics)
+
+
+def test_how_the_talks_are_going_is_talks(topics: TopicSet) -> None:
+    """Statements about the state of diplomacy: the guide's example of an item that is talks and strikes."""
+    assert "talks" in topics_of("Signals from the talks are positive, but the explosions have not stopped", topics)
+
+
+def test_civilians_escaping_a_besieged_city_are_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Families recount their escape from besieged Chernihiv", topics)
+
+
+def test_a_strike_told_from_what_the_attackers_did_before_it_is_strikes(topics: TopicSet) -> None:
+    title = "Russian forces waited until people arrived for work at the plant before striking it, the governor said"
+    assert "strikes" in topics_of(title, topics)

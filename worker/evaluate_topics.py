@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m worker.evaluate_topics", description="Evaluate the topic classifier."
     )
-    parser.add_argument("file", type=Path, help="labelled JSON lines: id, title?, text?, topics")
+    parser.add_argument("file", type=Path, help="labelled JSON lines: id, title and/or text, topics")
     parser.add_argument("--topics", type=Path, default=DEFAULT_TOPICS, help="topic definitions")
     parser.add_argument("--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids")
     parser.add_argument("--max-mistakes", type=int, default=None, help="list at most N mistakes")
@@ -317,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of classifying, score another annotator's labels of the same ids against FILE")
     args = parser.parse_args(argv)
     try:
-        records: list[dict[str, Any]] = load_records(args.file)
+        # Lines marked boilerplate or ambiguous (as in the seed article's paragraph labels) are no labelled
+        # items: the annotation guide leaves ambiguous items out of evaluation sets.
+        records: list[dict[str, Any]] = [
+            r for r in load_records(args.file) if not r.get("boilerplate") and not r.get("ambiguous")
+        ]
         if args.corpus is not None:
             records, missing = join_corpus(records, _load_corpus(args.corpus))
             if missing:
@@ -326,10 +330,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_report(compare_labels(records, load_records(args.agreement)), args.max_mistakes))
             return 0
         topics = load_topics(args.topics)
-        untitled = [str(r.get("id")) for r in records if not r.get("title")]
+        untitled = [str(r.get("id")) for r in records if not r.get("title") and not r.get("text")]
         if untitled:
             print(
-                f"{len(untitled)} labelled items have no title; pass --corpus to look them up",
+                f"{len(untitled)} labelled items have neither title nor text; pass --corpus to look them up",
                 file=sys.stderr,
             )
             return 2
