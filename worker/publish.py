@@ -319,8 +319,11 @@ def commit_batch(
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
         if client.eval(_COMMIT_LUA, 0, *cast(list[str], args)) == -1:
-            # Another worker changed a key we read: re-read and decide again.
-            time.sleep(random.uniform(0, min(0.05 * attempt, 0.5)))
+            # Another worker changed a key we read: re-read and decide again. It has committed, so the
+            # first retry reads its writes at once; later ones back off, with jitter, so that many workers
+            # racing for the same stories take turns (the wait is all latency: items stay unpublished).
+            if attempt > 1:
+                time.sleep(random.uniform(0, min(0.01 * 2 ** (attempt - 2), 0.5)))
             continue
         log.info("batch_committed", items=len(prepared), published=len(plan.published),
                  deliveries=deliveries, attempts=attempt)
