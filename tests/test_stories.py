@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from worker.jobs import run_batch
 from worker.prepare import prepare
 from worker.records import _STORY_ZDICT, decode_story
 from worker.runtime import configure
-from worker.stories import IndexView, candidate_story_ids, term_candidates
+from worker.stories import MAX_STORIES_PER_TERM, IndexView, candidate_story_ids, plan_batch, term_candidates
 
 STRIKE_TITLE = "Missile strike destroys fuel depot near Dnipro, regional governor says"
 STRIKE_TEXT = ("A Russian missile strike destroyed a fuel depot near Dnipro overnight, the regional governor said. "
@@ -136,3 +137,16 @@ def test_the_commit_reads_no_story_met_under_one_index_term_only() -> None:
     view = IndexView(terms={first: ["s-two-terms", "s-one-term"], second: ["s-two-terms"]})
 
     assert candidate_story_ids([p], view) == {"s-two-terms"}
+
+
+def test_a_new_story_goes_first_in_its_terms_lists_which_keep_the_most_recent_eight() -> None:
+    p = prepare(make_item("paper-b", 3, title=STRIKE_TITLE, text=STRIKE_TEXT),
+                configure(make_config("redis://127.0.0.1:9", [])).topics, WorkerConfig())
+    first, second, *_ = p.terms
+    view = IndexView(terms={first: [f"s{n}" for n in range(MAX_STORIES_PER_TERM)], second: ["s0"]})
+
+    plan = plan_batch([p], view, WorkerConfig(), datetime.now(UTC))
+
+    (story_id,) = plan.published
+    assert plan.terms[first] == [story_id, *(f"s{n}" for n in range(MAX_STORIES_PER_TERM - 1))]
+    assert plan.terms[second] == [story_id, "s0"]

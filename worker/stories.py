@@ -303,7 +303,11 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         for bucket in p.buckets:
             lsh[bucket] = plan.lsh[bucket] = story_id
         for term in p.terms:
-            ids = [story_id, *(i for i in terms.get(term, []) if i != story_id)][:MAX_STORIES_PER_TERM]
+            listed = terms.get(term, [])
+            if story_id in listed:
+                ids = [story_id, *(i for i in listed if i != story_id)][:MAX_STORIES_PER_TERM]
+            else:  # a new story, mostly: nothing to take out
+                ids = [story_id, *listed[: MAX_STORIES_PER_TERM - 1]]
             terms[term] = plan.terms[term] = ids
 
     for p in prepared:
