@@ -776,6 +776,11 @@ def test_cli_scores_paragraph_labels_and_leaves_out_boilerplate_and_ambiguous_li
     out = capsys.readouterr().out
     assert "\n2 items, topics:" in "\n" + out
     assert "exact match: 2/2" in out
+    # with a corpus for id-only labels too: an item with its own text is kept
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "x", "title": "unrelated"}))
+    assert main([str(labels), "--topics", str(TOPICS_FILE), "--corpus", str(corpus)]) == 0
+    assert "\n2 items, topics:" in "\n" + capsys.readouterr().out
 
 
 # --- the indexed scan finds what the plain alternation finds ---------------------------------------

@@ -303,3 +303,11 @@ def test_permalink_guid_adds_no_second_exact_key() -> None:
     opaque = Item(**base, url="https://a.example/news/1", guid="urn:a:1")
     assert [kind for kind, _ in exact_keys(permalink)] == ["url"]
     assert [kind for kind, _ in exact_keys(opaque)] == ["url", "guid"]
+
+
+def test_the_word_cache_keeps_no_overlong_word() -> None:
+    """Every written word's content form is cached per process; a hostile feed's kilobyte "words" are not."""
+    long_word = "x" * 1_000
+    dedupe.story_features(f"Shelling hits {long_word} in Kharkiv", "", [], 0.0)
+    assert long_word not in dedupe._CONTENT
+    assert "Kharkiv" in dedupe._CONTENT

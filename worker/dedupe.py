@@ -290,15 +290,17 @@ def _content_words(cleaned: str) -> list[tuple[str, str]]:
 # instead of lower-casing, two stop-word tests and a call through _normalise's cache.
 _CONTENT: dict[str, str] = {}
 _CONTENT_SIZE = 200_000
+_CONTENT_WORD_MAX = 40  # longer "words" are rare in news and could be a hostile feed's: not kept
 
 
 def _content_form(raw: str) -> str:
     norm = "" if raw.lower() in _STOPWORDS else _normalise(raw)
     if norm in _STOPWORDS or (len(norm) == 1 and not norm.isdigit()):
         norm = ""
-    if len(_CONTENT) >= _CONTENT_SIZE:
-        _CONTENT.clear()
-    _CONTENT[raw] = norm
+    if len(raw) <= _CONTENT_WORD_MAX:
+        if len(_CONTENT) >= _CONTENT_SIZE:
+            _CONTENT.clear()
+        _CONTENT[raw] = norm
     return norm
 
 

@@ -143,7 +143,8 @@ def join_corpus(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Fill in ``title`` from ``corpus`` (id -> title) where a record has none.
 
-    Returns the joined records and the ids that were not found (those records are dropped).
+    Returns the joined records and the ids that were not found (those records are dropped, unless they
+    carry a text of their own).
     """
     joined: list[dict[str, Any]] = []
     missing: list[str] = []
@@ -152,6 +153,8 @@ def join_corpus(
             joined.append(dict(record))
         elif str(record.get("id")) in corpus:
             joined.append({**record, "title": corpus[str(record["id"])]})
+        elif record.get("text"):
+            joined.append(dict(record))
         else:
             missing.append(str(record.get("id")))
     return joined, missing
