@@ -832,3 +832,8 @@ def test_civilians_escaping_a_besieged_city_are_humanitarian(topics: TopicSet) -
 def test_a_strike_told_from_what_the_attackers_did_before_it_is_strikes(topics: TopicSet) -> None:
     title = "Russian forces waited until people arrived for work at the plant before striking it, the governor said"
     assert "strikes" in topics_of(title, topics)
+
+
+def test_what_leaders_make_of_the_other_sides_offer_is_talks(topics: TopicSet) -> None:
+    """A statement about the state of diplomacy, without the word "talks"."""
+    assert "talks" in topics_of("Allies voice skepticism about Moscow's pledge to scale back near the capital", topics)
