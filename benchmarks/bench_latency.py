@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/bench_latency.py              # 1,000 items/s and 100 items/s, 10 s each (~1.5 min)
     .venv/bin/python benchmarks/bench_latency.py --quick      # 5 s each (~30 s)
     .venv/bin/python benchmarks/bench_latency.py --rates 1000 300 50 --seconds 20 --workers 2 --fork
+    .venv/bin/python benchmarks/bench_latency.py --quick --delivery-worker   # livebrief run's layout
 
 Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.run_worker``, SimpleWorker
 unless ``--fork``) in their own processes, serving the ingest queue and then the deliveries queue, as
-``livebrief work`` does; one ``standard`` webhook for every entry, pointing at a receiver (a
+``livebrief work`` does (with ``--delivery-worker``, ingest only, and one more process for deliveries, as
+``livebrief run`` lays them out); one ``standard`` webhook for every entry, pointing at a receiver (a
 ThreadingHTTPServer in a thread of this process). The load: every 50 ms a batch (one generated feed of
 ``rate / 20`` entries) is parsed with ``fetched`` = now and queued as the poller does
 (``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream. Each rate starts with
@@ -139,7 +141,7 @@ def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: 
 
 
 def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory,
-         warmup: float) -> list[list[object]]:
+         warmup: float, delivery_worker: bool) -> list[list[object]]:
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
     warm_ticks = int(warmup / TICK)
@@ -147,8 +149,14 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     httpd, hook_url = _receiver(hooked)
     with throwaway_redis() as (server, client):
         config = _config(server.url, hook_url, warm_ticks + ticks)
-        procs = [subprocess.Popen([sys.executable, __file__, "--worker", server.url, hook_url,
-                                   str(warm_ticks + ticks), "fork" if fork else "simple"]) for _ in range(workers)]
+        # As `livebrief work` does by default: each worker serves ingest first, then deliveries; or, as
+        # `livebrief run` lays them out (--delivery-worker), ingest workers and one for deliveries.
+        roles = ["ingest"] if delivery_worker else ["ingest,deliveries"]
+        command = [sys.executable, __file__, "--worker", server.url, hook_url, str(warm_ticks + ticks),
+                   "fork" if fork else "simple"]
+        procs = [subprocess.Popen([*command, roles[0]]) for _ in range(workers)]
+        if delivery_worker:
+            procs.append(subprocess.Popen([*command, "deliveries"]))
         stop = threading.Event()
         reader = threading.Thread(target=_stream_reader, args=(
             redis.Redis.from_url(server.url), Keys(config.prefix).entries_stream, stream_seen, stop), daemon=True)
@@ -193,25 +201,27 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     return rows
 
 
-def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str) -> int:
+def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str, roles: str) -> int:
     from livebrief.workers import run_worker
 
     quiet_logs()
     config = _config(redis_url, hook_url, feeds)
-    run_worker(config, redis.Redis.from_url(redis_url), simple=mode == "simple")
+    run_worker(config, redis.Redis.from_url(redis_url), simple=mode == "simple", roles=tuple(roles.split(",")))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--worker"]:
-        return _worker_main(args[1], args[2], int(args[3]), args[4])
+        return _worker_main(args[1], args[2], int(args[3]), args[4], args[5])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 100], help="items/s (default 1000 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per rate (default 10)")
     parser.add_argument("--drain", type=float, default=20.0, help="wait after the load (default 20 s)")
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes (default 2, one per core)")
     parser.add_argument("--fork", action="store_true", help="RQ's forking Worker instead of SimpleWorker")
+    parser.add_argument("--delivery-worker", action="store_true",
+                        help="as `livebrief run`: the --workers serve ingest only, one more serves deliveries")
     parser.add_argument("--warmup", type=float, default=3.0, help="uncounted load before each rate (default 3 s)")
     parser.add_argument("--quick", action="store_true", help="~30 s: 5 s per rate, 8 s drain")
     ns = parser.parse_args(args)
@@ -220,11 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_logs()
     titles, source = headlines()
     factory = FeedFactory(titles, entries=50, desc_chars=600, seed=21)
-    print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers; batches every {TICK * 1000:.0f} ms; "
+    layout = " for ingest, 1 for deliveries" if ns.delivery_worker else ", each serving ingest then deliveries"
+    print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers{layout}; batches every {TICK * 1000:.0f} ms; "
           f"text from {source}")
     rows: list[list[object]] = []
     for rate in ns.rates:
-        rows.extend(_run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup))
+        rows.extend(_run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup, ns.delivery_worker))
     print_table("latency from Item.fetched (ms)",
                 ["load", "arrival at", "items", "p50 ms", "p99 ms", "max ms", "not arrived", "pacing"], rows)
     first = next((r for r in rows if r[0].startswith("1,000/s") and r[1].startswith("stream (XREAD")), None)
