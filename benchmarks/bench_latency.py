@@ -151,10 +151,10 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         config = _config(server.url, hook_url, warm_ticks + ticks)
         # As `livebrief work` does by default: each worker serves ingest first, then deliveries; or, as
         # `livebrief run` lays them out (--delivery-worker), ingest workers and one for deliveries.
-        roles = ["ingest"] if delivery_worker else ["ingest,deliveries"]
+        roles = "ingest" if delivery_worker else "ingest,deliveries"
         command = [sys.executable, __file__, "--worker", server.url, hook_url, str(warm_ticks + ticks),
                    "fork" if fork else "simple"]
-        procs = [subprocess.Popen([*command, roles[0]]) for _ in range(workers)]
+        procs = [subprocess.Popen([*command, roles]) for _ in range(workers)]
         if delivery_worker:
             procs.append(subprocess.Popen([*command, "deliveries"]))
         stop = threading.Event()

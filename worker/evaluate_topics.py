@@ -333,10 +333,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_report(compare_labels(records, load_records(args.agreement)), args.max_mistakes))
             return 0
         topics = load_topics(args.topics)
-        untitled = [str(r.get("id")) for r in records if not r.get("title") and not r.get("text")]
-        if untitled:
+        textless = [str(r.get("id")) for r in records if not r.get("title") and not r.get("text")]
+        if textless:
             print(
-                f"{len(untitled)} labelled items have neither title nor text; pass --corpus to look them up",
+                f"{len(textless)} labelled items have neither title nor text; pass --corpus to look them up",
                 file=sys.stderr,
             )
             return 2
