@@ -837,3 +837,21 @@ def test_a_strike_told_from_what_the_attackers_did_before_it_is_strikes(topics: 
 def test_what_leaders_make_of_the_other_sides_offer_is_talks(topics: TopicSet) -> None:
     """A statement about the state of diplomacy, without the word "talks"."""
     assert "talks" in topics_of("Allies voice skepticism about Moscow's pledge to scale back near the capital", topics)
+
+
+def test_a_civilian_kidnapped_and_killed_in_a_crisis_country_is_humanitarian(topics: TopicSet) -> None:
+    """Abductions and civilians killed count outside Ukraine too, where a country is in crisis."""
+    assert "humanitarian" in topics_of("Well-known teacher kidnapped, killed in western Afghanistan town", topics)
+
+
+def test_a_girl_freed_by_prosecutors_after_killing_her_attacker_is_not_humanitarian(topics: TopicSet) -> None:
+    title = "Somalia prosecutors order release of a girl who killed a driver who tried to rob her"
+    assert "humanitarian" not in topics_of(title, topics)
+
+
+def test_artillery_landing_next_to_a_vehicle_is_strikes(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Russian artillery lands next to a Ukrainian armoured car near Izium", topics)
+
+
+def test_a_pilot_shot_down_in_a_past_war_is_not_strikes(topics: TopicSet) -> None:
+    assert "strikes" not in topics_of("Navy pilot shot down over the Pacific in World War II is identified", topics)
