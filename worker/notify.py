@@ -15,12 +15,10 @@ the POST; at 1,000 entries/s one job per entry took more CPU than producing the 
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import httpx
 import redis
 import structlog
 from rq import Callback, Queue, Retry, get_current_job
@@ -31,6 +29,7 @@ from livebrief.errors import DeliveryError
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.signing import sign, verify
+from worker import webhook_client
 from worker.runtime import current
 
 log = structlog.get_logger(__name__)
@@ -133,31 +132,17 @@ def enqueue_delivery(
     )
 
 
-_clients: dict[int, httpx.Client] = {}
-
-
-def http_client() -> httpx.Client:
-    """One pooled client per process (a forked work-horse gets its own): creating a client per delivery
-    costs more CPU than the delivery itself."""
-    pid = os.getpid()
-    if pid not in _clients:
-        _clients.clear()
-        _clients[pid] = httpx.Client(trust_env=False, follow_redirects=False)
-    return _clients[pid]
-
-
-def post(webhook: WebhookConfig, msg_id: str, entry: Entry, client: httpx.Client | None = None) -> int:
+def post(webhook: WebhookConfig, msg_id: str, entry: Entry) -> int:
     """One delivery attempt; returns the HTTP status, raises ``DeliveryError`` unless 2xx."""
     body = render_payload(webhook, entry)
     headers = delivery_headers(webhook, msg_id, body)
     try:
-        response = (client or http_client()).post(webhook.url, content=body, headers=headers,
-                                                  timeout=webhook.timeout)
-    except httpx.HTTPError as exc:
-        raise DeliveryError(webhook.id, f"{type(exc).__name__}: {exc or 'request failed'}") from exc
-    if not 200 <= response.status_code < 300:
-        raise DeliveryError(webhook.id, f"receiver answered HTTP {response.status_code}")
-    return response.status_code
+        status = webhook_client.post(webhook.url, body, headers, webhook.timeout)
+    except webhook_client.PostError as exc:
+        raise DeliveryError(webhook.id, str(exc)) from exc
+    if not 200 <= status < 300:
+        raise DeliveryError(webhook.id, f"receiver answered HTTP {status}")
+    return status
 
 
 def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
