@@ -1,0 +1,175 @@
+"""Webhook deliveries per second through one delivery worker, next to bare HTTP client loops.
+
+    .venv/bin/python benchmarks/bench_webhooks.py              # 5,000 deliveries (~30 s)
+    .venv/bin/python benchmarks/bench_webhooks.py --quick      # 1,000 deliveries
+    .venv/bin/python benchmarks/bench_webhooks.py --entries 20000
+
+Set-up: a throwaway redis-server, and a receiver in its own process (a keep-alive ``ThreadingHTTPServer``
+that answers 200 and counts, as a real receiver would answer), so the receiver's CPU is not charged to
+the process measured. Generated feeds go through ``worker.jobs.run_batch`` with one ``standard``
+webhook configured, which queues the delivery jobs (one per batch) without delivering them. Then:
+
+(a) livebrief: one burst RQ ``SimpleWorker`` on the deliveries queue, as ``livebrief work --queues
+    deliveries`` runs it (without its one-time start-up): fetch each job, render and sign each entry, POST
+    it, mark it delivered in Redis;
+(b) the floor: a bare ``http.client`` loop POSTing the same bodies on one kept-alive connection;
+(c) a bare ``httpx.Client`` loop, the usual choice (and what deliveries used before the sixth session).
+
+Deliveries/s = deliveries / wall time; CPU = this process's CPU time per delivery (the receiver's and
+Redis's are not counted). The ratios are against (b) and (c) in the same run. No asserts: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import http.client
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+from rq import SimpleWorker
+
+from feeds.parse import parse_feed
+from livebrief.config import Config
+from livebrief.keys import Keys
+from livebrief.redis_server import free_port
+from livebrief.workers import GC_THRESHOLDS, queues
+from worker.jobs import run_batch
+from worker.notify import delivery_headers, delivery_id, render_payload
+from worker.runtime import configure
+
+SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWZvci1saXZlYnJpZWYtYmVuY2hlcw=="
+
+
+def _receiver_main(port: int) -> int:
+    count = 0
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            nonlocal count
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            count += 1
+            self._answer(b"")
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._answer(str(count).encode())
+
+        def _answer(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    return 0
+
+
+def _received(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/count")
+    count = int(conn.getresponse().read())
+    conn.close()
+    return count
+
+
+def _timed(fn: Callable[[], None]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _config(redis_url: str, hook_url: str, feeds: int) -> Config:
+    rows = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": f"http://127.0.0.1:9/{i}.xml"} for i in range(feeds)]
+    return make_config(redis_url, rows, webhooks=[
+        {"id": "bench-hook", "url": hook_url, "format": "standard", "secret": SECRET, "timeout": 10},
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--receiver"]:
+        return _receiver_main(int(args[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=5000, help="deliveries (default 5,000)")
+    parser.add_argument("--quick", action="store_true", help="1,000 deliveries")
+    ns = parser.parse_args(args)
+    total = 1000 if ns.quick else ns.entries
+    quiet_logs()
+    titles, source = headlines()
+    factory = FeedFactory(titles, entries=50, desc_chars=600, seed=33)
+    feeds = -(-total // 50)
+    port = free_port()
+    receiver = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])
+    hook_url = f"http://127.0.0.1:{port}/hook"
+    rows: list[list[object]] = []
+    try:
+        time.sleep(1.0)
+        with throwaway_redis() as (server, client):
+            config = _config(server.url, hook_url, feeds)
+            runtime = configure(config)
+            webhook = config.webhooks[0]
+            entries = []
+            for n in range(feeds):
+                doc = factory.feed(n)
+                parsed = parse_feed(doc, feed_id=f"feed{n}", outlet=f"Outlet {n}", fetched=datetime.now(UTC))
+                entries += run_batch(client, runtime, parsed.items).entries
+            queued = len(entries)
+
+            # RQ's SimpleWorker on the deliveries queue, as ``livebrief work --queues deliveries`` runs it, minus
+            # that command's start-up (compiling topics, recovery), which a long-running worker pays once.
+            gc.set_threshold(*GC_THRESHOLDS)
+            worker = SimpleWorker(queues(client, Keys(config.prefix), ("deliveries",)), connection=client)
+            before = _received(port)
+            wall, cpu = _timed(lambda: worker.work(burst=True, logging_level="WARNING"))
+            got = _received(port) - before
+            rows.append(["(a) livebrief delivery worker (RQ jobs, sign, POST, mark)", got, wall, got / wall,
+                         cpu / max(got, 1) * 1e6, f"{queued:,} queued, {got:,} received"])
+
+            rendered = [(delivery_id(e), render_payload(webhook, e)) for e in entries]
+            bodies = [(body, delivery_headers(webhook, msg_id, body)) for msg_id, body in rendered]
+
+            def bare_http_client() -> None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                for body, headers in bodies:
+                    conn.request("POST", "/hook", body=body, headers=headers)
+                    conn.getresponse().read()
+                conn.close()
+
+            def bare_httpx() -> None:
+                with httpx.Client(trust_env=False) as session:
+                    for body, headers in bodies:
+                        session.post(hook_url, content=body, headers=headers, timeout=10)
+
+            for label, fn in (("(b) bare http.client loop, one kept-alive connection (floor)", bare_http_client),
+                              ("(c) bare httpx.Client loop", bare_httpx)):
+                before = _received(port)
+                wall, cpu = _timed(fn)
+                got = _received(port) - before
+                rows.append([label, got, wall, got / wall, cpu / max(got, 1) * 1e6, "pre-rendered, pre-signed bodies"])
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+    floor, httpx_rate = rows[1][3], rows[2][3]
+    table = [[*row[:4], row[3] / floor, row[3] / httpx_rate, *row[4:]] for row in rows]  # type: ignore[operator]
+    print(f"one standard webhook, receiver in its own process; text from {source}")
+    print_table("webhook deliveries (ratios against (b) and (c) in this run)",
+                ["measurement", "deliveries", "seconds", "deliveries/s", "vs http.client", "vs httpx",
+                 "CPU us per delivery (this process)", "notes"], table)
+    print_machine()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
