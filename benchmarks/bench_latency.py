@@ -9,7 +9,7 @@ Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.
 unless ``--fork``) in their own processes, serving the ingest queue and then the deliveries queue, as
 ``livebrief work`` does (with ``--delivery-worker``, ingest only, and one more process for deliveries, as
 ``livebrief run`` lays them out); one ``standard`` webhook for every entry, pointing at a receiver (a
-ThreadingHTTPServer in a thread of this process). The load: every 50 ms a batch (one generated feed of
+keep-alive ThreadingHTTPServer in a thread of this process). The load: every 50 ms a batch (one generated feed of
 ``rate / 20`` entries) is parsed with ``fetched`` = now and queued as the poller does
 (``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream. Each rate starts with
 ``--warmup`` seconds of the same load that are not counted (the workers are long-lived; a fresh one
