@@ -855,3 +855,26 @@ def test_artillery_landing_next_to_a_vehicle_is_strikes(topics: TopicSet) -> Non
 
 def test_a_pilot_shot_down_in_a_past_war_is_not_strikes(topics: TopicSet) -> None:
     assert "strikes" not in topics_of("Navy pilot shot down over the Pacific in World War II is identified", topics)
+
+
+def test_a_matter_discussed_with_another_sides_leader_is_talks(topics: TopicSet) -> None:
+    title = "President says the border question is for Kyiv to settle after discussing the matter with Putin"
+    assert "talks" in topics_of(title, topics)
+
+
+def test_lawmakers_meeting_another_countrys_officials_are_talks_but_a_trade_mission_is_not(topics: TopicSet) -> None:
+    assert "talks" in topics_of("Three US senators meet with top officials in Taiwan on surprise trip", topics)
+    assert "talks" not in topics_of("Lawmakers meet with trade officials in Canada to discuss lumber tariffs", topics)
+
+
+def test_a_leaders_visit_to_a_city_at_home_is_not_talks(topics: TopicSet) -> None:
+    assert "talks" not in topics_of("Biden to visit factory town to talk jobs and infrastructure", topics)
+
+
+def test_people_displaced_by_a_building_accident_are_not_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Dozens of families displaced after apartment building collapse", topics) == []
+
+
+def test_one_persons_court_fight_against_deportation_is_not_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Chef fights deportation in court after visa mix-up", topics) == []
+    assert "humanitarian" in topics_of("Occupying forces deported thousands of residents, mayor says", topics)
