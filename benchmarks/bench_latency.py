@@ -9,7 +9,8 @@ Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.
 unless ``--fork``) in their own processes, serving the ingest queue and then the deliveries queue, as
 ``livebrief work`` does (with ``--delivery-worker``, ingest only, and one more process for deliveries, as
 ``livebrief run`` lays them out); one ``standard`` webhook for every entry, pointing at a receiver (a
-keep-alive ThreadingHTTPServer in a thread of this process). The load: every 50 ms a batch (one generated feed of
+keep-alive ThreadingHTTPServer in its own process, so that the load generator's parsing never holds its
+GIL). The load: every 50 ms a batch (one generated feed of
 ``rate / 20`` entries) is parsed with ``fetched`` = now and queued as the poller does
 (``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream. Each rate starts with
 ``--warmup`` seconds of the same load that are not counted (the workers are long-lived; a fresh one
@@ -26,7 +27,9 @@ compared with.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +37,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import redis
 from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
@@ -74,7 +77,11 @@ class _Arrivals:
                         self.by_id[url] = id_time
 
 
-def _receiver(arrivals: _Arrivals) -> tuple[ThreadingHTTPServer, str]:
+def _receiver_main(port: int) -> int:
+    """The webhook receiver, in its own process: the load generator's parsing must not hold its GIL (a real
+    receiver runs elsewhere). POSTs are timed on arrival; ``GET /arrivals`` returns the times by item link."""
+    arrivals = _Arrivals()
+
     class Handler(BaseHTTPRequestHandler):
         # Keep-alive, as real receivers (Slack, a web framework behind nginx) answer: with HTTP/1.0 every
         # POST would cost a new connection and a new server thread, and the benchmark would measure that.
@@ -87,15 +94,56 @@ def _receiver(arrivals: _Arrivals) -> tuple[ThreadingHTTPServer, str]:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             now = time.time()
             arrivals.record(json.loads(body)["data"], now)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self._answer(b"")
 
-    port = free_port()
+        def do_GET(self) -> None:  # noqa: N802
+            with arrivals.lock:
+                reply = len(arrivals.at) if self.path == "/count" else arrivals.at
+                self._answer(json.dumps(reply).encode())
+
+        def _answer(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{port}/hook"
+    httpd.serve_forever()
+    return 0
+
+
+def _receiver(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.05)
+
+
+def _ask(port: int, path: str) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def _hooked(port: int) -> dict[str, float]:
+    """Arrival times at the receiver, by item link."""
+    return cast(dict[str, float], _ask(port, "/arrivals"))
+
+
+def _hooked_count(port: int) -> int:
+    """How many item links have arrived at the receiver (a cheap question, asked while items still arrive)."""
+    return cast(int, _ask(port, "/count"))
 
 
 def _stream_reader(client: redis.Redis, stream: str, arrivals: _Arrivals, stop: threading.Event) -> None:
@@ -149,8 +197,10 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
     warm_ticks = int(warmup / TICK)
-    stream_seen, hooked = _Arrivals(), _Arrivals()
-    httpd, hook_url = _receiver(hooked)
+    stream_seen = _Arrivals()
+    hook_port = free_port()
+    hook_url = f"http://127.0.0.1:{hook_port}/hook"
+    receiver = _receiver(hook_port)
     with throwaway_redis() as (server, client):
         config = _config(server.url, hook_url, warm_ticks + ticks)
         # As `livebrief work` does by default: each worker serves ingest first, then deliveries; or, as
@@ -176,14 +226,17 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         warm: dict[str, float] = {}
         _offer(poller, feeds[:warm_ticks], docs[:warm_ticks], warm)
         settle = time.time() + drain
-        while time.time() < settle and any(url not in stream_seen.at or url not in hooked.at for url in warm):
+        while time.time() < settle and not (_arrived(warm, stream_seen.at) and _hooked_count(hook_port) >= len(warm)):
             time.sleep(0.1)
         fetched: dict[str, float] = {}
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
         deadline = time.time() + drain
         # By url, not by count: the arrivals also hold the warm-up's items.
-        while time.time() < deadline and any(url not in stream_seen.at or url not in hooked.at for url in fetched):
+        expected_hooked = len(warm) + len(fetched)
+        while time.time() < deadline and not (_arrived(fetched, stream_seen.at)
+                                              and _hooked_count(hook_port) >= expected_hooked):
             time.sleep(0.2)
+        hooked = _hooked(hook_port)
         stop.set()
         reader.join(2)
         for proc in procs:
@@ -191,18 +244,22 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         for proc in procs:
             proc.wait(10)
         poller.close()
-    httpd.shutdown()
-    httpd.server_close()
+    receiver.terminate()
+    receiver.wait(10)
 
     rows: list[list[object]] = []
     expected = len(fetched)
     for label, table in (("stream (XREAD arrival)", stream_seen.at), ("stream (message id)", stream_seen.by_id),
-                         ("webhook receiver", hooked.at)):
+                         ("webhook receiver", hooked)):
         latencies = [table[url] - fetched[url] for url in fetched if url in table]
         p50, p99, worst, missing = _percentiles(latencies, expected, drain)
         rows.append([f"{rate:,}/s target, {offered:,.0f}/s offered", label, expected, p50, p99, worst, missing,
                      f"enqueue fell {behind * 1000:.0f} ms behind" if behind > TICK else "on pace"])
     return rows
+
+
+def _arrived(urls: dict[str, float], table: dict[str, float]) -> bool:
+    return all(url in table for url in urls)
 
 
 def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str, roles: str) -> int:
@@ -216,6 +273,8 @@ def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str, roles: st
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--receiver"]:
+        return _receiver_main(int(args[1]))
     if args[:1] == ["--worker"]:
         return _worker_main(args[1], args[2], int(args[3]), args[4], args[5])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

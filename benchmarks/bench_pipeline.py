@@ -163,7 +163,7 @@ def _queue_all(poller: Poller, docs: list[bytes], feeds: list[FeedConfig]) -> tu
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
         fresh = poller._enqueue_new(feed, parsed.items, now)
         items += fresh
-        jobs += fresh > 0
+        jobs += -(-fresh // poller.config.worker.job_items)  # as enqueue_batches cuts them
     return items, jobs
 
 

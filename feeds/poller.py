@@ -1,4 +1,4 @@
-"""The poller: due feeds -> fetch -> parse -> new-item filter -> one RQ ingest job per fetched batch.
+"""The poller: due feeds -> fetch -> parse -> new-item filter -> RQ ingest jobs (``worker.job_items`` items each).
 
 Runs many fetches at once on one event loop (bounded overall and per host), parses in a small process
 pool under a hard time limit (a pathological document costs its feed one error, never the poller), and

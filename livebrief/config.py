@@ -103,6 +103,10 @@ class WorkerConfig(_Strict):
         default=2 * 86400, gt=0, description="seconds a story stays in the index (TTL of its keys)"
     )
     story_threshold: float = Field(default=0.5, ge=0, le=1, description="same-story score to merge")
+    job_items: int = Field(
+        default=25, ge=1, le=1000,
+        description="items per ingest job: a bigger fetch is split so that several workers share it",
+    )
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
 

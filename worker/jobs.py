@@ -1,4 +1,5 @@
-"""RQ entry points. The poller enqueues ``worker.jobs.process_batch`` by name, one job per fetched batch."""
+"""RQ entry points. The poller enqueues ``worker.jobs.process_batch`` by name, one job per ``worker.job_items``
+items of a fetch (``livebrief/ingest.py``)."""
 
 from __future__ import annotations
 
