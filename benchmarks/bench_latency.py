@@ -231,7 +231,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         fetched: dict[str, float] = {}
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
         deadline = time.time() + drain
-        # By url, not by count: the arrivals also hold the warm-up's items.
+        # The stream by url (its arrivals also hold the warm-up's items); the receiver, cheaply, by count.
         expected_hooked = len(warm) + len(fetched)
         while time.time() < deadline and not (_arrived(fetched, stream_seen.at)
                                               and _hooked_count(hook_port) >= expected_hooked):

@@ -6,8 +6,8 @@ of the worker's entry point so that ``feeds`` never imports ``worker``.
 Why a fetch is cut into jobs of ~25 items: a job's entries are published together when it commits, and
 one worker does a job alone. A 50-item fetch as one job kept its last item waiting ~50 ms on one core
 while the other worker could idle; as two jobs, both workers take a half. In alternating runs of
-``bench_latency.py --quick --rates 1000`` the p99 from fetch to stream was 81-154 ms with one job per
-fetch and 72-94 ms with jobs of 25. A job costs RQ ~1 ms of worker CPU, ~2% of 25 items' work.
+``bench_latency.py --quick --rates 1000`` the p99 from fetch to stream was 79-161 ms with one job per
+fetch and 67-93 ms with jobs of 25. A job costs RQ ~1 ms of worker CPU, ~2% of 25 items' work.
 """
 
 from __future__ import annotations
