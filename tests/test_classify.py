@@ -878,3 +878,49 @@ def test_people_displaced_by_a_building_accident_are_not_humanitarian(topics: To
 def test_one_persons_court_fight_against_deportation_is_not_humanitarian(topics: TopicSet) -> None:
     assert topics_of("Chef fights deportation in court after visa mix-up", topics) == []
     assert "humanitarian" in topics_of("Occupying forces deported thousands of residents, mayor says", topics)
+
+
+def test_a_battle_told_by_its_length_is_strikes(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Paratroopers from Lviv outlast the Pskov blue berets after a 14-hour battle", topics)
+    assert "strikes" not in topics_of("Firefighters win 14-hour battle with warehouse blaze", topics)
+
+
+def test_a_whole_unit_wiped_out_is_strikes(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Defenders wipe out almost the entire 4th guards tank army group", topics)
+
+
+def test_the_enemys_equipment_destroyed_is_strikes_but_not_in_a_video_game(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Navy destroys a dozen enemy boats off the coast", topics)
+    assert "strikes" not in topics_of("Gamer destroys enemy boats in new level of the video game", topics)
+
+
+def test_a_killing_in_a_military_operation_is_strikes(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("US forces kill militant commander in military operation in Somalia", topics)
+
+
+def test_a_strikes_aftermath_called_a_war_crime_is_strikes(topics: TopicSet) -> None:
+    """The guide's own example: "strike on mall a war crime"."""
+    assert "strikes" in topics_of("G7 says Putin will answer for the shopping mall 'war crime'", topics)
+
+
+def test_helping_aim_strikes_is_the_story_not_the_strikes(topics: TopicSet) -> None:
+    assert "strikes" not in topics_of("Woman detained for spotting artillery fire for the enemy in Kharkiv", topics)
+
+
+def test_an_alliance_set_to_agree_at_its_summit_is_talks(topics: TopicSet) -> None:
+    assert "talks" in topics_of("NATO set to agree new defence plan for its eastern flank", topics)
+
+
+def test_the_geneva_conventions_and_captives_are_humanitarian(topics: TopicSet) -> None:
+    title = "Moscow says Geneva Conventions would not cover captured foreign fighters"
+    assert "humanitarian" in topics_of(title, topics)
+
+
+def test_a_governments_peace_policy_is_not_talks(topics: TopicSet) -> None:
+    title = "Austria keeps blocking arms exports to Ukraine under its new foreign 'peace' policy"
+    assert "talks" not in topics_of(title, topics)
+
+
+def test_people_giving_up_on_reaching_the_eu_are_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Hundreds of Syrians fly home from Belarus, giving up their bid to reach the EU",
+                                       topics)
