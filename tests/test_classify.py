@@ -924,3 +924,16 @@ def test_a_governments_peace_policy_is_not_talks(topics: TopicSet) -> None:
 def test_people_giving_up_on_reaching_the_eu_are_humanitarian(topics: TopicSet) -> None:
     assert "humanitarian" in topics_of("Hundreds of Syrians fly home from Belarus, giving up their bid to reach the EU",
                                        topics)
+
+
+def test_a_plan_to_end_world_hunger_is_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("UN answers billionaire with a plan to tackle world hunger", topics)
+
+
+def test_refuge_given_to_a_person_is_humanitarian_but_not_to_animals(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Former interpreter is given refuge in Spain", topics)
+    assert topics_of("Rescued dogs given refuge at a farm sanctuary", topics) == []
+
+
+def test_forces_bogged_down_where_they_fight_are_strikes(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Russian troops are bogged down near Izium, analysts say", topics)
