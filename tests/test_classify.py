@@ -937,3 +937,17 @@ def test_refuge_given_to_a_person_is_humanitarian_but_not_to_animals(topics: Top
 
 def test_forces_bogged_down_where_they_fight_are_strikes(topics: TopicSet) -> None:
     assert "strikes" in topics_of("Russian troops are bogged down near Izium, analysts say", topics)
+
+
+def test_a_battlefield_told_by_the_armys_dead_is_strikes(topics: TopicSet) -> None:
+    title = "The Kharkiv suburb has become a mass grave for the enemy army, commander says"
+    assert "strikes" in topics_of(title, topics)
+
+
+def test_food_dropped_for_disaster_victims_is_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Army helicopters drop food for Indian flood victims", topics)
+    assert topics_of("Volunteers deliver meals to homeless people at Christmas", topics) == []
+
+
+def test_someone_kidnapped_in_africa_is_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Wife of engineer kidnapped in Africa pleads for his release", topics)
