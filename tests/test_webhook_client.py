@@ -4,10 +4,12 @@ them, never answer, answer too much, or want basic auth."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +128,19 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_and_the_query_kept(server
 def test_a_url_that_is_not_http_is_refused() -> None:
     with pytest.raises(PostError, match="not an http"):
         webhook_client.post("ftp://127.0.0.1/hook", b"{}", {}, 5)
+
+
+def test_a_receiver_whose_certificate_is_not_trusted_gets_nothing() -> None:
+    """HTTPS deliveries check the receiver's certificate: a self-signed one (a test fixture, valid for a
+    century, trusted by nobody) fails the handshake before anything is sent."""
+    fixtures = Path(__file__).parent / "fixtures" / "tls"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(fixtures / "self-signed-cert.pem", fixtures / "self-signed-key.pem")
+    srv = _Server()
+    srv.httpd.socket = context.wrap_socket(srv.httpd.socket, server_side=True)
+    try:
+        with pytest.raises(PostError, match="CERTIFICATE_VERIFY_FAILED"):
+            webhook_client.post(f"https://127.0.0.1:{srv.port}/hook", b"{}", {}, 5)
+        assert srv.requests == []
+    finally:
+        srv.stop()
