@@ -1,5 +1,5 @@
 """The webhook HTTP client against real servers on 127.0.0.1: kept-alive connections, receivers that close
-them, never answer, answer too much, or want basic auth."""
+them, never answer, answer too much, want basic auth, or present a certificate nobody trusts."""
 
 from __future__ import annotations
 
