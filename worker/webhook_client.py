@@ -7,8 +7,8 @@ deliveries use is small and kept here: a timeout on connecting and on each read,
 checks, no redirects followed, no proxy from the environment, and a fresh connection when a kept-alive
 one turns out to have been closed by the receiver.
 
-Not thread-safe: RQ runs one job at a time in a worker process, and a forked work-horse gets its own
-connections (they are keyed by process id).
+Not thread-safe: RQ runs one job at a time in a worker process. A forked work-horse drops the connections
+it inherited and opens its own.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _connection(target: _Target, timeout: float) -> tuple[http.client.HTTPConnec
     if os.getpid() != _owner:  # a forked child must not share its parent's sockets
         _connections.clear()
         _owner = os.getpid()
-    key = (target.scheme, target.host, target.port, timeout)
+    key = _key(target, timeout)
     conn = _connections.get(key)
     if conn is not None and conn.sock is not None:
         return conn, True
@@ -84,8 +84,12 @@ def _connection(target: _Target, timeout: float) -> tuple[http.client.HTTPConnec
     return conn, False
 
 
+def _key(target: _Target, timeout: float) -> _Key:
+    return (target.scheme, target.host, target.port, timeout)
+
+
 def _drop(target: _Target, timeout: float) -> None:
-    conn = _connections.pop((target.scheme, target.host, target.port, timeout), None)
+    conn = _connections.pop(_key(target, timeout), None)
     if conn is not None:
         conn.close()
 
@@ -106,19 +110,16 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
         headers = {**headers, "authorization": target.auth}
     conn, reused = _connection(target, timeout)
     try:
-        return _exchange(conn, target, body, headers)
-    except (ConnectionError, http.client.BadStatusLine) as exc:
-        # A kept-alive connection the receiver closed while idle fails on first use without the request
-        # having been handled; send once more on a fresh one (the webhook-id lets receivers drop repeats).
-        _drop(target, timeout)
-        if not reused:
-            raise PostError(f"{type(exc).__name__}: {exc or 'connection failed'}") from exc
-        conn, _ = _connection(target, timeout)
         try:
             return _exchange(conn, target, body, headers)
-        except (OSError, http.client.HTTPException) as again:
+        except (ConnectionError, http.client.BadStatusLine):
+            # A kept-alive connection the receiver closed while idle fails on first use without the request
+            # having been handled; send once more on a fresh one (the webhook-id lets receivers drop repeats).
+            if not reused:
+                raise
             _drop(target, timeout)
-            raise PostError(f"{type(again).__name__}: {again or 'connection failed'}") from again
+            conn, _ = _connection(target, timeout)
+            return _exchange(conn, target, body, headers)
     except (OSError, http.client.HTTPException) as exc:
         _drop(target, timeout)
         raise PostError(f"{type(exc).__name__}: {exc or 'request failed'}") from exc
