@@ -53,6 +53,19 @@ def worker_is_dead(client: redis.Redis, worker_name: str, hostname: str | None =
     return False
 
 
+def _abandoned(client: redis.Redis, registry: StartedJobRegistry, job_id: str,
+               execution_id: str) -> tuple[bool, str]:
+    """Whether a job listed as started (a moment ago) has no live worker left, and that worker's name."""
+    try:
+        worker_name = Execution.fetch(execution_id, job_id, client).worker_name
+    except (ValueError, KeyError, TypeError):
+        # No execution record. RQ deletes it together with the registry entry when the job ends, so the
+        # job may simply have finished since the registry was listed: only an entry still there has lost
+        # its record (expired with its heartbeat) and nothing claims the job any more.
+        return client.zscore(registry.key, f"{job_id}:{execution_id}") is not None, ""
+    return (not worker_name or worker_is_dead(client, worker_name)), worker_name
+
+
 def recover_abandoned(client: redis.Redis, queue_names: list[str]) -> int:
     """Retry (or fail, when out of retries) every started job of these queues whose worker is dead."""
     recovered = 0
@@ -60,12 +73,8 @@ def recover_abandoned(client: redis.Redis, queue_names: list[str]) -> int:
         queue = Queue(name, connection=client)
         registry = StartedJobRegistry(queue=queue)
         for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
-            try:
-                execution = Execution.fetch(execution_id, job_id, client)
-                worker_name = execution.worker_name
-            except (ValueError, KeyError, TypeError):
-                worker_name = ""  # execution record expired: nothing claims the job any more
-            if worker_name and not worker_is_dead(client, worker_name):
+            abandoned, worker_name = _abandoned(client, registry, job_id, execution_id)
+            if not abandoned:
                 continue
             try:
                 job = Job.fetch(job_id, connection=client)

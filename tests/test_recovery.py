@@ -1,0 +1,30 @@
+"""The recovery watchdog retries only jobs nothing runs any more, never one that finished meanwhile."""
+
+from __future__ import annotations
+
+import redis
+from rq import Queue, SimpleWorker
+from rq.registry import StartedJobRegistry
+
+from livebrief.recovery import _abandoned, recover_abandoned
+
+
+def test_a_job_that_finished_after_the_registry_was_listed_is_not_abandoned(client: redis.Redis) -> None:
+    """The watchdog lists the started registry, then looks up each execution. A job that ends in between
+    has its execution record and registry entry deleted together; a missing record alone once made the
+    watchdog retry finished jobs (and run their failure callbacks) under load."""
+    queue = Queue("recovery-test", connection=client)
+    job = queue.enqueue(len, "abc")
+    SimpleWorker([queue], connection=client).work(burst=True)
+    assert job.get_status(refresh=True) == "finished"
+    registry = StartedJobRegistry(queue=queue)
+
+    # As listed a moment before the job ended: the entry is gone now, so the job is not abandoned.
+    assert _abandoned(client, registry, job.id, "ended-meanwhile") == (False, "")
+    assert recover_abandoned(client, [queue.name]) == 0
+    assert queue.count == 0
+    assert job.get_status(refresh=True) == "finished"
+
+    # An entry still listed whose execution record is gone (expired with its heartbeat) is abandoned.
+    client.zadd(registry.key, {f"{job.id}:expired": 2**40})
+    assert _abandoned(client, registry, job.id, "expired") == (True, "")
