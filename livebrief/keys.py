@@ -25,6 +25,7 @@ P:story:<story>                string     story record (entry, signature, featur
 P:push:<feed>                  hash       WebSub subscription: hub, topic, secret, state, lease none (one per feed)
 P:deadletter                   list       webhook deliveries that exhausted their retries      none
 P:delivered:<delivery>         string     marks a delivery done so a re-run never re-sends it  seen_ttl
+P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
 =============================  =========  ===================================================  ==================
 
 RQ's own keys live under ``rq:``; livebrief's two RQ queues are named ``P-ingest`` and ``P-deliveries``,
@@ -106,3 +107,6 @@ class Keys:
 
     def delivered(self, delivery_id: str) -> str:
         return f"{self.prefix}:delivered:{delivery_id}"
+
+    def recovery_claim(self, job_id: str, execution_id: str) -> str:
+        return f"{self.prefix}:recovering:{job_id}:{execution_id}"

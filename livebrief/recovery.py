@@ -5,7 +5,8 @@ machine) its job stays in the started registry until its heartbeat runs out (abo
 is it retried. ``recover_abandoned`` closes that gap: a started job whose worker is provably dead is
 handed to RQ's own retry now. "Provably dead": the worker's registration key is gone, or the worker ran
 on this host and its process no longer exists. A worker on another host that is merely slow is left
-alone; RQ's heartbeat-based cleanup still covers it.
+alone; RQ's heartbeat-based cleanup still covers it. Every worker process runs this watchdog; a job is
+recovered by the one that claims it (``P:recovering:<job>:<execution>``), once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from rq.registry import StartedJobRegistry
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import Worker
 
+from livebrief.keys import Keys
+
 log = structlog.get_logger(__name__)
+# Longer than any one recovery takes (a failure callback, a retry).
+CLAIM_SECONDS = 60
 
 
 def _process_exists(pid: int) -> bool:
@@ -66,7 +71,7 @@ def _abandoned(client: redis.Redis, registry: StartedJobRegistry, job_id: str,
     return (not worker_name or worker_is_dead(client, worker_name)), worker_name
 
 
-def recover_abandoned(client: redis.Redis, queue_names: list[str]) -> int:
+def recover_abandoned(client: redis.Redis, keys: Keys, queue_names: list[str]) -> int:
     """Retry (or fail, when out of retries) every started job of these queues whose worker is dead."""
     recovered = 0
     for name in queue_names:
@@ -75,6 +80,15 @@ def recover_abandoned(client: redis.Redis, queue_names: list[str]) -> int:
         for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
             abandoned, worker_name = _abandoned(client, registry, job_id, execution_id)
             if not abandoned:
+                continue
+            # Every worker runs a watchdog: only the one that claims the job recovers it, else it would be
+            # queued (and, out of retries, dead-lettered) twice. The claim is left to expire, so a watchdog
+            # that listed the job before its recovery cannot claim it again meanwhile; after that the
+            # registry entry is gone, which the second check sees.
+            if not client.set(keys.recovery_claim(job_id, execution_id), worker_name or "-", nx=True,
+                              ex=CLAIM_SECONDS):
+                continue
+            if client.zscore(registry.key, f"{job_id}:{execution_id}") is None:
                 continue
             try:
                 job = Job.fetch(job_id, connection=client)

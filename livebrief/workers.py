@@ -32,10 +32,10 @@ def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES
     return [Queue(names[role], connection=client) for role in roles]
 
 
-def _watchdog(client: redis.Redis, names: list[str], stop: threading.Event) -> None:
+def _watchdog(client: redis.Redis, keys: Keys, names: list[str], stop: threading.Event) -> None:
     while not stop.wait(RECOVERY_INTERVAL):
         try:
-            recover_abandoned(client, names)
+            recover_abandoned(client, keys, names)
         except redis.RedisError as exc:  # Redis restarting: try again next round
             log.warning("recovery_check_failed", error=str(exc))
         except Exception:  # anything else: log it, but never let the thread die and recovery stop
@@ -52,11 +52,11 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     gc.freeze()  # what startup built lives as long as the process: never scan it again
     keys = Keys(config.prefix)
     names = [queue.name for queue in queues(client, keys)]  # recover every role's jobs, not just ours
-    recover_abandoned(client, names)
+    recover_abandoned(client, keys, names)
     stop = threading.Event()
     if not burst:
         # The client's pool hands the thread its own connection while the worker blocks on another.
-        threading.Thread(target=_watchdog, args=(client, names, stop), daemon=True).start()
+        threading.Thread(target=_watchdog, args=(client, keys, names, stop), daemon=True).start()
     worker_class = SimpleWorker if simple else Worker
     worker = worker_class(queues(client, keys, roles), connection=client)
     try:

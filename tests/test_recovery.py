@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from rq.registry import StartedJobRegistry
 
+from livebrief.keys import Keys
 from livebrief.recovery import _abandoned, recover_abandoned
+
+KEYS = Keys("livebrief")
 
 
 def test_a_job_that_finished_after_the_registry_was_listed_is_not_abandoned(client: redis.Redis) -> None:
@@ -21,10 +24,31 @@ def test_a_job_that_finished_after_the_registry_was_listed_is_not_abandoned(clie
 
     # As listed a moment before the job ended: the entry is gone now, so the job is not abandoned.
     assert _abandoned(client, registry, job.id, "ended-meanwhile") == (False, "")
-    assert recover_abandoned(client, [queue.name]) == 0
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0
     assert queue.count == 0
     assert job.get_status(refresh=True) == "finished"
 
     # An entry still listed whose execution record is gone (expired with its heartbeat) is abandoned.
     client.zadd(registry.key, {f"{job.id}:expired": 2**40})
     assert _abandoned(client, registry, job.id, "expired") == (True, "")
+
+
+def test_a_job_another_watchdog_is_recovering_is_left_to_it(client: redis.Redis) -> None:
+    """Every worker process runs a watchdog; two finding the same dead worker's job must not both queue
+    it again (a delivery job out of retries would be dead-lettered twice, and replayed twice)."""
+    queue = Queue("recovery-test", connection=client)
+    job = queue.enqueue(len, "abc", retry=Retry(max=3))
+    queue.remove(job.id)
+    registry = StartedJobRegistry(queue=queue)
+    client.zadd(registry.key, {f"{job.id}:dead": 2**40})  # started by a worker that is gone
+    client.set(KEYS.recovery_claim(job.id, "dead"), "-", ex=60)  # another watchdog got there first
+
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0
+    assert queue.count == 0
+    assert registry.get_job_ids(cleanup=False) == [job.id]
+
+    client.delete(KEYS.recovery_claim(job.id, "dead"))  # that watchdog died before it finished
+    assert recover_abandoned(client, KEYS, [queue.name]) == 1
+    assert queue.get_job_ids() == [job.id]
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0  # recovered once, even when asked again
+    assert queue.get_job_ids() == [job.id]

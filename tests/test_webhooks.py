@@ -155,7 +155,7 @@ def test_watchdog_thread_recovers_an_abandoned_delivery_and_runs_its_failure_cal
     registry = StartedJobRegistry(queue=queue)
     client.zadd(registry.key, {f"{job_id}:gone": time.time() + 600})  # started by a worker now dead
     results: list[object] = []
-    thread = threading.Thread(target=lambda: results.append(recover_abandoned(client, [queue.name])))
+    thread = threading.Thread(target=lambda: results.append(recover_abandoned(client, KEYS, [queue.name])))
     thread.start()
     thread.join(30)
 
