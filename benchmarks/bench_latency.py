@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_latency.py --quick      # 5 s each (~30 s)
     .venv/bin/python benchmarks/bench_latency.py --rates 1000 300 50 --seconds 20 --workers 2 --fork
     .venv/bin/python benchmarks/bench_latency.py --quick --delivery-worker   # livebrief run's layout
+    .venv/bin/python benchmarks/bench_latency.py --rates 1000 --seconds 60   # sustained: also p99 per 10 s
 
 Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.run_worker``, SimpleWorker
 unless ``--fork``) in their own processes, serving the ingest queue and then the deliveries queue, as
@@ -49,6 +50,7 @@ from livebrief.keys import Keys
 from livebrief.redis_server import free_port
 
 SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWZvci1saXZlYnJpZWYtYmVuY2hlcw=="
+WINDOW = 10.0  # seconds of load per row of the drift table (runs longer than this)
 TICK = 0.05
 
 
@@ -192,8 +194,26 @@ def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: 
     return len(fetched) / (time.perf_counter() - start), behind
 
 
+def _windows(rate: int, fetched: dict[str, float], arrivals: dict[str, float], drain: float) -> list[list[object]]:
+    """Stream latency per ``WINDOW`` seconds of the load (by fetch time): where a long run starts to drift."""
+    if not fetched:
+        return []
+    start = min(fetched.values())
+    by_window: dict[int, list[str]] = {}
+    for url, at in fetched.items():
+        by_window.setdefault(int((at - start) // WINDOW), []).append(url)
+    rows: list[list[object]] = []
+    for index in sorted(by_window):
+        urls = by_window[index]
+        p50, p99, worst, missing = _percentiles([arrivals[u] - fetched[u] for u in urls if u in arrivals], len(urls),
+                                                drain)
+        rows.append([f"{rate:,}/s", f"{index * WINDOW:.0f}-{(index + 1) * WINDOW:.0f} s", len(urls), p50, p99, worst,
+                     missing])
+    return rows
+
+
 def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory,
-         warmup: float, delivery_worker: bool) -> list[list[object]]:
+         warmup: float, delivery_worker: bool) -> tuple[list[list[object]], list[list[object]]]:
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
     warm_ticks = int(warmup / TICK)
@@ -255,7 +275,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         p50, p99, worst, missing = _percentiles(latencies, expected, drain)
         rows.append([f"{rate:,}/s target, {offered:,.0f}/s offered", label, expected, p50, p99, worst, missing,
                      f"enqueue fell {behind * 1000:.0f} ms behind" if behind > TICK else "on pace"])
-    return rows
+    return rows, _windows(rate, fetched, stream_seen.at, drain)
 
 
 def _arrived(urls: dict[str, float], table: dict[str, float]) -> bool:
@@ -297,10 +317,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers{layout}; batches every {TICK * 1000:.0f} ms; "
           f"text from {source}")
     rows: list[list[object]] = []
+    windows: list[list[object]] = []
     for rate in ns.rates:
-        rows.extend(_run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup, ns.delivery_worker))
+        run_rows, run_windows = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup,
+                                     ns.delivery_worker)
+        rows.extend(run_rows)
+        windows.extend(run_windows)
     print_table("latency from Item.fetched (ms)",
                 ["load", "arrival at", "items", "p50 ms", "p99 ms", "max ms", "not arrived", "pacing"], rows)
+    if ns.seconds > WINDOW:
+        print_table(f"fetched -> stream (XREAD arrival) by {WINDOW:.0f} s window of the load (ms): a run that "
+                    "keeps up stays flat", ["load", "fetched at", "items", "p50 ms", "p99 ms", "max ms",
+                                            "not arrived"], windows)
     first = next((r for r in rows if r[0].startswith("1,000/s") and r[1].startswith("stream (XREAD")), None)
     if first:
         print_table("goals (issue 6)", ["goal", "target", "measured"],
