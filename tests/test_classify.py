@@ -953,9 +953,11 @@ def test_someone_kidnapped_in_africa_is_humanitarian(topics: TopicSet) -> None:
     assert "humanitarian" in topics_of("Wife of engineer kidnapped in Africa pleads for his release", topics)
 
 
-def test_a_military_site_blown_up_is_strikes_but_not_a_plot_or_a_dam(topics: TopicSet) -> None:
+def test_a_military_site_blown_up_or_bombed_is_strikes_but_not_a_plot_a_threat_or_a_dam(topics: TopicSet) -> None:
     """The guide: explosions at military sites, with or without a war around them."""
     assert "strikes" in topics_of("Agents blew up one of the most guarded nuclear facilities in the desert", topics)
+    assert "strikes" in topics_of("Spies tricked engineers into helping bomb their own nuclear plant", topics)
+    assert "strikes" not in topics_of("Minister threatens to have the enemy's nuclear plant bombed", topics)
     assert "strikes" not in topics_of("Teenager jailed for a plot to blow up a military base in a video game",
                                       topics)
     assert "strikes" not in topics_of("Town blew up an old hydro dam to bring the salmon back", topics)
