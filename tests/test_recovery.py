@@ -1,4 +1,4 @@
-"""The recovery watchdog retries only jobs nothing runs any more, never one that finished meanwhile."""
+"""The recovery watchdog retries only jobs nothing runs any more (never one that finished meanwhile), once."""
 
 from __future__ import annotations
 
