@@ -109,6 +109,11 @@ class WorkerConfig(_Strict):
     )
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
+    story_cache: int = Field(
+        default=8192, ge=0, le=10_000_000,
+        description="decoded stories a worker process keeps for scoring (~15 kB each); raise it when the "
+                    "index holds many more stories than this",
+    )
 
 
 class WebhookConfig(_Strict):

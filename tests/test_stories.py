@@ -51,6 +51,25 @@ def test_a_second_outlet_publishes_version_2_with_both_sources_on_stream_and_top
     assert (on_channel.id, on_channel.version, len(on_channel.sources)) == (versions[0].id, 2, 2)
 
 
+def test_a_worker_with_a_tiny_story_cache_merges_the_same_and_keeps_the_cache_that_small(
+    client: redis.Redis, redis_url: str
+) -> None:
+    """``worker.story_cache`` trades memory for speed only: a story the cache no longer holds is read back."""
+    runtime = configure(make_config(redis_url, [], worker={"story_cache": 1}))
+    try:
+        run_batch(client, runtime, [wire_copy("wire-a", 1)])
+        run_batch(client, runtime, [make_item("other", n) for n in range(3)])  # pushes the story out
+        run_batch(client, runtime, [wire_copy("paper-b", 1)])
+        assert len(records._stories._handles) <= 1
+    finally:
+        records.cache_stories(WorkerConfig().story_cache)
+
+    versions = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    joined = [e for e in versions if e.version == 2]
+    assert len(joined) == 1
+    assert sorted(s.feed for s in joined[0].sources) == ["paper-b", "wire-a"]
+
+
 def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, redis_url: str) -> None:
     runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
     run_batch(client, runtime, [wire_copy("wire-a", 1)])

@@ -523,6 +523,14 @@ _VIEWS: OrderedDict[int, tuple[StoryFeatures, list[_View]]] = OrderedDict()
 _VIEWS_SIZE = 16_384
 
 
+def cache_views(count: int) -> None:
+    """Keep the scoring views of up to ``count`` story versions (set by ``worker.records.cache_stories``)."""
+    global _VIEWS_SIZE
+    _VIEWS_SIZE = count
+    while len(_VIEWS) > count:
+        _VIEWS.popitem(last=False)
+
+
 def _views(story: StoryFeatures) -> list[_View]:
     """Each description of the story: the first item's, then ``also``."""
     key = id(story)

@@ -26,7 +26,7 @@ from functools import partial
 from pydantic import BaseModel
 
 from livebrief.models import Entry
-from worker.dedupe import StoryFeatures, TextSignature
+from worker.dedupe import StoryFeatures, TextSignature, cache_views
 from worker.stories import StoryHandle, StoryRecord
 
 _SPLIT_FORMAT = b"\x02"
@@ -91,8 +91,23 @@ class _StoryCache:
             except KeyError:
                 pass
 
+    def resize(self, size: int) -> None:
+        self.size = size
+        while len(self._handles) > size:
+            self._handles.popitem(last=False)
+
 
 _stories = _StoryCache(8192)
+
+
+def cache_stories(count: int) -> None:
+    """Keep up to ``count`` decoded stories, and their scoring views, in this process (``worker.story_cache``).
+
+    A candidate missing from the cache is inflated, parsed and given new scoring views (~60 us); once the
+    index holds many more stories than the cache, most candidates miss (see the README's "Sustained load")."""
+    _stories.resize(count)
+    # A story's features change with every join, and each version has its views: twice as many.
+    cache_views(2 * count)
 
 
 def _deflate(data: bytes) -> bytes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from livebrief.config import Config, WebhookConfig, load_config
 from livebrief.keys import Keys
 from worker.classify import TopicSet, load_topics
+from worker.records import cache_stories
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ _current: Runtime | None = None
 def configure(config: Config) -> Runtime:
     global _current
     _current = Runtime(config=config, topics=load_topics(config.topics_path), keys=Keys(config.prefix))
+    cache_stories(config.worker.story_cache)
     return _current
 
 
