@@ -103,7 +103,7 @@ _stories = _StoryCache(8192)
 def cache_stories(count: int) -> None:
     """Keep up to ``count`` decoded stories, and their scoring views, in this process (``worker.story_cache``).
 
-    A candidate missing from the cache is inflated, parsed and given new scoring views (~60 us); once the
+    A candidate missing from the cache is inflated, parsed and given new scoring views (tens of us); once the
     index holds many more stories than the cache, most candidates miss (see the README's "Sustained load")."""
     _stories.resize(count)
     # A story's features change with every join, and each version has its views: twice as many.
