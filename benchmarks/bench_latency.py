@@ -28,9 +28,7 @@ compared with.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -41,24 +39,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import redis
-from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+from _support import (
+    FeedFactory,
+    ask_receiver,
+    headlines,
+    print_machine,
+    print_table,
+    quiet_logs,
+    start_receiver,
+    throwaway_redis,
+    webhook_config,
+)
 
 from feeds.parse import parse_feed
 from feeds.poller import Poller
-from livebrief.config import Config, FeedConfig
+from livebrief.config import FeedConfig
 from livebrief.keys import Keys
 from livebrief.redis_server import free_port
 
-SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWZvci1saXZlYnJpZWYtYmVuY2hlcw=="
 WINDOW = 10.0  # seconds of load per row of the drift table (runs longer than this)
 TICK = 0.05
-
-
-def _config(redis_url: str, hook_url: str, feeds: int) -> Config:
-    rows = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": f"http://127.0.0.1:9/{i}.xml"} for i in range(feeds)]
-    return make_config(redis_url, rows, webhooks=[
-        {"id": "bench-hook", "url": hook_url, "format": "standard", "secret": SECRET, "timeout": 10},
-    ])
 
 
 class _Arrivals:
@@ -115,37 +115,14 @@ def _receiver_main(port: int) -> int:
     return 0
 
 
-def _receiver(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-
-
-def _ask(port: int, path: str) -> Any:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path)
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
-
-
 def _hooked(port: int) -> dict[str, float]:
     """Arrival times at the receiver, by item link."""
-    return cast(dict[str, float], _ask(port, "/arrivals"))
+    return cast(dict[str, float], ask_receiver(port, "/arrivals"))
 
 
 def _hooked_count(port: int) -> int:
     """How many item links have arrived at the receiver (a cheap question, asked while items still arrive)."""
-    return cast(int, _ask(port, "/count"))
+    return cast(int, ask_receiver(port, "/count"))
 
 
 def _stream_reader(client: redis.Redis, stream: str, arrivals: _Arrivals, stop: threading.Event) -> None:
@@ -160,9 +137,12 @@ def _stream_reader(client: redis.Redis, stream: str, arrivals: _Arrivals, stop: 
                 arrivals.record(json.loads(fields[b"entry"]), now, id_ms / 1000)
 
 
-def _percentiles(latencies: list[float], expected: int, drain: float) -> tuple[str, str, str, int]:
-    """p50, p99, max (ms) over every expected item; missing items count as later than ``drain``."""
-    missing = expected - len(latencies)
+def _percentiles(urls: list[str], fetched: dict[str, float], arrivals: dict[str, float],
+                 drain: float) -> tuple[str, str, str, int]:
+    """p50, p99, max (ms) from fetch to arrival over the items ``urls``; missing items count as later than
+    ``drain``."""
+    latencies = [arrivals[url] - fetched[url] for url in urls if url in arrivals]
+    missing = len(urls) - len(latencies)
     ordered = sorted(latencies) + [float("inf")] * missing
 
     def at(q: float) -> str:
@@ -205,8 +185,7 @@ def _windows(rate: int, fetched: dict[str, float], arrivals: dict[str, float], d
     rows: list[list[object]] = []
     for index in sorted(by_window):
         urls = by_window[index]
-        p50, p99, worst, missing = _percentiles([arrivals[u] - fetched[u] for u in urls if u in arrivals], len(urls),
-                                                drain)
+        p50, p99, worst, missing = _percentiles(urls, fetched, arrivals, drain)
         rows.append([f"{rate:,}/s", f"{index * WINDOW:.0f}-{(index + 1) * WINDOW:.0f} s", len(urls), p50, p99, worst,
                      missing])
     return rows
@@ -220,9 +199,9 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     stream_seen = _Arrivals()
     hook_port = free_port()
     hook_url = f"http://127.0.0.1:{hook_port}/hook"
-    receiver = _receiver(hook_port)
+    receiver = start_receiver(__file__, hook_port)
     with throwaway_redis() as (server, client):
-        config = _config(server.url, hook_url, warm_ticks + ticks)
+        config = webhook_config(server.url, hook_url, warm_ticks + ticks)
         # As `livebrief work` does by default: each worker serves ingest first, then deliveries; or, as
         # `livebrief run` lays them out (--delivery-worker), ingest workers and one for deliveries.
         roles = "ingest" if delivery_worker else "ingest,deliveries"
@@ -268,12 +247,11 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     receiver.wait(10)
 
     rows: list[list[object]] = []
-    expected = len(fetched)
+    urls = list(fetched)
     for label, table in (("stream (XREAD arrival)", stream_seen.at), ("stream (message id)", stream_seen.by_id),
                          ("webhook receiver", hooked)):
-        latencies = [table[url] - fetched[url] for url in fetched if url in table]
-        p50, p99, worst, missing = _percentiles(latencies, expected, drain)
-        rows.append([f"{rate:,}/s target, {offered:,.0f}/s offered", label, expected, p50, p99, worst, missing,
+        p50, p99, worst, missing = _percentiles(urls, fetched, table, drain)
+        rows.append([f"{rate:,}/s target, {offered:,.0f}/s offered", label, len(urls), p50, p99, worst, missing,
                      f"enqueue fell {behind * 1000:.0f} ms behind" if behind > TICK else "on pace"])
     return rows, _windows(rate, fetched, stream_seen.at, drain)
 
@@ -286,7 +264,7 @@ def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str, roles: st
     from livebrief.workers import run_worker
 
     quiet_logs()
-    config = _config(redis_url, hook_url, feeds)
+    config = webhook_config(redis_url, hook_url, feeds)
     run_worker(config, redis.Redis.from_url(redis_url), simple=mode == "simple", roles=tuple(roles.split(",")))
     return 0
 

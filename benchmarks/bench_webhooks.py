@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import gc
 import http.client
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,19 +31,26 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
-from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+from _support import (
+    FeedFactory,
+    ask_receiver,
+    headlines,
+    print_machine,
+    print_table,
+    quiet_logs,
+    start_receiver,
+    throwaway_redis,
+    webhook_config,
+)
 from rq import SimpleWorker
 
 from feeds.parse import parse_feed
-from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.redis_server import free_port
 from livebrief.workers import GC_THRESHOLDS, queues
 from worker.jobs import run_batch
 from worker.notify import delivery_headers, delivery_id, render_payload
 from worker.runtime import configure
-
-SECRET = "whsec_" + "YmVuY2gtc2VjcmV0LWZvci1saXZlYnJpZWYtYmVuY2hlcw=="
 
 
 def _receiver_main(port: int) -> int:
@@ -76,24 +82,13 @@ def _receiver_main(port: int) -> int:
 
 
 def _received(port: int) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/count")
-    count = int(conn.getresponse().read())
-    conn.close()
-    return count
+    return int(ask_receiver(port, "/count"))
 
 
 def _timed(fn: Callable[[], None]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
     return time.perf_counter() - wall, time.process_time() - cpu
-
-
-def _config(redis_url: str, hook_url: str, feeds: int) -> Config:
-    rows = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": f"http://127.0.0.1:9/{i}.xml"} for i in range(feeds)]
-    return make_config(redis_url, rows, webhooks=[
-        {"id": "bench-hook", "url": hook_url, "format": "standard", "secret": SECRET, "timeout": 10},
-    ])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,13 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     factory = FeedFactory(titles, entries=50, desc_chars=600, seed=33)
     feeds = -(-total // 50)
     port = free_port()
-    receiver = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])
+    receiver = start_receiver(__file__, port)
     hook_url = f"http://127.0.0.1:{port}/hook"
     rows: list[list[object]] = []
     try:
-        time.sleep(1.0)
         with throwaway_redis() as (server, client):
-            config = _config(server.url, hook_url, feeds)
+            config = webhook_config(server.url, hook_url, feeds)
             runtime = configure(config)
             webhook = config.webhooks[0]
             entries = []

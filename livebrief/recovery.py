@@ -78,6 +78,7 @@ def recover_abandoned(client: redis.Redis, keys: Keys, queue_names: list[str]) -
         queue = Queue(name, connection=client)
         registry = StartedJobRegistry(queue=queue)
         for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+            member = f"{job_id}:{execution_id}"  # the job's entry in the registry
             abandoned, worker_name = _abandoned(client, registry, job_id, execution_id)
             if not abandoned:
                 continue
@@ -88,12 +89,12 @@ def recover_abandoned(client: redis.Redis, keys: Keys, queue_names: list[str]) -
             if not client.set(keys.recovery_claim(job_id, execution_id), worker_name or "-", nx=True,
                               ex=CLAIM_SECONDS):
                 continue
-            if client.zscore(registry.key, f"{job_id}:{execution_id}") is None:
+            if client.zscore(registry.key, member) is None:
                 continue
             try:
                 job = Job.fetch(job_id, connection=client)
             except NoSuchJobError:
-                client.zrem(registry.key, f"{job_id}:{execution_id}")
+                client.zrem(registry.key, member)
                 continue
             try:
                 # A timer, not SIGALRM: the watchdog calls this from its own thread, where signals cannot be set.
@@ -103,7 +104,7 @@ def recover_abandoned(client: redis.Redis, keys: Keys, queue_names: list[str]) -
             except Exception:  # the callback's failure must not leave the job stuck in the registry
                 log.exception("abandoned_job_callback_failed", job=job_id)
             with client.pipeline() as pipe:
-                pipe.zrem(registry.key, f"{job_id}:{execution_id}")
+                pipe.zrem(registry.key, member)
                 if job.retries_left:
                     job.retry(queue, pipe)
                 else:
