@@ -44,6 +44,9 @@ def enqueue_batches(
         payload = [item.model_dump(mode="json") for item in items[start : start + size]]
         options = {
             "job_id": f"ingest-{label}-{uuid.uuid4().hex[:12]}",
+            # What `rq info` shows. RQ's default is the call's repr, which it truncates but only after
+            # building it: ~130 us per job of 25 items, 5 us per item of the poller's CPU.
+            "description": f"ingest {label}: {len(payload)} items",
             "job_timeout": settings.job_timeout,
             "result_ttl": 600,
             "failure_ttl": 7 * 86400,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ class WebhookReceiver:
         self.status = 200
         self.statuses: list[int] = []  # answers for the next requests, in order, before ``status`` applies
         self.received: list[dict[str, Any]] = []  # every request, verified or not
+        self.on_post: Callable[[int], None] | None = None  # called with each request's number (1, 2, ...) first
         self._httpd: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
@@ -92,6 +93,9 @@ class WebhookReceiver:
                         "headers": headers, "body": json.loads(body), "answered": status,
                         "verified": verify(receiver.secret, headers, body),
                     })
+                    number = len(receiver.received)
+                if receiver.on_post is not None:
+                    receiver.on_post(number)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

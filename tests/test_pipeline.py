@@ -174,6 +174,8 @@ def test_a_large_fetch_is_split_into_jobs_that_publish_every_item_once(client: r
 
     jobs = Queue(KEYS.ingest_queue, connection=client).get_jobs()
     assert sorted(len(job.args[0]) for job in jobs) == [10, 25, 25]
+    # What `rq info` and dashboards show: the feed and the count, not RQ's default repr of the items.
+    assert sorted(job.description for job in jobs) == ["ingest big-feed: 10 items", *["ingest big-feed: 25 items"] * 2]
     run_worker(config, client, burst=True, simple=True)
 
     published = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]

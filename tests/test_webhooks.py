@@ -59,6 +59,8 @@ def test_webhook_receives_only_entries_of_its_topics(
                        text="A missile strike destroyed a road bridge in the Kharkiv region overnight, officials said.")
     other = make_item("wire", 2)
     run_batch(client, runtime, [strike, other])
+    assert [job.description for job in Queue(KEYS.delivery_queue, connection=client).get_jobs()] == [
+        "deliveries to desk: 1"]
 
     run_worker(runtime.config, client, burst=True, simple=True)
 
@@ -107,6 +109,41 @@ def test_a_delivery_batch_failing_midway_resumes_after_what_it_delivered(
     assert len(webhook_receiver.received) == 6
     published = [json.loads(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
     assert ids == [f"msg_{e['id']}_v{e['version']}" for e in published]  # in the order they were published
+    assert client.llen(KEYS.deadletter) == 0
+
+
+def test_a_delivery_worker_killed_midway_sends_again_only_the_message_it_was_posting(
+    tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Each POST is marked delivered as soon as it is answered, not when the job ends: a worker that dies
+    mid-job (SIGKILL, no chance to clean up) leaves the marks of what it delivered, so the retry resumes
+    there. Only the POST in flight, which the receiver got but the worker never saw answered, goes twice."""
+    runtime = configure(_config(redis_url, webhook_receiver, retry_intervals=[0]))
+    run_batch(client, runtime, [make_item("wire", n) for n in range(5)])
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
+                                    "webhooks": [w.model_dump(mode="json") for w in runtime.config.webhooks]}))
+    env = {**os.environ, "REDIS_URL": redis_url, "LIVEBRIEF_CONFIG": str(path)}
+    command = [sys.executable, "-m", "livebrief.cli", "work", "--burst", "--queues", "deliveries"]
+    worker = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill_at_the_third(number: int) -> None:
+        if number == 3:
+            worker.kill()
+            worker.wait(10)
+
+    webhook_receiver.on_post = kill_at_the_third
+    assert worker.wait(60) == -9
+    webhook_receiver.on_post = None
+    assert len(webhook_receiver.received) == 3
+
+    rerun = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    assert rerun.returncode == 0, rerun.stderr
+    ids = [r["headers"]["webhook-id"] for r in webhook_receiver.received]
+    published = [json.loads(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
+    order = [f"msg_{e['id']}_v{e['version']}" for e in published]
+    assert ids == [*order[:3], *order[2:]]  # the first two were not sent again
     assert client.llen(KEYS.deadletter) == 0
 
 

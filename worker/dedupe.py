@@ -167,16 +167,17 @@ _SYNONYMS_TEXT = """
 """
 _SYNONYMS = dict(pair.split(":") for pair in _SYNONYMS_TEXT.split())
 # Several-word names folded into one word before tokenising (also in near-duplicate signatures).
-# (what the text must contain for the pattern to match, pattern, replacement): the cheap substring test
-# skips most passes, and every item's text goes through these twice.
+# (what the text must contain for the pattern to match: one of these, or a digit when none; pattern,
+# replacement): the cheap substring tests skip most passes, and every item's text goes through these twice.
+# Not "U" alone: nearly every text about Ukraine holds one.
 _PHRASES = [
-    ("U", re.compile(r"\bUnited\s+States(?:\s+of\s+America)?\b|\bU\.S\.(?:A\.?)?|\bUSA?\b"), "USA"),
-    ("U", re.compile(r"\bUnited\s+Kingdom\b|\bU\.K\.?"), "UK"),
-    ("U", re.compile(r"\bUnited\s+Nations\b|\bU\.N\.?"), "UN"),
-    ("European", re.compile(r"\bEuropean\s+Union\b"), "EU"),
-    ("-19", re.compile(r"\bCOVID-19\b|\bCovid-19\b|\bcovid-19\b"), "Covid"),
-    ("", re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:million|mln|m)\b", re.IGNORECASE), r"\1m"),
-    ("", re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:billion|bn|b)\b", re.IGNORECASE), r"\1b"),
+    (("United", "U.S", "US"), re.compile(r"\bUnited\s+States(?:\s+of\s+America)?\b|\bU\.S\.(?:A\.?)?|\bUSA?\b"), "USA"),
+    (("United", "U.K"), re.compile(r"\bUnited\s+Kingdom\b|\bU\.K\.?"), "UK"),
+    (("United", "U.N"), re.compile(r"\bUnited\s+Nations\b|\bU\.N\.?"), "UN"),
+    (("European",), re.compile(r"\bEuropean\s+Union\b"), "EU"),
+    (("-19",), re.compile(r"\bCOVID-19\b|\bCovid-19\b|\bcovid-19\b"), "Covid"),
+    ((), re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:million|mln|m)\b", re.IGNORECASE), r"\1m"),
+    ((), re.compile(r"\b(\d+(?:[.,]\d+)?)\s*(?:billion|bn|b)\b", re.IGNORECASE), r"\1b"),
 ]
 _DIGIT = re.compile(r"\d")
 
@@ -220,8 +221,8 @@ def exact_keys(item: Item) -> list[tuple[str, str]]:
 def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
     digits = _DIGIT.search(text) is not None
-    for needle, pattern, repl in _PHRASES:
-        if (needle in text) if needle else digits:
+    for needles, pattern, repl in _PHRASES:
+        if any(needle in text for needle in needles) if needles else digits:
             text = pattern.sub(repl, text)
     return text
 
