@@ -107,6 +107,11 @@ class WorkerConfig(_Strict):
         default=25, ge=1, le=1000,
         description="items per ingest job: a bigger fetch is split so that several workers share it",
     )
+    busy_job_items: int = Field(
+        default=100, ge=1, le=1000,
+        description="items per ingest job while earlier jobs still wait in the queue (no worker idle): "
+                    "splitting then buys no parallelism, and fewer jobs cost less RQ and Redis work per item",
+    )
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
     story_cache: int = Field(

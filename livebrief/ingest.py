@@ -7,7 +7,14 @@ Why a fetch is cut into jobs of ~25 items: a job's entries are published togethe
 one worker does a job alone. A 50-item fetch as one job kept its last item waiting ~50 ms on one core
 while the other worker could idle; as two jobs, both workers take a half. In alternating runs of
 ``bench_latency.py --quick --rates 1000`` the p99 from fetch to stream was 79-161 ms with one job per
-fetch and 67-93 ms with jobs of 25. A job costs RQ ~1 ms of worker CPU, ~2% of 25 items' work.
+fetch and 67-93 ms with jobs of 25.
+
+Why a fetch is not cut so small while earlier jobs still wait in the queue (it is cut into jobs of
+``worker.busy_job_items``, 100 by default, instead): no worker is idle to take the second half then, and a
+job has a fixed cost, ~1.8 ms of worker CPU for RQ's 15-odd round trips on a 2-core VM plus a commit's
+three, ~7% of 25 items' work. In seven alternating pairs of runs of two warm workers draining 120 feeds
+(``bench_pipeline.py``'s (e) set-up), this moved 2-26% more items a second (median +17%); in three pairs
+of ``bench_latency.py --quick --rates 1000`` the stream's p99 was 197-271 ms against 268-1,239 ms.
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ def enqueue_batches(
     label: str,
     pipeline: redis.client.Pipeline | None = None,
     at: datetime | None = None,
+    size: int | None = None,
 ) -> int:
-    """Queue ``items`` as ingest jobs (now, or at ``at``); returns the number of jobs."""
+    """Queue ``items`` as ingest jobs of ``size`` items (``settings.job_items`` by default), now or at ``at``;
+    returns the number of jobs."""
     jobs = 0
-    size = settings.job_items
+    size = size or settings.job_items
     for start in range(0, len(items), size):
         payload = [item.model_dump(mode="json") for item in items[start : start + size]]
         options = {
@@ -72,17 +81,22 @@ def enqueue_new_items(client: redis.Redis, config: Config, feed_id: str, items: 
     keys = Keys(config.prefix)
     seen_key = keys.feed_items(feed_id)
     members = [f"{item.id}:{item.content_hash}" for item in items]
-    scores = cast(list[float | None], client.zmscore(seen_key, members))
-    fresh = [item for item, score in zip(items, scores, strict=True) if score is None]
     queue = Queue(keys.ingest_queue, connection=client)
+    with client.pipeline(transaction=False) as reader:
+        reader.zmscore(seen_key, members)
+        reader.llen(queue.key)
+        scores, waiting = cast(tuple[list[float | None], int], reader.execute())
+    fresh = [item for item, score in zip(items, scores, strict=True) if score is None]
+    settings = config.worker
+    size = max(settings.job_items, settings.busy_job_items) if waiting else settings.job_items
     with client.pipeline() as pipe:
         pipe.multi()
-        enqueue_batches(queue, fresh, config.worker, label=feed_id, pipeline=pipe)
+        enqueue_batches(queue, fresh, settings, label=feed_id, pipeline=pipe, size=size)
         # Refresh every current member, so items still in the feed are not forgotten and re-queued. One
         # that left the feed is kept for the story retention only: should it come back later, the
         # worker's long-term marks (worker/marks.py) still know it, and a feed's set stays small enough
         # for Redis to keep it packed (a listpack, up to 128 members by default).
-        horizon = min(config.worker.seen_ttl, config.worker.story_retention)
+        horizon = min(settings.seen_ttl, settings.story_retention)
         pipe.zadd(seen_key, dict.fromkeys(members, now))
         pipe.zremrangebyscore(seen_key, "-inf", now - horizon)
         pipe.expire(seen_key, horizon)
