@@ -109,8 +109,8 @@ class WorkerConfig(_Strict):
     )
     busy_job_items: int = Field(
         default=100, ge=1, le=1000,
-        description="items per ingest job while earlier jobs still wait in the queue (no worker idle): "
-                    "splitting then buys no parallelism, and fewer jobs cost less RQ and Redis work per item",
+        description="items per ingest job behind a backlog (8 jobs waiting, livebrief/ingest.py): fewer, "
+                    "bigger jobs cost less RQ and Redis work per item when the workers are behind",
     )
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")

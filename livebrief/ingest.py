@@ -9,12 +9,14 @@ while the other worker could idle; as two jobs, both workers take a half. In alt
 ``bench_latency.py --quick --rates 1000`` the p99 from fetch to stream was 79-161 ms with one job per
 fetch and 67-93 ms with jobs of 25.
 
-Why a fetch is not cut so small while earlier jobs still wait in the queue (it is cut into jobs of
-``worker.busy_job_items``, 100 by default, instead): no worker is idle to take the second half then, and a
+Why not behind a backlog (``BACKLOG_JOBS`` jobs waiting; the fetch then goes in jobs of
+``worker.busy_job_items``, 100 by default): a fetch waits its turn anyway, so halves save it little, and a
 job has a fixed cost, ~1.8 ms of worker CPU for RQ's 15-odd round trips on a 2-core VM plus a commit's
-three, ~7% of 25 items' work. In seven alternating pairs of runs of two warm workers draining 120 feeds
-(``bench_pipeline.py``'s (e) set-up), this moved 2-26% more items a second (median +17%); in three pairs
-of ``bench_latency.py --quick --rates 1000`` the stream's p99 was 197-271 ms against 268-1,239 ms.
+three, ~7% of 25 items' work. Two warm workers draining 120 feeds queued at once (``bench_pipeline.py``'s
+(e) set-up) moved 7-20% more items a second in five alternating pairs of runs (median +13%). From a single waiting job
+on (tried first), bigger jobs also formed in the brief queues of a steady 1,000 items/s and raised the
+stream's p99 (``bench_latency.py --quick --rates 1000``: 209-257 ms against 84-142 ms in three pairs);
+from eight, they did not form there (p99 88-118 against 92-109 ms in three pairs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from livebrief.keys import Keys
 from livebrief.models import Item
 
 INGEST_JOB = "worker.jobs.process_batch"
+# Jobs waiting in the ingest queue from which a fetch is queued in jobs of ``worker.busy_job_items``: a
+# backlog of ~0.2 s of work on two workers. A job or two waiting is only the workers busy for a moment, and
+# a fetch cut smaller is then shared by the next two free workers (see the module docstring).
+BACKLOG_JOBS = 8
 # Immediately once (a killed work-horse), then backing off for a Redis or worker outage.
 RETRY_INTERVALS = [0, 5, 30, 120, 600]
 
@@ -88,7 +94,7 @@ def enqueue_new_items(client: redis.Redis, config: Config, feed_id: str, items: 
         scores, waiting = cast(tuple[list[float | None], int], reader.execute())
     fresh = [item for item, score in zip(items, scores, strict=True) if score is None]
     settings = config.worker
-    size = max(settings.job_items, settings.busy_job_items) if waiting else settings.job_items
+    size = max(settings.job_items, settings.busy_job_items) if waiting >= BACKLOG_JOBS else settings.job_items
     with client.pipeline() as pipe:
         pipe.multi()
         enqueue_batches(queue, fresh, settings, label=feed_id, pipeline=pipe, size=size)

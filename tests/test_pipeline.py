@@ -15,7 +15,7 @@ import yaml
 from rq import Queue
 
 from livebrief.feedserver import FeedServer
-from livebrief.ingest import enqueue_new_items
+from livebrief.ingest import BACKLOG_JOBS, enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.workers import run_worker
@@ -185,20 +185,22 @@ def test_a_large_fetch_is_split_into_jobs_that_publish_every_item_once(client: r
 def test_while_jobs_wait_a_fetch_is_queued_in_bigger_jobs_and_still_published_once(
     client: redis.Redis, redis_url: str
 ) -> None:
-    """With jobs already waiting, no worker is idle to share a fetch: it goes in jobs of ``busy_job_items``
-    (fewer jobs, less RQ work per item). Every item of both fetches is published once."""
+    """Behind a backlog (``BACKLOG_JOBS`` jobs waiting) a fetch goes in jobs of ``busy_job_items``: fewer jobs,
+    less RQ work per item. Every item of the three fetches is published once."""
     config = make_config(redis_url, [], worker={"job_items": 25, "busy_job_items": 100})
-    first = [make_item("feed-a", n) for n in range(60)]
+    first = [make_item("feed-a", n) for n in range(25 * (BACKLOG_JOBS - 1))]
     second = [make_item("feed-b", n) for n in range(60)]
-    assert enqueue_new_items(client, config, "feed-a", first, now=time.time()) == 60
-    assert enqueue_new_items(client, config, "feed-b", second, now=time.time()) == 60
+    third = [make_item("feed-c", n) for n in range(60)]
+    enqueue_new_items(client, config, "feed-a", first, now=time.time())
+    assert enqueue_new_items(client, config, "feed-b", second, now=time.time()) == 60  # one job short
+    assert enqueue_new_items(client, config, "feed-c", third, now=time.time()) == 60  # behind the backlog
 
-    jobs = Queue(KEYS.ingest_queue, connection=client).get_jobs()
-    # The queue was empty when feed-a was queued, not when feed-b was.
-    assert sorted((job.description, len(job.args[0])) for job in jobs) == [
-        ("ingest feed-a: 10 items", 10), ("ingest feed-a: 25 items", 25), ("ingest feed-a: 25 items", 25),
-        ("ingest feed-b: 60 items", 60)]
+    sizes: dict[str, list[int]] = {}
+    for job in Queue(KEYS.ingest_queue, connection=client).get_jobs():
+        sizes.setdefault(job.description.split(":")[0], []).append(len(job.args[0]))
+    assert sizes == {"ingest feed-a": [25] * (BACKLOG_JOBS - 1), "ingest feed-b": [25, 25, 10],
+                     "ingest feed-c": [60]}
     run_worker(config, client, burst=True, simple=True)
 
     published = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
-    assert sorted(s.url for e in published for s in e.sources) == sorted(i.url for i in first + second)
+    assert sorted(s.url for e in published for s in e.sources) == sorted(i.url for i in first + second + third)
