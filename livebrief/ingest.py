@@ -13,10 +13,10 @@ Why not behind a backlog (``BACKLOG_JOBS`` jobs waiting; the fetch then goes in 
 ``worker.busy_job_items``, 100 by default): a fetch waits its turn anyway, so halves save it little, and a
 job has a fixed cost, ~1.8 ms of worker CPU for RQ's 15-odd round trips on a 2-core VM plus a commit's
 three, ~7% of 25 items' work. Two warm workers draining 120 feeds queued at once (``bench_pipeline.py``'s
-(e) set-up) moved 7-20% more items a second in five alternating pairs of runs (median +13%). From a single waiting job
-on (tried first), bigger jobs also formed in the brief queues of a steady 1,000 items/s and raised the
-stream's p99 (``bench_latency.py --quick --rates 1000``: 209-257 ms against 84-142 ms in three pairs);
-from eight, they did not form there (p99 88-118 against 92-109 ms in three pairs).
+(e) set-up) moved 7-20% more items a second in five alternating pairs of runs (median +13%). From a single
+waiting job on (tried first), bigger jobs also formed in the brief queues of a steady 1,000 items/s and
+raised the stream's p99 (``bench_latency.py --quick --rates 1000``: 209-257 ms against 84-142 ms in three
+pairs); from eight, they did not form there (p99 88-118 against 92-109 ms in three pairs).
 """
 
 from __future__ import annotations
