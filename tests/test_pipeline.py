@@ -182,7 +182,7 @@ def test_a_large_fetch_is_split_into_jobs_that_publish_every_item_once(client: r
     assert sorted(s.url for e in published for s in e.sources) == sorted(i.url for i in items)
 
 
-def test_while_jobs_wait_a_fetch_is_queued_in_bigger_jobs_and_still_published_once(
+def test_behind_a_backlog_a_fetch_is_queued_in_bigger_jobs_and_still_published_once(
     client: redis.Redis, redis_url: str
 ) -> None:
     """Behind a backlog (``BACKLOG_JOBS`` jobs waiting) a fetch goes in jobs of ``busy_job_items``: fewer jobs,
