@@ -16,7 +16,7 @@ three, ~7% of 25 items' work. Two warm workers draining 120 feeds queued at once
 (e) set-up) moved 7-20% more items a second in five alternating pairs of runs (median +13%). From a single
 waiting job on (tried first), bigger jobs also formed in the brief queues of a steady 1,000 items/s and
 raised the stream's p99 (``bench_latency.py --quick --rates 1000``: 209-257 ms against 84-142 ms in three
-pairs); from eight, they did not form there (p99 88-118 against 92-109 ms in three pairs).
+pairs); from eight, none formed there in twelve runs (at most 7 jobs waiting; p99 78-115 ms either way).
 """
 
 from __future__ import annotations
