@@ -21,11 +21,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,38 @@ def start_receiver(script: str, port: int) -> subprocess.Popen[bytes]:
                 proc.kill()
                 raise
             time.sleep(0.05)
+
+
+def serve_receiver(port: int, record: Callable[[bytes, float], None], report: Callable[[str], object]) -> int:
+    """A benchmark's webhook receiver, run in its own process (``start_receiver``) until killed: each POST body
+    goes to ``record`` with its arrival time and is answered 200; ``GET path`` is answered ``report(path)``
+    as JSON. Keep-alive, as real receivers (Slack, a web framework behind nginx) answer: with HTTP/1.0 every
+    POST would cost a new connection and a new server thread, and the benchmark would measure that."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            record(body, time.time())
+            self._answer(b"")
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._answer(json.dumps(report(self.path)).encode())
+
+        def _answer(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd.daemon_threads = True
+    httpd.serve_forever()
+    return 0
 
 
 def ask_receiver(port: int, path: str) -> Any:

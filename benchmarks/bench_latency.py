@@ -35,7 +35,6 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
 import redis
@@ -46,6 +45,7 @@ from _support import (
     print_machine,
     print_table,
     quiet_logs,
+    serve_receiver,
     start_receiver,
     throwaway_redis,
     webhook_config,
@@ -81,38 +81,15 @@ class _Arrivals:
 
 def _receiver_main(port: int) -> int:
     """The webhook receiver, in its own process: the load generator's parsing must not hold its GIL (a real
-    receiver runs elsewhere). POSTs are timed on arrival; ``GET /arrivals`` returns the times by item link."""
+    receiver runs elsewhere). POSTs are timed on arrival; ``GET /arrivals`` returns the times by item link,
+    ``GET /count`` how many item links have arrived."""
     arrivals = _Arrivals()
 
-    class Handler(BaseHTTPRequestHandler):
-        # Keep-alive, as real receivers (Slack, a web framework behind nginx) answer: with HTTP/1.0 every
-        # POST would cost a new connection and a new server thread, and the benchmark would measure that.
-        protocol_version = "HTTP/1.1"
+    def report(path: str) -> object:
+        with arrivals.lock:
+            return len(arrivals.at) if path == "/count" else dict(arrivals.at)
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            now = time.time()
-            arrivals.record(json.loads(body)["data"], now)
-            self._answer(b"")
-
-        def do_GET(self) -> None:  # noqa: N802
-            with arrivals.lock:
-                reply = len(arrivals.at) if self.path == "/count" else arrivals.at
-                self._answer(json.dumps(reply).encode())
-
-        def _answer(self, body: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    httpd.daemon_threads = True
-    httpd.serve_forever()
-    return 0
+    return serve_receiver(port, lambda body, when: arrivals.record(json.loads(body)["data"], when), report)
 
 
 def _hooked(port: int) -> dict[str, float]:

@@ -28,7 +28,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 from _support import (
@@ -38,6 +37,7 @@ from _support import (
     print_machine,
     print_table,
     quiet_logs,
+    serve_receiver,
     start_receiver,
     throwaway_redis,
     webhook_config,
@@ -56,29 +56,11 @@ from worker.runtime import configure
 def _receiver_main(port: int) -> int:
     count = 0
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def record(body: bytes, when: float) -> None:
+        nonlocal count
+        count += 1
 
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            nonlocal count
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            count += 1
-            self._answer(b"")
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._answer(str(count).encode())
-
-        def _answer(self, body: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
-    return 0
+    return serve_receiver(port, record, lambda path: count)
 
 
 def _received(port: int) -> int:

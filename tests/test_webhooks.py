@@ -51,6 +51,14 @@ def _config(redis_url: str, receiver: WebhookReceiver, **hook: object) -> Config
     ])
 
 
+def _config_file(tmp_path: Path, config: Config) -> Path:
+    """``config``'s webhooks as a config file, for the CLI run in a subprocess."""
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
+                                    "webhooks": [w.model_dump(mode="json") for w in config.webhooks]}))
+    return path
+
+
 def test_webhook_receives_only_entries_of_its_topics(
     client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
 ) -> None:
@@ -120,10 +128,7 @@ def test_a_delivery_worker_killed_midway_sends_again_only_the_message_it_was_pos
     there. Only the POST in flight, which the receiver got but the worker never saw answered, goes twice."""
     runtime = configure(_config(redis_url, webhook_receiver, retry_intervals=[0]))
     run_batch(client, runtime, [make_item("wire", n) for n in range(5)])
-    path = tmp_path / "lb.yaml"
-    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
-                                    "webhooks": [w.model_dump(mode="json") for w in runtime.config.webhooks]}))
-    env = {**os.environ, "REDIS_URL": redis_url, "LIVEBRIEF_CONFIG": str(path)}
+    env = {**os.environ, "REDIS_URL": redis_url, "LIVEBRIEF_CONFIG": str(_config_file(tmp_path, runtime.config))}
     command = [sys.executable, "-m", "livebrief.cli", "work", "--burst", "--queues", "deliveries"]
     worker = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -161,9 +166,7 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     assert {r["headers"]["webhook-id"] for r in webhook_receiver.received} <= first_ids
 
     webhook_receiver.status = 200
-    path = tmp_path / "lb.yaml"
-    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "webhooks": [
-        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [1]}]}))
+    path = _config_file(tmp_path, runtime.config)
     env = {**os.environ, "REDIS_URL": redis_url}
     listing = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "--config", str(path)],
                              env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
