@@ -15,10 +15,9 @@ P:feed:<feed>:state            hash       etag, last_modified, health, failure c
 P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
 P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed story_retention
 P:seen:<item>                  string     content hash, story and version of a published item  story_retention
-P:url:<sha>                    string     story id that published this canonical URL           story_retention
-P:guid:<sha>                   string     story id that published this guid                    story_retention
 P:mark:<gen>:<shard>           set        64-bit marks of published items, URLs, guids         2 generations
-                                          (intsets; see worker/marks.py)                       of seen_ttl
+                                          (intsets; see worker/marks.py); all the index keeps  of seen_ttl
+                                          of a URL or guid
 P:lsh:<band>:<bucket>          string     latest story id with a text signature in this bucket story_ttl
 P:tok:<token>                  string     recent story ids sharing a significant token         story_ttl
 P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
@@ -79,12 +78,6 @@ class Keys:
 
     def seen(self, item_id: str) -> str:
         return f"{self.prefix}:seen:{item_id}"
-
-    def url(self, url_hash: str) -> str:
-        return f"{self.prefix}:url:{url_hash}"
-
-    def guid(self, guid_hash: str) -> str:
-        return f"{self.prefix}:guid:{guid_hash}"
 
     def mark_set(self, generation: int, shard: int) -> str:
         return f"{self.prefix}:mark:{generation}:{shard:03x}"

@@ -112,6 +112,36 @@ def test_a_commit_that_lost_a_race_rereads_and_joins_the_winners_story(
     assert sorted(s.feed for s in entries[-1].sources) == ["outlet-a", "outlet-b"]
 
 
+def test_a_commit_that_lost_a_race_for_a_url_drops_its_item(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two outlets' items share a canonical URL and nothing else (unrelated texts, so no story key is
+    shared). The other worker publishes its item between this batch's read and its commit; the commit
+    must notice the URL's mark, re-read and drop this item as an exact duplicate."""
+    import worker.publish as publish
+
+    runtime = configure(make_config(redis_url, []))
+    url = "https://shared.example/story?id=7"
+    mine, theirs = make_item("outlet-a", 1, url=url), make_item("outlet-b", 2, url=url)
+    real_plan = publish.plan_batch
+    calls: list[int] = []
+
+    def plan_then_lose_the_race(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            monkeypatch.setattr(publish, "plan_batch", real_plan)
+            run_batch(redis.Redis.from_url(redis_url), runtime, [theirs])
+            monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
+    plan = run_batch(client, runtime, [mine])
+
+    assert len(calls) == 2
+    assert plan.outcomes == {mine.id: "exact_duplicate"}
+    assert [s.feed for e in stream(client) for s in e.sources] == ["outlet-b"]
+
+
 def _write_config(tmp_path: Path, config: Config) -> Path:
     path = tmp_path / "lb.yaml"
     path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],

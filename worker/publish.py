@@ -16,9 +16,11 @@ what WATCH would (a change, a deletion, an expiry), except a rewrite to the same
 change a decision.
 
 Round trips per batch: MGET (index) with EVAL (``_REMEMBERED_LUA``, long-term marks) in one pipeline,
-MGET (candidate stories), EVAL (``_COMMIT_LUA``). The long-term marks are not part of the check: an item
-they know is skipped without writing anything, and one they do not know is written under its ``P:seen:``
-key too, which the check covers.
+MGET (candidate stories), EVAL (``_COMMIT_LUA``). An item's own long-term mark needs no check: one the
+batch did not find is written under its ``P:seen:`` key too, which the check covers. A URL's or guid's
+mark is all the index keeps of it (``worker/marks.py``), so the script checks that every such mark the
+batch did not find is still missing, in the generations either side too (a worker racing this one may
+have just started the next one): two workers publishing one URL at once cannot both win.
 """
 
 from __future__ import annotations
@@ -65,8 +67,6 @@ def _index_keys(prepared: list[Prepared], keys: Keys) -> tuple[list[str], list[t
 
     for p in prepared:
         add(keys.seen(p.item.id), "seen", p.item.id)
-        for kind, digest in p.exact:
-            add(keys.url(digest) if kind == "url" else keys.guid(digest), "exact", (kind, digest))
         for band, bucket in p.buckets:
             add(keys.lsh(band, bucket), "lsh", (band, bucket))
         for term in p.terms:
@@ -84,8 +84,6 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
             continue
         if kind == "seen":
             view.seen[ref] = SeenMark.decode(value)  # type: ignore[index]
-        elif kind == "exact":
-            view.exact[ref] = value  # type: ignore[index]
         elif kind == "lsh":
             view.lsh[ref] = value  # type: ignore[index]
         else:
@@ -99,6 +97,8 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 #                                            the value's SHA-1 (story records: echoing them back cost more
 #                                            than the rest of the call), or "0" (missing); any
 #                                            difference -> return -1, nothing written
+#   a, then a x (key, key, key, member)      long-term marks of URLs and guids the batch did not find:
+#                                            any now in one of those three sets -> return -1
 #   n, then n x (key, value, ttl)            SET key value EX ttl   (seen marks, index, story records)
 #   at, g, then g x (key, k, k x member)     SADD key members; EXPIREAT key at   (long-term marks)
 #   stream, maxlen, m, then m x body         XADD stream MAXLEN ~ maxlen * entry body
@@ -134,6 +134,13 @@ while done < reads do
   done = done + count
 end
 i = first + 3 * reads
+for _ = 1, tonumber(take()) do
+  local m = ARGV[i + 3]
+  for k = i, i + 2 do
+    if redis.call('SISMEMBER', ARGV[k], m) == 1 then return -1 end
+  end
+  i = i + 4
+end
 for _ = 1, tonumber(take()) do
   local key, value, ttl = take(), take(), take()
   redis.call('SET', key, value, 'EX', ttl)
@@ -208,6 +215,15 @@ def _remembered_args(marks: list[int], keys: Keys, gen: int) -> list[str | int]:
     return args
 
 
+def _absent_args(marks: list[int], keys: Keys, gen: int) -> list[str | int]:
+    """The check of ``_COMMIT_LUA``'s ARGV that exact keys' marks are still missing."""
+    args: list[str | int] = [len(marks)]
+    for member in marks:
+        at = shard(member)
+        args += [keys.mark_set(gen - 1, at), keys.mark_set(gen, at), keys.mark_set(gen + 1, at), member]
+    return args
+
+
 _encoder = redis.connection.Encoder("utf-8", "strict", False)  # redis-py's own, for recorded commands
 
 
@@ -229,8 +245,6 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     sets: list[str | bytes | int] = []
     for item_id, mark in plan.seen.items():
         sets += [keys.seen(item_id), mark.encode(), mark_ttl]
-    for (kind, digest), story_id in plan.exact.items():
-        sets += [keys.url(digest) if kind == "url" else keys.guid(digest), story_id, mark_ttl]
     for (band, bucket), story_id in plan.lsh.items():
         sets += [keys.lsh(band, bucket), story_id, story_ttl]
     for term, ids in plan.terms.items():
@@ -282,6 +296,7 @@ def commit_batch(
     names, meaning = _index_keys(prepared, keys)
     # Every long-term mark the batch might already have: each item's, each exact key's.
     marks = [m for p in prepared for m in (p.seen_mark, *p.exact_marks)]
+    exact_marks = {m for p in prepared for m in p.exact_marks}
     for attempt in range(1, MAX_ATTEMPTS + 1):
         when = now or datetime.now(UTC)
         gen = generation(when.timestamp(), settings.seen_ttl)
@@ -314,8 +329,9 @@ def commit_batch(
                 commands = list(recorder.command_stack)
             finally:
                 recorder.reset()
-        args = [*_read_args(reads), *_write_args(plan, bodies, keys, settings, gen),
-                *_command_args(commands)]
+        absent = sorted(exact_marks - view.remembered)
+        args = [*_read_args(reads), *_absent_args(absent, keys, gen),
+                *_write_args(plan, bodies, keys, settings, gen), *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
         if client.eval(_COMMIT_LUA, 0, *cast(list[str], args)) == -1:

@@ -11,7 +11,8 @@ decides, in order:
                    item's own story), or ``updated`` without that source (other outlets still report it);
                    past the story retention only the long-term marks (``worker/marks.py``) are left:
                    the same id with the same content is still skipped;
-2. exact:          its canonical URL or guid was published before -> dropped (also past the retention);
+2. exact:          its canonical URL or guid was published before (its long-term mark is set, or an
+                   earlier item of the batch has it) -> dropped, within the story retention and past it;
 3. near-duplicate: its text signature matches a story's (syndicated copy, small edit) -> joins it;
 4. same story:     its story features score >= threshold against a story within the window, and the
                    story has no item from the same feed yet -> joins it;
@@ -114,7 +115,6 @@ class IndexView:
     """The index as read at the start of the transaction."""
 
     seen: dict[str, SeenMark] = field(default_factory=dict)
-    exact: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, digest) -> story id
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)  # (band, bucket) -> story id
     terms: dict[str, list[str]] = field(default_factory=dict)  # term -> recent story ids
     stories: dict[str, StoryHandle] = field(default_factory=dict)
@@ -128,10 +128,9 @@ class BatchPlan:
     published: dict[str, StoryRecord] = field(default_factory=dict)  # story id -> new state
     stored: dict[str, StoryRecord] = field(default_factory=dict)  # changed but not re-published
     seen: dict[str, SeenMark] = field(default_factory=dict)
-    exact: dict[tuple[str, str], str] = field(default_factory=dict)
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)
     terms: dict[str, list[str]] = field(default_factory=dict)
-    marks: list[int] = field(default_factory=list)  # long-term marks of what ``seen`` and ``exact`` name
+    marks: list[int] = field(default_factory=list)  # long-term marks of the items and exact keys in ``seen``
     outcomes: dict[str, str] = field(default_factory=dict)  # item id -> what happened, for logs/metrics
     # Per published source: (feed id, seconds from the source's published time to now, first with the story)
     freshness: list[tuple[str, float | None, bool]] = field(default_factory=list)
@@ -158,12 +157,11 @@ def term_candidates(item_terms: Iterable[str], terms: Mapping[str, Iterable[_Id]
 
 
 def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
-    """Stories the batch may touch: found through seen marks, exact keys, LSH buckets and terms."""
+    """Stories the batch may touch: found through seen marks, LSH buckets and terms."""
     ids: set[str] = set()
     for p in prepared:
         if p.item.id in view.seen:
             ids.add(view.seen[p.item.id].story_id)
-        ids.update(view.exact[k] for k in p.exact if k in view.exact)
         ids.update(view.lsh[b] for b in p.buckets if b in view.lsh)
         ids.update(term_candidates(p.terms, view.terms))
     return ids
@@ -278,7 +276,8 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
     plan = BatchPlan()
     stories = dict(view.stories)
     seen = dict(view.seen)
-    exact = dict(view.exact)
+    # URLs and guids the batch has published so far (the index knows earlier ones only as marks).
+    exact: dict[tuple[str, str], str] = {}
     lsh = dict(view.lsh)
     terms = {t: list(ids) for t, ids in view.terms.items()}
     touched: set[str] = set()
@@ -296,9 +295,8 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             lag = (now - p.item.published).total_seconds() if p.item.published else None
             plan.freshness.append((p.item.feed, lag, outcome == "new_story"))
         for key, key_mark in zip(p.exact, p.exact_marks, strict=True):
-            exact.setdefault(key, story_id)
-            if key not in plan.exact:
-                plan.exact[key] = story_id
+            if key not in exact:
+                exact[key] = story_id
                 plan.marks.append(key_mark)
         for bucket in p.buckets:
             lsh[bucket] = plan.lsh[bucket] = story_id
@@ -344,7 +342,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
             continue
         hit = next((exact[k] for k in p.exact if k in exact), None)
         if hit is None and any(m in view.remembered for m in p.exact_marks):
-            hit = ""  # the same URL or guid, published before the retention: no story left to join
+            hit = ""  # the same URL or guid, published by an earlier batch: dropped, nothing to join
         if hit is not None:
             remember(p, hit, "exact_duplicate")
             continue
