@@ -70,6 +70,25 @@ def test_a_worker_with_a_tiny_story_cache_merges_the_same_and_keeps_the_cache_th
     assert sorted(s.feed for s in joined[0].sources) == ["paper-b", "wire-a"]
 
 
+def test_an_item_repeating_a_published_url_or_guid_is_dropped_in_later_batches_and_its_own(
+    client: redis.Redis, redis_url: str
+) -> None:
+    """Unrelated texts, so only the exact keys can tell: a URL that canonicalises to a published one, a
+    guid published before, and a URL an earlier item of the same batch has."""
+    runtime = configure(make_config(redis_url, []))
+    first = make_item("wire-a", 1, url="https://wire-a.example/story?id=1")
+    run_batch(client, runtime, [first])
+    tracked = make_item("paper-b", 2, url="https://wire-a.example/story?id=1&utm_source=feed")
+    reguided = make_item("paper-c", 3).model_copy(update={"guid": first.guid})
+    fresh, twin = make_item("paper-d", 4, url="https://paper-d.example/x"), make_item("paper-e", 5, url="https://paper-d.example/x")
+
+    plan = run_batch(client, runtime, [tracked, reguided, fresh, twin])
+
+    assert plan.outcomes == {tracked.id: "exact_duplicate", reguided.id: "exact_duplicate",
+                             fresh.id: "new_story", twin.id: "exact_duplicate"}
+    assert len(plan.published) == 1
+
+
 def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, redis_url: str) -> None:
     runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
     run_batch(client, runtime, [wire_copy("wire-a", 1)])

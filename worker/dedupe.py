@@ -209,7 +209,7 @@ def exact_keys(item: Item) -> list[tuple[str, str]]:
     canonical = canonical_url(item.url)
     if canonical:
         keys.append(("url", url_hash(canonical)))
-    # A permalink guid names the same URL: one key is enough (each costs ~120 bytes of Redis).
+    # A permalink guid names the same URL: one key (one long-term mark, worker/marks.py) is enough.
     if item.guid and (canonical is None or canonical_url(item.guid) != canonical):
         keys.append(("guid", url_hash(item.guid.strip())))
     return keys
