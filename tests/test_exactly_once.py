@@ -21,11 +21,11 @@ from rq.registry import StartedJobRegistry
 from feeds.poller import Poller
 from livebrief.config import Config
 from livebrief.keys import Keys
-from livebrief.models import Entry
+from livebrief.models import Entry, Item
 from tests.conftest import REPO, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
-from worker.runtime import configure
+from worker.runtime import Runtime, configure
 
 KEYS = Keys("livebrief")
 
@@ -78,31 +78,39 @@ def test_two_workers_racing_on_copies_of_one_story_make_one_story(client: redis.
         assert sorted(s.feed for s in versions[-1].sources) == ["outlet-a", "outlet-b"]
 
 
-def test_a_commit_that_lost_a_race_rereads_and_joins_the_winners_story(
-    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Deterministic version of the race above: another worker commits a copy of the story after this
-    batch read the index and before its commit. The commit must notice, re-read and join that story."""
+def _lose_the_race_to(theirs: Item, runtime: Runtime, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make another worker commit ``theirs`` after this batch's first read of the index and before its
+    commit; returns the list of decisions made (one entry per call of ``plan_batch``)."""
     import worker.publish as publish
 
-    runtime = configure(make_config(redis_url, []))
-    base = make_item("story", 1)
-    mine = base.model_copy(update={"id": "a-1", "feed": "outlet-a", "outlet": "outlet-a", "guid": "a-1",
-                                   "url": "https://outlet-a.example/1"})
-    theirs = base.model_copy(update={"id": "b-1", "feed": "outlet-b", "outlet": "outlet-b", "guid": "b-1",
-                                     "url": "https://outlet-b.example/1"})
     real_plan = publish.plan_batch
     calls: list[int] = []
 
     def plan_then_lose_the_race(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
-        if len(calls) == 1:  # the other worker commits between our read and our write
+        if len(calls) == 1:
             monkeypatch.setattr(publish, "plan_batch", real_plan)
             run_batch(redis.Redis.from_url(redis_url), runtime, [theirs])
             monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
         return real_plan(*args, **kwargs)
 
     monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
+    return calls
+
+
+def test_a_commit_that_lost_a_race_rereads_and_joins_the_winners_story(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic version of the race above: another worker commits a copy of the story after this
+    batch read the index and before its commit. The commit must notice, re-read and join that story."""
+    runtime = configure(make_config(redis_url, []))
+    base = make_item("story", 1)
+    mine = base.model_copy(update={"id": "a-1", "feed": "outlet-a", "outlet": "outlet-a", "guid": "a-1",
+                                   "url": "https://outlet-a.example/1"})
+    theirs = base.model_copy(update={"id": "b-1", "feed": "outlet-b", "outlet": "outlet-b", "guid": "b-1",
+                                     "url": "https://outlet-b.example/1"})
+    calls = _lose_the_race_to(theirs, runtime, redis_url, monkeypatch)
+
     plan = run_batch(client, runtime, [mine])
 
     assert len(calls) == 2  # decided twice: the first decision was made on a stale view
@@ -118,23 +126,11 @@ def test_a_commit_that_lost_a_race_for_a_url_drops_its_item(
     """Two outlets' items share a canonical URL and nothing else (unrelated texts, so no story key is
     shared). The other worker publishes its item between this batch's read and its commit; the commit
     must notice the URL's mark, re-read and drop this item as an exact duplicate."""
-    import worker.publish as publish
-
     runtime = configure(make_config(redis_url, []))
     url = "https://shared.example/story?id=7"
     mine, theirs = make_item("outlet-a", 1, url=url), make_item("outlet-b", 2, url=url)
-    real_plan = publish.plan_batch
-    calls: list[int] = []
+    calls = _lose_the_race_to(theirs, runtime, redis_url, monkeypatch)
 
-    def plan_then_lose_the_race(*args, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        if len(calls) == 1:
-            monkeypatch.setattr(publish, "plan_batch", real_plan)
-            run_batch(redis.Redis.from_url(redis_url), runtime, [theirs])
-            monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
-        return real_plan(*args, **kwargs)
-
-    monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)
     plan = run_batch(client, runtime, [mine])
 
     assert len(calls) == 2
