@@ -167,7 +167,7 @@ def _queue_all(poller: Poller, docs: list[bytes], feeds: list[FeedConfig]) -> in
 
 
 def _ingest_jobs(client: redis.Redis) -> int:
-    """Ingest jobs queued so far, finished ones included (RQ keeps them ``result_ttl``, 10 min): how big the
+    """Ingest jobs queued so far, finished ones included (kept ``worker.finished_job_ttl``, 60 s): how big the
     poller cut them depends on the queue at that moment (``worker.busy_job_items``), so they are counted."""
     return sum(1 for _ in client.scan_iter(match=f"{Job.redis_job_namespace_prefix}ingest-*", count=10_000))
 

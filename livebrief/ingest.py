@@ -63,7 +63,7 @@ def enqueue_batches(
             # building it: ~130 us per job of 25 items, 5 us per item of the poller's CPU.
             "description": f"ingest {label}: {len(payload)} items",
             "job_timeout": settings.job_timeout,
-            "result_ttl": 600,
+            "result_ttl": settings.finished_job_ttl,
             "failure_ttl": 7 * 86400,
             "retry": Retry(max=max(1, settings.retries), interval=RETRY_INTERVALS),
             "pipeline": pipeline,

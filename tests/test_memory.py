@@ -10,7 +10,8 @@ import redis
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Entry
-from tests.conftest import make_config
+from livebrief.workers import run_worker
+from tests.conftest import TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from tests.test_stories import wire_copy
 from worker.jobs import run_batch
@@ -70,3 +71,21 @@ def test_a_feed_forgets_items_it_no_longer_shows_after_the_story_retention(
     members = {m.decode() for m in client.zrange(Keys(config.prefix).feed_items("f"), 0, -1)}
     assert members == {f"{kept.id}:{kept.content_hash}"}
 
+
+
+def test_finished_jobs_and_their_payloads_are_kept_only_finished_job_ttl(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """A finished RQ job keeps its payload (the items, the entries to deliver) as long as RQ keeps the job:
+    ``worker.finished_job_ttl``, for ingest and delivery jobs alike, not RQ's own 500 s or more."""
+    config = make_config(redis_url, [], worker={"finished_job_ttl": 7}, webhooks=[
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET},
+    ])
+    enqueue_new_items(client, config, "wire-a", [make_item("wire-a", n) for n in range(3)], time.time())
+
+    run_worker(config, client, burst=True, simple=True)  # the ingest job, then the delivery job it queued
+
+    assert len(webhook_receiver.delivered) == 3
+    jobs = [key.decode() for key in client.scan_iter(match="rq:job:*")]
+    assert sorted(key.split(":")[2].split("-")[0] for key in jobs) == ["delivery", "ingest"]
+    assert all(0 < client.ttl(key) <= 7 for key in jobs)

@@ -45,7 +45,8 @@ def run_batch(client: redis.Redis, runtime: Runtime, items: list[Item], now: dat
     now = now or datetime.now(UTC)
     items = hold_embargoed(client, runtime, items, now)
     prepared = [prepare(item, runtime.topics, settings) for item in items]
-    enqueuer = DeliveryEnqueuer(client, runtime.keys, runtime.config.webhooks) if runtime.config.webhooks else None
+    enqueuer = (DeliveryEnqueuer(client, runtime.keys, runtime.config.webhooks, settings.finished_job_ttl)
+                if runtime.config.webhooks else None)
     return commit_batch(client, runtime.keys, prepared, settings, enqueuer, now)
 
 

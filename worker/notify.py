@@ -24,7 +24,7 @@ import structlog
 from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
-from livebrief.config import WebhookConfig
+from livebrief.config import FINISHED_JOB_TTL, WebhookConfig
 from livebrief.errors import DeliveryError
 from livebrief.keys import Keys
 from livebrief.models import Entry
@@ -80,9 +80,11 @@ def delivery_headers(webhook: WebhookConfig, msg_id: str, body: bytes, now: floa
 class DeliveryEnqueuer:
     """Queues delivery jobs on ``pipe``, which the publishing step records and runs atomically with the entries."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig]) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig],
+                 finished_ttl: int = FINISHED_JOB_TTL) -> None:
         self.queue = Queue(keys.delivery_queue, connection=client)
         self.webhooks = webhooks
+        self.finished_ttl = finished_ttl
 
     def __call__(self, entries: list[tuple[Entry, str]], pipe: redis.client.Pipeline) -> int:
         """Queue the deliveries of ``entries`` (one job per webhook); returns the number of messages."""
@@ -90,24 +92,26 @@ class DeliveryEnqueuer:
         for webhook in self.webhooks:
             messages = [(delivery_id(entry), body) for entry, body in entries if matches(webhook, entry)]
             for start in range(0, len(messages), MAX_BATCH_MESSAGES):
-                enqueue_delivery_batch(self.queue, webhook, messages[start : start + MAX_BATCH_MESSAGES], pipe)
+                enqueue_delivery_batch(self.queue, webhook, messages[start : start + MAX_BATCH_MESSAGES], pipe,
+                                       self.finished_ttl)
             count += len(messages)
         return count
 
 
-def _job_options(webhook: WebhookConfig, messages: int) -> dict[str, Any]:
+def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int) -> dict[str, Any]:
     return {
         "timeout": int((webhook.timeout + 1) * messages + 10),
         "retry": Retry(max=len(webhook.retry_intervals), interval=webhook.retry_intervals)
         if webhook.retry_intervals else None,
         "on_failure": Callback("worker.notify.on_delivery_failure"),
-        "result_ttl": 3600,
+        "result_ttl": finished_ttl,
         "failure_ttl": 7 * 86400,
     }
 
 
 def enqueue_delivery_batch(
-    queue: Queue, webhook: WebhookConfig, messages: list[tuple[str, str]], pipe: redis.client.Pipeline | None = None
+    queue: Queue, webhook: WebhookConfig, messages: list[tuple[str, str]], pipe: redis.client.Pipeline | None = None,
+    finished_ttl: int = FINISHED_JOB_TTL,
 ) -> Job:
     """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order."""
     return queue.enqueue_call(
@@ -116,7 +120,7 @@ def enqueue_delivery_batch(
         job_id=f"delivery-{webhook.id}-{messages[0][0]}-{len(messages)}-{int(time.time() * 1000)}",
         description=f"deliveries to {webhook.id}: {len(messages)}",  # not RQ's repr of every entry
         pipeline=pipe,
-        **_job_options(webhook, len(messages)),
+        **_job_options(webhook, len(messages), finished_ttl),
     )
 
 
@@ -130,7 +134,7 @@ def enqueue_delivery(
         job_id=f"delivery-{webhook.id}-{msg_id}-{int(time.time() * 1000)}",
         description=f"deliver {msg_id} to {webhook.id}",
         pipeline=pipe,
-        **_job_options(webhook, 1),
+        **_job_options(webhook, 1, FINISHED_JOB_TTL),
     )
 
 
