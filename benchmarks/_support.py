@@ -161,20 +161,29 @@ def webhook_config(redis_url: str, hook_url: str, feeds: int) -> Config:
     ])
 
 
+def wait_for_port(port: int, seconds: float = 10.0) -> None:
+    """Return once 127.0.0.1:``port`` accepts connections; OSError after ``seconds``."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def start_receiver(script: str, port: int) -> subprocess.Popen[bytes]:
     """Run ``script --receiver PORT`` (a benchmark's webhook receiver) in its own process, so that its CPU
     is not charged to the process measured; returns once the port accepts connections."""
     proc = subprocess.Popen([sys.executable, script, "--receiver", str(port)])
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
+    try:
+        wait_for_port(port)
+    except OSError:
+        proc.kill()
+        raise
+    return proc
 
 
 def serve_receiver(port: int, record: Callable[[bytes, float], None], report: Callable[[str], object]) -> int:

@@ -13,6 +13,11 @@ that the end is within 10% of the warm-up figure. Redis: ``INFO memory`` ``used_
 divided by the items processed, then ``MEMORY USAGE`` on a sample of every key family times its key count.
 Nothing expires during a run, so the total holds both what is kept for the 2-day story retention and what
 is kept for ``seen_ttl`` (the long-term marks); the goals table gives each.
+
+Last, RQ's own share, which the run above does not include (it calls ``run_batch`` directly): 2,000 more
+items queued as the poller queues them, with one webhook, drained by a burst worker as ``livebrief work``
+runs one; then ``MEMORY USAGE`` of every ``rq:`` key, per item. Finished jobs keep their payload that long
+(``worker.finished_job_ttl``), so this is the cost of each second of it at one item a second.
 """
 
 from __future__ import annotations
@@ -20,16 +25,31 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import redis
-from _support import FeedFactory, headlines, make_config, print_machine, print_table, quiet_logs, throwaway_redis
+from _support import (
+    FeedFactory,
+    headlines,
+    make_config,
+    print_machine,
+    print_table,
+    quiet_logs,
+    serve_receiver,
+    throwaway_redis,
+    wait_for_port,
+    webhook_config,
+)
 
 from feeds.parse import parse_feed
+from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
+from livebrief.redis_server import free_port
+from livebrief.workers import run_worker
 from worker.jobs import run_batch
 from worker.runtime import configure
 
@@ -95,6 +115,33 @@ def _breakdown(client: redis.Redis, prefix: str, items: int) -> tuple[list[list[
     return rows, per_item
 
 
+def _finished_jobs(factory: FeedFactory, items: int) -> tuple[list[list[object]], int]:
+    """Bytes per item of RQ's keys once ``items`` items went through ingest and delivery jobs (see the module
+    docstring), by key family; and the items."""
+    port = free_port()
+    threading.Thread(target=serve_receiver, args=(port, lambda body, at: None, lambda path: {}), daemon=True).start()
+    wait_for_port(port)
+    with throwaway_redis() as (server, client):
+        config = webhook_config(server.url, f"http://127.0.0.1:{port}/hook", 1)
+        queued = 0
+        for n in range(-(-items // factory.entries)):
+            parsed = parse_feed(factory.feed(10_000 + n), feed_id="feed0", outlet="Outlet 0", fetched=datetime.now(UTC))
+            queued += enqueue_new_items(client, config, "feed0", parsed.items, time.time())
+        run_worker(config, client, burst=True, simple=True)
+        sizes: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
+        for key in client.scan_iter(match="rq:*", count=5000):
+            name = key.decode()
+            family = name.split(":")[1]
+            if family == "job":  # ingest-... or delivery-...
+                family = "job (" + name.split(":")[2].split("-")[0] + ")"
+            sizes[family] += client.memory_usage(key, samples=0) or 0
+            counts[family] += 1
+    rows: list[list[object]] = [[family, counts[family], sizes[family] / queued] for family, _ in sizes.most_common()]
+    rows.append(["total", sum(counts.values()), sum(sizes.values()) / queued])
+    return rows, queued
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=30_000, help="items to process (default 30,000)")
@@ -144,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["key family", "kept", "keys", "mean bytes/key", "bytes per item", "notes"],
                 [*family_rows, ["total: INFO used_memory delta", "-", "-", "-", used / processed,
                                 f"{used / 2**20:.1f} MiB for {processed:,} items"]])
+    job_rows, job_items = _finished_jobs(factory, 2_000)
+    print_table(f"RQ's keys per item after {job_items:,} items went through ingest and delivery jobs (one webhook); "
+                "finished jobs are kept worker.finished_job_ttl (60 s by default)",
+                ["key family", "keys", "bytes per item"], job_rows)
     window = sum(v for k, v in per_item.items() if KEPT.get(k, "").startswith("2 d"))
     print_table("goals (issue 6)", ["goal", "target", "measured"], [
         ["worker RSS end / after warm-up", "<= 1.10", f"{rss_rows[-1][5]:.2f}"],

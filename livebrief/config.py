@@ -22,7 +22,8 @@ DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
 # A finished job keeps its payload in Redis as long as RQ keeps the job: ~430 bytes per item of an ingest
-# job, ~380 per message of a delivery job. At 1,000 items/s an hour of finished delivery jobs is ~1.4 GB.
+# job, ~390 per message of a delivery job (bench_memory.py). At 1,000 items/s an hour of finished delivery
+# jobs is ~1.4 GB per webhook.
 FINISHED_JOB_TTL = 60
 
 
