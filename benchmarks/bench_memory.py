@@ -16,8 +16,8 @@ is kept for ``seen_ttl`` (the long-term marks); the goals table gives each.
 
 Last, RQ's own share, which the run above does not include (it calls ``run_batch`` directly): 2,000 more
 items queued as the poller queues them, with one webhook, drained by a burst worker as ``livebrief work``
-runs one; then ``MEMORY USAGE`` of every ``rq:`` key, per item. Finished jobs keep their payload that long
-(``worker.finished_job_ttl``), so this is the cost of each second of it at one item a second.
+runs one; then ``MEMORY USAGE`` of every ``rq:`` key, per item. A finished job keeps its payload for
+``worker.finished_job_ttl`` seconds: times that and the items per second, this is what a running system holds.
 """
 
 from __future__ import annotations

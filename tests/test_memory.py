@@ -72,7 +72,6 @@ def test_a_feed_forgets_items_it_no_longer_shows_after_the_story_retention(
     assert members == {f"{kept.id}:{kept.content_hash}"}
 
 
-
 def test_finished_jobs_and_their_payloads_are_kept_only_finished_job_ttl(
     client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
 ) -> None:
