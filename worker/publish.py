@@ -207,20 +207,13 @@ return out
 """
 
 
-def _remembered_args(marks: list[int], keys: Keys, gen: int) -> list[str | int]:
+def _mark_args(marks: list[int], keys: Keys, generations: tuple[int, ...]) -> list[str | int]:
+    """Per mark: the set that would hold it in each of ``generations``, then the mark (``_REMEMBERED_LUA``'s
+    ARGV, and the marks check of ``_COMMIT_LUA``)."""
     args: list[str | int] = []
     for member in marks:
         at = shard(member)
-        args += [keys.mark_set(gen, at), keys.mark_set(gen - 1, at), member]
-    return args
-
-
-def _absent_args(marks: list[int], keys: Keys, gen: int) -> list[str | int]:
-    """The check of ``_COMMIT_LUA``'s ARGV that exact keys' marks are still missing."""
-    args: list[str | int] = [len(marks)]
-    for member in marks:
-        at = shard(member)
-        args += [keys.mark_set(gen - 1, at), keys.mark_set(gen, at), keys.mark_set(gen + 1, at), member]
+        args += [*(keys.mark_set(g, at) for g in generations), member]
     return args
 
 
@@ -303,7 +296,7 @@ def commit_batch(
         # One round trip: the index keys, and which long-term marks exist.
         reader = client.pipeline(transaction=False)
         reader.mget(names)
-        reader.eval(_REMEMBERED_LUA, 0, *cast(list[str], _remembered_args(marks, keys, gen)))
+        reader.eval(_REMEMBERED_LUA, 0, *cast(list[str], _mark_args(marks, keys, (gen, gen - 1))))
         values, found = cast(tuple[list[bytes | None], list[int]], reader.execute())
         view = _view(values, meaning)
         view.remembered = {member for member, flag in zip(marks, found, strict=True) if flag}
@@ -330,7 +323,7 @@ def commit_batch(
             finally:
                 recorder.reset()
         absent = sorted(exact_marks - view.remembered)
-        args = [*_read_args(reads), *_absent_args(absent, keys, gen),
+        args = [*_read_args(reads), len(absent), *_mark_args(absent, keys, (gen - 1, gen, gen + 1)),
                 *_write_args(plan, bodies, keys, settings, gen), *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
