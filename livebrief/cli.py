@@ -266,7 +266,8 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     keys = Keys(config.prefix)
     with _redis(config, embed=False) as (_, client):
         if args.action == "replay":
-            count = replay_dead_letters(client, keys, config.webhooks, args.webhook)
+            count = replay_dead_letters(client, keys, config.webhooks, args.webhook,
+                                        config.worker.finished_job_ttl)
             print(f"re-queued {count} dead-lettered deliveries")
         else:
             dead = [json.loads(r) for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))]

@@ -125,7 +125,8 @@ def enqueue_delivery_batch(
 
 
 def enqueue_delivery(
-    queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline | None = None
+    queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline | None = None,
+    finished_ttl: int = FINISHED_JOB_TTL,
 ) -> Job:
     """One job delivering one message (replays of dead letters)."""
     return queue.enqueue_call(
@@ -134,7 +135,7 @@ def enqueue_delivery(
         job_id=f"delivery-{webhook.id}-{msg_id}-{int(time.time() * 1000)}",
         description=f"deliver {msg_id} to {webhook.id}",
         pipeline=pipe,
-        **_job_options(webhook, 1, FINISHED_JOB_TTL),
+        **_job_options(webhook, 1, finished_ttl),
     )
 
 
@@ -254,7 +255,7 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
 
 
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig],
-                        webhook_id: str | None = None) -> int:
+                        webhook_id: str | None = None, finished_ttl: int = FINISHED_JOB_TTL) -> int:
     """Re-queue dead-lettered deliveries (all, or one webhook's) with a fresh retry schedule."""
     queue = Queue(keys.delivery_queue, connection=client)
     by_id = {w.id: w for w in webhooks}
@@ -269,7 +270,7 @@ def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookC
         with client.pipeline() as pipe:
             pipe.multi()
             pipe.lrem(keys.deadletter, 1, raw.decode())
-            enqueue_delivery(queue, webhook, record["delivery"], record["entry"], pipe)
+            enqueue_delivery(queue, webhook, record["delivery"], record["entry"], pipe, finished_ttl)
             pipe.execute()
         count += 1
     return count
