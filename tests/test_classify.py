@@ -961,3 +961,15 @@ def test_a_military_site_blown_up_or_bombed_is_strikes_but_not_a_plot_a_threat_o
     assert "strikes" not in topics_of("Teenager jailed for a plot to blow up a military base in a video game",
                                       topics)
     assert "strikes" not in topics_of("Town blew up an old hydro dam to bring the salmon back", topics)
+
+
+def test_aid_told_from_the_foods_side_is_humanitarian_in_a_crisis_or_a_war_only(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Militiamen loot flour sent to displaced families in Yemen", topics)
+    assert "humanitarian" in topics_of("Rebels seize medicine meant for the poorest village children", topics)
+    assert "humanitarian" not in topics_of("Cafeteria food sent to students at an Ohio school goes cold", topics)
+    assert "humanitarian" not in topics_of("Meals sent to families of a football club's staff", topics)
+
+
+def test_a_statement_on_the_iran_nuclear_deal_is_talks_but_not_a_reactor_contract(topics: TopicSet) -> None:
+    assert "talks" in topics_of("Gulf states say they will not accept a revived Iran nuclear deal", topics)
+    assert "talks" not in topics_of("Utility signs nuclear deal to build two reactors in Poland", topics)
