@@ -21,10 +21,6 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
-# A finished job keeps its payload in Redis as long as RQ keeps the job: ~430 bytes per item of an ingest
-# job, ~390 per message of a delivery job (bench_memory.py). At 1,000 items/s an hour of finished delivery
-# jobs is ~1.4 GB per webhook.
-FINISHED_JOB_TTL = 60
 
 
 class _Strict(BaseModel):
@@ -116,8 +112,11 @@ class WorkerConfig(_Strict):
         description="items per ingest job behind a backlog (8 jobs waiting, livebrief/ingest.py): fewer, "
                     "bigger jobs cost less RQ and Redis work per item when the workers are behind",
     )
+    # A finished job keeps its payload in Redis as long as RQ keeps the job: ~430 bytes per item of an ingest
+    # job, ~390 per message of a delivery job (bench_memory.py). At 1,000 items/s an hour of finished
+    # delivery jobs is ~1.4 GB per webhook.
     finished_job_ttl: int = Field(
-        default=FINISHED_JOB_TTL, ge=0,
+        default=60, ge=0,
         description="seconds RQ keeps a finished ingest or delivery job, its payload included (what `rq info` "
                     "lists); 0 deletes it at once",
     )

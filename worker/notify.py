@@ -24,7 +24,7 @@ import structlog
 from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
-from livebrief.config import FINISHED_JOB_TTL, WebhookConfig
+from livebrief.config import WebhookConfig
 from livebrief.errors import DeliveryError
 from livebrief.keys import Keys
 from livebrief.models import Entry
@@ -80,8 +80,7 @@ def delivery_headers(webhook: WebhookConfig, msg_id: str, body: bytes, now: floa
 class DeliveryEnqueuer:
     """Queues delivery jobs on ``pipe``, which the publishing step records and runs atomically with the entries."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig],
-                 finished_ttl: int = FINISHED_JOB_TTL) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], finished_ttl: int) -> None:
         self.queue = Queue(keys.delivery_queue, connection=client)
         self.webhooks = webhooks
         self.finished_ttl = finished_ttl
@@ -110,8 +109,8 @@ def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int) -> di
 
 
 def enqueue_delivery_batch(
-    queue: Queue, webhook: WebhookConfig, messages: list[tuple[str, str]], pipe: redis.client.Pipeline | None = None,
-    finished_ttl: int = FINISHED_JOB_TTL,
+    queue: Queue, webhook: WebhookConfig, messages: list[tuple[str, str]], pipe: redis.client.Pipeline,
+    finished_ttl: int,
 ) -> Job:
     """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order."""
     return queue.enqueue_call(
@@ -125,8 +124,8 @@ def enqueue_delivery_batch(
 
 
 def enqueue_delivery(
-    queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline | None = None,
-    finished_ttl: int = FINISHED_JOB_TTL,
+    queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline,
+    finished_ttl: int,
 ) -> Job:
     """One job delivering one message (replays of dead letters)."""
     return queue.enqueue_call(
@@ -254,8 +253,8 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
         log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
 
 
-def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig],
-                        webhook_id: str | None = None, finished_ttl: int = FINISHED_JOB_TTL) -> int:
+def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
+                        finished_ttl: int) -> int:
     """Re-queue dead-lettered deliveries (all, or one webhook's) with a fresh retry schedule."""
     queue = Queue(keys.delivery_queue, connection=client)
     by_id = {w.id: w for w in webhooks}
