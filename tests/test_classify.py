@@ -973,3 +973,13 @@ def test_aid_told_from_the_foods_side_is_humanitarian_in_a_crisis_or_a_war_only(
 def test_a_statement_on_the_iran_nuclear_deal_is_talks_but_not_a_reactor_contract(topics: TopicSet) -> None:
     assert "talks" in topics_of("Gulf states say they will not accept a revived Iran nuclear deal", topics)
     assert "talks" not in topics_of("Utility signs nuclear deal to build two reactors in Poland", topics)
+
+
+def test_many_people_missing_amid_armed_violence_is_humanitarian_but_not_money_or_a_disaster(
+    topics: TopicSet,
+) -> None:
+    assert "humanitarian" in topics_of("Dozens go missing in northern Mali as jihadists raid villages", topics)
+    assert "humanitarian" in topics_of("Hundreds of villagers missing after militants attack market", topics)
+    assert "humanitarian" not in topics_of("Millions went missing from the state oil company, auditor says", topics)
+    assert "humanitarian" not in topics_of("Hundreds missing after floods sweep through villages", topics)
+    assert "humanitarian" not in topics_of("Dozens of soldiers missing after the battle for the bridge", topics)
