@@ -983,3 +983,10 @@ def test_many_people_missing_amid_armed_violence_is_humanitarian_but_not_money_o
     assert "humanitarian" not in topics_of("Millions went missing from the state oil company, auditor says", topics)
     assert "humanitarian" not in topics_of("Hundreds missing after floods sweep through villages", topics)
     assert "humanitarian" not in topics_of("Dozens of soldiers missing after the battle for the bridge", topics)
+
+
+def test_a_navys_firefight_with_pirates_is_strikes_but_not_a_navy_football_fight(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Italian navy kills three pirates in firefight off Somalia", topics)
+    assert "strikes" in topics_of("Pirates exchange gunfire with a navy frigate in the Gulf of Aden", topics)
+    assert "strikes" not in topics_of("Navy fighting for a bowl game after a late touchdown", topics)
+    assert "strikes" not in topics_of("Navy divers practise a firefight drill in a harbour exercise", topics)
