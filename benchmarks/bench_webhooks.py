@@ -4,10 +4,11 @@
     .venv/bin/python benchmarks/bench_webhooks.py --quick      # 1,000 deliveries
     .venv/bin/python benchmarks/bench_webhooks.py --entries 20000
 
-Set-up: a throwaway redis-server, and a receiver in its own process (a keep-alive ``ThreadingHTTPServer``
-that answers 200 and counts, as a real receiver would answer), so the receiver's CPU is not charged to
-the process measured. Generated feeds go through ``worker.jobs.run_batch`` with one ``standard``
-webhook configured, which queues the delivery jobs (one per batch) without delivering them. Then:
+Set-up: a throwaway redis-server, and a receiver in its own process (a keep-alive asyncio server,
+``_support.serve_receiver``, that answers 200 and counts, as a real receiver would answer), so the
+receiver's CPU is not charged to the process measured. Generated feeds go through
+``worker.jobs.run_batch`` with one ``standard`` webhook configured, which queues the delivery jobs (one
+per batch) without delivering them. Then:
 
 (a) livebrief: one burst RQ ``SimpleWorker`` on the deliveries queue, as ``livebrief work --queues
     deliveries`` runs it (without its one-time start-up): fetch each job, render and sign each entry, POST
