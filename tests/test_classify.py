@@ -990,3 +990,15 @@ def test_a_navys_firefight_with_pirates_is_strikes_but_not_a_navy_football_fight
     assert "strikes" in topics_of("Pirates exchange gunfire with a navy frigate in the Gulf of Aden", topics)
     assert "strikes" not in topics_of("Navy fighting for a bowl game after a late touchdown", topics)
     assert "strikes" not in topics_of("Navy divers practise a firefight drill in a harbour exercise", topics)
+
+
+def test_eu_candidate_status_is_talks_but_not_moscows_warning_about_it(topics: TopicSet) -> None:
+    assert "talks" in topics_of("EU summit grants Moldova candidate status", topics)
+    assert "talks" not in topics_of("Kremlin warns candidate status for Georgia will have grave consequences", topics)
+
+
+def test_families_selling_children_to_eat_is_humanitarian_but_not_a_trafficking_trial(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Parents in Yemen sell their daughters to buy food", topics)
+    assert "humanitarian" in topics_of("Selling a baby to survive: a mother's choice in the famine", topics)
+    assert "humanitarian" not in topics_of("Couple charged with trying to sell their baby online, police say", topics)
+    assert "humanitarian" not in topics_of("Toy maker sold children's bikes with faulty brakes", topics)
