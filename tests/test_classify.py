@@ -1002,3 +1002,11 @@ def test_families_selling_children_to_eat_is_humanitarian_but_not_a_trafficking_
     assert "humanitarian" in topics_of("Selling a baby to survive: a mother's choice in the famine", topics)
     assert "humanitarian" not in topics_of("Couple charged with trying to sell their baby online, police say", topics)
     assert "humanitarian" not in topics_of("Toy maker sold children's bikes with faulty brakes", topics)
+
+
+def test_a_soldiers_toll_from_a_battle_is_strikes_but_a_toll_of_the_whole_war_is_not(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Ukrainian forces kill 80 Russian soldiers near Izium on Tuesday", topics)
+    assert "strikes" in topics_of("Russian colonel killed near Kherson, officials confirm", topics)
+    assert "strikes" not in topics_of("40,000 Russian soldiers have been killed in Ukraine, London estimates", topics)
+    assert "strikes" not in topics_of("Russian troop deaths pass 50,000, analysts say", topics)
+    assert "strikes" not in topics_of("Admiral replaced due to heavy losses in the Black Sea fleet", topics)
