@@ -216,6 +216,7 @@ def serve_receiver(port: int, record: Callable[[bytes, float], None], report: Ca
                 else:
                     answer = json.dumps(report(path)).encode()
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+                await writer.drain()  # a GET's answer (all arrival times) can be megabytes
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
             pass  # the client closed the connection (or sent what this receiver does not serve)
         finally:
