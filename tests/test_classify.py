@@ -1010,3 +1010,9 @@ def test_a_soldiers_toll_from_a_battle_is_strikes_but_a_toll_of_the_whole_war_is
     assert "strikes" not in topics_of("40,000 Russian soldiers have been killed in Ukraine, London estimates", topics)
     assert "strikes" not in topics_of("Russian troop deaths pass 50,000, analysts say", topics)
     assert "strikes" not in topics_of("Admiral replaced due to heavy losses in the Black Sea fleet", topics)
+
+
+def test_people_sent_to_rwanda_under_the_uk_plan_is_humanitarian_but_not_a_trade_flight(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Channel arrivals could be flown to Rwanda within weeks, minister says", topics)
+    assert "humanitarian" in topics_of("Court halts the first Rwanda deportation flight", topics)
+    assert "humanitarian" not in topics_of("Airline adds direct flights to Rwanda for tourists this summer", topics)
