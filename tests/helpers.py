@@ -34,3 +34,14 @@ def make_item(feed: str, n: int, *, title: str | None = None, text: str | None =
         url=url, title=title, text=text, published=published, fetched=datetime.now(UTC),
         content_hash=content_hash(title, text),
     )
+
+
+def garbage_probe() -> dict[str, int]:
+    """An RQ job that reports on the worker process's collector: how many objects it tracks outside the
+    frozen set, then how many unreachable ones an unfreeze and a full collection find (garbage that
+    freezing had trapped)."""
+    import gc
+
+    unfrozen = len(gc.get_objects())
+    gc.unfreeze()
+    return {"unfrozen": unfrozen, "unreachable": gc.collect()}
