@@ -7,10 +7,11 @@
 
 Items (corpus headline as title, ~600-character HTML description made of other headlines, unique guid and
 link, 50 per feed batch) go through ``worker.jobs.run_batch`` in this process against a throwaway
-redis-server with the product's default worker settings (``stream_maxlen`` 100,000, default TTLs). The
-process's RSS is read from /proc after warm-up (the first 10% of items) and at every quarter; the goal is
-that the end is within 10% of the warm-up figure. Redis: ``INFO memory`` ``used_memory`` before and after,
-divided by the items processed, then ``MEMORY USAGE`` on a sample of every key family times its key count.
+redis-server with the product's default worker settings (``stream_maxlen`` 100,000, default TTLs), each
+batch followed by the worker's ``settle_heap`` (collect, then freeze what survived). The process's RSS
+is read from /proc after warm-up (the first 10% of items) and at every quarter; the goal is that the end
+is within 10% of the warm-up figure. Redis: ``INFO memory`` ``used_memory`` before and after, divided by
+the items processed, then ``MEMORY USAGE`` on a sample of every key family times its key count.
 Nothing expires during a run, so the total holds both what is kept for the 2-day story retention and what
 is kept for ``seen_ttl`` (the long-term marks); the goals table gives each.
 
@@ -49,7 +50,7 @@ from feeds.parse import parse_feed
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.redis_server import free_port
-from livebrief.workers import run_worker
+from livebrief.workers import run_worker, settle_heap
 from worker.jobs import run_batch
 from worker.runtime import configure
 
@@ -171,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parsed = parse_feed(factory.feed(n), feed_id=f"feed{n % 500}", outlet=f"Outlet {n % 500}",
                                 fetched=datetime.now(UTC))
             run_batch(client, runtime, parsed.items)
+            settle_heap()  # as the worker does after each job
             processed += len(parsed.items)
             if n in marks:
                 gc.collect()
@@ -182,11 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{marks[n]}: {processed:,} items, {time.perf_counter() - started:,.0f} s, RSS {rss:.1f} MiB "
                       f"(x{rss / warm:.2f} of warm-up), Redis {redis_mib:,.0f} MiB", flush=True)
         elapsed = time.perf_counter() - started
+        # Garbage the freezing trapped: frozen objects that later became unreachable cycles.
+        gc.unfreeze()
+        trapped = gc.collect()
         used = int(client.info("memory")["used_memory"]) - base_memory
         family_rows, per_item = _breakdown(client, config.prefix, processed)
 
     print_table(f"worker process memory (MiB; run_batch in-process, {processed / elapsed:,.0f} items/s)",
                 ["point", "items", "seconds", "RSS MiB", "peak RSS MiB", "RSS / warm-up"], rss_rows)
+    print(f"unreachable objects that freezing after each batch had kept from the collector, found at the end: "
+          f"{trapped:,}")
     print_table("Redis memory per remembered item (MEMORY USAGE of up to 300 sampled keys per family x count)",
                 ["key family", "kept", "keys", "mean bytes/key", "bytes per item", "notes"],
                 [*family_rows, ["total: INFO used_memory delta", "-", "-", "-", used / processed,

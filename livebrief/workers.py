@@ -46,8 +46,13 @@ class FreezingWorker(SimpleWorker):
         try:
             super().execute_job(job, queue)
         finally:
-            gc.collect()
-            gc.freeze()
+            settle_heap()
+
+
+def settle_heap() -> None:
+    """Collect what the last job left unreachable and freeze the rest (see ``FreezingWorker``)."""
+    gc.collect()
+    gc.freeze()
 
 
 def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES) -> list[Queue]:
