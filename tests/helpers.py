@@ -1,7 +1,8 @@
-"""Small builders shared by tests: items as the real parser makes them."""
+"""Small builders shared by tests: items as the real parser makes them; a probe job for the worker."""
 
 from __future__ import annotations
 
+import gc
 import random
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -40,8 +41,6 @@ def garbage_probe() -> dict[str, int]:
     """An RQ job that reports on the worker process's collector: how many objects it tracks outside the
     frozen set, then how many unreachable ones an unfreeze and a full collection find (garbage that
     freezing had trapped)."""
-    import gc
-
     unfrozen = len(gc.get_objects())
     gc.unfreeze()
     return {"unfrozen": unfrozen, "unreachable": gc.collect()}

@@ -1,5 +1,6 @@
 """What the index remembers, for how long, and how compactly: long-term marks past the story retention,
-and each feed's set of the items it has shown."""
+and each feed's set of the items it has shown; what RQ keeps of finished jobs; what a worker keeps from
+its garbage collector."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import redis
 from rq import Queue
+from rq.job import Job
 
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
@@ -115,7 +117,7 @@ def test_a_worker_freezes_what_each_job_keeps_and_traps_no_garbage(
 
     assert run.returncode == 0, run.stderr
     assert len(_stream_ids(client, Keys(config.prefix).entries_stream)) == 300
-    report = probe.fetch(probe.id, connection=client).return_value()
+    report = Job.fetch(probe.id, connection=client).return_value()
     # What the twelve ingest jobs kept (cached stories, classifier look-ups) was frozen; what is left for the
     # collector is what the probe's job made, mostly importing its module (~3,500 objects here; ~15,400
     # when the jobs' leftovers are not frozen).
