@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 import yaml
 from rq import Queue
@@ -22,7 +23,7 @@ from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
-from worker.notify import render_payload, sign, verify
+from worker.notify import render_message, render_payload, sign, verify
 from worker.runtime import configure
 
 KEYS = Keys("livebrief")
@@ -214,3 +215,28 @@ def test_slack_payload_is_a_text_message_with_sources(redis_url: str, webhook_re
     body = json.loads(render_payload(config.webhooks[0], entry))
     assert body["text"].startswith("*Update: Shelling hits Kharkiv*")
     assert "<https://a.example/1|Wire A>" in body["text"] and "#strikes" in body["text"]
+
+
+@pytest.mark.parametrize("fmt", ["standard", "slack"])
+def test_a_queued_entry_renders_as_the_entry_itself_would(redis_url: str, fmt: str) -> None:
+    """Deliveries render the entry JSON as queued (``render_message``) without rebuilding the ``Entry``; the
+    body must be the same JSON value ``render_payload`` gives for the entry, for every status and for text
+    outside ASCII, and its ``data`` the stream's JSON unchanged."""
+    from livebrief.models import Entry, Source
+
+    config = make_config(redis_url, [], webhooks=[{"id": "w", "url": "http://127.0.0.1:9/", "format": fmt,
+                                                   "secret": TEST_SECRET}])
+    webhook = config.webhooks[0]
+    for status, updated in (("new", "2022-03-29T06:00:00Z"), ("updated", "2022-03-29T06:00:00.250000Z"),
+                            ("withdrawn", "2022-03-29T06:00:00+00:00")):
+        entry = Entry(id="s1", version=3, status=status, headline="Обстріл Харкова: «три загиблих»",
+                      summary="Shelling hit Kharkiv – officials said 3 killed.", topics=["strikes", "humanitarian"],
+                      sources=[Source(feed="a", name="Wire Ä", url="https://a.example/1?x=1&y=ü")],
+                      published=None, updated=updated)
+        stored = entry.model_dump_json()
+
+        body = render_message(webhook, stored)
+
+        assert json.loads(body) == json.loads(render_payload(webhook, entry))
+        if fmt == "standard":
+            assert body.endswith(b',"data":' + stored.encode() + b"}")
