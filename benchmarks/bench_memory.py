@@ -174,8 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_batch(client, runtime, parsed.items)
             settle_heap()  # as the worker does after each job
             processed += len(parsed.items)
-            if n in marks:
-                gc.collect()
+            if n in marks:  # settle_heap has just collected
                 rss, peak = _rss()
                 warm = warm or rss
                 rss_rows.append([marks[n], processed, time.perf_counter() - started, rss, peak, rss / warm])

@@ -10,7 +10,7 @@ receiver's CPU is not charged to the process measured. Generated feeds go throug
 ``worker.jobs.run_batch`` with one ``standard`` webhook configured, which queues the delivery jobs (one
 per batch) without delivering them. Then:
 
-(a) livebrief: one burst RQ ``SimpleWorker`` on the deliveries queue, as ``livebrief work --queues
+(a) livebrief: one burst ``FreezingWorker`` (RQ's SimpleWorker) on the deliveries queue, as ``livebrief work --queues
     deliveries`` runs it (without its one-time start-up): fetch each job, render and sign each entry, POST
     it, mark it delivered in Redis;
 (b) the floor: a bare ``http.client`` loop POSTing the same bodies on one kept-alive connection;
@@ -43,12 +43,11 @@ from _support import (
     throwaway_redis,
     webhook_config,
 )
-from rq import SimpleWorker
 
 from feeds.parse import parse_feed
 from livebrief.keys import Keys
 from livebrief.redis_server import free_port
-from livebrief.workers import GC_THRESHOLDS, queues
+from livebrief.workers import GC_THRESHOLDS, FreezingWorker, queues
 from worker.jobs import run_batch
 from worker.notify import delivery_headers, delivery_id, render_payload
 from worker.runtime import configure
@@ -103,10 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entries += run_batch(client, runtime, parsed.items).entries
             queued = len(entries)
 
-            # RQ's SimpleWorker on the deliveries queue, as ``livebrief work --queues deliveries`` runs it, minus
+            # The worker class on the deliveries queue, as ``livebrief work --queues deliveries`` runs it, minus
             # that command's start-up (compiling topics, recovery), which a long-running worker pays once.
             gc.set_threshold(*GC_THRESHOLDS)
-            worker = SimpleWorker(queues(client, Keys(config.prefix), ("deliveries",)), connection=client)
+            gc.freeze()  # as run_worker does before its first job
+            worker = FreezingWorker(queues(client, Keys(config.prefix), ("deliveries",)), connection=client)
             before = _received(port)
             wall, cpu = _timed(lambda: worker.work(burst=True, logging_level="WARNING"))
             got = _received(port) - before

@@ -18,9 +18,9 @@ from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.workers import run_worker
-from tests.conftest import TEST_SECRET, WebhookReceiver, make_config
+from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
-from tests.test_pipeline import REPO, write_config
+from tests.test_pipeline import write_config
 from tests.test_stories import wire_copy
 from worker.jobs import run_batch
 from worker.runtime import configure

@@ -60,12 +60,7 @@ def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
         prefix = {"new": "", "updated": "Update: ", "withdrawn": "Withdrawn: "}[entry.status]
         lines = [f"*{prefix}{entry.headline}*", entry.summary, f"_{names}_ {tag}".strip()]
         return json.dumps({"text": "\n".join(line for line in lines if line)}).encode()
-    event = {
-        "type": EVENT_TYPES[entry.status],
-        "timestamp": entry.updated.isoformat(),
-        "data": entry.model_dump(mode="json"),
-    }
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    return _standard_event(entry.status, entry.updated, entry.model_dump_json())
 
 
 def render_message(webhook: WebhookConfig, entry_json: str) -> bytes:
@@ -79,8 +74,12 @@ def render_message(webhook: WebhookConfig, entry_json: str) -> bytes:
     if webhook.format == "slack":
         return render_payload(webhook, Entry.model_validate_json(entry_json))
     fields = json.loads(entry_json)
-    event_type = json.dumps(EVENT_TYPES[fields["status"]])
-    timestamp = json.dumps(datetime.fromisoformat(fields["updated"]).isoformat())
+    return _standard_event(fields["status"], datetime.fromisoformat(fields["updated"]), entry_json)
+
+
+def _standard_event(status: str, updated: datetime, entry_json: str) -> bytes:
+    """A Standard Webhooks event around an entry's JSON, which goes in as it is."""
+    event_type, timestamp = json.dumps(EVENT_TYPES[status]), json.dumps(updated.isoformat())
     return f'{{"type":{event_type},"timestamp":{timestamp},"data":{entry_json}}}'.encode()
 
 
