@@ -290,6 +290,13 @@ def test_bad_raw_regex_is_reported(tmp_path: Path) -> None:
         load_topics(write_topics(tmp_path, body))
 
 
+def test_a_gap_glued_to_a_word_is_reported_not_read_as_dots(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      0.5: ['walks out (of )?... talks']\n"
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, body))
+    assert any("'...' must stand alone" in p and "(of )?..." in p for p in err.value.problems)
+
+
 def test_topic_without_rules_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="topics.empty"):
         load_topics(write_topics(tmp_path, "topics:\n  empty:\n    description: nothing\n"))
@@ -1016,3 +1023,63 @@ def test_people_sent_to_rwanda_under_the_uk_plan_is_humanitarian_but_not_a_trade
     assert "humanitarian" in topics_of("Channel arrivals could be flown to Rwanda within weeks, minister says", topics)
     assert "humanitarian" in topics_of("Court halts the first Rwanda deportation flight", topics)
     assert "humanitarian" not in topics_of("Airline adds direct flights to Rwanda for tourists this summer", topics)
+
+
+def test_walking_out_of_a_security_council_meeting_is_talks_but_not_a_class_walkout(topics: TopicSet) -> None:
+    assert "talks" in topics_of("Russia's ambassador walks out of a security council session", topics)
+    assert "talks" in topics_of("Minister storms out of the peace talks in Geneva", topics)
+    assert "talks" not in topics_of("Students walk out of class to protest the new dress code", topics)
+
+
+def test_a_withdrawal_is_a_troop_movement_but_ground_retaken_in_a_battle_is_strikes(topics: TopicSet) -> None:
+    assert "strikes" not in topics_of("Russia says it has withdrawn from the island as a goodwill gesture", topics)
+    assert "strikes" not in topics_of("Ukraine's flag raised again on Snake Island, army says", topics)
+    assert "strikes" in topics_of("Ukrainian forces retake Snake Island after days of shelling", topics)
+
+
+def test_air_raid_sirens_are_a_warning_but_air_raids_are_strikes(topics: TopicSet) -> None:
+    assert "strikes" not in topics_of("Thousands mourn the activist in Kyiv as air-raid sirens wail", topics)
+    assert "strikes" not in topics_of("Lviv residents spend the night in air raid shelters", topics)
+    assert "strikes" in topics_of("Air raids pound Kharkiv for a third night", topics)
+
+
+def test_growing_partisan_activity_is_strikes_even_with_a_could_about_its_effect(topics: TopicSet) -> None:
+    title = "Increased partisan activity in occupied Melitopol could force the Russians to pull back"
+    assert "strikes" in topics_of(title, topics)
+    assert "strikes" not in topics_of("Increased partisan activity in Congress stalls the budget", topics)
+    assert "strikes" not in topics_of("Russians fear increased partisan activity if Kherson falls", topics)
+
+
+def test_a_leader_on_the_battlefront_of_a_war_is_strikes_but_not_a_culture_war(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Prime minister joins troops on the battlefront of the civil war", topics)
+    assert "strikes" not in topics_of("Governor on the battlefront of the culture war over books", topics)
+
+
+def test_a_famine_only_foretold_is_not_humanitarian_but_a_famine_under_way_is(topics: TopicSet) -> None:
+    assert "humanitarian" not in topics_of('Pundit says "now the famine will start and sanctions will go"', topics)
+    assert "humanitarian" in topics_of("Famine spreads across the north as aid is blocked", topics)
+
+
+def test_settlers_attacks_are_not_strikes_but_an_armys_attacks_are(topics: TopicSet) -> None:
+    assert "strikes" not in topics_of("Minister says attacks by Israeli settlers on villages are terrorism", topics)
+    assert "strikes" in topics_of("Israeli army attacks militant positions in Gaza overnight", topics)
+
+
+def test_a_government_lobbying_or_a_leader_pressing_anothers_leader_is_talks(topics: TopicSet) -> None:
+    assert "talks" in topics_of("Canadian government lobbies US officials over the detained pair", topics)
+    assert "talks" in topics_of("Macron will press the German chancellor on gas", topics)
+    assert "talks" not in topics_of("Drug makers lobby US officials on price caps", topics)
+    assert "talks" not in topics_of("Tenants will press the landlord on repairs", topics)
+
+
+def test_a_border_crisis_beside_a_troop_buildup_is_not_humanitarian_but_one_of_migrants_is(
+    topics: TopicSet,
+) -> None:
+    assert "humanitarian" not in topics_of("Kremlin under pressure over Belarus border crisis and troop buildup",
+                                           topics)
+    assert "humanitarian" in topics_of("Poland says migrants pushed across in Belarus border crisis", topics)
+
+
+def test_approving_the_immigration_of_a_community_is_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Cabinet approves immigration of 3,000 Ethiopian Jews", topics)
+    assert "humanitarian" not in topics_of("Cabinet approves a new immigration office in the capital", topics)

@@ -303,6 +303,9 @@ def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) ->
             if word == "...":
                 parts.append(_GAP)
                 continue
+            if "..." in word:
+                # "(of )?... talks" would otherwise look for three literal dots and never match
+                raise _PhraseError(f"'...' must stand alone between spaces, not in {word!r}")
             body = _token_regex(word, vocab, depth)
             if _is_optional_group(word) and len(words) > 1:
                 # An optional word takes its separator with it, so "against (a )?attack" works
