@@ -288,7 +288,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_eval_topics(args: argparse.Namespace) -> int:
     from worker import evaluate_topics
 
-    argv = [args.file]
+    argv = list(args.file)
+    if args.panel:
+        argv += ["--panel", "--min-others", str(args.min_others)]
     if args.topics:
         argv += ["--topics", args.topics]
     if args.corpus:
@@ -355,10 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook", help="only this webhook id")
     p.set_defaults(func=cmd_webhooks)
     p = add("eval-topics", "evaluate the classifier on labelled JSON lines")
-    p.add_argument("file")
+    p.add_argument("file", nargs="+", help="labelled JSON lines (several files are pooled)")
     p.add_argument("--topics", help="topics YAML (default: the config's)")
     p.add_argument("--corpus", help="headlines JSONL to look up texts of id-only label files")
     p.add_argument("--agreement", metavar="OTHER", help="score another annotator's labels of the same ids against FILE")
+    p.add_argument("--panel", action="store_true",
+                   help="each FILE is one annotator's labels: score each, and the classifier, against the others' majority")
+    p.add_argument("--min-others", type=int, default=2, help="with --panel: items at least this many other files labelled")
     p.set_defaults(func=cmd_eval_topics)
     p = add("schema", "print the entry JSON Schema")
     p.set_defaults(func=cmd_schema)

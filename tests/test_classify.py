@@ -12,7 +12,7 @@ import pytest
 
 from livebrief.errors import ConfigError
 from worker.classify import Classification, TopicSet, classify, load_topics
-from worker.evaluate_topics import compare_labels, evaluate, format_report, join_corpus, main
+from worker.evaluate_topics import compare_labels, evaluate, format_report, join_corpus, main, panel
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS_FILE = ROOT / "config" / "topics.yaml"
@@ -762,6 +762,48 @@ def test_agreement_scores_a_second_annotator_against_the_first_on_shared_ids(
     assert report.macro_f1 == 1.0
 
 
+def _panel_sets() -> dict[str, list[dict[str, object]]]:
+    x = {"id": "x", "title": "Attack on the port"}
+    y = {"id": "y", "title": "Quiet day"}
+    z = {"id": "z", "title": "Shark attack"}
+    return {
+        "a.jsonl": [{**x, "topics": ["war"]}, {**y, "topics": []}, {**z, "topics": []},
+                    {"id": "w", "title": "Only one set labelled this", "topics": ["war"]}],
+        "b.jsonl": [{**x, "topics": ["war"]}, {**y, "topics": []}, {**z, "topics": []}],
+        "c.jsonl": [{**x, "topics": ["war"]}, {**y, "topics": ["war"]}, {**z, "topics": []}],
+    }
+
+
+def test_a_panel_scores_each_annotator_and_the_classifier_against_the_others_majority(tmp_path: Path) -> None:
+    topics = load_topics(write_topics(tmp_path, "topics:\n  war:\n    phrases:\n      0.9: [attack]\n"))
+    rows = {row.name: row for row in panel(_panel_sets(), topics)}
+    # c alone put "Quiet day" on topic; for a and b that item's majority is 1 of 2 others: no topic
+    assert rows["c.jsonl"].annotator.per_topic["war"].fp == 1
+    assert rows["a.jsonl"].annotator.macro_f1 == 1.0
+    assert rows["a.jsonl"].annotator.items == 3  # "w": no other set labelled it
+    # the classifier calls the shark attack war, against every majority
+    assert all(rows[n].classifier.per_topic["war"].fp == 1 for n in ("a.jsonl", "b.jsonl", "c.jsonl"))
+    pooled = rows["pooled"]
+    assert (pooled.annotator.per_topic["war"].tp, pooled.annotator.per_topic["war"].fp) == (3, 1)
+    assert (pooled.classifier.per_topic["war"].tp, pooled.classifier.per_topic["war"].fp) == (3, 3)
+    assert [m.id for m in pooled.classifier.mistakes] == ["z", "z", "z"]
+
+
+def test_cli_panel_prints_a_row_per_set_and_needs_enough_sets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topics = write_topics(tmp_path, "topics:\n  war:\n    phrases:\n      0.9: [attack]\n")
+    files = []
+    for name, records in _panel_sets().items():
+        files.append(tmp_path / name)
+        files[-1].write_text("\n".join(json.dumps(r) for r in records))
+    assert main([*map(str, files), "--panel", "--topics", str(topics)]) == 0
+    out = capsys.readouterr().out
+    assert "c.jsonl" in out and "pooled" in out and "[z] majority - got ['war']" in out
+    assert main([*map(str, files[:2]), "--panel", "--topics", str(topics)]) == 2
+    assert "--panel needs at least 3 label files" in capsys.readouterr().err
+
+
 def test_cli_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(SMALL_EVAL), "--topics", str(TOPICS_FILE)]) == 0
     assert "macro-F1" in capsys.readouterr().out
@@ -1083,3 +1125,9 @@ def test_a_border_crisis_beside_a_troop_buildup_is_not_humanitarian_but_one_of_m
 def test_approving_the_immigration_of_a_community_is_humanitarian(topics: TopicSet) -> None:
     assert "humanitarian" in topics_of("Cabinet approves immigration of 3,000 Ethiopian Jews", topics)
     assert "humanitarian" not in topics_of("Cabinet approves a new immigration office in the capital", topics)
+
+
+def test_candidate_status_granted_by_leaders_is_talks_but_not_an_opinion_or_a_call_for_it(topics: TopicSet) -> None:
+    assert "talks" in topics_of("EU leaders to grant Georgia candidate status", topics)
+    assert "talks" not in topics_of("European Commission adopts an opinion on Georgia's candidate status", topics)
+    assert "talks" not in topics_of("Prime minister calls for EU candidate status for three countries", topics)

@@ -7,7 +7,12 @@ without the headlines they describe.
 
 Usage::
 
-    python -m worker.evaluate_topics FILE [--topics config/topics.yaml] [--corpus headlines.jsonl]
+    python -m worker.evaluate_topics FILE [FILE ...] [--topics config/topics.yaml] [--corpus headlines.jsonl]
+    python -m worker.evaluate_topics FILE FILE FILE ... --panel [--min-others 2] [--corpus headlines.jsonl]
+
+Several files are scored as one pooled set. With ``--panel`` each file is one annotator's labels: each
+annotator, and the classifier, is scored against the majority of the *other* files' labels of the same
+items, which says how close the classifier comes to a careful human reader of the guide.
 
 ``evaluate`` is pure (records in, report out); ``format_report`` renders it; ``main`` is the CLI shell.
 """
@@ -30,7 +35,9 @@ from worker.classify import TopicSet, classify, load_topics
 __all__ = [
     "EvalReport",
     "LabelledItem",
+    "PanelRow",
     "evaluate",
+    "panel",
     "format_report",
     "join_corpus",
     "load_records",
@@ -274,6 +281,88 @@ def compare_labels(reference: Iterable[Mapping[str, Any]], other: Iterable[Mappi
     return tally.report(len(pairs), [])
 
 
+class PanelRow(BaseModel):
+    """One label set (or the pool of all of them, ``name`` "pooled") against the other sets' majority."""
+
+    name: str
+    annotator: EvalReport
+    classifier: EvalReport
+
+
+def panel(
+    label_sets: Mapping[str, list[Mapping[str, Any]]],
+    topics: TopicSet,
+    min_others: int = 2,
+) -> list[PanelRow]:
+    """Score each label set, and the classifier, against the majority of the other sets' labels.
+
+    ``label_sets`` maps a name to one annotator's records (each with a ``title`` or ``text``, joined to a
+    corpus first). An item counts for a set when at least ``min_others`` other sets labelled it; a topic
+    is the majority's when more than half of those others gave it. The last row pools every set. Both
+    sides are scored on exactly the same items and expectations, so their macro-F1 compare directly.
+    """
+    votes: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    for name, records in label_sets.items():
+        for record in records:
+            votes.setdefault(str(record.get("id")), []).append((name, frozenset(record.get("topics") or [])))
+    labelled = {t for vs in votes.values() for _, given in vs for t in given}
+    names = [t for t in topics.names if t in labelled] or topics.names
+    pooled_annotator, pooled_classifier = _Tally(names), _Tally(names)
+    rows: list[PanelRow] = []
+    predictions: dict[str, set[str]] = {}
+    for set_name, records in label_sets.items():
+        annotator, classifier = _Tally(names), _Tally(names)
+        scored = 0
+        for record in records:
+            item_id = str(record.get("id"))
+            others = [given for who, given in votes[item_id] if who != set_name]
+            if len(others) < min_others:
+                continue
+            majority = {t for t in names if 2 * sum(t in given for given in others) > len(others)}
+            mine = {t for t in record.get("topics") or [] if t in names}
+            if item_id not in predictions:
+                result = classify(str(record.get("title") or ""), str(record.get("text") or ""), topics)
+                predictions[item_id] = {t for t in result.topics if t in names}
+            predicted = predictions[item_id]
+            scored += 1
+            for tally in (annotator, pooled_annotator):
+                tally.add(majority, mine)
+            classifier.add(majority, predicted)
+            if not pooled_classifier.add(majority, predicted):
+                pooled_classifier.mistakes.append(Mistake(
+                    id=item_id, title=str(record.get("title") or record.get("text") or ""),
+                    expected=sorted(majority), predicted=sorted(predicted), scores={}, evidence={},
+                ))
+        rows.append(PanelRow(name=set_name, annotator=annotator.report(scored, []),
+                             classifier=classifier.report(scored, [])))
+    total = sum(row.annotator.items for row in rows)
+    rows.append(PanelRow(name="pooled", annotator=pooled_annotator.report(total, []),
+                         classifier=pooled_classifier.report(total, [])))
+    return rows
+
+
+def format_panel(rows: list[PanelRow], min_others: int, max_mistakes: int | None = None) -> str:
+    """Render ``panel``'s rows: per set, items and both macro-F1; then the classifier's pooled mistakes."""
+    width = max(len(r.name) for r in rows)
+    lines = [
+        f"each set's labels, and the classifier, against the majority of the other sets' labels "
+        f"(items at least {min_others} other sets labelled)",
+        "",
+        f"{'set':<{width}}  {'items':>6}  {'annotator macro-F1':>18}  {'classifier macro-F1':>19}",
+    ]
+    for r in rows:
+        lines.append(f"{r.name:<{width}}  {r.annotator.items:>6}  {r.annotator.macro_f1:>18.3f}  "
+                     f"{r.classifier.macro_f1:>19.3f}")
+    mistakes = rows[-1].classifier.mistakes
+    shown = mistakes if max_mistakes is None else mistakes[:max_mistakes]
+    lines += ["", f"classifier against the majority, misclassified (counted once per set that has the item): "
+                  f"{len(mistakes)}"]
+    lines += [f"- [{m.id}] majority {m.expected or '-'} got {m.predicted or '-'}: {m.title[:160]}" for m in shown]
+    if len(shown) < len(mistakes):
+        lines.append(f"  ... {len(mistakes) - len(shown)} more")
+    return "\n".join(lines)
+
+
 def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
     """Render a report as plain text: per-topic table, summary figures, calibration, mistakes."""
     lines = [f"{report.items} items, topics: {', '.join(report.topics)}", ""]
@@ -306,29 +395,43 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
 # --- CLI -------------------------------------------------------------------------------------------
 
 
+def _labelled(path: Path) -> list[dict[str, Any]]:
+    # Lines marked boilerplate or ambiguous (as in the seed article's paragraph labels) are no labelled
+    # items: the annotation guide leaves ambiguous items out of evaluation sets.
+    return [r for r in load_records(path) if not r.get("boilerplate") and not r.get("ambiguous")]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m worker.evaluate_topics FILE [--topics PATH] [--corpus PATH] [--agreement OTHER]``; exit 0,
-    or 2 on error."""
+    """``python -m worker.evaluate_topics FILE [FILE ...] [--topics PATH] [--corpus PATH] [--agreement OTHER]
+    [--panel [--min-others N]]``; exit 0, or 2 on error."""
     parser = argparse.ArgumentParser(
         prog="python -m worker.evaluate_topics", description="Evaluate the topic classifier."
     )
-    parser.add_argument("file", type=Path, help="labelled JSON lines: id, title and/or text, topics")
+    parser.add_argument("file", type=Path, nargs="+",
+                        help="labelled JSON lines: id, title and/or text, topics (several files: pooled)")
     parser.add_argument("--topics", type=Path, default=DEFAULT_TOPICS, help="topic definitions")
     parser.add_argument("--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids")
     parser.add_argument("--max-mistakes", type=int, default=None, help="list at most N mistakes")
     parser.add_argument("--agreement", type=Path, metavar="OTHER",
                         help="instead of classifying, score another annotator's labels of the same ids against FILE")
+    parser.add_argument("--panel", action="store_true",
+                        help="each FILE is one annotator's labels: score each, and the classifier, against the "
+                             "majority of the other files' labels of the same items")
+    parser.add_argument("--min-others", type=int, default=2,
+                        help="with --panel: items at least this many other files labelled (default 2)")
     args = parser.parse_args(argv)
     try:
-        # Lines marked boilerplate or ambiguous (as in the seed article's paragraph labels) are no labelled
-        # items: the annotation guide leaves ambiguous items out of evaluation sets.
-        records: list[dict[str, Any]] = [
-            r for r in load_records(args.file) if not r.get("boilerplate") and not r.get("ambiguous")
-        ]
+        sets = {path.name: _labelled(path) for path in args.file}
+        if len(sets) < len(args.file):
+            print("the same file name twice: each file must be a different label set", file=sys.stderr)
+            return 2
         if args.corpus is not None:
-            records, missing = join_corpus(records, _load_corpus(args.corpus))
-            if missing:
-                log.warning("labels_not_in_corpus", count=len(missing), first=missing[:5])
+            corpus = _load_corpus(args.corpus)
+            for name, labelled in sets.items():
+                sets[name], missing = join_corpus(labelled, corpus)
+                if missing:
+                    log.warning("labels_not_in_corpus", file=name, count=len(missing), first=missing[:5])
+        records = [r for labelled in sets.values() for r in labelled]
         if args.agreement is not None:
             print(format_report(compare_labels(records, load_records(args.agreement)), args.max_mistakes))
             return 0
@@ -340,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        if args.panel:
+            if len(sets) < args.min_others + 1:
+                print(f"--panel needs at least {args.min_others + 1} label files (--min-others {args.min_others})",
+                      file=sys.stderr)
+                return 2
+            print(format_panel(panel(sets, topics, args.min_others), args.min_others, args.max_mistakes))
+            return 0
         report = evaluate(records, topics)
     except LivebriefError as exc:
         print(exc.message, file=sys.stderr)
