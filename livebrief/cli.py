@@ -362,8 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", help="headlines JSONL to look up texts of id-only label files")
     p.add_argument("--agreement", metavar="OTHER", help="score another annotator's labels of the same ids against FILE")
     p.add_argument("--panel", action="store_true",
-                   help="each FILE is one annotator's labels: score each, and the classifier, against the others' majority")
-    p.add_argument("--min-others", type=int, default=2, help="with --panel: items at least this many other files labelled")
+                   help="each FILE is one annotator's labels: score each, and the classifier, against the "
+                        "others' majority")
+    p.add_argument("--min-others", type=int, default=2,
+                   help="with --panel: items at least this many other files labelled")
     p.set_defaults(func=cmd_eval_topics)
     p = add("schema", "print the entry JSON Schema")
     p.set_defaults(func=cmd_schema)

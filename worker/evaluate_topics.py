@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +290,7 @@ class PanelRow(BaseModel):
 
 
 def panel(
-    label_sets: Mapping[str, list[Mapping[str, Any]]],
+    label_sets: Mapping[str, Sequence[Mapping[str, Any]]],
     topics: TopicSet,
     min_others: int = 2,
 ) -> list[PanelRow]:
