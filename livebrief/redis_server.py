@@ -43,6 +43,9 @@ def find_redis_server() -> str:
     )
 
 
+MARK_SET_INTSET_ENTRIES = 4096
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -68,6 +71,11 @@ class EmbeddedRedis:
         args = [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", self._dir.name, "--daemonize", "no", "--loglevel", "warning",
+            # The long-term marks (worker/marks.py) cost 8 bytes each while a shard's set stays an intset;
+            # at Redis's default (512) a generation outgrows that at ~700,000 items and its sets become
+            # hash tables (~65 bytes a mark). 4,096 keeps it packed to ~16 million marks (~5 million items)
+            # per generation; an insert then moves up to 32 kB inside Redis, a few microseconds.
+            "--set-max-intset-entries", str(MARK_SET_INTSET_ENTRIES),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

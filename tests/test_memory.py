@@ -17,6 +17,7 @@ from rq.job import Job
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Entry
+from livebrief.redis_server import MARK_SET_INTSET_ENTRIES
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
@@ -64,6 +65,16 @@ def test_long_term_marks_are_packed_integer_sets(client: redis.Redis, redis_url:
     sets = client.keys(f"{runtime.keys.prefix}:mark:*")
     assert sum(client.scard(key) for key in sets) == 120  # each item's mark, its URL's and its guid's
     assert {client.object("encoding", key) for key in sets} == {b"intset"}
+
+
+def test_the_embedded_redis_keeps_a_busy_generations_mark_sets_packed(client: redis.Redis) -> None:
+    """Past Redis's default of 512 members a set of integers becomes a hash table, ~8x the memory; the
+    embedded server keeps a shard packed to MARK_SET_INTSET_ENTRIES members (a generation of millions)."""
+    assert client.config_get("set-max-intset-entries") == {
+        "set-max-intset-entries": str(MARK_SET_INTSET_ENTRIES)
+    }
+    client.sadd("busy-shard", *range(-1500, 1500))
+    assert client.object("encoding", "busy-shard") == b"intset"
 
 
 def test_a_feed_forgets_items_it_no_longer_shows_after_the_story_retention(
