@@ -1131,3 +1131,15 @@ def test_candidate_status_granted_by_leaders_is_talks_but_not_an_opinion_or_a_ca
     assert "talks" in topics_of("EU leaders to grant Georgia candidate status", topics)
     assert "talks" not in topics_of("European Commission adopts an opinion on Georgia's candidate status", topics)
     assert "talks" not in topics_of("Prime minister calls for EU candidate status for three countries", topics)
+
+
+def test_heavy_weapons_starting_to_tell_is_strikes_despite_an_if_in_another_clause(topics: TopicSet) -> None:
+    title = "Kremlin says the West risks retribution if it arms Kyiv; heavy weapons start to have an impact"
+    assert "strikes" in topics_of(title, topics)
+    assert "strikes" not in topics_of("Heavy weapons could start to have an impact in the war, analysts hope",
+                                      topics)
+
+
+def test_residents_towns_wiped_off_the_map_is_humanitarian_but_not_a_storms(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Villagers say the shelling is wiping their homes off the map", topics)
+    assert "humanitarian" not in topics_of("Residents say the hurricane wiped their town off the map", topics)
