@@ -1143,3 +1143,14 @@ def test_heavy_weapons_starting_to_tell_is_strikes_despite_an_if_in_another_clau
 def test_residents_towns_wiped_off_the_map_is_humanitarian_but_not_a_storms(topics: TopicSet) -> None:
     assert "humanitarian" in topics_of("Villagers say the shelling is wiping their homes off the map", topics)
     assert "humanitarian" not in topics_of("Residents say the hurricane wiped their town off the map", topics)
+
+
+def test_a_parliaments_vote_on_membership_is_not_talks_but_governments_agreeing_is(topics: TopicSet) -> None:
+    assert "talks" not in topics_of("European Parliament overwhelmingly approves EU candidacy for Georgia", topics)
+    assert "talks" not in topics_of("Lawmakers approve Moldova's EU membership application", topics)
+    assert "talks" in topics_of("EU leaders approve candidacy status for Georgia at the summit", topics)
+
+
+def test_missiles_on_civilian_targets_are_strikes_but_casualties_are_humanitarian(topics: TopicSet) -> None:
+    assert topics_of("Dozens of cruise missiles rain on civilian targets overnight", topics) == ["strikes"]
+    assert "humanitarian" in topics_of("Shelling of the city causes heavy civilian casualties", topics)
