@@ -1154,3 +1154,8 @@ def test_a_parliaments_vote_on_membership_is_not_talks_but_governments_agreeing_
 def test_missiles_on_civilian_targets_are_strikes_but_casualties_are_humanitarian(topics: TopicSet) -> None:
     assert topics_of("Dozens of cruise missiles rain on civilian targets overnight", topics) == ["strikes"]
     assert "humanitarian" in topics_of("Shelling of the city causes heavy civilian casualties", topics)
+
+
+def test_governments_telling_nato_together_what_to_do_is_talks_but_not_fans(topics: TopicSet) -> None:
+    assert "talks" in topics_of("Russia and Iran tell NATO to halt its expansion eastwards", topics)
+    assert "talks" not in topics_of("Fans tell the coach to stop the rotation", topics)
