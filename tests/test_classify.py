@@ -1159,3 +1159,10 @@ def test_missiles_on_civilian_targets_are_strikes_but_casualties_are_humanitaria
 def test_governments_telling_nato_together_what_to_do_is_talks_but_not_fans(topics: TopicSet) -> None:
     assert "talks" in topics_of("Russia and Iran tell NATO to halt its expansion eastwards", topics)
     assert "talks" not in topics_of("Fans tell the coach to stop the rotation", topics)
+
+
+def test_people_killed_in_a_terror_attack_of_a_conflict_are_humanitarian_but_not_a_plot(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Hamas gunman wounds three in terror shooting near a West Bank bus stop",
+                                       topics)
+    assert "humanitarian" not in topics_of("Police foil terror attack plot in Gaza, two suspects held", topics)
+    assert "humanitarian" not in topics_of("Two killed in shooting at a mall, police rule out terror attack", topics)
