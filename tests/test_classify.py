@@ -469,7 +469,6 @@ def test_leader_messages_security_demands_visits_and_membership_are_talks(topics
         "Belarus border crisis worsens as migrants freeze in forest",
         "Villagers say Russian troops massacred dozens in Bucha",
         "Deadly missile strike on Odesa apartment block",
-        "Prosecutors open genocide probe into Russian forces",
     ],
 )
 def test_prisoner_returns_migrant_crises_and_massacres_are_humanitarian(topics: TopicSet, title: str) -> None:
@@ -1166,3 +1165,11 @@ def test_people_killed_in_a_terror_attack_of_a_conflict_are_humanitarian_but_not
                                        topics)
     assert "humanitarian" not in topics_of("Police foil terror attack plot in Gaza, two suspects held", topics)
     assert "humanitarian" not in topics_of("Two killed in shooting at a mall, police rule out terror attack", topics)
+
+
+def test_a_genocide_probe_or_court_case_is_not_humanitarian_but_the_deportations_it_examines_are(
+        topics: TopicSet) -> None:
+    # Proceedings about a genocide are not what happens to civilians (guide; 1 label of 7 said humanitarian).
+    assert "humanitarian" not in topics_of("Prosecutors open genocide probe into Russian forces", topics)
+    assert "humanitarian" not in topics_of("Court in Buenos Aires to hear war genocide case", topics)
+    assert "humanitarian" in topics_of("Investigators examine deportation of children from occupied towns", topics)
