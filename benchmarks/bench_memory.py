@@ -19,6 +19,10 @@ Last, RQ's own share, which the run above does not include (it calls ``run_batch
 items queued as the poller queues them, with one webhook, drained by a burst worker as ``livebrief work``
 runs one; then ``MEMORY USAGE`` of every ``rq:`` key, per item. A finished job keeps its payload for
 ``worker.finished_job_ttl`` seconds: times that and the items per second, this is what a running system holds.
+
+And what remembering a webhook delivery costs (``--deliveries`` of them to one webhook, kept ``seen_ttl`` so
+that no retry or replay sends one twice): marked as the delivery worker marks them, against a string key
+per delivery (what earlier versions wrote) in the same run.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from livebrief.keys import Keys
 from livebrief.redis_server import free_port
 from livebrief.workers import run_worker, settle_heap
 from worker.jobs import run_batch
+from worker.notify import DeliveryMarks
 from worker.runtime import configure
 
 SAMPLE = 300
@@ -143,14 +148,48 @@ def _finished_jobs(factory: FeedFactory, items: int) -> tuple[list[list[object]]
     return rows, queued
 
 
+def _delivery_marks(count: int) -> list[list[object]]:
+    """Redis bytes per delivery remembered, ``count`` deliveries to one webhook: marked as the delivery worker
+    marks them (``worker.notify.DeliveryMarks``), against a string key per delivery with a TTL (what earlier
+    versions wrote, the baseline)."""
+    rows: list[list[object]] = []
+    per_delivery: list[float] = []
+    ttl = 7 * 86400
+    for label in ("string key per delivery (before the twelfth session)", "packed marks (DeliveryMarks, now)"):
+        with throwaway_redis() as (_, client):
+            keys = Keys("livebrief")
+            before = int(client.info("memory")["used_memory"])
+            started = time.perf_counter()
+            if label.startswith("string"):
+                for start in range(0, count, 1000):
+                    with client.pipeline(transaction=False) as pipe:
+                        for n in range(start, min(count, start + 1000)):
+                            pipe.set(keys.legacy_delivered(f"desk:msg_{n:012x}_v1"), "1", ex=ttl)
+                        pipe.execute()
+            else:
+                for start in range(0, count, 1000):
+                    marks = DeliveryMarks(client, keys, "desk", ttl)
+                    for n in range(start, min(count, start + 1000)):
+                        marks.add(f"msg_{n:012x}_v1")
+                    marks.close()
+            seconds = time.perf_counter() - started
+            used = int(client.info("memory")["used_memory"]) - before
+            per_delivery.append(used / count)
+            rows.append([label, count, used / count, f"{used / 2**20:,.1f} MiB; written in {seconds:.1f} s"])
+    rows.append(["ratio", "-", per_delivery[0] / max(per_delivery[1], 1e-9), "string keys / packed marks"])
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=30_000, help="items to process (default 30,000)")
     parser.add_argument("--batch", type=int, default=50, help="items per batch (default 50, one feed)")
     parser.add_argument("--quick", action="store_true", help="~20 s: 6,000 items")
+    parser.add_argument("--deliveries", type=int, default=1_000_000,
+                        help="deliveries remembered in the webhook-marks table (default 1,000,000; ~30 s)")
     ns = parser.parse_args(argv)
     if ns.quick:
-        ns.items = 6_000
+        ns.items, ns.deliveries = 6_000, 100_000
     quiet_logs()
     titles, source = headlines()
     factory = FeedFactory(titles, entries=ns.batch, desc_chars=600, seed=11)
@@ -201,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(f"RQ's keys per item after {job_items:,} items went through ingest and delivery jobs (one webhook); "
                 "finished jobs are kept worker.finished_job_ttl (60 s by default)",
                 ["key family", "keys", "bytes per item"], job_rows)
+    print_table(f"Redis bytes per webhook delivery remembered (seen_ttl, one webhook, {ns.deliveries:,} deliveries)",
+                ["how", "deliveries", "bytes per delivery", "notes"], _delivery_marks(ns.deliveries))
     window = sum(v for k, v in per_item.items() if KEPT.get(k, "").startswith("2 d"))
     print_table("goals (issue 6)", ["goal", "target", "measured"], [
         ["worker RSS end / after warm-up", "<= 1.10", f"{rss_rows[-1][5]:.2f}"],

@@ -23,7 +23,10 @@ P:tok:<token>                  string     recent story ids sharing a significant
 P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
 P:push:<feed>                  hash       WebSub subscription: hub, topic, secret, state, lease none (one per feed)
 P:deadletter                   list       webhook deliveries that exhausted their retries      none
-P:delivered:<delivery>         string     marks a delivery done so a re-run never re-sends it  seen_ttl
+P:dmark:<gen>:<shard>          set        64-bit marks of deliveries done (webhook, message),  2 generations
+                                          so a retry or replay never re-sends one (intsets)    of seen_ttl
+P:delivered:<delivery>         string     the same, as written before the twelfth session;     seen_ttl
+                                          read only, until the last of them expires
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
 =============================  =========  ===================================================  ==================
 
@@ -98,7 +101,10 @@ class Keys:
     def deadletter(self) -> str:
         return f"{self.prefix}:deadletter"
 
-    def delivered(self, delivery_id: str) -> str:
+    def delivery_mark_set(self, generation: int, shard: int) -> str:
+        return f"{self.prefix}:dmark:{generation}:{shard:03x}"
+
+    def legacy_delivered(self, delivery_id: str) -> str:
         return f"{self.prefix}:delivered:{delivery_id}"
 
     def recovery_claim(self, job_id: str, execution_id: str) -> str:

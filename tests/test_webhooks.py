@@ -22,8 +22,9 @@ from livebrief.recovery import recover_abandoned
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
+from worker import marks
 from worker.jobs import run_batch
-from worker.notify import render_message, render_payload, sign, verify
+from worker.notify import enqueue_delivery_batch, render_message, render_payload, sign, verify
 from worker.runtime import configure
 
 KEYS = Keys("livebrief")
@@ -119,6 +120,60 @@ def test_a_delivery_batch_failing_midway_resumes_after_what_it_delivered(
     published = [json.loads(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
     assert ids == [f"msg_{e['id']}_v{e['version']}" for e in published]  # in the order they were published
     assert client.llen(KEYS.deadletter) == 0
+
+
+def _published_ids(client: redis.Redis) -> list[str]:
+    return [f"msg_{e['id']}_v{e['version']}" for e in
+            (json.loads(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream))]
+
+
+def test_deliveries_are_remembered_as_packed_marks_and_no_job_sends_one_twice(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """A delivery is remembered as a 64-bit mark in a generation's intset (8 bytes), not as a string key
+    of its own (~100 bytes for seen_ttl): and any later job carrying the same message, a replay run twice
+    say, skips it."""
+    runtime = configure(_config(redis_url, webhook_receiver))
+    run_batch(client, runtime, [make_item("wire", n) for n in range(30)])
+    run_worker(runtime.config, client, burst=True, simple=True)
+    assert len(webhook_receiver.delivered) == 30
+
+    assert list(client.scan_iter(match="livebrief:delivered:*")) == []
+    sets = list(client.scan_iter(match="livebrief:dmark:*"))
+    assert sum(client.scard(key) for key in sets) == 30
+    ttl = runtime.config.worker.seen_ttl
+    for key in sets:
+        assert client.object("encoding", key) == b"intset"
+        generation = int(key.decode().split(":")[2])
+        assert client.expiretime(key) == marks.expires_at(generation, ttl)
+
+    webhook = runtime.config.webhooks[0]
+    entries = {i: f[b"entry"].decode() for i, (_, f) in zip(_published_ids(client), client.xrange(KEYS.entries_stream),
+                                                             strict=True)}
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    with client.pipeline() as pipe:
+        enqueue_delivery_batch(queue, webhook, list(entries.items())[:10], pipe, 60)
+        pipe.execute()
+    run_worker(runtime.config, client, burst=True, simple=True)
+    assert len(webhook_receiver.received) == 30
+
+
+def test_a_delivery_marked_as_earlier_versions_marked_it_is_not_sent_again(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Deliveries marked before an upgrade (a string key each) still count until those keys expire."""
+    runtime = configure(_config(redis_url, webhook_receiver))
+    webhook_receiver.status = 500
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
+    run_worker(runtime.config, client, burst=True, simple=True)  # the first attempt fails
+    first = _published_ids(client)[0]
+    client.set(KEYS.legacy_delivered(f"desk:{first}"), "1", ex=3600)
+    webhook_receiver.status = 200
+    time.sleep(1.2)
+
+    run_worker(runtime.config, client, burst=True, simple=True)  # the retry
+
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == _published_ids(client)[1:]
 
 
 def test_a_delivery_worker_killed_midway_sends_again_only_the_message_it_was_posting(

@@ -12,6 +12,10 @@ at Redis's default, ~16 million in the embedded server) and grouped by generatio
 generation ``g = floor(t / seen_ttl)`` is looked up in ``g`` and ``g - 1`` and its set expires at the end
 of ``g + 1``. An item is thus remembered for at least ``seen_ttl`` and at most twice that.
 
+Webhook deliveries are remembered the same way, in sets of their own (``P:dmark:``): a message delivered to
+a webhook is only ever asked "delivered already?", by a retry or a replay, and a string key per delivery
+(what earlier versions kept, ``P:delivered:``) cost ~100 bytes per item per webhook for ``seen_ttl``.
+
 The hashes are 64-bit: two different items share a mark with probability ~n^2 / 2^65 (one in a billion
 at 190,000 marks per generation); the cost of a collision is one item taken as already published.
 """
@@ -27,6 +31,12 @@ _SHARD_SHIFT = 64 - SHARD_BITS
 def seen_mark(item_id: str, content_hash: str) -> int:
     """The mark of an item with this content (a changed item is a new mark)."""
     digest = hashlib.blake2b(f"{item_id} {content_hash}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def delivery_mark(webhook_id: str, msg_id: str) -> int:
+    """The mark of one message (``webhook-id``) delivered to one webhook."""
+    digest = hashlib.blake2b(f"{webhook_id} {msg_id}".encode(), digest_size=8, person=b"delivery").digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
