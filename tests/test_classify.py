@@ -1173,3 +1173,10 @@ def test_a_genocide_probe_or_court_case_is_not_humanitarian_but_the_deportations
     assert "humanitarian" not in topics_of("Prosecutors open genocide probe into Russian forces", topics)
     assert "humanitarian" not in topics_of("Court in Buenos Aires to hear war genocide case", topics)
     assert "humanitarian" in topics_of("Investigators examine deportation of children from occupied towns", topics)
+
+
+def test_an_effort_to_uncover_war_crimes_is_not_humanitarian_but_war_crimes_found_are(topics: TopicSet) -> None:
+    assert "humanitarian" not in topics_of("Veteran prosecutor to head new team to investigate war crimes in Ukraine",
+                                           topics)
+    assert "humanitarian" in topics_of("Investigators say they have evidence of hundreds of war crimes in Ukraine",
+                                       topics)
