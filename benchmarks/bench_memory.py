@@ -155,7 +155,7 @@ def _delivery_marks(count: int) -> list[list[object]]:
     rows: list[list[object]] = []
     per_delivery: list[float] = []
     ttl = 7 * 86400
-    for label in ("string key per delivery (before the twelfth session)", "packed marks (DeliveryMarks, now)"):
+    for label in ("string key per delivery (earlier versions)", "packed marks (DeliveryMarks, now)"):
         with throwaway_redis() as (_, client):
             keys = Keys("livebrief")
             before = int(client.info("memory")["used_memory"])

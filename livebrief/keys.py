@@ -25,8 +25,8 @@ P:push:<feed>                  hash       WebSub subscription: hub, topic, secre
 P:deadletter                   list       webhook deliveries that exhausted their retries      none
 P:dmark:<gen>:<shard>          set        64-bit marks of deliveries done (webhook, message),  2 generations
                                           so a retry or replay never re-sends one (intsets)    of seen_ttl
-P:delivered:<delivery>         string     the same, as written before the twelfth session;     seen_ttl
-                                          read only, until the last of them expires
+P:delivered:<delivery>         string     the same, as earlier versions wrote it; read only,   seen_ttl
+                                          until the last of them expires
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
 =============================  =========  ===================================================  ==================
 

@@ -14,7 +14,7 @@ of ``g + 1``. An item is thus remembered for at least ``seen_ttl`` and at most t
 
 Webhook deliveries are remembered the same way, in sets of their own (``P:dmark:``): a message delivered to
 a webhook is only ever asked "delivered already?", by a retry or a replay, and a string key per delivery
-(what earlier versions kept, ``P:delivered:``) cost ~100 bytes per item per webhook for ``seen_ttl``.
+(what earlier versions kept, ``P:delivered:``) cost ~130 bytes per delivery for ``seen_ttl``.
 
 The hashes are 64-bit: two different items share a mark with probability ~n^2 / 2^65 (one in a billion
 at 190,000 marks per generation); the cost of a collision is one item taken as already published.
