@@ -22,13 +22,16 @@ Latency of an item = arrival - ``Item.fetched``, matched by the item's link amon
 message id (when Redis stored it), "webhook" the time the receiver got the POST. Items still missing
 ``--drain`` seconds after the load stops count as not arrived; when they are more than 1% the p99 is shown
 as "> drain". The other figures are absolute; the 100 items/s run is the baseline the 1,000 items/s run is
-compared with.
+compared with. Last, where the cores go: CPU per item of each process from the measured load's start until
+it has drained (workers and receiver from /proc, so Linux only; redis-server by its own ``INFO cpu``; this
+process does the poller's parsing and queueing, and reads the stream).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -186,8 +189,29 @@ def _windows(rate: int, fetched: dict[str, float], arrivals: dict[str, float], d
     return rows
 
 
+def _proc_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used, from /proc; None where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_snapshot(procs: list[subprocess.Popen[bytes]], receiver: subprocess.Popen[bytes],
+                  client: redis.Redis) -> dict[str, float | None]:
+    """CPU seconds so far of every process the load runs on (Redis by its own account)."""
+    info = client.info("cpu")
+    snap: dict[str, float | None] = {f"worker {n + 1}": _proc_cpu(p.pid) for n, p in enumerate(procs)}
+    snap["redis-server"] = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    snap["webhook receiver"] = _proc_cpu(receiver.pid)
+    snap["this process: parse + queue (the poller's work), stream reader"] = time.process_time()
+    return snap
+
+
 def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory,
-         warmup: float, delivery_worker: bool) -> tuple[list[list[object]], list[list[object]]]:
+         warmup: float, delivery_worker: bool) -> tuple[list[list[object]], list[list[object]], list[list[object]]]:
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
     warm_ticks = int(warmup / TICK)
@@ -223,6 +247,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         while time.time() < settle and not (_arrived(warm, stream_seen) and _hooked_count(hook_port) >= len(warm)):
             time.sleep(0.1)
         fetched: dict[str, float] = {}
+        cpu_before = _cpu_snapshot(procs, receiver, client)
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
         deadline = time.time() + drain
         # The stream by url (its arrivals also hold the warm-up's items); the receiver, cheaply, by count.
@@ -230,6 +255,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         while time.time() < deadline and not (_arrived(fetched, stream_seen)
                                               and _hooked_count(hook_port) >= expected_hooked):
             time.sleep(0.2)
+        cpu_after = _cpu_snapshot(procs, receiver, client)
         hooked = _hooked(hook_port)
         stop.set()
         reader.join(2)
@@ -249,7 +275,15 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         p50, p99, worst, missing = _percentiles(urls, fetched, table, drain)
         rows.append([f"{rate:,}/s target, {offered:,.0f}/s offered", label, len(urls), p50, p99, worst, missing,
                      f"enqueue fell {behind * 1000:.0f} ms behind" if behind > TICK else "on pace"])
-    return rows, _windows(rate, fetched, stream_seen.at, drain)
+    cpu_rows: list[list[object]] = []
+    for name, before in cpu_before.items():
+        after = cpu_after[name]
+        if before is not None and after is not None and fetched:
+            cpu_rows.append([f"{rate:,}/s", name, (after - before) / len(fetched) * 1000])
+    if cpu_rows:
+        total = sum(cast(float, row[2]) for row in cpu_rows)
+        cpu_rows.append([f"{rate:,}/s", f"total: {total * rate / 1000:.2f} cores at this rate", total])
+    return rows, _windows(rate, fetched, stream_seen.at, drain), cpu_rows
 
 
 def _arrived(urls: dict[str, float], arrivals: _Arrivals) -> bool:
@@ -293,17 +327,22 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"text from {source}")
     rows: list[list[object]] = []
     windows: list[list[object]] = []
+    cpu: list[list[object]] = []
     for rate in ns.rates:
-        run_rows, run_windows = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup,
-                                     ns.delivery_worker)
+        run_rows, run_windows, run_cpu = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup,
+                                              ns.delivery_worker)
         rows.extend(run_rows)
         windows.extend(run_windows)
+        cpu.extend(run_cpu)
     print_table("latency from Item.fetched (ms)",
                 ["load", "arrival at", "items", "p50 ms", "p99 ms", "max ms", "not arrived", "pacing"], rows)
     if ns.seconds > WINDOW:
         print_table(f"fetched -> stream (XREAD arrival) by {WINDOW:.0f} s window of the load (ms): a run that "
                     "keeps up stays flat", ["load", "fetched at", "items", "p50 ms", "p99 ms", "max ms",
                                             "not arrived"], windows)
+    if cpu:
+        print_table("CPU per item by process, from the measured load's start until it had drained (ms; where the "
+                    "cores go)", ["load", "process", "CPU ms per item"], cpu)
     first = next((r for r in rows if r[0].startswith("1,000/s") and r[1].startswith("stream (XREAD")), None)
     if first:
         print_table("goals (issue 6)", ["goal", "target", "measured"],
