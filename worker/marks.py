@@ -23,6 +23,7 @@ at 190,000 marks per generation); the cost of a collision is one item taken as a
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 
 SHARD_BITS = 12
 _SHARD_SHIFT = 64 - SHARD_BITS
@@ -58,3 +59,30 @@ def generation(timestamp: float, seen_ttl: int) -> int:
 def expires_at(gen: int, seen_ttl: int) -> int:
     """Unix time at which a generation's sets are dropped: the end of the next generation."""
     return (gen + 2) * seen_ttl
+
+
+# Which marks exist, in the current generation or the one before. ARGV: m x (key in the current generation,
+# key in the previous one, member); returns m flags, 1 where the mark exists. Used for published items'
+# marks (worker/publish.py) and for deliveries' (worker/notify.py): one EVAL for all of a batch's marks
+# costs the caller about a third of two SISMEMBERs each on a pipeline.
+REMEMBERED_LUA = """
+local out = {}
+for k = 1, #ARGV, 3 do
+  local m = ARGV[k + 2]
+  out[#out + 1] = (redis.call('SISMEMBER', ARGV[k], m) == 1 or redis.call('SISMEMBER', ARGV[k + 1], m) == 1)
+                  and 1 or 0
+end
+return out
+"""
+
+
+def mark_args(
+    marks: Iterable[int], set_key: Callable[[int, int], str], generations: tuple[int, ...]
+) -> list[str | int]:
+    """Per mark: the set that would hold it in each of ``generations`` (``set_key(generation, shard)``), then
+    the mark: ``REMEMBERED_LUA``'s ARGV with two generations, and the marks check of the commit script."""
+    args: list[str | int] = []
+    for member in marks:
+        at = shard(member)
+        args += [*(set_key(g, at) for g in generations), member]
+    return args

@@ -15,7 +15,7 @@ a 50-item batch reads ~600 index keys and ~800 story keys. Comparing values is l
 what WATCH would (a change, a deletion, an expiry), except a rewrite to the same value, which could not
 change a decision.
 
-Round trips per batch: MGET (index) with EVAL (``_REMEMBERED_LUA``, long-term marks) in one pipeline,
+Round trips per batch: MGET (index) with EVAL (``worker.marks.REMEMBERED_LUA``, long-term marks) in one pipeline,
 MGET (candidate stories), EVAL (``_COMMIT_LUA``). An item's own long-term mark needs no check: one the
 batch did not find is written under its ``P:seen:`` key too, which the check covers. A URL's or guid's
 mark is all the index keeps of it (``worker/marks.py``), so the script checks that every such mark the
@@ -39,7 +39,7 @@ from livebrief.config import WorkerConfig
 from livebrief.errors import BatchConflictError
 from livebrief.keys import Keys
 from livebrief.models import Entry
-from worker.marks import expires_at, generation, shard
+from worker.marks import REMEMBERED_LUA, expires_at, generation, mark_args, shard
 from worker.prepare import Prepared
 from worker.records import decode_story, encode_story
 from worker.stories import BatchPlan, IndexView, SeenMark, candidate_story_ids, plan_batch
@@ -194,29 +194,6 @@ def _read_args(reads: list[tuple[str, bytes | None, bool]]) -> list[str | bytes 
     return out
 
 
-# Which long-term marks exist, in the current generation or the one before. ARGV: m x (key in the
-# current generation, key in the previous one, member); returns m flags, 1 where the mark exists.
-_REMEMBERED_LUA = """
-local out = {}
-for k = 1, #ARGV, 3 do
-  local m = ARGV[k + 2]
-  out[#out + 1] = (redis.call('SISMEMBER', ARGV[k], m) == 1 or redis.call('SISMEMBER', ARGV[k + 1], m) == 1)
-                  and 1 or 0
-end
-return out
-"""
-
-
-def _mark_args(marks: list[int], keys: Keys, generations: tuple[int, ...]) -> list[str | int]:
-    """Per mark: the set that would hold it in each of ``generations``, then the mark (``_REMEMBERED_LUA``'s
-    ARGV, and the marks check of ``_COMMIT_LUA``)."""
-    args: list[str | int] = []
-    for member in marks:
-        at = shard(member)
-        args += [*(keys.mark_set(g, at) for g in generations), member]
-    return args
-
-
 _encoder = redis.connection.Encoder("utf-8", "strict", False)  # redis-py's own, for recorded commands
 
 
@@ -296,7 +273,7 @@ def commit_batch(
         # One round trip: the index keys, and which long-term marks exist.
         reader = client.pipeline(transaction=False)
         reader.mget(names)
-        reader.eval(_REMEMBERED_LUA, 0, *cast(list[str], _mark_args(marks, keys, (gen, gen - 1))))
+        reader.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.mark_set, (gen, gen - 1))))
         values, found = cast(tuple[list[bytes | None], list[int]], reader.execute())
         view = _view(values, meaning)
         view.remembered = {member for member, flag in zip(marks, found, strict=True) if flag}
@@ -323,7 +300,7 @@ def commit_batch(
             finally:
                 recorder.reset()
         absent = sorted(exact_marks - view.remembered)
-        args = [*_read_args(reads), len(absent), *_mark_args(absent, keys, (gen - 1, gen, gen + 1)),
+        args = [*_read_args(reads), len(absent), *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)),
                 *_write_args(plan, bodies, keys, settings, gen), *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
