@@ -24,7 +24,9 @@ message id (when Redis stored it), "webhook" the time the receiver got the POST.
 as "> drain". The other figures are absolute; the 100 items/s run is the baseline the 1,000 items/s run is
 compared with. Last, where the cores go: CPU per item of each process from the measured load's start until
 it has drained (workers and receiver from /proc, so Linux only; redis-server by its own ``INFO cpu``; this
-process does the poller's parsing and queueing, and reads the stream).
+process does the poller's parsing and queueing, and reads the stream); and the commits of the measured
+load, from the workers' counters (``livebrief metrics``): batches, items per batch, and conflicts, commit
+attempts that found the index changed by the other worker and decided their batch again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from _support import (
 
 from feeds.parse import parse_feed
 from feeds.poller import Poller
+from feeds.status import read_counters
 from livebrief.config import FeedConfig
 from livebrief.keys import Keys
 from livebrief.redis_server import free_port
@@ -211,7 +214,8 @@ def _cpu_snapshot(procs: list[subprocess.Popen[bytes]], receiver: subprocess.Pop
 
 
 def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory,
-         warmup: float, delivery_worker: bool) -> tuple[list[list[object]], list[list[object]], list[list[object]]]:
+         warmup: float, delivery_worker: bool
+         ) -> tuple[list[list[object]], list[list[object]], list[list[object]], list[object]]:
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
     warm_ticks = int(warmup / TICK)
@@ -248,6 +252,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
             time.sleep(0.1)
         fetched: dict[str, float] = {}
         cpu_before = _cpu_snapshot(procs, receiver, client)
+        counted_before = read_counters(client, Keys(config.prefix))
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
         deadline = time.time() + drain
         # The stream by url (its arrivals also hold the warm-up's items); the receiver, cheaply, by count.
@@ -256,6 +261,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
                                               and _hooked_count(hook_port) >= expected_hooked):
             time.sleep(0.2)
         cpu_after = _cpu_snapshot(procs, receiver, client)
+        counted = read_counters(client, Keys(config.prefix))
         hooked = _hooked(hook_port)
         stop.set()
         reader.join(2)
@@ -283,7 +289,12 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     if cpu_rows:
         total = sum(cast(float, row[2]) for row in cpu_rows)
         cpu_rows.append([f"{rate:,}/s", f"total: {total * rate / 1000:.2f} cores at this rate", total])
-    return rows, _windows(rate, fetched, stream_seen.at, drain), cpu_rows
+    batches = counted.batches - counted_before.batches
+    items = sum(counted.items.values()) - sum(counted_before.items.values())
+    conflicts = counted.conflicts - counted_before.conflicts
+    commit_row = [f"{rate:,}/s", batches, items / batches if batches else 0, conflicts,
+                  100 * conflicts / (batches + conflicts) if batches else 0]
+    return rows, _windows(rate, fetched, stream_seen.at, drain), cpu_rows, commit_row
 
 
 def _arrived(urls: dict[str, float], arrivals: _Arrivals) -> bool:
@@ -328,12 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[list[object]] = []
     windows: list[list[object]] = []
     cpu: list[list[object]] = []
+    commits: list[list[object]] = []
     for rate in ns.rates:
-        run_rows, run_windows, run_cpu = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory, ns.warmup,
-                                              ns.delivery_worker)
+        run_rows, run_windows, run_cpu, run_commits = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory,
+                                                           ns.warmup, ns.delivery_worker)
         rows.extend(run_rows)
         windows.extend(run_windows)
         cpu.extend(run_cpu)
+        commits.append(run_commits)
     print_table("latency from Item.fetched (ms)",
                 ["load", "arrival at", "items", "p50 ms", "p99 ms", "max ms", "not arrived", "pacing"], rows)
     if ns.seconds > WINDOW:
@@ -343,6 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cpu:
         print_table("CPU per item by process, from the measured load's start until it had drained (ms; where the "
                     "cores go)", ["load", "process", "CPU ms per item"], cpu)
+    print_table("commits of the measured load (livebrief metrics' counters): a conflict is a commit attempt "
+                "that found a key it read changed by the other worker, so its batch was decided again",
+                ["load", "batches committed", "items per batch", "conflicts", "conflicts per 100 attempts"], commits)
     first = next((r for r in rows if r[0].startswith("1,000/s") and r[1].startswith("stream (XREAD")), None)
     if first:
         print_table("goals (issue 6)", ["goal", "target", "measured"],

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from feeds.health import FeedState, FeedStates
 from feeds.push import Subscriptions
 from livebrief.config import Config
-from livebrief.keys import Keys
+from livebrief.keys import BATCHES, CONFLICTS, DEAD_LETTERS, DELIVERED, ITEMS, VERSIONS, Keys
 
 
 class FeedStatus(BaseModel):
@@ -51,8 +51,35 @@ def feed_statuses(client: redis.Redis, config: Config) -> list[FeedStatus]:
     return result
 
 
-def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length: int) -> str:
+class Counters(BaseModel):
+    """What the workers did (``Keys.counters``), counted since the index was created."""
+
+    items: dict[str, int] = {}  # by outcome
+    batches: int = 0
+    conflicts: int = 0
+    versions: int = 0
+    delivered: dict[str, int] = {}  # by webhook
+    dead_letters: dict[str, int] = {}  # by webhook
+
+
+def read_counters(client: redis.Redis, keys: Keys) -> Counters:
+    counters = Counters()
+    singles = {BATCHES: "batches", CONFLICTS: "conflicts", VERSIONS: "versions"}
+    labelled = {ITEMS: counters.items, DELIVERED: counters.delivered, DEAD_LETTERS: counters.dead_letters}
+    for raw_field, raw_value in cast(dict[bytes, bytes], client.hgetall(keys.counters)).items():
+        field, value = raw_field.decode(), int(raw_value)
+        kind, _, label = field.partition(":")
+        if field in singles:
+            setattr(counters, singles[field], value)
+        elif kind in labelled:
+            labelled[kind][label] = value
+    return counters
+
+
+def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length: int,
+               counters: Counters | None = None, dead_letters: int = 0) -> str:
     """The figures in Prometheus text exposition format."""
+    counters = counters or Counters()
     lines = [
         "# HELP livebrief_feed_failures Consecutive failed fetches of the feed.",
         "# TYPE livebrief_feed_failures gauge",
@@ -77,5 +104,29 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
         "# HELP livebrief_stream_entries Entry versions kept in the stream.",
         "# TYPE livebrief_stream_entries gauge",
         f"livebrief_stream_entries {stream_length}",
+        "# HELP livebrief_items_total Items the workers decided, by outcome (a batch retried after a crash "
+        "counts its items again, as seen).",
+        "# TYPE livebrief_items_total counter",
+        *(f'livebrief_items_total{{outcome="{o}"}} {n}' for o, n in sorted(counters.items.items())),
+        "# HELP livebrief_batches_total Batches of items committed.",
+        "# TYPE livebrief_batches_total counter",
+        f"livebrief_batches_total {counters.batches}",
+        "# HELP livebrief_commit_conflicts_total Commits that found the story index changed by another worker "
+        "and decided their batch again.",
+        "# TYPE livebrief_commit_conflicts_total counter",
+        f"livebrief_commit_conflicts_total {counters.conflicts}",
+        "# HELP livebrief_entry_versions_total Entry versions published.",
+        "# TYPE livebrief_entry_versions_total counter",
+        f"livebrief_entry_versions_total {counters.versions}",
+        "# HELP livebrief_webhook_deliveries_total Messages each webhook's receiver accepted.",
+        "# TYPE livebrief_webhook_deliveries_total counter",
+        *(f'livebrief_webhook_deliveries_total{{webhook="{w}"}} {n}' for w, n in sorted(counters.delivered.items())),
+        "# HELP livebrief_webhook_dead_letters_total Messages to each webhook dead-lettered after their last retry.",
+        "# TYPE livebrief_webhook_dead_letters_total counter",
+        *(f'livebrief_webhook_dead_letters_total{{webhook="{w}"}} {n}'
+          for w, n in sorted(counters.dead_letters.items())),
+        "# HELP livebrief_dead_letters Deliveries waiting in the dead-letter list for a replay.",
+        "# TYPE livebrief_dead_letters gauge",
+        f"livebrief_dead_letters {dead_letters}",
     ]
     return "\n".join(lines) + "\n"

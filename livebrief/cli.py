@@ -247,14 +247,15 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from feeds.status import feed_statuses, prometheus
+    from feeds.status import feed_statuses, prometheus, read_counters
     from livebrief.workers import queues
 
     config = load_config(args.config)
     keys = Keys(config.prefix)
     with _redis(config, embed=False) as (_, client):
         text = prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
-                          int(cast(int, client.xlen(keys.entries_stream))))
+                          int(cast(int, client.xlen(keys.entries_stream))), read_counters(client, keys),
+                          int(cast(int, client.llen(keys.deadletter))))
     print(text, end="")
     return 0
 

@@ -28,6 +28,9 @@ P:dmark:<gen>:<shard>          set        64-bit marks of deliveries done (webho
 P:delivered:<delivery>         string     the same, as earlier versions wrote it; read only,   seen_ttl
                                           until the last of them expires
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
+P:counters                     hash       what the workers did, for ``livebrief metrics``: items  none
+                                          by outcome, batches, commit conflicts, entry
+                                          versions; deliveries and dead letters per webhook
 =============================  =========  ===================================================  ==================
 
 RQ's own keys live under ``rq:``; livebrief's two RQ queues are named ``P-ingest`` and ``P-deliveries``,
@@ -37,6 +40,19 @@ so two installations with different prefixes can share one Redis without taking 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Fields of the ``P:counters`` hash (``Keys.counters``): counts, only ever incremented; the last three are
+# kept per label, as "<kind>:<label>" (``counter_field``).
+BATCHES = "batches"  # batches committed
+CONFLICTS = "conflicts"  # commit attempts that found a key changed by another worker, then decided again
+VERSIONS = "versions"  # entry versions published
+ITEMS = "items"  # items decided, per outcome (worker/stories.py: new_story, near_duplicate, seen, ...)
+DELIVERED = "delivered"  # messages a webhook's receiver accepted, per webhook
+DEAD_LETTERS = "dead_letters"  # messages dead-lettered after their last retry, per webhook
+
+
+def counter_field(kind: str, label: str) -> str:
+    return f"{kind}:{label}"
 
 
 @dataclass(frozen=True)
@@ -109,3 +125,7 @@ class Keys:
 
     def recovery_claim(self, job_id: str, execution_id: str) -> str:
         return f"{self.prefix}:recovering:{job_id}:{execution_id}"
+
+    @property
+    def counters(self) -> str:
+        return f"{self.prefix}:counters"

@@ -19,6 +19,7 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from feeds.poller import Poller
+from feeds.status import read_counters
 from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.models import Entry, Item
@@ -46,6 +47,11 @@ def test_retried_batch_publishes_only_what_it_had_not(client: redis.Redis, redis
     entries = stream(client)
     assert len(entries) == 20
     assert len({e.id for e in entries}) == 20
+    # The counters are written by the commits themselves: the retry's 12 items count again, as seen, but
+    # no entry version is counted twice.
+    counters = read_counters(client, KEYS)
+    assert (counters.versions, counters.batches, counters.conflicts) == (20, 2, 0)
+    assert counters.items == {"new_story": 20, "seen": 12}
 
 
 def test_two_workers_racing_on_copies_of_one_story_make_one_story(client: redis.Redis, redis_url: str) -> None:
@@ -115,6 +121,9 @@ def test_a_commit_that_lost_a_race_rereads_and_joins_the_winners_story(
 
     assert len(calls) == 2  # decided twice: the first decision was made on a stale view
     assert plan.outcomes == {"a-1": "near_duplicate"}
+    counters = read_counters(client, KEYS)
+    assert (counters.conflicts, counters.batches, counters.versions) == (1, 2, 2)
+    assert counters.items == {"new_story": 1, "near_duplicate": 1}
     entries = stream(client)
     assert [(e.id, e.version) for e in entries] == [(entries[0].id, 1), (entries[0].id, 2)]
     assert sorted(s.feed for s in entries[-1].sources) == ["outlet-a", "outlet-b"]

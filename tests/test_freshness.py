@@ -1,4 +1,5 @@
-"""Freshness figures: per-feed lag and who was first with a story, in `livebrief feeds` and `metrics`."""
+"""Freshness figures (per-feed lag, who was first with a story) and the workers' counters, in `livebrief feeds`
+and `metrics`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from worker.jobs import run_batch
 from worker.runtime import configure
 
 
-def test_feeds_and_metrics_report_lag_and_first_with_a_story(
+def test_feeds_and_metrics_report_lag_first_with_a_story_and_what_the_workers_did(
     tmp_path: Path, client: redis.Redis, redis_url: str
 ) -> None:
     feeds = [{"id": "fast", "name": "Fast", "url": "https://fast.example/rss"},
@@ -45,3 +46,10 @@ def test_feeds_and_metrics_report_lag_and_first_with_a_story(
     assert 'livebrief_feed_first_total{feed="fast"} 1' in metrics.stdout
     assert 'livebrief_feed_lag_seconds{feed="slow"} 90.000' in metrics.stdout
     assert "livebrief_stream_entries 2" in metrics.stdout
+    # What the workers did: two batches, two entry versions, the copy merged into the original's story.
+    assert "livebrief_batches_total 2" in metrics.stdout
+    assert "livebrief_entry_versions_total 2" in metrics.stdout
+    assert "livebrief_commit_conflicts_total 0" in metrics.stdout
+    items = [line for line in metrics.stdout.splitlines() if line.startswith("livebrief_items_total")]
+    assert items == ['livebrief_items_total{outcome="near_duplicate"} 1',
+                     'livebrief_items_total{outcome="new_story"} 1']

@@ -16,6 +16,7 @@ import yaml
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
+from feeds.status import read_counters
 from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.recovery import recover_abandoned
@@ -206,6 +207,8 @@ def test_a_delivery_worker_killed_midway_sends_again_only_the_message_it_was_pos
     order = [f"msg_{e['id']}_v{e['version']}" for e in published]
     assert ids == [*order[:3], *order[2:]]  # the first two were not sent again
     assert client.llen(KEYS.deadletter) == 0
+    # Counted with the marks: the message POSTed twice counts once, as delivered.
+    assert read_counters(client, KEYS).delivered == {"desk": 5}
 
 
 def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
@@ -224,6 +227,11 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     webhook_receiver.status = 200
     path = _config_file(tmp_path, runtime.config)
     env = {**os.environ, "REDIS_URL": redis_url}
+    metrics = subprocess.run([sys.executable, "-m", "livebrief.cli", "metrics", "--config", str(path)],
+                             env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert 'livebrief_webhook_dead_letters_total{webhook="desk"} 3' in metrics.stdout
+    assert "livebrief_dead_letters 3" in metrics.stdout
+    assert "livebrief_webhook_deliveries_total{" not in metrics.stdout
     listing = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "--config", str(path)],
                              env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert "dead-lettered=3" in listing.stdout
@@ -236,6 +244,8 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     delivered = [r["headers"]["webhook-id"] for r in webhook_receiver.delivered]
     assert sorted(delivered) == sorted(first_ids)  # same webhook-id on replay: receivers can dedupe
     assert client.llen(KEYS.deadletter) == 0
+    counters = read_counters(client, KEYS)
+    assert (counters.delivered, counters.dead_letters) == ({"desk": 3}, {"desk": 3})
 
 
 def test_watchdog_thread_recovers_an_abandoned_delivery_and_runs_its_failure_callback(

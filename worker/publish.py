@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import cast
@@ -37,7 +38,7 @@ import structlog
 
 from livebrief.config import WorkerConfig
 from livebrief.errors import BatchConflictError
-from livebrief.keys import Keys
+from livebrief.keys import BATCHES, CONFLICTS, ITEMS, VERSIONS, Keys, counter_field
 from livebrief.models import Entry
 from worker.marks import REMEMBERED_LUA, expires_at, generation, mark_args, shard
 from worker.prepare import Prepared
@@ -106,6 +107,9 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 #   f, then f x (stats key, entries, first, lag sum, lags, last lag)   freshness counters, summed per feed
 #                                            (a batch is mostly one feed's: per item, these hash commands
 #                                            were a fifth of the script's calls)
+#   counters, h, then h x (field, n)         HINCRBY counters field n   (items by outcome, batches, conflicts,
+#                                            versions: counted with what they count, so a crash can neither
+#                                            lose nor double them)
 #   q, then q x (argc, argc x arg)           other commands, run as given (the delivery jobs RQ queues)
 _COMMIT_LUA = """
 local i = 1
@@ -172,6 +176,11 @@ for _ = 1, tonumber(take()) do
     redis.call('HSET', key, 'last_lag', last)
   end
 end
+local counters = take()
+for _ = 1, tonumber(take()) do
+  local field, n = take(), take()
+  redis.call('HINCRBY', counters, field, n)
+end
 for _ = 1, tonumber(take()) do
   local argc = tonumber(take())
   redis.call(unpack(ARGV, i, i + argc - 1))
@@ -206,9 +215,10 @@ def _command_args(commands: list[tuple[tuple[object, ...], dict[str, object]]]) 
 
 
 def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: WorkerConfig,
-                gen: int) -> list[str | bytes | int]:
+                gen: int, conflicts: int) -> list[str | bytes | int]:
     """The write part of ``_COMMIT_LUA``'s ARGV; ``bodies`` are the published entries' JSON, in
-    ``plan.published`` order; ``gen`` is the current generation of long-term marks."""
+    ``plan.published`` order; ``gen`` is the current generation of long-term marks; ``conflicts`` the
+    attempts this batch lost to other workers before this one."""
     story_ttl = settings.story_retention
     # What names a story is kept as long as the stories; past that, only the long-term marks.
     mark_ttl = min(settings.seen_ttl, story_ttl)
@@ -234,8 +244,11 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     marks: list[str | bytes | int] = [expires_at(gen, settings.seen_ttl), len(by_set)]
     for name, members in by_set.items():
         marks += [name, len(members), *members]
+    counts = Counter(counter_field(ITEMS, outcome) for outcome in plan.outcomes.values())
+    counts.update({BATCHES: 1, CONFLICTS: conflicts, VERSIONS: len(bodies)})
+    counters: list[str | bytes | int] = [f for field, n in counts.items() if n for f in (field, n)]
     return [len(sets) // 3, *sets, *marks, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
-            len(publish) // 2, *publish, len(stats) // 6, *stats]
+            len(publish) // 2, *publish, len(stats) // 6, *stats, keys.counters, len(counters) // 2, *counters]
 
 
 _Tally = tuple[int, int, float, int, float]
@@ -301,7 +314,7 @@ def commit_batch(
                 recorder.reset()
         absent = sorted(exact_marks - view.remembered)
         args = [*_read_args(reads), len(absent), *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)),
-                *_write_args(plan, bodies, keys, settings, gen), *_command_args(commands)]
+                *_write_args(plan, bodies, keys, settings, gen, attempt - 1), *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
         if client.eval(_COMMIT_LUA, 0, *cast(list[str], args)) == -1:
