@@ -25,7 +25,7 @@ from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from worker import marks
 from worker.jobs import run_batch
-from worker.notify import enqueue_delivery_batch, render_message, render_payload, sign, verify
+from worker.notify import DeliveryMarks, enqueue_delivery_batch, render_message, render_payload, sign, verify
 from worker.runtime import configure
 
 KEYS = Keys("livebrief")
@@ -209,6 +209,15 @@ def test_a_delivery_worker_killed_midway_sends_again_only_the_message_it_was_pos
     assert client.llen(KEYS.deadletter) == 0
     # Counted with the marks: the message POSTed twice counts once, as delivered.
     assert read_counters(client, KEYS).delivered == {"desk": 5}
+
+
+def test_a_message_marked_delivered_by_two_racing_jobs_counts_once(client: redis.Redis) -> None:
+    marks = DeliveryMarks(client, KEYS, "desk", 7 * 86400)
+    for msg_id in ("msg_s1_v1", "msg_s1_v1", "msg_s2_v1"):  # the first twice: two jobs both posted it
+        marks.add(msg_id)
+    marks.close()
+
+    assert read_counters(client, KEYS).delivered == {"desk": 2}
 
 
 def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(

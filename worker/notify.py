@@ -209,9 +209,10 @@ def deliver_batch(webhook_id: str, messages: list[list[str]]) -> str:
 
 
 # One command per delivery: SADD and EXPIREAT sent apart cost twice the client CPU of one small EVAL. The
-# webhook's delivered count goes up in the same call, so it counts each message once, as the mark does.
-_MARK_LUA = ("redis.call('SADD', ARGV[1], ARGV[2]) redis.call('EXPIREAT', ARGV[1], ARGV[3]) "
-             "redis.call('HINCRBY', ARGV[4], ARGV[5], 1)")
+# webhook's delivered count goes up in the same call, and only with a new mark, so a message counts once
+# even when two jobs raced to deliver it.
+_MARK_LUA = ("if redis.call('SADD', ARGV[1], ARGV[2]) == 1 then redis.call('HINCRBY', ARGV[4], ARGV[5], 1) end "
+             "redis.call('EXPIREAT', ARGV[1], ARGV[3])")
 
 
 def delivered(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: list[str], ttl: int,

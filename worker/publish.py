@@ -1,4 +1,4 @@
-"""The atomic step: mark seen + update the story index + XADD + PUBLISH + enqueue webhook deliveries.
+"""The atomic step: mark seen + update the story index + XADD + PUBLISH + enqueue webhook deliveries + count.
 
 Optimistic concurrency, checked inside one Lua call: the batch reads the index (MGET), decides, and then
 sends every key it read with the value it saw (a SHA-1 for story records). The script compares them
