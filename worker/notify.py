@@ -247,6 +247,7 @@ class DeliveryMarks:
         self.keys = keys
         self.webhook_id = webhook_id
         self.ttl = ttl
+        self.counted = (keys.counters, counter_field(DELIVERED, webhook_id))
         self.conn: redis.connection.Connection | None = None
         self.pending = 0
 
@@ -256,8 +257,7 @@ class DeliveryMarks:
         mark = delivery_mark(self.webhook_id, msg_id)
         gen = generation(time.time(), self.ttl)
         key = self.keys.delivery_mark_set(gen, shard(mark))
-        self.conn.send_command("EVAL", _MARK_LUA, 0, key, mark, expires_at(gen, self.ttl), self.keys.counters,
-                               counter_field(DELIVERED, self.webhook_id))
+        self.conn.send_command("EVAL", _MARK_LUA, 0, key, mark, expires_at(gen, self.ttl), *self.counted)
         self.pending += 1
 
     def close(self) -> None:
