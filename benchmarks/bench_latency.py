@@ -225,6 +225,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     receiver = start_receiver(__file__, hook_port)
     with throwaway_redis() as (server, client):
         config = webhook_config(server.url, hook_url, warm_ticks + ticks)
+        keys = Keys(config.prefix)
         # As `livebrief work` does by default: each worker serves ingest first, then deliveries; or, as
         # `livebrief run` lays them out (--delivery-worker), ingest workers and one for deliveries.
         roles = "ingest" if delivery_worker else "ingest,deliveries"
@@ -235,7 +236,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
             procs.append(subprocess.Popen([*command, "deliveries"]))
         stop = threading.Event()
         reader = threading.Thread(target=_stream_reader, args=(
-            redis.Redis.from_url(server.url), Keys(config.prefix).entries_stream, stream_seen, stop), daemon=True)
+            redis.Redis.from_url(server.url), keys.entries_stream, stream_seen, stop), daemon=True)
         reader.start()
         poller = Poller(config, client, parse_workers=0)
         feeds = list(poller.feeds.values())
@@ -252,7 +253,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
             time.sleep(0.1)
         fetched: dict[str, float] = {}
         cpu_before = _cpu_snapshot(procs, receiver, client)
-        counted_before = read_counters(client, Keys(config.prefix))
+        counted_before = read_counters(client, keys)
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
         deadline = time.time() + drain
         # The stream by url (its arrivals also hold the warm-up's items); the receiver, cheaply, by count.
@@ -261,7 +262,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
                                               and _hooked_count(hook_port) >= expected_hooked):
             time.sleep(0.2)
         cpu_after = _cpu_snapshot(procs, receiver, client)
-        counted = read_counters(client, Keys(config.prefix))
+        counted = read_counters(client, keys)
         hooked = _hooked(hook_port)
         stop.set()
         reader.join(2)

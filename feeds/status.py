@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 import redis
 from pydantic import BaseModel
@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from feeds.health import FeedState, FeedStates
 from feeds.push import Subscriptions
 from livebrief.config import Config
-from livebrief.keys import BATCHES, CONFLICTS, DEAD_LETTERS, DELIVERED, ITEMS, VERSIONS, Keys
+from livebrief.keys import Keys
 
 
 class FeedStatus(BaseModel):
@@ -52,7 +52,8 @@ def feed_statuses(client: redis.Redis, config: Config) -> list[FeedStatus]:
 
 
 class Counters(BaseModel):
-    """What the workers did (``Keys.counters``), counted since the index was created."""
+    """What the workers did (``Keys.counters``), counted since the index was created. The attributes are
+    named as the hash's fields (``livebrief/keys.py``): a plain count, or a count per label."""
 
     items: dict[str, int] = {}  # by outcome
     batches: int = 0
@@ -63,23 +64,19 @@ class Counters(BaseModel):
 
 
 def read_counters(client: redis.Redis, keys: Keys) -> Counters:
-    counters = Counters()
-    singles = {BATCHES: "batches", CONFLICTS: "conflicts", VERSIONS: "versions"}
-    labelled = {ITEMS: counters.items, DELIVERED: counters.delivered, DEAD_LETTERS: counters.dead_letters}
+    fields: dict[str, Any] = {}
     for raw_field, raw_value in cast(dict[bytes, bytes], client.hgetall(keys.counters)).items():
-        field, value = raw_field.decode(), int(raw_value)
-        kind, _, label = field.partition(":")
-        if field in singles:
-            setattr(counters, singles[field], value)
-        elif kind in labelled:
-            labelled[kind][label] = value
-    return counters
+        kind, _, label = raw_field.decode().partition(":")
+        if label:
+            fields.setdefault(kind, {})[label] = int(raw_value)
+        else:
+            fields[kind] = int(raw_value)
+    return Counters.model_validate(fields)
 
 
-def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length: int,
-               counters: Counters | None = None, dead_letters: int = 0) -> str:
+def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length: int, counters: Counters,
+               dead_letters: int) -> str:
     """The figures in Prometheus text exposition format."""
-    counters = counters or Counters()
     lines = [
         "# HELP livebrief_feed_failures Consecutive failed fetches of the feed.",
         "# TYPE livebrief_feed_failures gauge",

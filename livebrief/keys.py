@@ -42,7 +42,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Fields of the ``P:counters`` hash (``Keys.counters``): counts, only ever incremented; the last three are
-# kept per label, as "<kind>:<label>" (``counter_field``).
+# kept per label, as "<kind>:<label>" (``counter_field``). ``feeds.status.Counters`` reads each into the
+# attribute of the same name.
 BATCHES = "batches"  # batches committed
 CONFLICTS = "conflicts"  # commit attempts that found a key changed by another worker, then decided again
 VERSIONS = "versions"  # entry versions published

@@ -297,16 +297,19 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
     keys = runtime.keys
     done = delivered(connection, keys, webhook_id, [m for m, _ in messages], runtime.config.worker.seen_ttl)
     failed_at = datetime.now(UTC).isoformat()
-    for (msg_id, entry_json), already in zip(messages, done, strict=True):
-        if already:
-            continue  # delivered by an earlier attempt of this job
-        record = {"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": str(exc),
-                  "failed_at": failed_at}
-        with connection.pipeline() as pipe:  # MULTI: the count and the letter together
-            pipe.lpush(keys.deadletter, json.dumps(record))
-            pipe.hincrby(keys.counters, counter_field(DEAD_LETTERS, webhook_id), 1)
-            pipe.execute()
-        log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
+    letters = [json.dumps({"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": str(exc),
+                           "failed_at": failed_at})
+               for (msg_id, entry_json), already in zip(messages, done, strict=True)
+               if not already]  # the others were delivered by an earlier attempt of this job
+    if not letters:
+        return
+    with connection.pipeline() as pipe:  # MULTI: the letters and their count together
+        pipe.lpush(keys.deadletter, *letters)
+        pipe.hincrby(keys.counters, counter_field(DEAD_LETTERS, webhook_id), len(letters))
+        pipe.execute()
+    for (msg_id, _), already in zip(messages, done, strict=True):
+        if not already:
+            log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
 
 
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
