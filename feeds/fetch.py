@@ -21,8 +21,6 @@ import ipaddress
 import socket
 import time
 import zlib
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -38,6 +36,7 @@ from livebrief.errors import (
     HTTPStatusError,
     TooLargeError,
 )
+from livebrief.retry_after import parse_retry_after
 
 MAX_REDIRECTS = 5
 ADDRESS_CACHE_SECONDS = 60.0
@@ -72,23 +71,6 @@ class FetchResult(BaseModel):
     @property
     def not_modified(self) -> bool:
         return self.status == 304
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
 
 
 def _host_port(host: str, port: int) -> str:

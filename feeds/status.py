@@ -61,6 +61,7 @@ class Counters(BaseModel):
     versions: int = 0
     delivered: dict[str, int] = {}  # by webhook
     dead_letters: dict[str, int] = {}  # by webhook
+    deferred: dict[str, int] = {}  # by webhook: deliveries put off because the receiver asked to wait
 
 
 def read_counters(client: redis.Redis, keys: Keys) -> Counters:
@@ -122,6 +123,10 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
         "# TYPE livebrief_webhook_dead_letters_total counter",
         *(f'livebrief_webhook_dead_letters_total{{webhook="{w}"}} {n}'
           for w, n in sorted(counters.dead_letters.items())),
+        "# HELP livebrief_webhook_deferrals_total Times each webhook's deliveries were put off because its receiver "
+        "asked to wait (429, or 503 with Retry-After).",
+        "# TYPE livebrief_webhook_deferrals_total counter",
+        *(f'livebrief_webhook_deferrals_total{{webhook="{w}"}} {n}' for w, n in sorted(counters.deferred.items())),
         "# HELP livebrief_dead_letters Deliveries waiting in the dead-letter list for a replay.",
         "# TYPE livebrief_dead_letters gauge",
         f"livebrief_dead_letters {dead_letters}",

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from typing import cast
 
 import redis
@@ -274,8 +275,11 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             dead = [json.loads(r) for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))]
             for webhook in config.webhooks:
                 n = sum(1 for d in dead if d["webhook"] == webhook.id)
+                held = cast(bytes | None, client.get(keys.webhook_hold(webhook.id)))
+                wait = (f" waiting-until={datetime.fromtimestamp(float(held), UTC).isoformat(timespec='seconds')}"
+                        if held is not None else "")  # the receiver asked to be called later (429/503)
                 print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
-                      f"dead-lettered={n}")
+                      f"dead-lettered={n}{wait}")
     return 0
 
 

@@ -102,3 +102,13 @@ class DeliveryError(LivebriefError):
     def __init__(self, webhook_id: str, message: str) -> None:
         self.webhook_id = webhook_id
         super().__init__(f"webhook {webhook_id!r}: {message}")
+
+
+class ReceiverBusyError(DeliveryError):
+    """The receiver asked to be called again later (429, or 503 with ``Retry-After``): the delivery waits that
+    long instead of failing (``worker/notify.py``), until the wait has lasted as long as the retry schedule."""
+
+    def __init__(self, webhook_id: str, status: int, wait: float) -> None:
+        self.status = status
+        self.wait = wait
+        super().__init__(webhook_id, f"receiver answered HTTP {status}, asking to wait {wait:.0f} s")

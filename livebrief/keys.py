@@ -27,10 +27,13 @@ P:dmark:<gen>:<shard>          set        64-bit marks of deliveries done (webho
                                           so a retry or replay never re-sends one (intsets)    of seen_ttl
 P:delivered:<delivery>         string     the same, as earlier versions wrote it; read only,   seen_ttl
                                           until the last of them expires
+P:webhook:<webhook>:hold       string     until when (unix s) the receiver asked not to be     that time
+                                          called (429, or 503 with Retry-After)
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
 P:counters                     hash       what the workers did, for ``livebrief metrics``: items  none
                                           by outcome, batches, commit conflicts, entry
-                                          versions; deliveries and dead letters per webhook
+                                          versions; deliveries, deferrals and dead letters
+                                          per webhook
 =============================  =========  ===================================================  ==================
 
 RQ's own keys live under ``rq:``; livebrief's two RQ queues are named ``P-ingest`` and ``P-deliveries``,
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Fields of the ``P:counters`` hash (``Keys.counters``): counts, only ever incremented; the last three are
+# Fields of the ``P:counters`` hash (``Keys.counters``): counts, only ever incremented; the last four are
 # kept per label, as "<kind>:<label>" (``counter_field``). ``feeds.status.Counters`` reads each into the
 # attribute of the same name.
 BATCHES = "batches"  # batches committed
@@ -50,6 +53,7 @@ VERSIONS = "versions"  # entry versions published
 ITEMS = "items"  # items decided, per outcome (worker/stories.py: new_story, near_duplicate, seen, ...)
 DELIVERED = "delivered"  # messages a webhook's receiver accepted, per webhook
 DEAD_LETTERS = "dead_letters"  # messages dead-lettered after their last retry, per webhook
+DEFERRED = "deferred"  # delivery jobs put off because the receiver asked to wait (worker/notify.py), per webhook
 
 
 def counter_field(kind: str, label: str) -> str:
@@ -123,6 +127,9 @@ class Keys:
 
     def legacy_delivered(self, delivery_id: str) -> str:
         return f"{self.prefix}:delivered:{delivery_id}"
+
+    def webhook_hold(self, webhook_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}:hold"
 
     def recovery_claim(self, job_id: str, execution_id: str) -> str:
         return f"{self.prefix}:recovering:{job_id}:{execution_id}"

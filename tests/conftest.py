@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +64,7 @@ class WebhookReceiver:
         self.port = free_port()
         self.status = 200
         self.statuses: list[int] = []  # answers for the next requests, in order, before ``status`` applies
+        self.retry_after: str | None = None  # sent as Retry-After with 429 and 503 answers when set
         self.received: list[dict[str, Any]] = []  # every request, verified or not
         self.on_post: Callable[[int], None] | None = None  # called with each request's number (1, 2, ...) first
         self._httpd: ThreadingHTTPServer | None = None
@@ -91,12 +93,14 @@ class WebhookReceiver:
                     status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
                     receiver.received.append({
                         "headers": headers, "body": json.loads(body), "answered": status,
-                        "verified": verify(receiver.secret, headers, body),
+                        "verified": verify(receiver.secret, headers, body), "at": time.time(),
                     })
                     number = len(receiver.received)
                 if receiver.on_post is not None:
                     receiver.on_post(number)
                 self.send_response(status)
+                if status in (429, 503) and receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -14,9 +14,9 @@ import pytest
 import redis
 import yaml
 from rq import Queue
-from rq.registry import StartedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from feeds.status import read_counters
+from feeds.status import prometheus, read_counters
 from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.recovery import recover_abandoned
@@ -25,7 +25,18 @@ from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from worker import marks
 from worker.jobs import run_batch
-from worker.notify import DeliveryMarks, enqueue_delivery_batch, render_message, render_payload, sign, verify
+from worker.notify import (
+    BUSY_DEFAULT_SECONDS,
+    BUSY_MAX_SECONDS,
+    BUSY_MIN_SECONDS,
+    DeliveryMarks,
+    busy_wait,
+    enqueue_delivery_batch,
+    render_message,
+    render_payload,
+    sign,
+    verify,
+)
 from worker.runtime import configure
 
 KEYS = Keys("livebrief")
@@ -255,6 +266,104 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     assert client.llen(KEYS.deadletter) == 0
     counters = read_counters(client, KEYS)
     assert (counters.delivered, counters.dead_letters) == ({"desk": 3}, {"desk": 3})
+
+
+def _wait_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+def test_a_receiver_asking_to_wait_gets_the_rest_after_its_retry_after_without_a_retry_used(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(_config(redis_url, webhook_receiver))  # retries after 1 s, 1 s, 1 s
+    webhook_receiver.statuses = [200, 429]  # the second POST: "too many requests"
+    webhook_receiver.retry_after = "2"
+    run_batch(client, runtime, [make_item("wire", n) for n in range(4)])
+    (job,) = Queue(KEYS.delivery_queue, connection=client).get_jobs()
+
+    run_worker(runtime.config, client, burst=True, simple=True)
+    assert [r["answered"] for r in webhook_receiver.received] == [200, 429]
+    asked = webhook_receiver.received[1]["at"]
+    assert job.get_status() == "finished"  # put off, not failed: no retry used
+    _wait_until(asked + 1.3)
+    run_worker(runtime.config, client, burst=True, simple=True)  # a retry would be due by now; the wait is not
+    assert len(webhook_receiver.received) == 2
+
+    give_up = time.time() + 5
+    while len(webhook_receiver.delivered) < 4 and time.time() < give_up:
+        run_worker(runtime.config, client, burst=True, simple=True)
+        time.sleep(0.2)
+
+    assert webhook_receiver.received[2]["at"] - asked >= 2.0
+    ids = [r["headers"]["webhook-id"] for r in webhook_receiver.delivered]
+    assert ids == _published_ids(client)  # each once, in the order published
+    assert client.llen(KEYS.deadletter) == 0
+    assert not FailedJobRegistry(KEYS.delivery_queue, connection=client).get_job_ids()
+    counters = read_counters(client, KEYS)
+    assert (counters.delivered, counters.deferred) == ({"desk": 4}, {"desk": 1})
+    assert 'livebrief_webhook_deferrals_total{webhook="desk"} 1' in prometheus([], {}, 0, counters, 0)
+
+
+def test_jobs_for_a_webhook_that_asked_to_wait_do_not_call_it_before_the_wait_ends(
+    tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(_config(redis_url, webhook_receiver))
+    webhook_receiver.statuses = [503]  # a 503 with Retry-After is a wait too; answered to the first POST only
+    webhook_receiver.retry_after = "2"
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3, 6)])
+    assert len(Queue(KEYS.delivery_queue, connection=client).get_jobs()) == 2
+
+    run_worker(runtime.config, client, burst=True, simple=True)  # the second job finds the webhook held
+    assert [r["answered"] for r in webhook_receiver.received] == [503]
+    held = float(client.get(KEYS.webhook_hold("desk")) or 0)
+    assert held - webhook_receiver.received[0]["at"] >= 1.9
+    listing = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "--config",
+                              str(_config_file(tmp_path, runtime.config))], env={**os.environ, "REDIS_URL": redis_url},
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert "waiting-until=" in listing.stdout, listing.stderr
+
+    _wait_until(held + 1.1)
+    run_worker(runtime.config, client, burst=True, simple=True)
+
+    assert all(r["at"] >= held for r in webhook_receiver.received[1:])
+    ids = [r["headers"]["webhook-id"] for r in webhook_receiver.delivered]
+    assert ids == _published_ids(client)  # both jobs waited, and came back in the order they were queued
+    assert read_counters(client, KEYS).deferred == {"desk": 2}
+
+
+def test_a_receiver_that_never_stops_asking_to_wait_is_dead_lettered_after_the_retry_schedule(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    # Waiting is bounded by the retry schedule: here 2 s of waits, then the two retries, then dead letters.
+    runtime = configure(_config(redis_url, webhook_receiver, retry_intervals=[1, 1]))
+    webhook_receiver.status = 429
+    webhook_receiver.retry_after = "1"
+    run_batch(client, runtime, [make_item("wire", n) for n in range(2)])
+    give_up = time.time() + 20
+    while client.llen(KEYS.deadletter) < 2 and time.time() < give_up:
+        run_worker(runtime.config, client, burst=True, simple=True)
+        time.sleep(0.3)
+
+    assert client.llen(KEYS.deadletter) == 2
+    assert webhook_receiver.delivered == []
+    counters = read_counters(client, KEYS)
+    assert counters.dead_letters == {"desk": 2} and counters.deferred.get("desk", 0) >= 1
+    # Each call was for the first message of the job: a wait or a failure stops it.
+    assert {r["headers"]["webhook-id"] for r in webhook_receiver.received} == {_published_ids(client)[0]}
+
+
+def test_how_long_an_answer_asks_deliveries_to_wait() -> None:
+    now = 1_700_000_000.0
+    assert busy_wait(429, "3", now) == 3.0
+    assert busy_wait(429, None, now) == BUSY_DEFAULT_SECONDS  # "too many requests" always waits
+    assert busy_wait(429, "soon", now) == BUSY_DEFAULT_SECONDS
+    assert busy_wait(429, "0", now) == BUSY_MIN_SECONDS
+    assert busy_wait(429, "86400", now) == BUSY_MAX_SECONDS
+    assert busy_wait(503, "Tue, 14 Nov 2023 22:13:50 GMT", now) == 30.0  # an HTTP date: 30 s after ``now``
+    assert busy_wait(503, None, now) is None  # a plain 503 is a failure: retried on the schedule
+    assert busy_wait(500, "3", now) is None
+    assert busy_wait(200, None, now) is None
 
 
 def test_watchdog_thread_recovers_an_abandoned_delivery_and_runs_its_failure_callback(

@@ -9,6 +9,15 @@ fails, every message of the job not yet delivered goes to the dead-letter list, 
 replay`` re-sends one job per message (``deliver``). The ``webhook-id`` is the same on every attempt and
 replay, so receivers can drop repeats.
 
+A receiver that answers 429, or 503 with ``Retry-After``, is not failing but asking to be called later (Slack
+does so past about one message a second). The job then queues what it has not delivered as a new job for
+that time, without using up a retry, and holds the webhook until then (``P:webhook:<id>:hold``): every job
+for it that starts meanwhile is put off the same way instead of calling a receiver that has just said "not
+now". Waiting is bounded: once a job's messages have waited, all told, as long as the webhook's
+``retry_intervals`` add up to, the next such answer counts as a failure, and the retries and dead letters
+above take over. A worker killed after queuing the later job but before finishing this one leaves both to
+run: the marks make whichever runs second skip what the first delivered.
+
 Why a job per batch and not per entry: an RQ job costs ~1-2 ms of worker CPU around its work, more than
 the POST; at 1,000 entries/s one job per entry took more CPU than producing the entries.
 """
@@ -16,6 +25,8 @@ the POST; at 1,000 entries/s one job per entry took more CPU than producing the 
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -26,23 +37,30 @@ from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
 from livebrief.config import WebhookConfig
-from livebrief.errors import DeliveryError
-from livebrief.keys import DEAD_LETTERS, DELIVERED, Keys, counter_field
+from livebrief.errors import DeliveryError, ReceiverBusyError
+from livebrief.keys import DEAD_LETTERS, DEFERRED, DELIVERED, Keys, counter_field
 from livebrief.models import Entry
+from livebrief.retry_after import parse_retry_after
 from livebrief.signing import sign, verify
 from worker import webhook_client
 from worker.marks import REMEMBERED_LUA, delivery_mark, expires_at, generation, mark_args, shard
-from worker.runtime import current
+from worker.runtime import Runtime, current
 
 log = structlog.get_logger(__name__)
 DELIVER_JOB = "worker.notify.deliver"
 DELIVER_BATCH_JOB = "worker.notify.deliver_batch"
 MAX_BATCH_MESSAGES = 100
 __all__ = [
-    "DeliveryEnqueuer", "DeliveryMarks", "deliver", "deliver_batch", "delivered", "render_message", "render_payload",
-    "replay_dead_letters", "sign", "verify",
+    "DeliveryEnqueuer", "DeliveryMarks", "busy_wait", "deliver", "deliver_batch", "delivered", "render_message",
+    "render_payload", "replay_dead_letters", "sign", "verify",
 ]
 EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
+# How long a "not now" answer puts deliveries off (see the module docstring): its Retry-After, within these
+# bounds; a 429 without a usable Retry-After waits the default.
+BUSY_DEFAULT_SECONDS = 5.0
+BUSY_MIN_SECONDS = 1.0
+BUSY_MAX_SECONDS = 3600.0
+_DEFERRAL_SUFFIX = re.compile(r"-d\d+$")
 
 
 def delivery_id(entry: Entry) -> str:
@@ -136,11 +154,42 @@ def enqueue_delivery_batch(
     return queue.enqueue_call(
         DELIVER_BATCH_JOB,
         args=(webhook.id, [list(m) for m in messages]),
-        job_id=f"delivery-{webhook.id}-{messages[0][0]}-{len(messages)}-{int(time.time() * 1000)}",
+        # The time first: deferred jobs due in the same second are queued in the order of their ids
+        # (RQ's scheduled registry scores whole seconds), so they keep the order their batches came in.
+        job_id=f"delivery-{webhook.id}-{int(time.time() * 1000):013d}-{messages[0][0]}-{len(messages)}",
         description=f"deliveries to {webhook.id}: {len(messages)}",  # not RQ's repr of every entry
         pipeline=pipe,
         **_job_options(webhook, len(messages), finished_ttl),
     )
+
+
+def _defer(job: Job | None, runtime: Runtime, webhook: WebhookConfig, messages: list[list[str]], until: float,
+           since: float | None, *, hold: bool) -> bool:
+    """Queue ``messages`` again as a job due at ``until`` and, with ``hold``, hold the webhook until then; False,
+    with nothing done, when there is no job to put off or its messages have waited as long as they may."""
+    if job is None:
+        return False
+    since = time.time() if since is None else since
+    if until - since > sum(webhook.retry_intervals):
+        return False
+    keys = runtime.keys
+    options = _job_options(webhook, len(messages), runtime.config.worker.finished_job_ttl)
+    options["job_timeout"] = options.pop("timeout")
+    # RQ's scheduled registry counts whole seconds, rounded down: round up, or the job runs before ``until``.
+    Queue(keys.delivery_queue, connection=job.connection).enqueue_at(
+        datetime.fromtimestamp(math.ceil(until), UTC), DELIVER_BATCH_JOB, webhook.id, messages, deferred_since=since,
+        job_id=f"{_DEFERRAL_SUFFIX.sub('', job.id)}-d{int(time.time() * 1000)}",
+        description=f"deliveries to {webhook.id}: {len(messages)}, put off", **options,
+    )
+    with job.connection.pipeline() as pipe:
+        if hold:
+            pipe.set(keys.webhook_hold(webhook.id), repr(until), pxat=int(until * 1000))
+        pipe.hincrby(keys.counters, counter_field(DEFERRED, webhook.id), 1)
+        pipe.execute()
+    log.info("delivery_deferred", webhook=webhook.id, messages=len(messages),
+             until=datetime.fromtimestamp(until, UTC).isoformat(),
+             waiting_since=datetime.fromtimestamp(since, UTC).isoformat())
+    return True
 
 
 def enqueue_delivery(
@@ -158,17 +207,31 @@ def enqueue_delivery(
     )
 
 
+def busy_wait(status: int, retry_after: str | None, now: float | None = None) -> float | None:
+    """Seconds a receiver's answer asks deliveries to wait (429, or 503 with ``Retry-After``), or None when
+    the answer is a failure."""
+    seconds = parse_retry_after(retry_after, now)
+    if status == 429 and seconds is None:
+        seconds = BUSY_DEFAULT_SECONDS
+    if status not in (429, 503) or seconds is None:
+        return None
+    return min(max(seconds, BUSY_MIN_SECONDS), BUSY_MAX_SECONDS)
+
+
 def post(webhook: WebhookConfig, msg_id: str, body: bytes) -> int:
-    """One delivery attempt of a rendered ``body``; returns the HTTP status, raises ``DeliveryError``
-    unless 2xx."""
+    """One delivery attempt of a rendered ``body``; returns the HTTP status. Raises ``ReceiverBusyError``
+    when the receiver asks to wait, ``DeliveryError`` on any other answer but 2xx."""
     headers = delivery_headers(webhook, msg_id, body)
     try:
-        status = webhook_client.post(webhook.url, body, headers, webhook.timeout)
+        answer = webhook_client.post(webhook.url, body, headers, webhook.timeout)
     except webhook_client.PostError as exc:
         raise DeliveryError(webhook.id, str(exc)) from exc
-    if not 200 <= status < 300:
-        raise DeliveryError(webhook.id, f"receiver answered HTTP {status}")
-    return status
+    if 200 <= answer.status < 300:
+        return answer.status
+    wait = busy_wait(answer.status, answer.retry_after)
+    if wait is not None:
+        raise ReceiverBusyError(webhook.id, answer.status, wait)
+    raise DeliveryError(webhook.id, f"receiver answered HTTP {answer.status}")
 
 
 def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
@@ -176,9 +239,11 @@ def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
     return deliver_batch(webhook_id, [[msg_id, entry_json]])
 
 
-def deliver_batch(webhook_id: str, messages: list[list[str]]) -> str:
+def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: float | None = None) -> str:
     """RQ job: deliver entry versions ([webhook-id, entry JSON] pairs) to one webhook, in order, skipping
-    those already delivered; the first failure raises, and the retry resumes there."""
+    those already delivered; the first failure raises, and the retry resumes there. When the receiver asks
+    to wait, or has asked and the wait is not over, what is left becomes a job for later (module docstring);
+    ``deferred_since`` is when this job's messages were first put off."""
     runtime = current()
     job = get_current_job()
     connection = job.connection if job else None
@@ -188,16 +253,28 @@ def deliver_batch(webhook_id: str, messages: list[list[str]]) -> str:
         return "dropped: webhook no longer configured"
     ttl = runtime.config.worker.seen_ttl
     msg_ids = [msg_id for msg_id, _ in messages]
-    done = (delivered(connection, runtime.keys, webhook_id, msg_ids, ttl) if connection is not None
-            else [False] * len(messages))
+    done, held = ((_delivery_state(connection, runtime.keys, webhook_id, msg_ids, ttl)) if connection is not None
+                  else ([False] * len(messages), None))
+    if held is not None and held > time.time():
+        rest = [m for m, already in zip(messages, done, strict=True) if not already]
+        if not rest:
+            return f"delivered 0 of {len(messages)}: all were delivered before"
+        if _defer(job, runtime, webhook, rest, held, deferred_since, hold=False):
+            return f"delivered 0 of {len(messages)}: the receiver asked to wait; {len(rest)} put off"
     marks = DeliveryMarks(connection, runtime.keys, webhook_id, ttl) if connection is not None else None
     sent = 0
     try:
-        for (msg_id, entry_json), already in zip(messages, done, strict=True):
+        for index, ((msg_id, entry_json), already) in enumerate(zip(messages, done, strict=True)):
             if already:
                 log.info("delivery_already_done", webhook=webhook_id, delivery=msg_id)
                 continue
-            status = post(webhook, msg_id, render_message(webhook, entry_json))
+            try:
+                status = post(webhook, msg_id, render_message(webhook, entry_json))
+            except ReceiverBusyError as busy:
+                rest = [m for m, a in zip(messages[index:], done[index:], strict=True) if not a]
+                if not _defer(job, runtime, webhook, rest, time.time() + busy.wait, deferred_since, hold=True):
+                    raise
+                return f"delivered {sent} of {len(messages)}; the receiver asked to wait: {len(rest)} put off"
             if marks is not None:
                 marks.add(msg_id)
             log.info("delivered", webhook=webhook_id, delivery=msg_id, status=status)
@@ -223,13 +300,26 @@ def delivered(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: lis
     upgrade). One round trip."""
     if not msg_ids:
         return []
+    return _delivery_state(connection, keys, webhook_id, msg_ids, ttl, now)[0]
+
+
+def _delivery_state(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: list[str], ttl: int,
+                    now: float | None = None) -> tuple[list[bool], float | None]:
+    """``delivered``, and until when the receiver asked not to be called (None: it did not), in one round trip."""
     gen = generation(time.time() if now is None else now, ttl)
     marks = [delivery_mark(webhook_id, msg_id) for msg_id in msg_ids]
     with connection.pipeline(transaction=False) as pipe:
-        pipe.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.delivery_mark_set, (gen, gen - 1))))
-        pipe.mget([keys.legacy_delivered(f"{webhook_id}:{msg_id}") for msg_id in msg_ids])
-        found, legacy = cast(tuple[list[int], list[bytes | None]], pipe.execute())
-    return [bool(flag) or old is not None for flag, old in zip(found, legacy, strict=True)]
+        if msg_ids:
+            pipe.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.delivery_mark_set, (gen, gen - 1))))
+            pipe.mget([keys.legacy_delivered(f"{webhook_id}:{msg_id}") for msg_id in msg_ids])
+        pipe.get(keys.webhook_hold(webhook_id))
+        replies = pipe.execute()
+    hold = cast(bytes | None, replies[-1])
+    if not msg_ids:
+        return [], float(hold) if hold is not None else None
+    found, legacy = cast(tuple[list[int], list[bytes | None]], replies[:2])
+    return ([bool(flag) or old is not None for flag, old in zip(found, legacy, strict=True)],
+            float(hold) if hold is not None else None)
 
 
 class DeliveryMarks:

@@ -31,6 +31,14 @@ class PostError(Exception):
     """The POST got no HTTP answer (refused, reset, timed out, TLS failure, malformed answer)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What deliveries read of a receiver's answer: its status, and its ``Retry-After`` (429 and 503 only)."""
+
+    status: int
+    retry_after: str | None = None
+
+
 @dataclass(frozen=True)
 class _Target:
     scheme: str
@@ -94,17 +102,18 @@ def _drop(target: _Target, timeout: float) -> None:
         conn.close()
 
 
-def _exchange(conn: http.client.HTTPConnection, target: _Target, body: bytes, headers: dict[str, str]) -> int:
+def _exchange(conn: http.client.HTTPConnection, target: _Target, body: bytes, headers: dict[str, str]) -> Answer:
     conn.request("POST", target.path, body=body, headers=headers)
     answer = conn.getresponse()
     answer.read(MAX_ANSWER_BYTES)
     if not answer.isclosed():
         conn.close()  # more than we read: do not drain it, reconnect next time
-    return answer.status
+    status = answer.status
+    return Answer(status, answer.getheader("retry-after") if status in (429, 503) else None)
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """POST ``body`` and return the answer's HTTP status; ``PostError`` when there is no answer."""
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
+    """POST ``body`` and return the receiver's answer; ``PostError`` when there is no answer."""
     target = _target(url)
     if target.auth is not None:
         headers = {**headers, "authorization": target.auth}
