@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -129,6 +129,9 @@ class WorkerConfig(_Strict):
     )
 
 
+EventType = Literal["entry.created", "entry.updated", "entry.withdrawn"]
+
+
 class WebhookConfig(_Strict):
     id: str
     url: str
@@ -136,6 +139,11 @@ class WebhookConfig(_Strict):
     secret: str | None = Field(default=None, description="whsec_... Standard Webhooks secret")
     secret_env: str | None = Field(default=None, description="name of an env var holding the secret")
     topics: list[str] = Field(default_factory=list, description="deliver only these; empty = all")
+    events: list[EventType] = Field(
+        default_factory=lambda: list(get_args(EventType)), min_length=1,
+        description="which entry versions to deliver: new entries, updates (a source added, a correction), "
+                    "withdrawals; a Slack channel may want only the first and last",
+    )
     timeout: float = Field(default=10.0, gt=0)
     retry_intervals: list[int] = Field(
         default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400],

@@ -90,6 +90,24 @@ def test_kill_publishes_a_withdrawal_to_stream_channel_and_webhook(
     assert types == ["entry.created", "entry.withdrawn"]
 
 
+def test_a_webhook_gets_only_the_events_it_asked_for(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    # A Slack channel, say, that wants new entries and withdrawals but not every correction.
+    runtime = configure(make_config(redis_url, [], webhooks=[
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET,
+         "events": ["entry.created", "entry.withdrawn"]}]))
+    run_batch(client, runtime, wire_items("ninjs-v1.json"))
+    run_batch(client, runtime, wire_items("ninjs-v2.json"))  # an update of one story, a kill of another
+    run_worker(runtime.config, client, burst=True, simple=True)
+
+    published = stream(client, runtime)
+    assert "updated" in {e.status for e in published}
+    wanted = [f"msg_{e.id}_v{e.version}" for e in published if e.status != "updated"]
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == wanted
+    assert [r["body"]["type"] for r in webhook_receiver.delivered][-1] == "entry.withdrawn"
+
+
 def test_kill_of_one_source_keeps_the_story_without_it(client: redis.Redis, redis_url: str) -> None:
     runtime = configure(make_config(redis_url, []))
     original = wire_items("ninjs-v1.json")[0]

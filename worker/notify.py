@@ -69,7 +69,9 @@ def delivery_id(entry: Entry) -> str:
 
 
 def matches(webhook: WebhookConfig, entry: Entry) -> bool:
-    return not webhook.topics or bool(set(webhook.topics) & set(entry.topics))
+    """Whether ``webhook`` wants this entry version: one of its events, and one of its topics (if it names any)."""
+    return (EVENT_TYPES[entry.status] in webhook.events
+            and (not webhook.topics or bool(set(webhook.topics) & set(entry.topics))))
 
 
 def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
