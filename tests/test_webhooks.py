@@ -399,6 +399,12 @@ def test_slack_payload_is_a_text_message_with_sources(redis_url: str, webhook_re
     assert body["text"].startswith("*Update: Shelling hits Kharkiv*")
     assert "<https://a.example/1|Wire A>" in body["text"] and "#strikes" in body["text"]
 
+    many = entry.model_copy(update={"sources": [Source(feed=f"f{n}", name=f"Wire {n}", url=f"https://{n}.example/1")
+                                                for n in range(8)]})
+    text = json.loads(render_payload(config.webhooks[0], many))["text"]
+    assert "<https://4.example/1|Wire 4>" in text and "Wire 5" not in text  # the first five, in order
+    assert "and 3 more" in text
+
 
 @pytest.mark.parametrize("fmt", ["standard", "slack"])
 def test_a_queued_entry_renders_as_the_entry_itself_would(redis_url: str, fmt: str) -> None:

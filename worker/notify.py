@@ -55,6 +55,8 @@ __all__ = [
     "render_payload", "replay_dead_letters", "sign", "verify",
 ]
 EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
+# Sources named in a Slack message: a story many outlets report would otherwise end in a wall of links.
+SLACK_SOURCES = 5
 # How long a "not now" answer puts deliveries off (see the module docstring): its Retry-After, within these
 # bounds; a 429 without a usable Retry-After waits the default.
 BUSY_DEFAULT_SECONDS = 5.0
@@ -77,7 +79,10 @@ def matches(webhook: WebhookConfig, entry: Entry) -> bool:
 def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
     """The POST body for one webhook: a Standard Webhooks event, or a Slack incoming-webhook message."""
     if webhook.format == "slack":
-        names = ", ".join(f"<{s.url}|{s.name}>" if s.url else s.name for s in entry.sources)
+        shown = entry.sources[:SLACK_SOURCES]
+        names = ", ".join(f"<{s.url}|{s.name}>" if s.url else s.name for s in shown)
+        if len(entry.sources) > len(shown):
+            names += f" and {len(entry.sources) - len(shown)} more"
         tag = " ".join(f"#{t}" for t in entry.topics)
         prefix = {"new": "", "updated": "Update: ", "withdrawn": "Withdrawn: "}[entry.status]
         lines = [f"*{prefix}{entry.headline}*", entry.summary, f"_{names}_ {tag}".strip()]
