@@ -97,8 +97,9 @@ def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.N
     env = {**os.environ, "REDIS_URL": url}
     if config.source_path:
         env["LIVEBRIEF_CONFIG"] = config.source_path
-    # Deliveries get a worker of their own, so a slow webhook receiver never holds up the pipeline.
-    commands = [["--queues", "ingest"]] * args.workers + [["--queues", "deliveries"]]
+    # Deliveries get workers of their own, so a slow webhook receiver never holds up the pipeline; each
+    # posts one message at a time, so more of them deliver more to slow receivers.
+    commands = [["--queues", "ingest"]] * args.workers + [["--queues", "deliveries"]] * args.delivery_workers
     workers = [subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", *extra], env=env) for extra in commands]
     poller = Poller(config, client)
     receiver = None
@@ -325,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", "poll and process together (embedded Redis when none is configured or reachable)")
     p.add_argument("--once", action="store_true", help="poll every feed once, drain the queues, exit")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="ingest worker processes (default 2)")
+    p.add_argument("--delivery-workers", type=int, default=1,
+                   help="webhook delivery worker processes (default 1; more for slow receivers)")
     p.set_defaults(func=cmd_run)
     p = add("poll", "run a poller (several may share one Redis)")
     p.add_argument("--once", action="store_true")

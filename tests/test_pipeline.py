@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -204,3 +205,30 @@ def test_behind_a_backlog_a_fetch_is_queued_in_bigger_jobs_and_still_published_o
 
     published = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
     assert sorted(s.url for e in published for s in e.sources) == sorted(i.url for i in first + second + third)
+
+
+def test_run_starts_the_ingest_and_delivery_workers_asked_for(
+    tmp_path: Path, client: redis.Redis, redis_url: str
+) -> None:
+    from rq import Worker
+
+    config = write_config(tmp_path, [])
+    run = subprocess.Popen(
+        [sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--delivery-workers", "2",
+         "--config", str(config)],
+        env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        serving: list[list[str]] = []
+        give_up = time.monotonic() + 60
+        while len(serving) < 3 and time.monotonic() < give_up:
+            time.sleep(0.3)
+            serving = [w.queue_names() for w in Worker.all(connection=client)]
+        assert sorted(serving) == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        try:
+            run.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
