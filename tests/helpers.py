@@ -1,9 +1,13 @@
-"""Small builders shared by tests: items as the real parser makes them; a probe job for the worker."""
+"""Small builders shared by tests: items as the real parser makes them; a probe job for the worker; stopping
+a ``livebrief run`` started in its own session."""
 
 from __future__ import annotations
 
 import gc
+import os
 import random
+import signal
+import subprocess
 import zlib
 from datetime import UTC, datetime, timedelta
 
@@ -44,3 +48,13 @@ def garbage_probe() -> dict[str, int]:
     unfrozen = len(gc.get_objects())
     gc.unfreeze()
     return {"unfrozen": unfrozen, "unreachable": gc.collect()}
+
+
+def stop_session(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM a process started with ``start_new_session`` and every process of its session (the workers
+    ``livebrief run`` starts); SIGKILL them if it has not exited after ``timeout`` seconds."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, fixture_bytes, make_config
-from tests.helpers import make_item
+from tests.helpers import make_item, stop_session
 
 KEYS = Keys("livebrief")
 
@@ -227,8 +226,4 @@ def test_run_starts_the_ingest_and_delivery_workers_asked_for(
             serving = [w.queue_names() for w in Worker.all(connection=client)]
         assert sorted(serving) == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
     finally:
-        os.killpg(run.pid, signal.SIGTERM)
-        try:
-            run.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
+        stop_session(run, 30)

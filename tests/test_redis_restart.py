@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.redis_server import EmbeddedRedis
 from tests.conftest import REPO
+from tests.helpers import stop_session
 
 KEYS = Keys("livebrief")
 
@@ -68,9 +68,5 @@ def test_poller_and_worker_ride_out_a_redis_restart(tmp_path: Path, feed_server:
         assert wait_for_headline(server.url, "Regional library extends opening hours", 60)
         assert run.poll() is None, "livebrief run exited instead of reconnecting"
     finally:
-        os.killpg(run.pid, signal.SIGTERM)
-        try:
-            run.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
+        stop_session(run)
         server.stop()
