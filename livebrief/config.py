@@ -144,6 +144,11 @@ class WebhookConfig(_Strict):
         description="which entry versions to deliver: new entries, updates (a source added, a correction), "
                     "withdrawals; a Slack channel may want only the first and last",
     )
+    updates: Literal["all", "content"] = Field(
+        default="all",
+        description="'content': send an entry.updated version only when its headline, summary or topics "
+                    "changed, not when a source joined the story",
+    )
     timeout: float = Field(default=10.0, gt=0)
     retry_intervals: list[int] = Field(
         default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400],

@@ -108,6 +108,24 @@ def test_a_webhook_gets_only_the_events_it_asked_for(
     assert [r["body"]["type"] for r in webhook_receiver.delivered][-1] == "entry.withdrawn"
 
 
+def test_a_webhook_taking_content_updates_skips_versions_that_only_add_a_source(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(make_config(redis_url, [], webhooks=[
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "updates": "content"}]))
+    first = next(i for i in wire_items("ninjs-v1.json") if "Odesa" in i.title)
+    run_batch(client, runtime, [first])
+    run_batch(client, runtime, [make_item("agency", 1, title=first.title, text=first.text)])  # joins: a source more
+    run_batch(client, runtime, wire_items("ninjs-v2.json")[:1])  # the wire corrects it: a new headline
+    run_worker(runtime.config, client, burst=True, simple=True)
+
+    versions = stream(client, runtime)
+    assert [(e.version, len(e.sources), e.headline == versions[0].headline) for e in versions] == [
+        (1, 1, True), (2, 2, True), (3, 2, False)]
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == [
+        f"msg_{versions[0].id}_v1", f"msg_{versions[0].id}_v3"]
+
+
 def test_kill_of_one_source_keeps_the_story_without_it(client: redis.Redis, redis_url: str) -> None:
     runtime = configure(make_config(redis_url, []))
     original = wire_items("ninjs-v1.json")[0]

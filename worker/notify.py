@@ -70,9 +70,11 @@ def delivery_id(entry: Entry) -> str:
     return f"msg_{entry.id}_v{entry.version}"
 
 
-def matches(webhook: WebhookConfig, entry: Entry) -> bool:
-    """Whether ``webhook`` wants this entry version: one of its events, and one of its topics (if it names any)."""
+def matches(webhook: WebhookConfig, entry: Entry, sources_only: bool = False) -> bool:
+    """Whether ``webhook`` wants this entry version: one of its events (an update that only changed the sources
+    not when it takes content updates only), and one of its topics (if it names any)."""
     return (EVENT_TYPES[entry.status] in webhook.events
+            and not (sources_only and webhook.updates == "content")
             and (not webhook.topics or bool(set(webhook.topics) & set(entry.topics))))
 
 
@@ -130,11 +132,13 @@ class DeliveryEnqueuer:
         self.webhooks = webhooks
         self.finished_ttl = finished_ttl
 
-    def __call__(self, entries: list[tuple[Entry, str]], pipe: redis.client.Pipeline) -> int:
-        """Queue the deliveries of ``entries`` (one job per webhook); returns the number of messages."""
+    def __call__(self, entries: list[tuple[Entry, str, bool]], pipe: redis.client.Pipeline) -> int:
+        """Queue the deliveries of ``entries`` (entry, its JSON, whether it only changed sources), one job per
+        webhook; returns the number of messages."""
         count = 0
         for webhook in self.webhooks:
-            messages = [(delivery_id(entry), body) for entry, body in entries if matches(webhook, entry)]
+            messages = [(delivery_id(entry), body) for entry, body, sources_only in entries
+                        if matches(webhook, entry, sources_only)]
             for start in range(0, len(messages), MAX_BATCH_MESSAGES):
                 enqueue_delivery_batch(self.queue, webhook, messages[start : start + MAX_BATCH_MESSAGES], pipe,
                                        self.finished_ttl)

@@ -48,9 +48,10 @@ from worker.stories import BatchPlan, IndexView, SeenMark, candidate_story_ids, 
 log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 50
-# Called with each published entry and its JSON and a pipeline to queue delivery jobs on (recorded, then
-# run by the commit script); returns the number of delivery jobs queued.
-EnqueueDeliveries = Callable[[list[tuple[Entry, str]], "redis.client.Pipeline"], int]
+# Called with each published entry, its JSON and whether it only changed sources (``BatchPlan.sources_only``),
+# and a pipeline to queue delivery jobs on (recorded, then run by the commit script); returns the number of
+# messages queued.
+EnqueueDeliveries = Callable[[list[tuple[Entry, str, bool]], "redis.client.Pipeline"], int]
 
 
 def _decode(value: bytes | None) -> str | None:
@@ -308,7 +309,9 @@ def commit_batch(
         if enqueue_deliveries is not None:
             recorder = client.pipeline(transaction=False)
             try:
-                deliveries = enqueue_deliveries(list(zip(plan.entries, bodies, strict=True)), recorder)
+                published = zip(plan.entries, bodies, strict=True)
+                deliveries = enqueue_deliveries(
+                    [(entry, body, entry.id in plan.sources_only) for entry, body in published], recorder)
                 commands = list(recorder.command_stack)
             finally:
                 recorder.reset()

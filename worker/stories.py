@@ -126,6 +126,8 @@ class BatchPlan:
     """What to write: the stories to (re)publish and the index entries that go with them."""
 
     published: dict[str, StoryRecord] = field(default_factory=dict)  # story id -> new state
+    # Published updates whose headline, summary and topics are the version before's: a source joined or left.
+    sources_only: set[str] = field(default_factory=set)
     stored: dict[str, StoryRecord] = field(default_factory=dict)  # changed but not re-published
     seen: dict[str, SeenMark] = field(default_factory=dict)
     lsh: dict[tuple[int, str], str] = field(default_factory=dict)
@@ -372,10 +374,12 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
     for story_id in touched:
         record = stories[story_id].record
         if story_id in view.stories:
-            version = view.stories[story_id].record.entry.version + 1
+            before = view.stories[story_id].record.entry
             status = "withdrawn" if record.entry.status == "withdrawn" else "updated"
-            entry = record.entry.model_copy(update={"version": version, "status": status, "updated": now})
+            entry = record.entry.model_copy(update={"version": before.version + 1, "status": status, "updated": now})
             record = record.model_copy(update={"entry": entry})
+            if status == "updated" and not _material(before, entry):
+                plan.sources_only.add(story_id)
         plan.published[story_id] = record
         plan.stored.pop(story_id, None)
     return plan
