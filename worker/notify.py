@@ -28,13 +28,14 @@ import json
 import math
 import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
 import structlog
 from rq import Callback, Queue, Retry, get_current_job
-from rq.job import Job
+from rq.job import Job, JobStatus
 
 from livebrief.config import WebhookConfig
 from livebrief.errors import DeliveryError, ReceiverBusyError
@@ -70,7 +71,7 @@ def delivery_id(entry: Entry) -> str:
     return f"msg_{entry.id}_v{entry.version}"
 
 
-def matches(webhook: WebhookConfig, entry: Entry, sources_only: bool = False) -> bool:
+def matches(webhook: WebhookConfig, entry: Entry, sources_only: bool) -> bool:
     """Whether ``webhook`` wants this entry version: one of its events (an update that only changed the sources
     not when it takes content updates only), and one of its topics (if it names any)."""
     return (EVENT_TYPES[entry.status] in webhook.events
@@ -158,20 +159,26 @@ def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int) -> di
 
 
 def enqueue_delivery_batch(
-    queue: Queue, webhook: WebhookConfig, messages: list[tuple[str, str]], pipe: redis.client.Pipeline,
-    finished_ttl: int,
+    queue: Queue, webhook: WebhookConfig, messages: Sequence[Sequence[str]], pipe: redis.client.Pipeline,
+    finished_ttl: int, *, at: float | None = None, deferred_since: float | None = None, job_id: str | None = None,
 ) -> Job:
-    """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order."""
-    return queue.enqueue_call(
-        DELIVER_BATCH_JOB,
-        args=(webhook.id, [list(m) for m in messages]),
+    """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order; with ``at``,
+    a job put off until then (the module docstring), its messages waiting since ``deferred_since``."""
+    options: dict[str, Any] = {
+        "args": (webhook.id, [list(m) for m in messages]),
         # The time first: deferred jobs due in the same second are queued in the order of their ids
         # (RQ's scheduled registry scores whole seconds), so they keep the order their batches came in.
-        job_id=f"delivery-{webhook.id}-{int(time.time() * 1000):013d}-{messages[0][0]}-{len(messages)}",
-        description=f"deliveries to {webhook.id}: {len(messages)}",  # not RQ's repr of every entry
-        pipeline=pipe,
+        "job_id": job_id or f"delivery-{webhook.id}-{int(time.time() * 1000):013d}-{messages[0][0]}-{len(messages)}",
+        # Not RQ's repr of every entry.
+        "description": f"deliveries to {webhook.id}: {len(messages)}" + ("" if at is None else ", put off"),
         **_job_options(webhook, len(messages), finished_ttl),
-    )
+    }
+    if at is None:
+        return queue.enqueue_call(DELIVER_BATCH_JOB, pipeline=pipe, **options)
+    job = queue.create_job(DELIVER_BATCH_JOB, kwargs={"deferred_since": deferred_since}, status=JobStatus.SCHEDULED,
+                           **options)
+    # RQ's scheduled registry counts whole seconds, rounded down: round up, or the job runs before ``at``.
+    return queue.schedule_job(job, datetime.fromtimestamp(math.ceil(at), UTC), pipeline=pipe)
 
 
 def _defer(job: Job | None, runtime: Runtime, webhook: WebhookConfig, messages: list[list[str]], until: float,
@@ -184,15 +191,10 @@ def _defer(job: Job | None, runtime: Runtime, webhook: WebhookConfig, messages: 
     if until - since > sum(webhook.retry_intervals):
         return False
     keys = runtime.keys
-    options = _job_options(webhook, len(messages), runtime.config.worker.finished_job_ttl)
-    options["job_timeout"] = options.pop("timeout")
-    # RQ's scheduled registry counts whole seconds, rounded down: round up, or the job runs before ``until``.
-    Queue(keys.delivery_queue, connection=job.connection).enqueue_at(
-        datetime.fromtimestamp(math.ceil(until), UTC), DELIVER_BATCH_JOB, webhook.id, messages, deferred_since=since,
-        job_id=f"{_DEFERRAL_SUFFIX.sub('', job.id)}-d{int(time.time() * 1000)}",
-        description=f"deliveries to {webhook.id}: {len(messages)}, put off", **options,
-    )
-    with job.connection.pipeline() as pipe:
+    with job.connection.pipeline() as pipe:  # MULTI: the later job, the hold and the count together
+        enqueue_delivery_batch(Queue(keys.delivery_queue, connection=job.connection), webhook, messages, pipe,
+                               runtime.config.worker.finished_job_ttl, at=until, deferred_since=since,
+                               job_id=f"{_DEFERRAL_SUFFIX.sub('', job.id)}-d{int(time.time() * 1000)}")
         if hold:
             pipe.set(keys.webhook_hold(webhook.id), repr(until), pxat=int(until * 1000))
         pipe.hincrby(keys.counters, counter_field(DEFERRED, webhook.id), 1)
@@ -266,8 +268,13 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
     msg_ids = [msg_id for msg_id, _ in messages]
     done, held = ((_delivery_state(connection, runtime.keys, webhook_id, msg_ids, ttl)) if connection is not None
                   else ([False] * len(messages), None))
+
+    def left(start: int) -> list[list[str]]:
+        """The messages from ``start`` on that no run has delivered."""
+        return [m for m, already in zip(messages[start:], done[start:], strict=True) if not already]
+
     if held is not None and held > time.time():
-        rest = [m for m, already in zip(messages, done, strict=True) if not already]
+        rest = left(0)
         if not rest:
             return f"delivered 0 of {len(messages)}: all were delivered before"
         if _defer(job, runtime, webhook, rest, held, deferred_since, hold=False):
@@ -282,7 +289,7 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
             try:
                 status = post(webhook, msg_id, render_message(webhook, entry_json))
             except ReceiverBusyError as busy:
-                rest = [m for m, a in zip(messages[index:], done[index:], strict=True) if not a]
+                rest = left(index)
                 if not _defer(job, runtime, webhook, rest, time.time() + busy.wait, deferred_since, hold=True):
                     raise
                 return f"delivered {sent} of {len(messages)}; the receiver asked to wait: {len(rest)} put off"
@@ -316,19 +323,15 @@ def delivered(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: lis
 
 def _delivery_state(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: list[str], ttl: int,
                     now: float | None = None) -> tuple[list[bool], float | None]:
-    """``delivered``, and until when the receiver asked not to be called (None: it did not), in one round trip."""
+    """``delivered`` (``msg_ids`` not empty), and until when the receiver asked not to be called (None: it did
+    not), in one round trip."""
     gen = generation(time.time() if now is None else now, ttl)
     marks = [delivery_mark(webhook_id, msg_id) for msg_id in msg_ids]
     with connection.pipeline(transaction=False) as pipe:
-        if msg_ids:
-            pipe.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.delivery_mark_set, (gen, gen - 1))))
-            pipe.mget([keys.legacy_delivered(f"{webhook_id}:{msg_id}") for msg_id in msg_ids])
+        pipe.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.delivery_mark_set, (gen, gen - 1))))
+        pipe.mget([keys.legacy_delivered(f"{webhook_id}:{msg_id}") for msg_id in msg_ids])
         pipe.get(keys.webhook_hold(webhook_id))
-        replies = pipe.execute()
-    hold = cast(bytes | None, replies[-1])
-    if not msg_ids:
-        return [], float(hold) if hold is not None else None
-    found, legacy = cast(tuple[list[int], list[bytes | None]], replies[:2])
+        found, legacy, hold = cast(tuple[list[int], list[bytes | None], bytes | None], pipe.execute())
     return ([bool(flag) or old is not None for flag, old in zip(found, legacy, strict=True)],
             float(hold) if hold is not None else None)
 
