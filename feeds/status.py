@@ -132,3 +132,13 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
         f"livebrief_dead_letters {dead_letters}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def metrics_text(client: redis.Redis, config: Config) -> str:
+    """What ``livebrief metrics`` prints and its exporter serves, read from Redis now."""
+    from livebrief.workers import queues
+
+    keys = Keys(config.prefix)
+    return prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
+                      int(cast(int, client.xlen(keys.entries_stream))), read_counters(client, keys),
+                      int(cast(int, client.llen(keys.deadletter))))

@@ -20,8 +20,10 @@ import structlog
 
 from livebrief.config import Config, load_config
 from livebrief.errors import LivebriefError
+from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
+from livebrief.redis_client import connect
 from livebrief.redis_server import LOCAL_DEFAULT, redis_url_for
 
 log = structlog.get_logger("livebrief")
@@ -32,7 +34,7 @@ def _client(url: str) -> redis.Redis:
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
+    return connect(
         url, retry=Retry(ExponentialBackoff(cap=10, base=0.1), 8),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=30,
     )
@@ -102,6 +104,7 @@ def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.N
     commands = [["--queues", "ingest"]] * args.workers + [["--queues", "deliveries"]] * args.delivery_workers
     workers = [subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", *extra], env=env) for extra in commands]
     poller = Poller(config, client)
+    exporter = _start_exporter(config, args.metrics_listen, url) if args.metrics_listen else None
     receiver = None
     if config.push.enabled:
         from feeds.push import PushReceiver
@@ -115,6 +118,8 @@ def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.N
         poller.close()
         if receiver is not None:
             receiver.stop()
+        if exporter is not None:
+            exporter.stop()
         for proc in workers:
             proc.send_signal(signal.SIGTERM)
         for proc in workers:
@@ -249,17 +254,34 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from feeds.status import feed_statuses, prometheus, read_counters
-    from livebrief.workers import queues
+    from feeds.status import metrics_text
 
     config = load_config(args.config)
-    keys = Keys(config.prefix)
+    if args.listen:
+        exporter = _start_exporter(config, args.listen)
+
+        async def wait(stop: asyncio.Event) -> None:
+            await stop.wait()
+
+        try:
+            _until_signalled(wait)
+        finally:
+            exporter.stop()
+        return 0
     with _redis(config, embed=False) as (_, client):
-        text = prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
-                          int(cast(int, client.xlen(keys.entries_stream))), read_counters(client, keys),
-                          int(cast(int, client.llen(keys.deadletter))))
-    print(text, end="")
+        print(metrics_text(client, config), end="")
     return 0
+
+
+def _start_exporter(config: Config, listen: str, url: str | None = None) -> MetricsExporter:
+    """Serve ``/metrics`` on ``listen`` from a thread, with a client of its own that gives up within seconds:
+    Prometheus abandons a scrape after 10 s, so the minute of retries the workers ride a restart out with
+    would only make a down Redis look like a slow exporter."""
+    from feeds.status import metrics_text
+
+    address = parse_listen(listen)
+    client = connect(url or config.redis_url or LOCAL_DEFAULT, socket_connect_timeout=2, socket_timeout=5)
+    return MetricsExporter(lambda: metrics_text(client, config), address).start()
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
@@ -329,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="ingest worker processes (default 2)")
     p.add_argument("--delivery-workers", type=int, default=1,
                    help="webhook delivery worker processes (default 1; more for slow receivers)")
+    p.add_argument("--metrics-listen", metavar="[HOST:]PORT",
+                   help="also serve `livebrief metrics` at http://HOST:PORT/metrics (see `metrics --listen`)")
     p.set_defaults(func=cmd_run)
     p = add("poll", "run a poller (several may share one Redis)")
     p.add_argument("--once", action="store_true")
@@ -359,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_feeds)
     p = add("metrics", "print feed, queue and stream figures in Prometheus text format")
+    p.add_argument("--listen", help="[HOST:]PORT: serve them at http://HOST:PORT/metrics for Prometheus to scrape "
+                                    "(HOST 127.0.0.1 by default), until stopped")
     p.set_defaults(func=cmd_metrics)
     p = add("webhooks", "list webhooks, or replay dead-lettered deliveries")
     p.add_argument("action", choices=["list", "replay"], nargs="?", default="list")

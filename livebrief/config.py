@@ -15,7 +15,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from livebrief.errors import ConfigError
+from livebrief.errors import ConfigError, RedisUrlError
+from livebrief.redis_client import check_url
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
@@ -206,9 +207,11 @@ class PushConfig(_Strict):
 class Config(_Strict):
     redis_url: str | None = Field(
         default=None,
-        description="redis:// or rediss:// URL; unset = localhost:6379 if it answers, else embedded",
+        description="redis://, rediss:// (TLS), unix:// or redis+sentinel:// URL (livebrief/redis_client.py); "
+                    "unset = localhost:6379 if it answers, else embedded",
     )
     prefix: str = Field(default="livebrief", description="prefix of every Redis key and channel")
+
     topics_file: str = Field(default="topics.yaml", description="relative to this file's folder")
     feeds: list[FeedConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
@@ -217,6 +220,16 @@ class Config(_Strict):
     push: PushConfig = Field(default_factory=PushConfig)
     # Where the file was loaded from; set by load_config, not by users.
     source_path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_shape(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_url(value)
+            except RedisUrlError as exc:
+                raise ValueError(exc.message) from None
+        return value
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Config:
@@ -266,6 +279,10 @@ def parse_config(data: Any, path: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from exc
     if os.environ.get("REDIS_URL"):
+        try:
+            check_url(os.environ["REDIS_URL"])
+        except RedisUrlError as exc:
+            raise ConfigError("$REDIS_URL", [exc.message]) from None
         config = config.model_copy(update={"redis_url": os.environ["REDIS_URL"]})
     return config
 

@@ -23,12 +23,11 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from xml.sax.saxutils import escape
 
-import redis
-
 from livebrief.config import SOURCE_ROOT, Config, parse_config
 from livebrief.feedserver import FeedServer, QuietHTTPServer
 from livebrief.keys import Keys
 from livebrief.models import Entry
+from livebrief.redis_client import connect
 from livebrief.redis_server import EmbeddedRedis
 from livebrief.tail import format_entry
 
@@ -187,7 +186,7 @@ def run_demo(rounds: int = 3, pause: float = 2.0, out: Any = sys.stdout) -> int:
     receiver = _Receiver(secret, out)
     config = _config(redis_url, feeds, receiver.url, secret)
     keys = Keys(config.prefix)
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     stop = threading.Event()
 
     def subscriber() -> None:

@@ -34,6 +34,20 @@ class RedisUnavailableError(LivebriefError):
     default_message = "no Redis server could be reached or started"
 
 
+class RedisUrlError(RedisUnavailableError):
+    """A Redis URL livebrief cannot connect with; the message shows it without its password."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        scheme, sep, rest = url.partition("://")
+        netloc = rest.split("/")[0].split("?")[0]
+        if "@" in netloc:
+            userinfo, hosts = netloc.rsplit("@", 1)
+            user = userinfo.partition(":")[0]
+            rest = f"{user}:***@{hosts}{rest[len(netloc):]}" if ":" in userinfo else rest
+        self.url = f"{scheme}{sep}{rest}"
+        super().__init__(f"Redis URL {self.url!r}: {reason}")
+
+
 class BatchConflictError(LivebriefError):
     default_message = "a batch kept conflicting with other workers and was not committed; RQ retries it"
 

@@ -1,0 +1,163 @@
+"""Redis clients from one URL, the same in every livebrief process.
+
+redis-py reads ``redis://``, ``rediss://`` (TLS) and ``unix://`` URLs itself. For a Redis kept highly
+available by Sentinel, livebrief adds:
+
+    redis+sentinel://[[username]:password@]host[:port][,host[:port]...]/service[/db][?option=value&...]
+    rediss+sentinel://...    the same over TLS, to the sentinels and to the master
+
+The hosts are sentinels (port 26379 when omitted), ``service`` the name they monitor the master under.
+The username and password are the master's. Options are redis-py's URL options (``socket_timeout``,
+``ssl_ca_certs``, ``ssl_cert_reqs``, ...), plus ``sentinel_username`` and ``sentinel_password`` when the
+sentinels ask for their own credentials. The client asks the sentinels for the master when it connects
+and again after a failover (a refused or read-only connection), so a worker that retries a command lands
+on the new master.
+
+Why one URL and not settings of their own: ``livebrief run`` hands its URL to the worker processes it
+starts (``REDIS_URL``), and RQ's scheduler rebuilds its connection from the client's pool, so whatever a
+URL names must come back from the URL alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode
+
+import redis
+from redis.connection import SSLConnection, parse_url
+from redis.sentinel import Sentinel, SentinelManagedConnection
+
+from livebrief.errors import RedisUrlError
+
+SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_PORT = 26379
+# Options of the master's connections that the sentinels' connections take too: how long to wait, and TLS.
+_SHARED_OPTIONS = ("socket_timeout", "socket_connect_timeout", "socket_keepalive", "ssl_ca_certs", "ssl_ca_path",
+                   "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a ``redis+sentinel://`` URL names."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    client_options: dict[str, Any] = field(default_factory=dict)  # the master's connections
+    sentinel_options: dict[str, Any] = field(default_factory=dict)  # the sentinels' connections
+
+
+def scheme_of(url: str) -> str:
+    return url.partition("://")[0].lower() if "://" in url else ""
+
+
+def check_url(url: str) -> None:
+    """Raise ``RedisUrlError`` unless ``url`` is a Redis URL livebrief can connect with."""
+    scheme = scheme_of(url)
+    if scheme in SENTINEL_SCHEMES:
+        parse_sentinel_url(url)
+    elif scheme not in PLAIN_SCHEMES:
+        raise RedisUrlError(url, f"the scheme must be one of {', '.join([*PLAIN_SCHEMES, *SENTINEL_SCHEMES])}")
+    else:
+        try:
+            parse_url(url)
+        except ValueError as exc:
+            raise RedisUrlError(url, str(exc)) from None
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    scheme, _, rest = url.partition("://")
+    tls = SENTINEL_SCHEMES.get(scheme.lower())
+    if tls is None:
+        raise RedisUrlError(url, f"not a sentinel URL (schemes: {', '.join(SENTINEL_SCHEMES)})")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    sentinels = [_host_port(part, url) for part in hosts.split(",")]
+    parts = [unquote(p) for p in path.split("/") if p]
+    if not parts or len(parts) > 2:
+        raise RedisUrlError(url, "name the service the sentinels monitor, and optionally a database: "
+                                 "redis+sentinel://host:26379/mymaster/0")
+    if len(parts) == 2 and not parts[1].isdigit():
+        raise RedisUrlError(url, f"the database must be a number, not {parts[1]!r}")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    sentinel_options: dict[str, Any] = {}
+    for name in ("sentinel_username", "sentinel_password"):
+        if name in options:
+            sentinel_options[name.removeprefix("sentinel_")] = options.pop(name)
+    try:
+        # redis-py's own parser types the options (timeouts as numbers, ...) as it would in a plain URL.
+        client_options = parse_url(f"{'rediss' if tls else 'redis'}://localhost/{parts[1] if len(parts) == 2 else 0}"
+                                   f"?{urlencode(options)}")
+    except ValueError as exc:
+        raise RedisUrlError(url, str(exc)) from None
+    for name in ("host", "port", "connection_class"):  # the sentinels say where; the pool picks the class
+        client_options.pop(name, None)
+    if userinfo:
+        username, has_password, password = userinfo.partition(":")
+        if username:
+            client_options["username"] = unquote(username)
+        if has_password:
+            client_options["password"] = unquote(password)
+    if tls:
+        client_options["ssl"] = sentinel_options["ssl"] = True
+    for name in _SHARED_OPTIONS:
+        if name in client_options:
+            sentinel_options[name] = client_options[name]
+    return SentinelTarget(sentinels, parts[0], client_options, sentinel_options)
+
+
+def _host_port(part: str, url: str) -> tuple[str, int]:
+    part = part.strip()
+    if part.startswith("["):  # [IPv6]:port
+        host, _, tail = part[1:].partition("]")
+        port = tail.removeprefix(":")
+    else:
+        host, _, port = part.partition(":")
+    if not host:
+        raise RedisUrlError(url, "list at least one sentinel as host[:port], several separated by commas")
+    if port and not port.isdigit():
+        raise RedisUrlError(url, f"the port of sentinel {host!r} must be a number, not {port!r}")
+    return host, int(port) if port else SENTINEL_PORT
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the master, mending two ways redis-py's own (6.x) fails a long-running worker.
+
+    - It asks the sentinels where the master is each time it (re)connects. redis-py's asks only when the
+      pool hands out a new connection: a connection that a retry reconnects after an error goes back to
+      the address it had (redis-py issue 3874), so a worker whose master died retried the dead address
+      until its retries ran out (~30 s) before it followed the failover.
+    - An exception while it waits for a reply closes it, as redis-py's plain connections do. Its sentinel
+      connection keeps the socket open instead, and goes back to the pool with the reply still to come:
+      RQ stops a worker on SIGTERM by raising from the signal handler, often inside the blocking pop, and
+      the next command on that connection read the pop's reply as its own (a worker hung on shutdown, in
+      ``tests/test_redis_client.py``).
+    """
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if not self._sock:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+    def read_response(self, disable_decoding: bool = False, *, disconnect_on_error: bool | None = True,
+                      push_request: bool | None = False) -> Any:
+        return super().read_response(disable_decoding=disable_decoding, disconnect_on_error=disconnect_on_error,
+                                     push_request=push_request)
+
+
+class MasterSSLConnection(MasterConnection, SSLConnection):
+    pass
+
+
+def connect(url: str, **options: Any) -> redis.Redis:
+    """A client for ``url``; ``options`` (retries, timeouts) apply to the master's connections."""
+    check_url(url)
+    if scheme_of(url) in SENTINEL_SCHEMES:
+        target = parse_sentinel_url(url)
+        sentinel = Sentinel(target.sentinels, sentinel_kwargs=target.sentinel_options)
+        connection_class = MasterSSLConnection if target.client_options.get("ssl") else MasterConnection
+        return sentinel.master_for(target.service, connection_class=connection_class,
+                                   **{**target.client_options, **options})
+    return redis.Redis.from_url(url, **options)
