@@ -182,18 +182,16 @@ def cmd_work(args: argparse.Namespace) -> int:
 # --- consumers ---------------------------------------------------------------------------------------------
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from livebrief.tail import entry_json, format_entry, read_stream, subscribe
+    from livebrief.tail import entry_json, format_entry, read_stream
 
     config = load_config(args.config)
     keys = Keys(config.prefix)
     with _redis(config, embed=False) as (_, client):
         try:
-            if args.since:
-                for message_id, entry in read_stream(client, keys, args.since, args.topic, follow=not args.no_follow):
-                    print(entry_json(entry) if args.json else f"{message_id}  {format_entry(entry)}", flush=True)
-            else:
-                for entry in subscribe(client, keys, args.topic):
-                    print(entry_json(entry) if args.json else format_entry(entry), flush=True)
+            entries = read_stream(client, keys, args.since or "$", args.topic, follow=not args.no_follow)
+            for message_id, entry in entries:
+                text = entry_json(entry) if args.json else format_entry(entry)
+                print(f"{message_id}  {text}" if args.since and not args.json else text, flush=True)
         except KeyboardInterrupt:
             pass
     return 0
@@ -368,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fork", action="store_true",
                    help="fork a work-horse per job (RQ's Worker): more isolation, about 130 ms more per job")
     p.set_defaults(func=cmd_work)
-    p = add("tail", "print entries live (pub/sub), or from the stream with --since")
+    p = add("tail", "print entries as they are published (read from the stream, so a Redis restart or failover "
+                    "loses none), or from an earlier point with --since")
     p.add_argument("--topic")
     p.add_argument("--since", help="stream id to read after: 0 for all history, or an id printed before")
     p.add_argument("--no-follow", action="store_true", help="with --since: stop at the end of the stream")

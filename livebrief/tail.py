@@ -1,15 +1,21 @@
-"""``livebrief tail``: print entries as a subscriber sees them (pub/sub), or catch up from the stream."""
+"""``livebrief tail``: print entries as they are published, or from an earlier point, read from the stream."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import redis
+import structlog
 
 from livebrief.keys import Keys
 from livebrief.models import Entry
+
+log = structlog.get_logger(__name__)
+_RECONNECT_FIRST = 0.5  # seconds; doubled per failed attempt up to _RECONNECT_MAX
+_RECONNECT_MAX = 10.0
 
 
 def format_entry(entry: Entry) -> str:
@@ -25,26 +31,30 @@ def format_entry(entry: Entry) -> str:
     return "\n".join(lines)
 
 
-def subscribe(client: redis.Redis, keys: Keys, topic: str | None) -> Iterator[Entry]:
-    """Live entries from the topic channel (or all), as any Redis subscriber receives them."""
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.topic_channel(topic) if topic else keys.all_channel)
-    try:
-        for message in pubsub.listen():
-            if message["type"] == "message":
-                yield Entry.model_validate_json(message["data"])
-    finally:
-        pubsub.close()
-
-
 def read_stream(
     client: redis.Redis, keys: Keys, since: str, topic: str | None, follow: bool = True,
     stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[str, Entry]]:
-    """Entries from the durable stream after ``since`` (an entry id, ``0`` for all, ``$`` for new only)."""
+    """Entries from the durable stream after ``since`` (an entry id, ``0`` for all, ``$`` for those added from
+    now on). Following, it rides out a lost Redis (a restart, a Sentinel failover): it waits, reconnects and
+    goes on after the last entry it gave, so nothing added meanwhile is missed or given twice, which a
+    pub/sub subscriber cannot promise (messages published while it reconnects are gone)."""
     last = since
+    wait = _RECONNECT_FIRST
     while True:
-        response = cast(list[Any], client.xread({keys.entries_stream: last}, count=500, block=1000 if follow else None))
+        try:
+            if last == "$":
+                last = _last_id(client, keys)
+            response = cast(list[Any], client.xread({keys.entries_stream: last}, count=500,
+                                                    block=1000 if follow else None))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not follow:
+                raise
+            log.warning("tail_redis_unreachable", error=str(exc), retry_in=wait, after=last)
+            time.sleep(wait)
+            wait = min(wait * 2, _RECONNECT_MAX)
+            continue
+        wait = _RECONNECT_FIRST
         if not response:
             if not follow or (stop and stop()):
                 return
@@ -54,6 +64,13 @@ def read_stream(
             entry = Entry.model_validate_json(fields[b"entry"])
             if topic is None or topic in entry.topics:
                 yield last, entry
+
+
+def _last_id(client: redis.Redis, keys: Keys) -> str:
+    """The id of the stream's newest entry, so "from now on" survives a reconnect (``$`` would skip
+    whatever was added while it was away)."""
+    newest = cast(list[tuple[bytes, Any]], client.xrevrange(keys.entries_stream, count=1))
+    return newest[0][0].decode() if newest else "0"
 
 
 def entry_json(entry: Entry) -> str:

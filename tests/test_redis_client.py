@@ -4,6 +4,7 @@ speaks only TLS, with a throwaway CA."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -246,6 +247,12 @@ def test_a_running_pipeline_follows_its_master_through_a_sentinel_failover(
         env={**os.environ, "REDIS_URL": sentinel.url}, cwd=REPO, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "livebrief.cli", "tail", "--since", "0", "--json", "--config",
+         str(tmp_path / "livebrief.yaml")],
+        env={**os.environ, "REDIS_URL": sentinel.url}, cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )
     try:
         # Published on the master, delivered, and copied to the replica before the master dies.
         assert until(lambda: headlines(on_replica) == ["Harbour authority reopens northern pier"], 30)
@@ -264,8 +271,15 @@ def test_a_running_pipeline_follows_its_master_through_a_sentinel_failover(
             "nothing was published on the new master"
         assert until(lambda: len(webhook_receiver.received) == 2, 30)
         assert run.poll() is None, "livebrief run exited instead of following the failover"
+        assert tail.poll() is None, "livebrief tail exited instead of following the failover"
     finally:
         stop_session(run)
+        tail.terminate()
+        printed, _ = tail.communicate(timeout=10)
+
+    # The tail, reading the stream, printed each entry version once, across the failover too.
+    assert sorted(json.loads(line)["headline"] for line in printed.splitlines()) == [
+        "Harbour authority reopens northern pier", "Regional library extends opening hours"]
 
     # The item published before the failover was not published again, nor delivered twice.
     assert sorted(headlines(on_replica)) == ["Harbour authority reopens northern pier",

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 import yaml
 
+from livebrief.redis_server import EmbeddedRedis
 from tests.conftest import REPO, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
@@ -22,6 +23,14 @@ def _config_file(tmp_path: Path) -> Path:
     path = tmp_path / "lb.yaml"
     path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml")}))
     return path
+
+
+def wait_for_reader(client: redis.Redis, timeout: float = 20) -> None:
+    """Until a client (tail) waits on the stream."""
+    deadline = time.monotonic() + timeout
+    while not any(c.get("cmd") == "xread" for c in client.client_list()):
+        assert time.monotonic() < deadline, "tail never started reading"
+        time.sleep(0.05)
 
 
 def test_offline_subscriber_catches_up_from_the_stream(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
@@ -49,10 +58,7 @@ def test_tail_prints_entries_live_for_its_topic(tmp_path: Path, client: redis.Re
         env={**os.environ, "REDIS_URL": redis_url}, stdout=subprocess.PIPE, text=True, cwd=REPO,
     )
     try:
-        deadline = time.monotonic() + 20
-        while client.pubsub_numsub(runtime.keys.topic_channel("strikes"))[0][1] == 0:
-            assert time.monotonic() < deadline, "tail never subscribed"
-            time.sleep(0.05)
+        wait_for_reader(client)
         strike = make_item("wire", 1, title="Drone strike hits oil depot near Belgorod",
                            text="A drone strike hit an oil depot near Belgorod overnight, the governor said.")
         run_batch(client, runtime, [make_item("wire", 2), strike])
@@ -64,3 +70,35 @@ def test_tail_prints_entries_live_for_its_topic(tmp_path: Path, client: redis.Re
     entry = json.loads(line)
     assert entry["headline"] == "Drone strike hits oil depot near Belgorod"
     assert "strikes" in entry["topics"]
+
+
+def test_tail_rides_out_a_redis_restart_and_prints_what_was_added_after_it(tmp_path: Path) -> None:
+    server = EmbeddedRedis().start()
+    client = redis.Redis.from_url(server.url)
+    runtime = configure(make_config(server.url, []))
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "livebrief.cli", "tail", "--json", "--config", str(_config_file(tmp_path))],
+        env={**os.environ, "REDIS_URL": server.url}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, cwd=REPO,
+    )
+    assert tail.stdout is not None
+    try:
+        wait_for_reader(client)
+        before = make_item("wire", 1)
+        run_batch(client, runtime, [before])
+        assert json.loads(tail.stdout.readline())["headline"] == before.title
+
+        server.stop()
+        time.sleep(1)
+        server = EmbeddedRedis(port=server.port).start()
+        client = redis.Redis.from_url(server.url)
+        # Added at once, before the tail has had time to reconnect: a subscriber would have missed it.
+        after = make_item("wire", 2)
+        run_batch(client, runtime, [after])
+
+        assert json.loads(tail.stdout.readline())["headline"] == after.title
+        assert tail.poll() is None
+    finally:
+        tail.terminate()
+        tail.wait(10)
+        server.stop()
