@@ -23,30 +23,21 @@ from livebrief.errors import LivebriefError
 from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
-from livebrief.redis_client import connect
+from livebrief.redis_client import connect, retry_options
 from livebrief.redis_server import LOCAL_DEFAULT, redis_url_for
 
 log = structlog.get_logger("livebrief")
 
 
-def _client(url: str) -> redis.Redis:
-    # Retries with backoff on connection errors, so a Redis restart is ridden out, not fatal.
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
-
-    return connect(
-        url, retry=Retry(ExponentialBackoff(cap=10, base=0.1), 8),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=30,
-    )
-
-
 @contextlib.contextmanager
-def _redis(config: Config, *, embed: bool) -> Iterator[tuple[str, redis.Redis]]:
+def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tuple[str, redis.Redis]]:
     """The configured Redis (``REDIS_URL`` is already folded into the config), else localhost:6379; with
-    ``embed``, a private redis-server when neither is configured nor answering."""
+    ``embed``, a private redis-server when neither is configured nor answering. Commands retry a lost
+    connection with backoff, so a Redis restart is ridden out; a long-running process (``patient``) never
+    stops retrying, a one-shot command reports the error after ~33 s."""
     where = redis_url_for(config.redis_url) if embed else contextlib.nullcontext(config.redis_url or LOCAL_DEFAULT)
     with where as url:
-        client = _client(url)
+        client = connect(url, **retry_options(forever=patient))
         try:
             yield url, client
         finally:
@@ -70,7 +61,7 @@ def _until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    with _redis(config, embed=True) as (url, client):
+    with _redis(config, embed=True, patient=not args.once) as (url, client):
         if args.once:
             return _run_once(config, client)
         return _run_forever(config, url, client, args)
@@ -134,7 +125,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from feeds.poller import Poller
 
     config = load_config(args.config)
-    with _redis(config, embed=False) as (_, client):
+    with _redis(config, embed=False, patient=not args.once) as (_, client):
         poller = Poller(config, client)
         try:
             if args.once:
@@ -152,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from feeds.push import PushReceiver
 
     config = load_config(args.config)
-    with _redis(config, embed=False) as (_, client):
+    with _redis(config, embed=False, patient=True) as (_, client):
         receiver = PushReceiver(config, client, listen=args.listen).start()
 
         async def wait(stop: asyncio.Event) -> None:
@@ -169,7 +160,7 @@ def cmd_work(args: argparse.Namespace) -> int:
     from livebrief.workers import QUEUE_ROLES, run_worker
 
     config = load_config(args.config)
-    with _redis(config, embed=False) as (_, client):
+    with _redis(config, embed=False, patient=not args.burst) as (_, client):
         roles = tuple(r.strip() for r in args.queues.split(",") if r.strip())
         unknown = set(roles) - set(QUEUE_ROLES)
         if unknown or not roles:
@@ -186,7 +177,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     keys = Keys(config.prefix)
-    with _redis(config, embed=False) as (_, client):
+    with _redis(config, embed=False, patient=not args.no_follow) as (_, client):
         try:
             entries = read_stream(client, keys, args.since or "$", args.topic, follow=not args.no_follow)
             for message_id, entry in entries:

@@ -20,15 +20,22 @@ URL names must come back from the URL alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis
+import structlog
+from redis.backoff import ExponentialBackoff
 from redis.connection import SSLConnection, parse_url
+from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from livebrief.errors import RedisUrlError
+
+log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}  # scheme -> TLS
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
@@ -125,10 +132,10 @@ def _host_port(part: str, url: str) -> tuple[str, int]:
 class MasterConnection(SentinelManagedConnection):
     """A connection to the master, mending two ways redis-py's own (6.x) fails a long-running worker.
 
-    - It asks the sentinels where the master is each time it (re)connects. redis-py's asks only when the
-      pool hands out a new connection: a connection that a retry reconnects after an error goes back to
-      the address it had (redis-py issue 3874), so a worker whose master died retried the dead address
-      until its retries ran out (~30 s) before it followed the failover.
+    - It asks the sentinels where the master is before each attempt to connect. redis-py's asks only when
+      the pool hands out a new connection: a connection that a retry reconnects after an error goes back
+      to the address it had (redis-py issue 3874), so a worker whose master died retried the dead address
+      until its retries ran out (~30 s) before it followed the failover, or for ever with endless retries.
     - An exception while it waits for a reply closes it, as redis-py's plain connections do. Its sentinel
       connection keeps the socket open instead, and goes back to the pool with the reply still to come:
       RQ stops a worker on SIGTERM by raising from the signal handler, often inside the blocking pop, and
@@ -136,10 +143,10 @@ class MasterConnection(SentinelManagedConnection):
       ``tests/test_redis_client.py``).
     """
 
-    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
-        if not self._sock:
-            self.host, self.port = self.connection_pool.get_master_address()
-        super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+    def _connect(self) -> Any:
+        # Each socket connect, retries included, goes where the sentinels say the master is now.
+        self.host, self.port = self.connection_pool.get_master_address()
+        return super()._connect()
 
     def read_response(self, disable_decoding: bool = False, *, disconnect_on_error: bool | None = True,
                       push_request: bool | None = False) -> Any:
@@ -149,6 +156,41 @@ class MasterConnection(SentinelManagedConnection):
 
 class MasterSSLConnection(MasterConnection, SSLConnection):
     pass
+
+
+class LoggedRetry(Retry):
+    """redis-py's retry with backoff, logging each lost attempt, so a process that waits for Redis says so."""
+
+    def call_with_retry(self, do: Callable[[], _T], fail: Callable[[Exception], Any]) -> _T:
+        failures = 0
+
+        def logged(error: Exception) -> None:
+            nonlocal failures
+            failures += 1
+            # One lost connection is routine (an idle one the server closed); more is an outage.
+            (log.warning if failures > 1 else log.debug)(
+                "redis_unreachable", error=str(error), attempt=failures,
+                gives_up_after=None if self._retries < 0 else self._retries)
+            fail(error)
+
+        return super().call_with_retry(do, logged)
+
+
+RETRIES = 8  # ~33 s of backoff (0.2 s doubling, at most 10 s apart): a Redis restart, a Sentinel failover
+
+
+def retry_options(*, forever: bool = False) -> dict[str, Any]:
+    """Client options that ride out a lost Redis: ``RETRIES`` retries, or, for a long-running process,
+    retries without end. A worker, poller or tail that gives up after ~33 s leaves more behind than one
+    that waits: RQ's scheduler process exits on the first error it sees, and RQ starts it again only at
+    its next maintenance (up to 10 minutes), so webhook retries and put-off deliveries stalled that long
+    after a longer outage (``tests/test_redis_restart.py``)."""
+    # OSError too: a socket that cannot connect (refused, unreachable) raises it, not redis-py's
+    # ConnectionError, and redis-py reconnects an idle connection outside any command's retries (the pool
+    # checks it before handing it out), so without it the first command after an outage failed at once.
+    errors = (redis.ConnectionError, redis.TimeoutError, OSError)
+    return {"retry": LoggedRetry(ExponentialBackoff(cap=10, base=0.1), -1 if forever else RETRIES, errors),
+            "retry_on_error": list(errors), "health_check_interval": 30}
 
 
 def connect(url: str, **options: Any) -> redis.Redis:

@@ -1,4 +1,4 @@
-"""A Redis restart under a running poller and worker: both reconnect and carry on."""
+"""A Redis restart under a running poller and worker: both reconnect and carry on, and so does RQ's scheduler."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -15,7 +16,7 @@ from livebrief.feedserver import FeedServer
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.redis_server import EmbeddedRedis
-from tests.conftest import REPO
+from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
 from tests.helpers import stop_session
 
 KEYS = Keys("livebrief")
@@ -44,6 +45,15 @@ def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
     return False
 
 
+def until(condition: Callable[[], object], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_poller_and_worker_ride_out_a_redis_restart(tmp_path: Path, feed_server: FeedServer) -> None:
     server = EmbeddedRedis().start()
     feed_server.set("/r.xml", rss([("g1", "Harbour authority reopens northern pier")]))
@@ -67,6 +77,40 @@ def test_poller_and_worker_ride_out_a_redis_restart(tmp_path: Path, feed_server:
 
         assert wait_for_headline(server.url, "Regional library extends opening hours", 60)
         assert run.poll() is None, "livebrief run exited instead of reconnecting"
+    finally:
+        stop_session(run)
+        server.stop()
+
+
+def test_a_webhook_retry_due_during_a_long_outage_is_sent_soon_after_redis_returns(
+    tmp_path: Path, feed_server: FeedServer, webhook_receiver: WebhookReceiver,
+) -> None:
+    # Kept on disk across the restart (AOF), as a production Redis would keep the scheduled retry.
+    durable = ["--appendonly", "yes", "--dir", str(tmp_path)]
+    server = EmbeddedRedis(extra_args=durable).start()
+    feed_server.set("/r.xml", rss([("g1", "Harbour authority reopens northern pier")]))
+    webhook_receiver.statuses = [500]
+    config = tmp_path / "lb.yaml"
+    config.write_text(yaml.safe_dump({
+        "topics_file": str(REPO / "config" / "topics.yaml"),
+        "feeds": [{"id": "r", "name": "R", "url": feed_server.url("/r.xml"), "interval": 1}],
+        "webhooks": [{"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [20]}],
+        "polling": {"allow_private": True, "backoff_base": 1},
+    }))
+    run = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config", str(config)],
+                           env={**os.environ, "REDIS_URL": server.url}, cwd=REPO, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert until(lambda: len(webhook_receiver.received) == 1, 30), "the first delivery was never tried"
+        time.sleep(2)  # the failure is recorded and its retry scheduled, 20 s on
+        server.stop()
+        # Longer than a one-shot command's retries (~33 s): RQ's scheduler process used to exit meanwhile,
+        # and RQ starts it again only at its next maintenance, up to 10 minutes later.
+        time.sleep(40)
+        server = EmbeddedRedis(port=server.port, extra_args=durable).start()
+
+        assert until(lambda: len(webhook_receiver.delivered) == 1, 25), "the retry was not sent after the outage"
+        assert run.poll() is None
     finally:
         stop_session(run)
         server.stop()
