@@ -208,10 +208,10 @@ class Config(_Strict):
     redis_url: str | None = Field(
         default=None,
         description="redis://, rediss:// (TLS), unix:// or redis+sentinel:// URL (livebrief/redis_client.py); "
-                    "unset = localhost:6379 if it answers, else embedded",
+                    "unset = the private one a running `livebrief run` keeps, else localhost:6379 if it answers, "
+                    "else `run` starts that private one (livebrief/redis_server.py)",
     )
     prefix: str = Field(default="livebrief", description="prefix of every Redis key and channel")
-
     topics_file: str = Field(default="topics.yaml", description="relative to this file's folder")
     feeds: list[FeedConfig] = Field(default_factory=list)
     webhooks: list[WebhookConfig] = Field(default_factory=list)

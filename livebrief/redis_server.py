@@ -74,7 +74,8 @@ def free_port() -> int:
 
 
 class EmbeddedRedis:
-    """A private redis-server on 127.0.0.1 and a free port, in a temporary directory, with no persistence."""
+    """A private redis-server: on 127.0.0.1 and a free port, in a temporary directory, with no persistence;
+    or, given ``data``, on a Unix socket in that folder, keeping its data there."""
 
     def __init__(self, port: int | None = None, extra_args: list[str] | None = None,
                  data: Path | None = None) -> None:

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import redis
-import structlog
 
 from livebrief.keys import Keys
 from livebrief.models import Entry
-
-log = structlog.get_logger(__name__)
-_RECONNECT_FIRST = 0.5  # seconds; doubled per failed attempt up to _RECONNECT_MAX
-_RECONNECT_MAX = 10.0
 
 
 def format_entry(entry: Entry) -> str:
@@ -36,25 +30,12 @@ def read_stream(
     stop: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[str, Entry]]:
     """Entries from the durable stream after ``since`` (an entry id, ``0`` for all, ``$`` for those added from
-    now on). Following, it rides out a lost Redis (a restart, a Sentinel failover): it waits, reconnects and
-    goes on after the last entry it gave, so nothing added meanwhile is missed or given twice, which a
-    pub/sub subscriber cannot promise (messages published while it reconnects are gone)."""
-    last = since
-    wait = _RECONNECT_FIRST
+    now on). Each read asks for what follows the last entry given, so a client that retries a lost Redis (a
+    restart, a Sentinel failover; the CLI's never stops retrying) goes on with nothing missed or given twice,
+    which a pub/sub subscriber cannot promise: messages published while it reconnects are gone."""
+    last = _last_id(client, keys) if since == "$" else since
     while True:
-        try:
-            if last == "$":
-                last = _last_id(client, keys)
-            response = cast(list[Any], client.xread({keys.entries_stream: last}, count=500,
-                                                    block=1000 if follow else None))
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            if not follow:
-                raise
-            log.warning("tail_redis_unreachable", error=str(exc), retry_in=wait, after=last)
-            time.sleep(wait)
-            wait = min(wait * 2, _RECONNECT_MAX)
-            continue
-        wait = _RECONNECT_FIRST
+        response = cast(list[Any], client.xread({keys.entries_stream: last}, count=500, block=1000 if follow else None))
         if not response:
             if not follow or (stop and stop()):
                 return
@@ -67,8 +48,8 @@ def read_stream(
 
 
 def _last_id(client: redis.Redis, keys: Keys) -> str:
-    """The id of the stream's newest entry, so "from now on" survives a reconnect (``$`` would skip
-    whatever was added while it was away)."""
+    """The id of the stream's newest entry: ``$`` sent again after a reconnect would skip whatever was added
+    while the client was away."""
     newest = cast(list[tuple[bytes, Any]], client.xrevrange(keys.entries_stream, count=1))
     return newest[0][0].decode() if newest else "0"
 

@@ -1,5 +1,5 @@
 """Small builders shared by tests: items as the real parser makes them; a probe job for the worker; stopping
-a ``livebrief run`` started in its own session."""
+a ``livebrief run`` started in its own session; waiting for a condition."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import os
 import random
 import signal
 import subprocess
+import time
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+import redis
 
 from feeds.parse import content_hash, item_id
 from livebrief.models import Item
@@ -58,3 +62,17 @@ def stop_session(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def until(condition: Callable[[], object], timeout: float) -> bool:
+    """Whether ``condition()`` came true within ``timeout`` seconds (a Redis error while it is down counts
+    as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except redis.RedisError:
+            pass
+        time.sleep(0.2)
+    return False

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from livebrief.models import Entry
 from livebrief.redis_client import SENTINEL_PORT, check_url, connect, parse_sentinel_url
 from livebrief.redis_server import EmbeddedRedis, find_redis_server, free_port
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import stop_session
+from tests.helpers import stop_session, until
 
 KEYS = Keys("livebrief")
 SERVICE = "briefing"
@@ -155,18 +155,6 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
-
-
-def until(condition: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return True
-        except redis.RedisError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def rss(items: list[tuple[str, str]]) -> str:

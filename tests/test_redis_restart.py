@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -17,7 +16,7 @@ from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.redis_server import EmbeddedRedis
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import stop_session
+from tests.helpers import stop_session, until
 
 KEYS = Keys("livebrief")
 
@@ -41,15 +40,6 @@ def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
                     return True
         except redis.ConnectionError:
             pass
-        time.sleep(0.2)
-    return False
-
-
-def until(condition: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
         time.sleep(0.2)
     return False
 
