@@ -58,6 +58,18 @@ def _until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
+def _serve_until_signalled(stop_serving: Callable[[], None]) -> None:
+    """Wait for SIGINT or SIGTERM while a server started on its own thread serves, then ``stop_serving()``."""
+
+    async def wait(stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    try:
+        _until_signalled(wait)
+    finally:
+        stop_serving()
+
+
 # --- run -------------------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -145,15 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     with _redis(config, embed=False, patient=True) as (_, client):
-        receiver = PushReceiver(config, client, listen=args.listen).start()
-
-        async def wait(stop: asyncio.Event) -> None:
-            await stop.wait()
-
-        try:
-            _until_signalled(wait)
-        finally:
-            receiver.stop()
+        _serve_until_signalled(PushReceiver(config, client, listen=args.listen).start().stop)
     return 0
 
 
@@ -248,15 +252,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if args.listen:
-        exporter = _start_exporter(config, args.listen)
-
-        async def wait(stop: asyncio.Event) -> None:
-            await stop.wait()
-
-        try:
-            _until_signalled(wait)
-        finally:
-            exporter.stop()
+        _serve_until_signalled(_start_exporter(config, args.listen).stop)
         return 0
     with _redis(config, embed=False) as (_, client):
         print(metrics_text(client, config), end="")

@@ -76,3 +76,13 @@ def until(condition: Callable[[], object], timeout: float) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def rss(items: list[tuple[str, str]]) -> str:
+    """An RSS 2.0 feed of (guid, title) items, each with a link and a one-line description."""
+    body = "".join(
+        f"<item><title>{t}</title><link>https://r.example/{g}</link><guid>{g}</guid>"
+        f"<description>{t}. Officials gave details on Monday about the {g} decision.</description></item>"
+        for g, t in items
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>R</title>{body}</channel></rss>'

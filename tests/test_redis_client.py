@@ -25,7 +25,7 @@ from livebrief.models import Entry
 from livebrief.redis_client import SENTINEL_PORT, check_url, connect, parse_sentinel_url
 from livebrief.redis_server import EmbeddedRedis, find_redis_server, free_port
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import stop_session, until
+from tests.helpers import rss, stop_session, until
 
 KEYS = Keys("livebrief")
 SERVICE = "briefing"
@@ -155,15 +155,6 @@ def _answers(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.ConnectionError:
         return False
-
-
-def rss(items: list[tuple[str, str]]) -> str:
-    body = "".join(
-        f"<item><title>{t}</title><link>https://ha.example/{g}</link><guid>{g}</guid>"
-        f"<description>{t}. Officials gave details on Monday about the {g} decision.</description></item>"
-        for g, t in items
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>HA</title>{body}</channel></rss>'
 
 
 def write_config(tmp_path: Path, feed_url: str, hook_url: str) -> Path:

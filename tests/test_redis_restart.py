@@ -16,18 +16,9 @@ from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.redis_server import EmbeddedRedis
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import stop_session, until
+from tests.helpers import rss, stop_session, until
 
 KEYS = Keys("livebrief")
-
-
-def rss(items: list[tuple[str, str]]) -> str:
-    body = "".join(
-        f"<item><title>{t}</title><link>https://r.example/{g}</link><guid>{g}</guid>"
-        f"<description>{t}. Officials gave details on Monday about the {g} decision.</description></item>"
-        for g, t in items
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>R</title>{body}</channel></rss>'
 
 
 def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
