@@ -221,6 +221,11 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     from feeds.status import feed_statuses
 
     config = load_config(args.config)
+    if args.opml:
+        from livebrief.opml import write_opml
+
+        print(write_opml([(f.name, f.url) for f in config.feeds if f.enabled], "livebrief feeds"), end="")
+        return 0
     with _redis(config, embed=False) as (_, client):
         statuses = feed_statuses(client, config)
     now = time.time()
@@ -363,12 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tail)
     p = add("classify", "classify JSON lines {id,title,text?} from stdin")
     p.set_defaults(func=cmd_classify)
-    p = add("feeds", "show each feed's health")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_feeds)
-    p = add("status", "same as feeds")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_feeds)
+    for name, help_ in (("feeds", "show each feed's health"), ("status", "same as feeds")):
+        p = add(name, help_)
+        p.add_argument("--json", action="store_true")
+        p.add_argument("--opml", action="store_true",
+                       help="print the configured feeds as an OPML subscription list (for other readers); no Redis")
+        p.set_defaults(func=cmd_feeds)
     p = add("metrics", "print feed, queue and stream figures in Prometheus text format")
     p.add_argument("--listen", help="[HOST:]PORT: serve them at http://HOST:PORT/metrics for Prometheus to scrape "
                                     "(HOST 127.0.0.1 by default), until stopped")

@@ -214,6 +214,10 @@ class Config(_Strict):
     prefix: str = Field(default="livebrief", description="prefix of every Redis key and channel")
     topics_file: str = Field(default="topics.yaml", description="relative to this file's folder")
     feeds: list[FeedConfig] = Field(default_factory=list)
+    opml: list[str] = Field(
+        default_factory=list,
+        description="OPML subscription lists (relative to this file) whose feeds are followed too",
+    )
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     polling: PollingConfig = Field(default_factory=PollingConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
@@ -278,6 +282,8 @@ def parse_config(data: Any, path: str) -> Config:
         config = Config.model_validate({**data, "source_path": path})
     except ValidationError as exc:
         raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from exc
+    if config.opml:
+        config = config.model_copy(update={"feeds": [*config.feeds, *_opml_feeds(config, path)]})
     if os.environ.get("REDIS_URL"):
         try:
             check_url(os.environ["REDIS_URL"])
@@ -285,6 +291,37 @@ def parse_config(data: Any, path: str) -> Config:
             raise ConfigError("$REDIS_URL", [exc.message]) from None
         config = config.model_copy(update={"redis_url": os.environ["REDIS_URL"]})
     return config
+
+
+def _opml_feeds(config: Config, path: str) -> list[FeedConfig]:
+    """The feeds of ``config.opml``'s lists that the YAML does not already follow (by URL)."""
+    from livebrief.opml import OpmlError, read_opml
+
+    known_urls = {f.url for f in config.feeds}
+    known_ids = {f.id for f in config.feeds}
+    found: list[FeedConfig] = []
+    for n, name in enumerate(config.opml):
+        source = Path(path).parent / name
+        try:
+            listed = read_opml(source.read_bytes())
+        except OSError as exc:
+            raise ConfigError(path, [f"opml.{n}: {source} cannot be read: {exc.strerror}"]) from exc
+        except OpmlError as exc:
+            raise ConfigError(str(source), [str(exc)]) from exc
+        for feed in listed:
+            if feed["url"] in known_urls:
+                continue
+            try:
+                parsed = FeedConfig.model_validate(feed)
+            except ValidationError as exc:
+                raise ConfigError(str(source), [f"outline {feed['name']!r}: {_format_error(e)}"
+                                                for e in exc.errors()]) from exc
+            if parsed.id in known_ids:  # the YAML took the id for a feed of another URL
+                raise ConfigError(str(source), [f"outline {feed['name']!r}: its id {parsed.id!r} is taken"])
+            known_urls.add(parsed.url)
+            known_ids.add(parsed.id)
+            found.append(parsed)
+    return found
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:

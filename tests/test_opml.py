@@ -1,0 +1,105 @@
+"""OPML subscription lists: followed through `opml:` in the config (end to end, on real feed servers),
+written back by `livebrief feeds --opml`, and refused with the file and the reason when unreadable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from livebrief.config import load_config
+from livebrief.errors import ConfigError
+from livebrief.feedserver import FeedServer
+from livebrief.opml import OpmlError, feed_id, read_opml
+from tests.conftest import FIXTURES, REPO
+from tests.test_pipeline import latest_versions, run_once, serve_fixtures, stream_entries
+
+
+def desk_opml(tmp_path: Path, server: FeedServer) -> Path:
+    path = tmp_path / "desk.opml"
+    path.write_text((FIXTURES / "opml" / "desk.opml").read_text().replace("FEEDSERVER", server.url("").rstrip("/")))
+    return path
+
+
+def write_config(tmp_path: Path, feeds: list[dict[str, str]], opml: list[str]) -> Path:
+    path = tmp_path / "livebrief.yaml"
+    path.write_text(yaml.safe_dump({
+        "topics_file": str(REPO / "config" / "topics.yaml"), "feeds": feeds, "opml": opml,
+        "polling": {"allow_private": True, "timeout": 10},
+    }))
+    return path
+
+
+def test_the_feeds_of_an_opml_list_are_followed_like_configured_ones(
+    tmp_path: Path, client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    serve_fixtures(feed_server)
+    desk_opml(tmp_path, feed_server)
+    config = write_config(tmp_path, [], ["desk.opml"])
+
+    result = run_once(config, redis_url)
+
+    assert result.returncode == 0, result.stderr
+    # The same three feeds as the pipeline test's YAML list, so the same six stories.
+    assert len(latest_versions(stream_entries(client))) == 6
+    assert {f.name for f in load_config(config).feeds} == {"Wire A", "Paper B", "Українська правда"}
+
+
+def test_a_feed_in_both_the_yaml_and_a_list_is_followed_once_under_its_yaml_id(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    desk_opml(tmp_path, feed_server)
+    yaml_feed = {"id": "wire-a", "name": "Wire A (desk)", "url": feed_server.url("/a.xml")}
+
+    feeds = load_config(write_config(tmp_path, [yaml_feed], ["desk.opml"])).feeds
+
+    assert [f.url for f in feeds].count(feed_server.url("/a.xml")) == 1
+    assert feeds[0].id == "wire-a"
+    assert len(feeds) == 3
+
+
+def test_ids_from_a_list_are_stable_and_distinct() -> None:
+    assert feed_id("Wire A", "https://a.example/rss") == feed_id("Wire A", "https://a.example/rss")
+    assert feed_id("Wire A", "https://a.example/rss") != feed_id("Wire A", "https://a.example/world.rss")
+    assert feed_id("Українська правда", "https://up.example/rss").startswith("feed-")
+    assert feed_id("Le Monde — International", "https://lm.example/rss").startswith("le-monde-international-")
+
+
+def test_feeds_opml_writes_a_list_that_reads_back_to_the_configured_feeds(tmp_path: Path) -> None:
+    feeds = [{"id": "wire-a", "name": "Wire A", "url": "https://wire-a.example/rss"},
+             {"id": "kyiv", "name": "Kyiv & Co <daily>", "url": "https://kyiv.example/feed?x=1&y=2"}]
+    config = write_config(tmp_path, feeds, [])
+
+    result = subprocess.run([sys.executable, "-m", "livebrief.cli", "feeds", "--opml", "--config", str(config)],
+                            env={k: v for k, v in os.environ.items() if k != "REDIS_URL"}, cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert [(f["name"], f["url"]) for f in read_opml(result.stdout.encode())] == [
+        ("Wire A", "https://wire-a.example/rss"), ("Kyiv & Co <daily>", "https://kyiv.example/feed?x=1&y=2")]
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"<opml><body><outline xmlUrl='https://a.example/rss'", "not valid XML"),
+    (b"<rss version='2.0'><channel/></rss>", "not an OPML document"),
+    (b"<!DOCTYPE opml [<!ENTITY a 'aaaa'>]><opml><body/></opml>", "DOCTYPE is not accepted"),
+])
+def test_an_unreadable_list_is_refused_with_the_reason(body: bytes, says: str) -> None:
+    with pytest.raises(OpmlError, match=says):
+        read_opml(body)
+
+
+def test_a_bad_list_fails_the_config_naming_the_list(tmp_path: Path) -> None:
+    (tmp_path / "bad.opml").write_bytes(
+        b"<opml><body><outline text='Gopher' xmlUrl='gopher://old.example/feed'/></body></opml>")
+    with pytest.raises(ConfigError, match=r"outline 'Gopher': url: must be an absolute http") as bad:
+        load_config(write_config(tmp_path, [], ["bad.opml"]))
+    assert bad.value.path == str(tmp_path / "bad.opml")
+
+    with pytest.raises(ConfigError, match=r"opml.0: .*missing.opml cannot be read"):
+        load_config(write_config(tmp_path, [], ["missing.opml"]))
