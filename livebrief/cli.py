@@ -19,7 +19,7 @@ import redis
 import structlog
 
 from livebrief.config import Config, load_config
-from livebrief.errors import LivebriefError
+from livebrief.errors import LivebriefError, RedisUnavailableError, without_password
 from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
@@ -41,6 +41,8 @@ def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tu
         client = connect(url, **retry_options(forever=patient))
         try:
             yield url, client
+        except redis.ConnectionError as exc:  # out of retries, or refused credentials: say so, no traceback
+            raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: {exc}") from exc
         finally:
             client.close()
 

@@ -34,17 +34,22 @@ class RedisUnavailableError(LivebriefError):
     default_message = "no Redis server could be reached or started"
 
 
+def without_password(url: str) -> str:
+    """``url`` as it may be shown: any password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    netloc = rest.split("/")[0].split("?")[0]
+    if "@" in netloc:
+        userinfo, hosts = netloc.rsplit("@", 1)
+        user = userinfo.partition(":")[0]
+        rest = f"{user}:***@{hosts}{rest[len(netloc):]}" if ":" in userinfo else rest
+    return f"{scheme}{sep}{rest}"
+
+
 class RedisUrlError(RedisUnavailableError):
     """A Redis URL livebrief cannot connect with; the message shows it without its password."""
 
     def __init__(self, url: str, reason: str) -> None:
-        scheme, sep, rest = url.partition("://")
-        netloc = rest.split("/")[0].split("?")[0]
-        if "@" in netloc:
-            userinfo, hosts = netloc.rsplit("@", 1)
-            user = userinfo.partition(":")[0]
-            rest = f"{user}:***@{hosts}{rest[len(netloc):]}" if ":" in userinfo else rest
-        self.url = f"{scheme}{sep}{rest}"
+        self.url = without_password(url)
         super().__init__(f"Redis URL {self.url!r}: {reason}")
 
 

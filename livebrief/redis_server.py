@@ -121,11 +121,16 @@ class EmbeddedRedis:
             try:
                 client.ping()
                 break
+            except redis.AuthenticationError:
+                break  # it answers; a password is for its clients to give (extra_args may set one)
             except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
+                if self.process.poll() is not None:
                     err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                     self.stop()
                     raise RedisUnavailableError(f"embedded redis-server did not start: {err.strip()}") from None
+                if time.monotonic() > deadline:
+                    self.stop()  # still running: its stderr would never end
+                    raise RedisUnavailableError(f"embedded redis-server did not answer within {timeout:g} s") from None
                 time.sleep(0.02)
         client.close()
         log.info("embedded_redis_started", url=self.url, binary=binary)

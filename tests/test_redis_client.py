@@ -353,3 +353,21 @@ def test_a_tls_sentinel_url_reaches_a_tls_master_through_a_tls_sentinel(
     # Both listen for TLS only, so a reply at all means the client spoke TLS to each.
     assert client.set("livebrief:test:key", "value") is True
     assert redis.Redis(port=master.port, **tls.client_options()).get("livebrief:test:key") == b"value"
+
+
+def test_a_command_refused_by_redis_says_so_without_a_traceback(tmp_path: Path) -> None:
+    server = EmbeddedRedis(extra_args=["--requirepass", "right"]).start()
+    try:
+        path = tmp_path / "livebrief.yaml"
+        path.write_text(yaml.safe_dump({}))
+        result = subprocess.run(
+            [sys.executable, "-m", "livebrief.cli", "metrics", "--config", str(path)],
+            env={**os.environ, "REDIS_URL": f"redis://:wrong@127.0.0.1:{server.port}/0"}, cwd=REPO,
+            capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        server.stop()
+
+    assert result.returncode == 2
+    assert f"Redis at redis://:***@127.0.0.1:{server.port}/0 cannot be used" in result.stderr
+    assert "Traceback" not in result.stderr and "wrong" not in result.stderr
