@@ -33,9 +33,11 @@ log = structlog.get_logger("livebrief")
 def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tuple[str, redis.Redis]]:
     """The configured Redis (``REDIS_URL`` is already folded into the config), else the private one a
     ``livebrief run`` keeps, else localhost:6379; with ``embed``, that private one is started when none of
-    them answers (``livebrief/redis_server.py``). Commands retry a lost
-    connection with backoff, so a Redis restart is ridden out; a long-running process (``patient``) never
-    stops retrying, a one-shot command reports the error after ~33 s."""
+    them answers (``livebrief/redis_server.py``). Commands retry a lost connection with backoff for ~33 s,
+    so a Redis restart is ridden out; ``patient`` (``tail``) never stops retrying. The services do not wait
+    without end: a process blocked in a retry could not stop on SIGTERM, and each of them carries on after
+    a failed command anyway (the poller's next round, RQ's worker loop, the watchdog standing in for RQ's
+    scheduler: ``livebrief/workers.py``)."""
     where = redis_url_for(config.redis_url) if embed else contextlib.nullcontext(running_url(config.redis_url))
     with where as url:
         client = connect(url, **retry_options(forever=patient))
@@ -76,7 +78,7 @@ def _serve_until_signalled(stop_serving: Callable[[], None]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    with _redis(config, embed=True, patient=not args.once) as (url, client):
+    with _redis(config, embed=True) as (url, client):
         if args.once:
             return _run_once(config, client)
         return _run_forever(config, url, client, args)
@@ -140,7 +142,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from feeds.poller import Poller
 
     config = load_config(args.config)
-    with _redis(config, embed=False, patient=not args.once) as (_, client):
+    with _redis(config, embed=False) as (_, client):
         poller = Poller(config, client)
         try:
             if args.once:
@@ -158,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from feeds.push import PushReceiver
 
     config = load_config(args.config)
-    with _redis(config, embed=False, patient=True) as (_, client):
+    with _redis(config, embed=False) as (_, client):
         _serve_until_signalled(PushReceiver(config, client, listen=args.listen).start().stop)
     return 0
 
@@ -167,7 +169,7 @@ def cmd_work(args: argparse.Namespace) -> int:
     from livebrief.workers import QUEUE_ROLES, run_worker
 
     config = load_config(args.config)
-    with _redis(config, embed=False, patient=not args.burst) as (_, client):
+    with _redis(config, embed=False) as (_, client):
         roles = tuple(r.strip() for r in args.queues.split(",") if r.strip())
         unknown = set(roles) - set(QUEUE_ROLES)
         if unknown or not roles:

@@ -12,8 +12,7 @@ The username and password are the master's. Options are redis-py's URL options (
 sentinels ask for their own credentials. The client asks the sentinels where the master is before every
 attempt to connect, so a worker that retries a command after a failover lands on the new master.
 
-How long a client waits for a lost Redis is ``retry_options``: a one-shot command gives up after ~33 s, a
-long-running process never does.
+How long a client waits for a lost Redis is ``retry_options``.
 
 Why one URL and not settings of their own: ``livebrief run`` hands its URL to the worker processes it
 starts (``REDIS_URL``), and RQ's scheduler rebuilds its connection from the client's pool, so whatever a
@@ -182,15 +181,9 @@ RETRIES = 8  # ~33 s of backoff (0.2 s doubling, at most 10 s apart): a Redis re
 
 
 def retry_options(*, forever: bool = False) -> dict[str, Any]:
-    """Client options that ride out a lost Redis: ``RETRIES`` retries, or, for a long-running process,
-    retries without end. A worker, poller or tail that gives up after ~33 s leaves more behind than one
-    that waits: RQ's scheduler process exits when a command fails, and RQ starts it again only at its next
-    maintenance (up to 10 minutes), so webhook retries and put-off deliveries stalled that long after a
-    longer outage (``tests/test_redis_restart.py``)."""
-    # OSError too: a socket that cannot connect (refused, unreachable) raises it, not redis-py's
-    # ConnectionError, and redis-py reconnects an idle connection outside any command's retries (the pool
-    # checks it before handing it out), so without it the first command after an outage failed at once.
-    errors = (redis.ConnectionError, redis.TimeoutError, OSError)
+    """Client options that ride out a lost Redis: ``RETRIES`` retries (~33 s), or retries without end for a
+    reader that has nothing else to do and no signal handler of its own to wait for (``livebrief tail``)."""
+    errors = (redis.ConnectionError, redis.TimeoutError)
     return {"retry": LoggedRetry(ExponentialBackoff(cap=10, base=0.1), -1 if forever else RETRIES, errors),
             "retry_on_error": list(errors), "health_check_interval": 30}
 

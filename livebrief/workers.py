@@ -1,5 +1,6 @@
 """Starting RQ workers for livebrief's queues (ingest first, then deliveries), with the scheduler on so
-delayed retries run, and a watchdog that promptly recovers jobs of workers that died."""
+delayed retries run, and a watchdog that promptly recovers jobs of workers that died and stands in for a
+scheduler process that died."""
 
 from __future__ import annotations
 
@@ -61,14 +62,36 @@ def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES
     return [Queue(names[role], connection=client) for role in roles]
 
 
-def _watchdog(client: redis.Redis, keys: Keys, names: list[str], stop: threading.Event) -> None:
+def _watchdog(client: redis.Redis, keys: Keys, names: list[str], worker: Worker, stop: threading.Event) -> None:
     while not stop.wait(RECOVERY_INTERVAL):
         try:
             recover_abandoned(client, keys, names)
+            schedule_if_scheduler_died(worker)
         except redis.RedisError as exc:  # Redis restarting: try again next round
             log.warning("recovery_check_failed", error=str(exc))
         except Exception:  # anything else: log it, but never let the thread die and recovery stop
             log.exception("recovery_check_crashed")
+
+
+def schedule_if_scheduler_died(worker: Worker) -> int:
+    """When this worker's RQ scheduler process has exited, do its work once, as RQ's burst mode does:
+    queue the retries and put-off deliveries that are due. Returns the queues it scheduled for.
+
+    Why: the scheduler process exits when a Redis command fails after the client's retries (an outage
+    longer than ~33 s), and RQ starts it again only at its next maintenance, up to 10 minutes later;
+    webhook retries and put-off deliveries stalled that long (``tests/test_redis_restart.py``). The
+    scheduler's own name takes the locks, so its lock (held for a minute after it died) is no obstacle,
+    and a live scheduler of another worker keeps its queues."""
+    scheduler = worker.scheduler
+    if scheduler is None or (scheduler._process is not None and scheduler._process.is_alive()):
+        return 0
+    if not scheduler.acquire_locks():
+        return 0
+    try:
+        scheduler.enqueue_scheduled_jobs()
+        return len(scheduler.acquired_locks)
+    finally:
+        scheduler.release_locks()
 
 
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,
@@ -83,11 +106,11 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     names = [queue.name for queue in queues(client, keys)]  # recover every role's jobs, not just ours
     recover_abandoned(client, keys, names)
     stop = threading.Event()
-    if not burst:
-        # The client's pool hands the thread its own connection while the worker blocks on another.
-        threading.Thread(target=_watchdog, args=(client, keys, names, stop), daemon=True).start()
     worker_class = FreezingWorker if simple else Worker  # a forked work-horse's heap dies with it
     worker = worker_class(queues(client, keys, roles), connection=client)
+    if not burst:
+        # The client's pool hands the thread its own connection while the worker blocks on another.
+        threading.Thread(target=_watchdog, args=(client, keys, names, worker, stop), daemon=True).start()
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
     finally:
