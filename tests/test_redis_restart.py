@@ -36,19 +36,25 @@ def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
     return False
 
 
-def test_poller_and_worker_ride_out_a_redis_restart(tmp_path: Path, feed_server: FeedServer) -> None:
-    server = EmbeddedRedis().start()
+def start_run(tmp_path: Path, feed_server: FeedServer, redis_url: str,
+              webhooks: list[dict[str, object]] | None = None) -> subprocess.Popen[bytes]:
+    """`livebrief run` with one worker, following one feed that first holds one item."""
     feed_server.set("/r.xml", rss([("g1", "Harbour authority reopens northern pier")]))
     config = tmp_path / "lb.yaml"
     config.write_text(yaml.safe_dump({
         "topics_file": str(REPO / "config" / "topics.yaml"),
         "feeds": [{"id": "r", "name": "R", "url": feed_server.url("/r.xml"), "interval": 1}],
+        "webhooks": webhooks or [],
         "polling": {"allow_private": True, "backoff_base": 1},
     }))
-    env = {**os.environ, "REDIS_URL": server.url}
-    run = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config", str(config)],
-                           env=env, cwd=REPO, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config", str(config)],
+                            env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_poller_and_worker_ride_out_a_redis_restart(tmp_path: Path, feed_server: FeedServer) -> None:
+    server = EmbeddedRedis().start()
+    run = start_run(tmp_path, feed_server, server.url)
     try:
         assert wait_for_headline(server.url, "Harbour authority reopens northern pier", 30)
         server.stop()
@@ -70,18 +76,9 @@ def test_a_webhook_retry_due_during_a_long_outage_is_sent_soon_after_redis_retur
     # Kept on disk across the restart (AOF), as a production Redis would keep the scheduled retry.
     durable = ["--appendonly", "yes", "--dir", str(tmp_path)]
     server = EmbeddedRedis(extra_args=durable).start()
-    feed_server.set("/r.xml", rss([("g1", "Harbour authority reopens northern pier")]))
     webhook_receiver.statuses = [500]
-    config = tmp_path / "lb.yaml"
-    config.write_text(yaml.safe_dump({
-        "topics_file": str(REPO / "config" / "topics.yaml"),
-        "feeds": [{"id": "r", "name": "R", "url": feed_server.url("/r.xml"), "interval": 1}],
-        "webhooks": [{"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [20]}],
-        "polling": {"allow_private": True, "backoff_base": 1},
-    }))
-    run = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config", str(config)],
-                           env={**os.environ, "REDIS_URL": server.url}, cwd=REPO, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = start_run(tmp_path, feed_server, server.url, [
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [20]}])
     try:
         assert until(lambda: len(webhook_receiver.received) == 1, 30), "the first delivery was never tried"
         time.sleep(2)  # the failure is recorded and its retry scheduled, 20 s on
@@ -100,16 +97,7 @@ def test_a_webhook_retry_due_during_a_long_outage_is_sent_soon_after_redis_retur
 
 def test_run_stops_on_sigterm_while_redis_is_down(tmp_path: Path, feed_server: FeedServer) -> None:
     server = EmbeddedRedis().start()
-    feed_server.set("/r.xml", rss([("g1", "Harbour authority reopens northern pier")]))
-    config = tmp_path / "lb.yaml"
-    config.write_text(yaml.safe_dump({
-        "topics_file": str(REPO / "config" / "topics.yaml"),
-        "feeds": [{"id": "r", "name": "R", "url": feed_server.url("/r.xml"), "interval": 1}],
-        "polling": {"allow_private": True},
-    }))
-    run = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config", str(config)],
-                           env={**os.environ, "REDIS_URL": server.url}, cwd=REPO, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = start_run(tmp_path, feed_server, server.url)
     try:
         assert wait_for_headline(server.url, "Harbour authority reopens northern pier", 30)
         server.stop()
