@@ -75,6 +75,7 @@ def check_url(url: str) -> None:
 
 
 def parse_sentinel_url(url: str) -> SentinelTarget:
+    """The sentinels, service and connection options a ``redis+sentinel://`` URL names (module docstring)."""
     scheme, _, rest = url.partition("://")
     tls = SENTINEL_SCHEMES.get(scheme.lower())
     if tls is None:
