@@ -73,9 +73,9 @@ def _watchdog(client: redis.Redis, keys: Keys, names: list[str], worker: Worker,
             log.exception("recovery_check_crashed")
 
 
-def schedule_if_scheduler_died(worker: Worker) -> int:
+def schedule_if_scheduler_died(worker: Worker) -> None:
     """When this worker's RQ scheduler process has exited, do its work once, as RQ's burst mode does:
-    queue the retries and put-off deliveries that are due. Returns the queues it scheduled for.
+    queue the retries and put-off deliveries that are due.
 
     Why: the scheduler process exits when a Redis command fails after the client's retries (an outage
     longer than ~33 s), and RQ starts it again only at its next maintenance, up to 10 minutes later;
@@ -84,12 +84,11 @@ def schedule_if_scheduler_died(worker: Worker) -> int:
     and a live scheduler of another worker keeps its queues."""
     scheduler = worker.scheduler
     if scheduler is None or (scheduler._process is not None and scheduler._process.is_alive()):
-        return 0
+        return
     if not scheduler.acquire_locks():
-        return 0
+        return
     try:
         scheduler.enqueue_scheduled_jobs()
-        return len(scheduler.acquired_locks)
     finally:
         scheduler.release_locks()
 
