@@ -12,6 +12,7 @@ from feeds.health import FeedState, FeedStates
 from feeds.push import Subscriptions
 from livebrief.config import Config
 from livebrief.keys import Keys
+from livebrief.workers import queues
 
 
 class FeedStatus(BaseModel):
@@ -136,8 +137,6 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
 
 def metrics_text(client: redis.Redis, config: Config) -> str:
     """What ``livebrief metrics`` prints and its exporter serves, read from Redis now."""
-    from livebrief.workers import queues
-
     keys = Keys(config.prefix)
     return prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
                       int(cast(int, client.xlen(keys.entries_stream))), read_counters(client, keys),

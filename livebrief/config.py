@@ -244,9 +244,13 @@ class Config(_Strict):
         return self
 
     @property
+    def folder(self) -> Path:
+        """What relative paths in the config (``topics_file``, ``opml``) are relative to: the file's folder."""
+        return Path(self.source_path).parent if self.source_path else SOURCE_ROOT / "config"
+
+    @property
     def topics_path(self) -> Path:
-        base = Path(self.source_path).parent if self.source_path else SOURCE_ROOT / "config"
-        return (base / self.topics_file).resolve()
+        return (self.folder / self.topics_file).resolve()
 
     def feed(self, feed_id: str) -> FeedConfig | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
@@ -283,7 +287,7 @@ def parse_config(data: Any, path: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from exc
     if config.opml:
-        config = config.model_copy(update={"feeds": [*config.feeds, *_opml_feeds(config, path)]})
+        config = config.model_copy(update={"feeds": [*config.feeds, *_opml_feeds(config)]})
     if os.environ.get("REDIS_URL"):
         try:
             check_url(os.environ["REDIS_URL"])
@@ -293,7 +297,7 @@ def parse_config(data: Any, path: str) -> Config:
     return config
 
 
-def _opml_feeds(config: Config, path: str) -> list[FeedConfig]:
+def _opml_feeds(config: Config) -> list[FeedConfig]:
     """The feeds of ``config.opml``'s lists that the YAML does not already follow (by URL)."""
     from livebrief.opml import OpmlError, read_opml
 
@@ -301,11 +305,11 @@ def _opml_feeds(config: Config, path: str) -> list[FeedConfig]:
     known_ids = {f.id for f in config.feeds}
     found: list[FeedConfig] = []
     for n, name in enumerate(config.opml):
-        source = Path(path).parent / name
+        source = config.folder / name
         try:
             listed = read_opml(source.read_bytes())
         except OSError as exc:
-            raise ConfigError(path, [f"opml.{n}: {source} cannot be read: {exc.strerror}"]) from exc
+            raise ConfigError(str(config.source_path), [f"opml.{n}: {source} cannot be read: {exc.strerror}"]) from exc
         except OpmlError as exc:
             raise ConfigError(str(source), [str(exc)]) from exc
         for feed in listed:

@@ -191,11 +191,11 @@ def retry_options(*, forever: bool = False) -> dict[str, Any]:
 
 def connect(url: str, **options: Any) -> redis.Redis:
     """A client for ``url``; ``options`` (retries, timeouts) apply to the master's connections."""
-    check_url(url)
     if scheme_of(url) in SENTINEL_SCHEMES:
-        target = parse_sentinel_url(url)
+        target = parse_sentinel_url(url)  # checks it too
         sentinel = Sentinel(target.sentinels, sentinel_kwargs=target.sentinel_options)
         connection_class = MasterSSLConnection if target.client_options.get("ssl") else MasterConnection
         return sentinel.master_for(target.service, connection_class=connection_class,
                                    **{**target.client_options, **options})
+    check_url(url)
     return redis.Redis.from_url(url, **options)

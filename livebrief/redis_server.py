@@ -168,35 +168,34 @@ def _answers(url: str) -> bool:
         return False
 
 
-def running_url(configured: str | None) -> str:
-    """The Redis a command that starts none uses: the configured one; else the private one a ``livebrief
-    run`` keeps, when it answers; else localhost:6379 (retried until it answers, or reported)."""
+def _answering(configured: str | None, *, allow_local: bool = True) -> str | None:
+    """The Redis to use without starting one: the configured one (even when down: a user who named a server
+    wants that one, and the clients retry); else the private one a ``livebrief run`` keeps, when it answers;
+    else localhost:6379 when it answers (``allow_local``); else None."""
     url = configured or os.environ.get("REDIS_URL")
     if url:
         return url
-    private = private_url()
-    return private if _answers(private) else LOCAL_DEFAULT
+    for candidate in (private_url(), *((LOCAL_DEFAULT,) if allow_local else ())):
+        if _answers(candidate):
+            return candidate
+    return None
+
+
+def running_url(configured: str | None) -> str:
+    """The Redis a command that starts none uses (``_answering``), else localhost:6379, retried until it
+    answers or reported (so it is not asked twice)."""
+    return _answering(configured, allow_local=False) or LOCAL_DEFAULT
 
 
 @contextlib.contextmanager
 def redis_url_for(configured: str | None, *, allow_local: bool = True) -> Iterator[str]:
-    """Yield the Redis URL ``livebrief run`` uses, starting (and later stopping) the private server when needed.
-
-    ``configured`` (REDIS_URL or the config) is used as it is, even when down: a user who named a server
-    wants that one, and the clients retry. Else the private server another ``run`` keeps, else
-    localhost:6379 (``allow_local``), else a private server of our own, kept in ``data_dir()``.
-    """
-    url = configured or os.environ.get("REDIS_URL")
+    """Yield the Redis URL ``livebrief run`` uses (``_answering``), else start (and later stop) a private
+    server of our own, kept in ``data_dir()``."""
+    url = _answering(configured, allow_local=allow_local)
     if url:
         yield url
         return
     folder = data_dir()
-    if _answers(private_url(folder)):
-        yield private_url(folder)
-        return
-    if allow_local and _answers(LOCAL_DEFAULT):
-        yield LOCAL_DEFAULT
-        return
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(folder / "redis.lock", "w") as lock:
         try:

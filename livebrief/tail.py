@@ -31,7 +31,7 @@ def read_stream(
 ) -> Iterator[tuple[str, Entry]]:
     """Entries from the durable stream after ``since`` (an entry id, ``0`` for all, ``$`` for those added from
     now on). Each read asks for what follows the last entry given, so a client that retries a lost Redis (a
-    restart, a Sentinel failover; the CLI's never stops retrying) goes on with nothing missed or given twice,
+    restart, a Sentinel failover; ``livebrief tail``'s never stops retrying) goes on with nothing missed or given twice,
     which a pub/sub subscriber cannot promise: messages published while it reconnects are gone."""
     last = _last_id(client, keys) if since == "$" else since
     while True:

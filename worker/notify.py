@@ -266,7 +266,7 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
         return "dropped: webhook no longer configured"
     ttl = runtime.config.worker.seen_ttl
     msg_ids = [msg_id for msg_id, _ in messages]
-    done, held = ((_delivery_state(connection, runtime.keys, webhook_id, msg_ids, ttl)) if connection is not None
+    done, held = (_delivery_state(connection, runtime.keys, webhook_id, msg_ids, ttl) if connection is not None
                   else ([False] * len(messages), None))
 
     def left(start: int) -> list[list[str]]:
@@ -401,19 +401,18 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
     keys = runtime.keys
     done = delivered(connection, keys, webhook_id, [m for m, _ in messages], runtime.config.worker.seen_ttl)
     failed_at = datetime.now(UTC).isoformat()
-    letters = [json.dumps({"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": str(exc),
-                           "failed_at": failed_at})
-               for (msg_id, entry_json), already in zip(messages, done, strict=True)
-               if not already]  # the others were delivered by an earlier attempt of this job
-    if not letters:
+    # The others were delivered by an earlier attempt of this job.
+    undelivered = [m for m, already in zip(messages, done, strict=True) if not already]
+    if not undelivered:
         return
     with connection.pipeline() as pipe:  # MULTI: the letters and their count together
-        pipe.lpush(keys.deadletter, *letters)
-        pipe.hincrby(keys.counters, counter_field(DEAD_LETTERS, webhook_id), len(letters))
+        pipe.lpush(keys.deadletter, *(json.dumps({"webhook": webhook_id, "delivery": msg_id, "entry": entry_json,
+                                                   "error": str(exc), "failed_at": failed_at})
+                                       for msg_id, entry_json in undelivered))
+        pipe.hincrby(keys.counters, counter_field(DEAD_LETTERS, webhook_id), len(undelivered))
         pipe.execute()
-    for (msg_id, _), already in zip(messages, done, strict=True):
-        if not already:
-            log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
+    for msg_id, _ in undelivered:
+        log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
 
 
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
