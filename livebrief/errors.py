@@ -23,11 +23,20 @@ class LivebriefError(Exception):
 class ConfigError(LivebriefError):
     """A configuration file is missing, unreadable or invalid."""
 
+    heading = "invalid configuration in"
+
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
         joined = "\n  ".join(problems)
-        super().__init__(f"invalid configuration in {path}:\n  {joined}")
+        super().__init__(f"{self.heading} {path}:\n  {joined}")
+
+
+class DataFileError(ConfigError):
+    """A data file a command reads (labelled items, a corpus) is missing, unreadable or malformed: not
+    configuration, so the message does not call it that."""
+
+    heading = "cannot use"
 
 
 class RedisUnavailableError(LivebriefError):

@@ -808,6 +808,19 @@ def test_cli_prints_a_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "macro-F1" in capsys.readouterr().out
 
 
+def test_cli_names_an_unusable_labels_file_without_calling_it_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent, broken = tmp_path / "absent.jsonl", tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "a", "title": "t", "topics": []}\nnot json\n')
+    assert main([str(absent)]) == 2
+    assert f"cannot use {absent}:\n  cannot read the file" in capsys.readouterr().err
+    assert main([str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot use {broken}:\n  line 2: not JSON" in err
+    assert "configuration" not in err
+
+
 def test_cli_scores_paragraph_labels_and_leaves_out_boilerplate_and_ambiguous_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,7 @@ from worker.evaluate_dedupe import (
     cluster_online,
     label_spans,
     load_corpus,
+    main,
     make_copy,
     score_clustering,
     window_ceiling,
@@ -135,6 +136,17 @@ def test_same_event_in_other_words_scores_above_threshold() -> None:
 )
 def test_same_topic_different_events_score_below_threshold(first: str, second: str) -> None:
     assert dedupe.story_score(_features(first), _features(second)) < 0.5
+
+
+def test_the_evaluation_names_an_unusable_file_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = tmp_path / "clusters.jsonl"
+    labels.write_text(json.dumps({"id": "a", "cluster": "c1"}) + "\n")
+    assert main([str(labels), "--corpus", str(tmp_path / "absent.jsonl")]) == 2
+    assert f"cannot use {tmp_path / 'absent.jsonl'}:\n  cannot read the file" in capsys.readouterr().err
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"id": "a", "title": "A headline"}) + "\n")  # no timestamp
+    assert main([str(labels), "--corpus", str(corpus)]) == 2
+    assert "record 1 (id 'a'): no timestamp" in capsys.readouterr().err
 
 
 def test_story_score_is_symmetric_and_bounded() -> None:

@@ -20,8 +20,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from livebrief.errors import DataFileError, LivebriefError
 from worker import dedupe
+from worker.evaluate_topics import load_records
 from worker.stories import MAX_STORIES_PER_TERM, term_candidates
 
 HOUR = 3600.0
@@ -50,33 +53,33 @@ def split_title(raw: str) -> tuple[str, str]:
     return (title, rest) if sep else (raw, "")
 
 
+def _rows(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """JSON lines that each hold ``fields``; ``DataFileError`` naming the file and line otherwise."""
+    rows = load_records(path)
+    for number, row in enumerate(rows, start=1):
+        missing = [name for name in fields if name not in row]
+        if missing:
+            raise DataFileError(str(path), [f"record {number} (id {row.get('id')!r}): no {', '.join(missing)}"])
+    return rows
+
+
 def load_corpus(path: Path) -> dict[str, Doc]:
     docs = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            title, text = split_title(row["title"])
-            docs[row["id"]] = Doc(
-                id=row["id"],
-                title=title,
-                text=text,
-                outlet=row.get("outlet", ""),
-                published=float(row["timestamp"]),
-                url=row.get("link", ""),
-            )
+    for row in _rows(path, ("id", "title", "timestamp")):
+        title, text = split_title(row["title"])
+        docs[row["id"]] = Doc(
+            id=row["id"],
+            title=title,
+            text=text,
+            outlet=row.get("outlet", ""),
+            published=float(row["timestamp"]),
+            url=row.get("link", ""),
+        )
     return docs
 
 
 def load_labels(path: Path) -> dict[str, str]:
-    labels = {}
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                labels[row["id"]] = row["cluster"]
-    return labels
+    return {row["id"]: row["cluster"] for row in _rows(path, ("id", "cluster"))}
 
 
 # --- the online clustering, ours and the baseline's ------------------------------------------------
@@ -533,7 +536,14 @@ def _evaluate(corpus: Path, labels_path: Path, threshold: float, windows: Sequen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except LivebriefError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _main(args: list[str]) -> int:
     if args and args[0] == "build-idf":
         p = argparse.ArgumentParser(prog="python -m worker.evaluate_dedupe build-idf")
         p.add_argument("--corpus", type=Path, required=True)

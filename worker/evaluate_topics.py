@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field
 
-from livebrief.errors import ConfigError, LivebriefError
+from livebrief.errors import DataFileError, LivebriefError
 from worker.classify import TopicSet, classify, load_topics
 
 __all__ = [
@@ -126,21 +126,21 @@ class EvalReport(BaseModel):
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
-    """Read JSON lines; blank lines are skipped. Raises ``ConfigError`` naming the bad line."""
+    """Read JSON lines; blank lines are skipped. Raises ``DataFileError`` naming the bad line."""
     records: list[dict[str, Any]] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
+        raise DataFileError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ConfigError(str(path), [f"line {number}: not JSON ({exc.msg})"]) from exc
+            raise DataFileError(str(path), [f"line {number}: not JSON ({exc.msg})"]) from exc
         if not isinstance(record, dict):
-            raise ConfigError(str(path), [f"line {number}: expected a JSON object"])
+            raise DataFileError(str(path), [f"line {number}: expected a JSON object"])
         records.append(record)
     return records
 
