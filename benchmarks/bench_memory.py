@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import redis
 from _support import (
@@ -60,6 +61,7 @@ from worker.notify import DeliveryMarks
 from worker.runtime import configure
 
 SAMPLE = 300
+WARM_CACHES_ITEMS = 20_000  # items after which a worker's caches have stopped growing (see main)
 
 
 def _rss() -> tuple[float, float]:
@@ -243,8 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_table(f"Redis bytes per webhook delivery remembered (seen_ttl, one webhook, {ns.deliveries:,} deliveries)",
                 ["how", "deliveries", "bytes per delivery", "notes"], _delivery_marks(ns.deliveries))
     window = sum(v for k, v in per_item.items() if KEPT.get(k, "").startswith("2 d"))
+    # The worker's caches (decoded stories, classifier look-ups) fill over the first ~20,000 items: a
+    # warm-up point before that measures their filling, not a leak (30,000 items gave x2.06, 200,000 x1.07).
+    warm_items = cast(int, rss_rows[0][1])
+    rss_caveat = (f" (warm-up at {warm_items:,} items, before the caches are full: the goal is for "
+                  "--items 1000000)") if warm_items < WARM_CACHES_ITEMS else ""
     print_table("goals (issue 6)", ["goal", "target", "measured"], [
-        ["worker RSS end / after warm-up", "<= 1.10", f"{rss_rows[-1][5]:.2f}"],
+        [f"worker RSS end / after warm-up{rss_caveat}", "<= 1.10", f"{rss_rows[-1][5]:.2f}"],
         ["Redis bytes per item remembered past the story retention (marks)", "<= 300",
          f"{per_item.get('mark', 0.0):,.0f}"],
         ["Redis bytes per item within the story retention (index + stories)", "<= 300", f"{window:,.0f}"],
