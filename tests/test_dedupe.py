@@ -147,6 +147,9 @@ def test_the_evaluation_names_an_unusable_file_and_exits_2(tmp_path: Path, capsy
     corpus.write_text(json.dumps({"id": "a", "title": "A headline"}) + "\n")  # no timestamp
     assert main([str(labels), "--corpus", str(corpus)]) == 2
     assert "record 1 (id 'a'): no timestamp" in capsys.readouterr().err
+    corpus.write_text(json.dumps({"id": "a", "title": "A headline", "timestamp": "soon"}) + "\n")
+    assert main([str(labels), "--corpus", str(corpus)]) == 2
+    assert "record 1 (id 'a'): timestamp 'soon' is not a number" in capsys.readouterr().err
 
 
 def test_story_score_is_symmetric_and_bounded() -> None:

@@ -54,7 +54,7 @@ def split_title(raw: str) -> tuple[str, str]:
 
 
 def _rows(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    """JSON lines that each hold ``fields``; ``DataFileError`` naming the file and line otherwise."""
+    """JSON lines that each hold ``fields``; ``DataFileError`` naming the file and record otherwise."""
     rows = load_records(path)
     for number, row in enumerate(rows, start=1):
         missing = [name for name in fields if name not in row]
@@ -65,14 +65,19 @@ def _rows(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
 
 def load_corpus(path: Path) -> dict[str, Doc]:
     docs = {}
-    for row in _rows(path, ("id", "title", "timestamp")):
+    for number, row in enumerate(_rows(path, ("id", "title", "timestamp")), start=1):
+        try:
+            published = float(row["timestamp"])
+        except (TypeError, ValueError):
+            raise DataFileError(str(path), [f"record {number} (id {row['id']!r}): timestamp "
+                                            f"{row['timestamp']!r} is not a number"]) from None
         title, text = split_title(row["title"])
         docs[row["id"]] = Doc(
             id=row["id"],
             title=title,
             text=text,
             outlet=row.get("outlet", ""),
-            published=float(row["timestamp"]),
+            published=published,
             url=row.get("link", ""),
         )
     return docs
