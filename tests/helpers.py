@@ -1,5 +1,5 @@
 """Small builders shared by tests: items as the real parser makes them; a probe job for the worker; stopping
-a ``livebrief run`` started in its own session; waiting for a condition."""
+a ``livebrief run`` started in its own session; waiting for a condition; the stream's headlines."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from feeds.parse import content_hash, item_id
-from livebrief.models import Item
+from livebrief.keys import Keys
+from livebrief.models import Entry, Item
 
 _SYLLABLES = "ba ko ri te ml va zu no pe la dri sto vek mar ol un isk gor tan bel".split()
 
@@ -76,6 +77,12 @@ def until(condition: Callable[[], object], timeout: float) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def stream_headlines(client: redis.Redis, prefix: str = "livebrief") -> list[str]:
+    """The headlines of the entries on the stream, oldest first."""
+    stream = Keys(prefix).entries_stream
+    return [Entry.model_validate_json(f[b"entry"]).headline for _, f in client.xrange(stream)]
 
 
 def rss(items: list[tuple[str, str]]) -> str:

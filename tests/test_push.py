@@ -21,11 +21,11 @@ from feeds.push import PushReceiver, Subscription, Subscriptions, needs_subscrip
 from livebrief.config import Config
 from livebrief.feedserver import FeedServer
 from livebrief.keys import Keys
-from livebrief.models import Entry
 from livebrief.redis_server import free_port
 from livebrief.signing import hub_signature, sign
 from livebrief.workers import run_worker
 from tests.conftest import fixture_bytes, make_config
+from tests.helpers import stream_headlines
 
 PUSH_SECRET = "whsec_" + base64.b64encode(b"push-secret-for-livebrief-tests!").decode()
 
@@ -138,11 +138,6 @@ def subscribed(
     return config, receiver
 
 
-def headlines(client: redis.Redis, config: Config) -> list[str]:
-    stream = Keys(config.prefix).entries_stream
-    return [Entry.model_validate_json(f[b"entry"]).headline for _, f in client.xrange(stream)]
-
-
 def test_feed_naming_a_hub_is_subscribed_and_verified(
     client: redis.Redis, redis_url: str, feed_server: FeedServer, hub: FakeHub
 ) -> None:
@@ -171,7 +166,7 @@ def test_pushed_update_reaches_the_stream(
         run_worker(config, client, burst=True, simple=True)
     finally:
         receiver.stop()
-    assert headlines(client, config) == [
+    assert stream_headlines(client, config.prefix) == [
         "Port authority reopens grain terminal",
         "Rail link to the border reopens for passengers",
     ]
@@ -188,7 +183,7 @@ def test_push_with_a_bad_signature_is_acknowledged_and_dropped(
         run_worker(config, client, burst=True, simple=True)
     finally:
         receiver.stop()
-    assert "Forged story that must never appear" not in headlines(client, config)
+    assert "Forged story that must never appear" not in stream_headlines(client, config.prefix)
 
 
 def test_verification_of_a_topic_never_asked_for_is_refused(
@@ -226,7 +221,7 @@ def test_signed_direct_wire_push_is_accepted_and_unsigned_refused(
         receiver.stop()
     assert unsigned.status_code == 401
     assert signed.status_code == 202
-    assert headlines(client, config) == ["Missile strike hits port warehouse in Odesa"]
+    assert stream_headlines(client, config.prefix) == ["Missile strike hits port warehouse in Odesa"]
 
 
 def test_pushed_feed_is_still_polled_as_a_safety_net(

@@ -20,14 +20,11 @@ import yaml
 from livebrief.config import load_config
 from livebrief.errors import ConfigError, RedisUnavailableError, RedisUrlError
 from livebrief.feedserver import FeedServer
-from livebrief.keys import Keys
-from livebrief.models import Entry
 from livebrief.redis_client import SENTINEL_PORT, check_url, connect, parse_sentinel_url
 from livebrief.redis_server import EmbeddedRedis, find_redis_server, free_port
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import rss, stop_session, until
+from tests.helpers import rss, stop_session, stream_headlines, until
 
-KEYS = Keys("livebrief")
 SERVICE = "briefing"
 
 
@@ -168,10 +165,6 @@ def write_config(tmp_path: Path, feed_url: str, hook_url: str) -> Path:
     return path
 
 
-def headlines(client: redis.Redis) -> list[str]:
-    return [Entry.model_validate_json(f[b"entry"]).headline for _, f in client.xrange(KEYS.entries_stream)]
-
-
 @pytest.fixture
 def servers() -> Iterator[list[EmbeddedRedis | SentinelServer]]:
     """Servers a test starts; stopped at its end, whatever happened."""
@@ -234,7 +227,7 @@ def test_a_running_pipeline_follows_its_master_through_a_sentinel_failover(
     )
     try:
         # Published on the master, delivered, and copied to the replica before the master dies.
-        assert until(lambda: headlines(on_replica) == ["Harbour authority reopens northern pier"], 30)
+        assert until(lambda: stream_headlines(on_replica) == ["Harbour authority reopens northern pier"], 30)
         assert until(lambda: len(webhook_receiver.received) == 1, 30)
         time.sleep(0.5)  # the delivery's mark, written after the POST, reaches the replica too
 
@@ -246,7 +239,7 @@ def test_a_running_pipeline_follows_its_master_through_a_sentinel_failover(
 
         # 20 s: the poller and the worker must find the new master on their first retries after the
         # failover, not only once their retries against the dead address have run out (~30 s).
-        assert until(lambda: "Regional library extends opening hours" in headlines(on_replica), 20), \
+        assert until(lambda: "Regional library extends opening hours" in stream_headlines(on_replica), 20), \
             "nothing was published on the new master"
         assert until(lambda: len(webhook_receiver.received) == 2, 30)
         assert run.poll() is None, "livebrief run exited instead of following the failover"
@@ -261,10 +254,10 @@ def test_a_running_pipeline_follows_its_master_through_a_sentinel_failover(
         "Harbour authority reopens northern pier", "Regional library extends opening hours"]
 
     # The item published before the failover was not published again, nor delivered twice.
-    assert sorted(headlines(on_replica)) == ["Harbour authority reopens northern pier",
+    assert sorted(stream_headlines(on_replica)) == ["Harbour authority reopens northern pier",
                                              "Regional library extends opening hours"]
     bodies = [r["body"]["data"]["headline"] for r in webhook_receiver.received]
-    assert sorted(bodies) == sorted(headlines(on_replica))
+    assert sorted(bodies) == sorted(stream_headlines(on_replica))
     assert all(r["verified"] for r in webhook_receiver.received)
 
 
@@ -332,7 +325,7 @@ def test_run_once_publishes_and_delivers_over_tls(
 
     assert result.returncode == 0, result.stderr
     client = connect(url)
-    assert sorted(headlines(client)) == ["Harbour authority reopens northern pier",
+    assert sorted(stream_headlines(client)) == ["Harbour authority reopens northern pier",
                                          "Regional library extends opening hours"]
     assert len(webhook_receiver.received) == 2
     # The server listens for TLS only: a plain connection to its port gets nowhere.

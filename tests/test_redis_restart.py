@@ -13,27 +13,14 @@ import redis
 import yaml
 
 from livebrief.feedserver import FeedServer
-from livebrief.keys import Keys
-from livebrief.models import Entry
 from livebrief.redis_server import EmbeddedRedis
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import rss, stop_session, until
-
-KEYS = Keys("livebrief")
+from tests.helpers import rss, stop_session, stream_headlines, until
 
 
 def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client = redis.Redis.from_url(url, socket_timeout=1)
-            for _, fields in client.xrange(KEYS.entries_stream):
-                if Entry.model_validate_json(fields[b"entry"]).headline == headline:
-                    return True
-        except redis.ConnectionError:
-            pass
-        time.sleep(0.2)
-    return False
+    client = redis.Redis.from_url(url, socket_timeout=1)
+    return until(lambda: headline in stream_headlines(client), timeout)
 
 
 def start_run(tmp_path: Path, feed_server: FeedServer, redis_url: str,

@@ -14,7 +14,7 @@ import yaml
 
 from livebrief.redis_server import EmbeddedRedis
 from tests.conftest import REPO, make_config
-from tests.helpers import make_item
+from tests.helpers import make_item, until
 from worker.jobs import run_batch
 from worker.runtime import configure
 
@@ -27,10 +27,8 @@ def _config_file(tmp_path: Path) -> Path:
 
 def wait_for_reader(client: redis.Redis, timeout: float = 20) -> None:
     """Until a client (tail) waits on the stream."""
-    deadline = time.monotonic() + timeout
-    while not any(c.get("cmd") == "xread" for c in client.client_list()):
-        assert time.monotonic() < deadline, "tail never started reading"
-        time.sleep(0.05)
+    assert until(lambda: any(c.get("cmd") == "xread" for c in client.client_list()), timeout), \
+        "tail never started reading"
 
 
 def test_offline_subscriber_catches_up_from_the_stream(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:

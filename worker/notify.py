@@ -269,12 +269,8 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
     done, held = (_delivery_state(connection, runtime.keys, webhook_id, msg_ids, ttl) if connection is not None
                   else ([False] * len(messages), None))
 
-    def left(start: int) -> list[list[str]]:
-        """The messages from ``start`` on that no run has delivered."""
-        return [m for m, already in zip(messages[start:], done[start:], strict=True) if not already]
-
     if held is not None and held > time.time():
-        rest = left(0)
+        rest = _undelivered(messages, done)
         if not rest:
             return f"delivered 0 of {len(messages)}: all were delivered before"
         if _defer(job, runtime, webhook, rest, held, deferred_since, hold=False):
@@ -289,7 +285,7 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
             try:
                 status = post(webhook, msg_id, render_message(webhook, entry_json))
             except ReceiverBusyError as busy:
-                rest = left(index)
+                rest = _undelivered(messages[index:], done[index:])
                 if not _defer(job, runtime, webhook, rest, time.time() + busy.wait, deferred_since, hold=True):
                     raise
                 return f"delivered {sent} of {len(messages)}; the receiver asked to wait: {len(rest)} put off"
@@ -319,6 +315,11 @@ def delivered(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: lis
     if not msg_ids:
         return []
     return _delivery_state(connection, keys, webhook_id, msg_ids, ttl, now)[0]
+
+
+def _undelivered(messages: list[list[str]], done: list[bool]) -> list[list[str]]:
+    """The ``messages`` no run has delivered (``done``: ``delivered`` of each)."""
+    return [m for m, already in zip(messages, done, strict=True) if not already]
 
 
 def _delivery_state(connection: redis.Redis, keys: Keys, webhook_id: str, msg_ids: list[str], ttl: int,
@@ -401,8 +402,7 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
     keys = runtime.keys
     done = delivered(connection, keys, webhook_id, [m for m, _ in messages], runtime.config.worker.seen_ttl)
     failed_at = datetime.now(UTC).isoformat()
-    # The others were delivered by an earlier attempt of this job.
-    undelivered = [m for m, already in zip(messages, done, strict=True) if not already]
+    undelivered = _undelivered(messages, done)  # the others were delivered by an earlier attempt of this job
     if not undelivered:
         return
     with connection.pipeline() as pipe:  # MULTI: the letters and their count together
