@@ -14,11 +14,18 @@ P:schedule:forced              string     time of the latest forced cycle, begun
 P:feed:<feed>:state            hash       etag, last_modified, health, failure counters        none (one per feed)
 P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
 P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed story_retention
-P:seen:<item>                  string     content hash, story and version of a published item  story_retention
+P:ix:<gen>                     hash       the packed index's layout in a generation: level,    1-1.5 x
+                                          split pointer, fields (worker/packed_index.py)       story_retention
+P:ix:<gen>:<n>                 hash       fields: item id -> its seen mark (content hash,      1-1.5 x
+                                          story, version); LSH bucket hash -> latest story id  story_retention
+                                          with a text signature in that bucket (listpacks)
+P:ix:since                     string     until when keys of earlier versions (P:seen:,        none
+                                          P:lsh:) may exist and are read too (0: none)
+P:seen:<item>                  string     (earlier versions) an item's seen mark; read only    story_retention
 P:mark:<gen>:<shard>           set        64-bit marks of published items, URLs, guids         2 generations
                                           (intsets; see worker/marks.py); all the index keeps  of seen_ttl
                                           of a URL or guid
-P:lsh:<band>:<bucket>          string     latest story id with a text signature in this bucket story_ttl
+P:lsh:<band>:<bucket>          string     (earlier versions) an LSH bucket; read only          story_ttl
 P:tok:<token>                  string     recent story ids sharing a significant token         story_ttl
 P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
 P:push:<feed>                  hash       WebSub subscription: hub, topic, secret, state, lease none (one per feed)
@@ -99,6 +106,15 @@ class Keys:
 
     def feed_items(self, feed_id: str) -> str:
         return f"{self.prefix}:feed:{feed_id}:items"
+
+    @property
+    def packed_index(self) -> str:
+        """The prefix of the packed index's hashes (``worker/packed_index.py`` names them, in Lua)."""
+        return f"{self.prefix}:ix"
+
+    @property
+    def packed_index_since(self) -> str:
+        return f"{self.prefix}:ix:since"
 
     def seen(self, item_id: str) -> str:
         return f"{self.prefix}:seen:{item_id}"

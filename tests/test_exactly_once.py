@@ -26,6 +26,7 @@ from livebrief.models import Entry, Item
 from tests.conftest import REPO, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
+from worker.packed_index import item_field, read_fields
 from worker.runtime import Runtime, configure
 
 KEYS = Keys("livebrief")
@@ -181,7 +182,9 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
             if client.xlen(KEYS.entries_stream) > 0 and running:
                 client.execute_command("CLIENT", "PAUSE", 10_000, "WRITE")
                 payload = Job.fetch(running[0], connection=client).args[0]
-                if not client.exists(*(KEYS.seen(item["id"]) for item in payload)):
+                marks = read_fields(client, KEYS, config.worker.story_retention,
+                                    [item_field(item["id"]) for item in payload])
+                if not any(marks):
                     break
                 client.execute_command("CLIENT", "UNPAUSE")
             time.sleep(0.002)

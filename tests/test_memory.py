@@ -36,9 +36,10 @@ def test_an_item_is_still_known_after_its_story_is_forgotten(client: redis.Redis
     URL, were published, so a feed re-offering the item (or another outlet its URL) publishes nothing."""
     runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
     run_batch(client, runtime, [wire_copy("wire-a", 1)])
-    time.sleep(1.6)
+    assert client.keys(f"{runtime.keys.packed_index}:[0-9]*")
+    time.sleep(1.6)  # index entries are kept 1 to 1.5 retentions (worker/packed_index.py)
     assert not client.keys(f"{runtime.keys.prefix}:story:*")
-    assert not client.keys(f"{runtime.keys.prefix}:seen:*")
+    assert not client.keys(f"{runtime.keys.packed_index}:[0-9]*")  # items' seen marks, buckets
 
     same_url = make_item("paper-b", 9, title="Depot fire in Dnipro: what we know",
                          text="Officials gave new figures on Tuesday.", url="https://wire-a.example/dnipro")

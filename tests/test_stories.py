@@ -93,10 +93,11 @@ def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, red
     runtime = configure(make_config(redis_url, [], worker={"story_retention": 1}))
     run_batch(client, runtime, [wire_copy("wire-a", 1)])
     assert client.keys(f"{runtime.keys.prefix}:story:*")
+    assert client.keys(f"{runtime.keys.packed_index}:[0-9]*")
 
     time.sleep(1.6)  # the story's index keys expire with it
     assert not client.keys(f"{runtime.keys.prefix}:story:*")
-    assert not client.keys(f"{runtime.keys.prefix}:lsh:*")
+    assert not client.keys(f"{runtime.keys.packed_index}:[0-9]*")
     run_batch(client, runtime, [wire_copy("paper-b", 1)])
 
     entries = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]

@@ -30,6 +30,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
@@ -40,7 +41,9 @@ from livebrief.config import WorkerConfig
 from livebrief.errors import BatchConflictError
 from livebrief.keys import BATCHES, CONFLICTS, ITEMS, VERSIONS, Keys, counter_field
 from livebrief.models import Entry
+from worker import packed_index
 from worker.marks import REMEMBERED_LUA, expires_at, generation, mark_args, shard
+from worker.packed_index import IndexField, bucket_field, item_field
 from worker.prepare import Prepared
 from worker.records import decode_story, encode_story
 from worker.stories import BatchPlan, IndexView, SeenMark, candidate_story_ids, plan_batch
@@ -58,39 +61,72 @@ def _decode(value: bytes | None) -> str | None:
     return value.decode() if value is not None else None
 
 
-def _index_keys(prepared: list[Prepared], keys: Keys) -> tuple[list[str], list[tuple[str, object]]]:
-    """Every index key the batch must read, and what each one stands for."""
-    names: list[str] = []
-    meaning: list[tuple[str, object]] = []
+@dataclass
+class _Lookups:
+    """Every index entry a batch must read, each once (the same one can be named by several items)."""
 
-    def add(name: str, kind: str, ref: object) -> None:
-        names.append(name)
-        meaning.append((kind, ref))
+    terms: list[str] = field(default_factory=list)  # term list keys (MGET)
+    term_refs: list[str] = field(default_factory=list)
+    fields: dict[IndexField, tuple[str, object]] = field(default_factory=dict)  # packed index: ("seen", item
+    # id) or ("lsh", (band, bucket))
 
+    def legacy_keys(self, keys: Keys) -> list[str]:
+        """The same entries as earlier versions kept them (string keys), in ``fields`` order."""
+        return [keys.seen(ref) if kind == "seen" else keys.lsh(*ref)  # type: ignore[arg-type,misc]
+                for kind, ref in self.fields.values()]
+
+
+def _lookups(prepared: list[Prepared], keys: Keys) -> _Lookups:
+    found = _Lookups()
+    terms: dict[str, str] = {}
     for p in prepared:
-        add(keys.seen(p.item.id), "seen", p.item.id)
+        found.fields[item_field(p.item.id)] = ("seen", p.item.id)
         for band, bucket in p.buckets:
-            add(keys.lsh(band, bucket), "lsh", (band, bucket))
+            found.fields[bucket_field(band, bucket)] = ("lsh", (band, bucket))
         for term in p.terms:
-            add(keys.token(term), "term", term)
-    # The same key can be named by several items; read it once.
-    unique = dict(zip(names, meaning, strict=True))
-    return list(unique), list(unique.values())
+            terms[keys.token(term)] = term
+    found.terms, found.term_refs = list(terms), list(terms.values())
+    return found
 
 
-def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> IndexView:
+def _view(lookups: _Lookups, term_values: list[bytes | None], field_values: list[bytes | None],
+          legacy_values: list[bytes | None] | None) -> IndexView:
     view = IndexView()
-    for raw, (kind, ref) in zip(values, meaning, strict=True):
-        value = _decode(raw)
+    for term, raw in zip(lookups.term_refs, term_values, strict=True):
+        if raw is not None:
+            view.terms[term] = raw.decode().split()
+    legacy = legacy_values or [None] * len(field_values)
+    for (kind, ref), raw, old in zip(lookups.fields.values(), field_values, legacy, strict=True):
+        value = _decode(raw if raw is not None else old)
         if value is None:
             continue
         if kind == "seen":
             view.seen[ref] = SeenMark.decode(value)  # type: ignore[index]
-        elif kind == "lsh":
-            view.lsh[ref] = value  # type: ignore[index]
         else:
-            view.terms[ref] = value.split()  # type: ignore[index]
+            view.lsh[ref] = value  # type: ignore[index]
     return view
+
+
+class _LegacyKeys:
+    """Whether the string keys of earlier versions may still hold index entries (``P:ix:since``), per prefix.
+
+    Unknown until ``P:ix:since`` says: read them meanwhile. Once their time is past, never again."""
+
+    def __init__(self) -> None:
+        self._gone: set[str] = set()
+
+    def may_exist(self, keys: Keys) -> bool:
+        return keys.prefix not in self._gone
+
+    def learn(self, keys: Keys, since: bytes | None, now: float) -> bool:
+        """Whether they may exist, given ``P:ix:since`` as read (None: no batch of this version committed)."""
+        if since is not None and float(since) <= now:
+            self._gone.add(keys.prefix)
+            return False
+        return True
+
+
+_legacy = _LegacyKeys()
 
 
 # The atomic step as one command (one reply to parse instead of ~25 per item). ARGV, positional and
@@ -99,9 +135,14 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 #                                            the value's SHA-1 (story records: echoing them back cost more
 #                                            than the rest of the call), or "0" (missing); any
 #                                            difference -> return -1, nothing written
+#   prefix, gen, x, then x x (field, slot,   the packed index's fields read (worker/packed_index.py), in
+#   present, value)                          generation gen and the two before: the same check
 #   a, then a x (key, key, key, member)      long-term marks of URLs and guids the batch did not find:
 #                                            any now in one of those three sets -> return -1
-#   n, then n x (key, value, ttl)            SET key value EX ttl   (seen marks, index, story records)
+#   n, then n x (key, value, ttl)            SET key value EX ttl   (term lists, story records)
+#   ttl, since, until, w, then               the packed index's fields set in generation gen, its hashes
+#   w x (field, slot, value)                 expiring in ``ttl`` ms; ``since``, when missing, set to
+#                                            ``until`` if the stream exists (earlier versions' keys), else 0
 #   at, g, then g x (key, k, k x member)     SADD key members; EXPIREAT key at   (long-term marks)
 #   stream, maxlen, m, then m x body         XADD stream MAXLEN ~ maxlen * entry body
 #   c, then c x (channel, body number)       PUBLISH channel body   (body number: 1..m)
@@ -112,7 +153,7 @@ def _view(values: list[bytes | None], meaning: list[tuple[str, object]]) -> Inde
 #                                            versions: counted with what they count, so a crash can neither
 #                                            lose nor double them)
 #   q, then q x (argc, argc x arg)           other commands, run as given (the delivery jobs RQ queues)
-_COMMIT_LUA = """
+_COMMIT_LUA = packed_index.LUA_FUNCTIONS + """
 local i = 1
 local function take() local v = ARGV[i]; i = i + 1; return v end
 local reads = tonumber(take())
@@ -139,6 +180,17 @@ while done < reads do
   done = done + count
 end
 i = first + 3 * reads
+local ix_prefix, ix_gen = take(), tonumber(take())
+local metas = ix_layouts(ix_prefix, ix_gen)
+for _ = 1, tonumber(take()) do
+  local name, slot, present, expected = take(), tonumber(take()), take(), take()
+  local value = ix_lookup(ix_prefix, ix_gen, metas, name, slot)
+  if present == '0' then
+    if value then return -1 end
+  elseif value ~= expected then
+    return -1
+  end
+end
 for _ = 1, tonumber(take()) do
   local m = ARGV[i + 3]
   for k = i, i + 2 do
@@ -150,6 +202,10 @@ for _ = 1, tonumber(take()) do
   local key, value, ttl = take(), take(), take()
   redis.call('SET', key, value, 'EX', ttl)
 end
+local ttl_ms, since, legacy_until = take(), take(), take()
+local entries = {}
+for k = 1, 3 * tonumber(take()) do entries[k] = take() end
+ix_write(ix_prefix, ix_gen, ttl_ms, entries)
 local at = take()
 for _ = 1, tonumber(take()) do
   local key, count = take(), tonumber(take())
@@ -158,6 +214,9 @@ for _ = 1, tonumber(take()) do
   i = i + count
 end
 local stream, maxlen = take(), take()
+if redis.call('EXISTS', since) == 0 then
+  redis.call('SET', since, redis.call('EXISTS', stream) == 1 and legacy_until or '0')
+end
 local bodies = {}
 for n = 1, tonumber(take()) do
   bodies[n] = take()
@@ -216,22 +275,22 @@ def _command_args(commands: list[tuple[tuple[object, ...], dict[str, object]]]) 
 
 
 def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: WorkerConfig,
-                gen: int, conflicts: int) -> list[str | bytes | int]:
+                gen: int, conflicts: int, now: float) -> list[str | bytes | int]:
     """The write part of ``_COMMIT_LUA``'s ARGV; ``bodies`` are the published entries' JSON, in
     ``plan.published`` order; ``gen`` is the current generation of long-term marks; ``conflicts`` the
-    attempts this batch lost to other workers before this one."""
+    attempts this batch lost to other workers before this one; ``now`` the time the batch is decided at."""
     story_ttl = settings.story_retention
-    # What names a story is kept as long as the stories; past that, only the long-term marks.
-    mark_ttl = min(settings.seen_ttl, story_ttl)
     sets: list[str | bytes | int] = []
-    for item_id, mark in plan.seen.items():
-        sets += [keys.seen(item_id), mark.encode(), mark_ttl]
-    for (band, bucket), story_id in plan.lsh.items():
-        sets += [keys.lsh(band, bucket), story_id, story_ttl]
     for term, ids in plan.terms.items():
         sets += [keys.token(term), " ".join(ids), story_ttl]
     for story_id, record in (*plan.stored.items(), *plan.published.items()):
         sets += [keys.story(story_id), encode_story(record), story_ttl]
+    # What names a story (its items' seen marks, its buckets) is kept as long as the stories; past that,
+    # only the long-term marks.
+    fields = [*((item_field(item_id), mark.encode()) for item_id, mark in plan.seen.items()),
+              *((bucket_field(band, bucket), story_id) for (band, bucket), story_id in plan.lsh.items())]
+    index = [packed_index.ttl_ms(now, story_ttl), keys.packed_index_since,
+             f"{now + story_ttl:.0f}", *packed_index.write_args(fields)]
     publish: list[str | bytes | int] = []
     for n, record in enumerate(plan.published.values(), 1):
         for channel in (keys.all_channel, *(keys.topic_channel(t) for t in record.entry.topics)):
@@ -248,7 +307,7 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     counts = Counter(counter_field(ITEMS, outcome) for outcome in plan.outcomes.values())
     counts.update({BATCHES: 1, CONFLICTS: conflicts, VERSIONS: len(bodies)})
     counters: list[str | bytes | int] = [f for field, n in counts.items() if n for f in (field, n)]
-    return [len(sets) // 3, *sets, *marks, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
+    return [len(sets) // 3, *sets, *index, *marks, keys.entries_stream, settings.stream_maxlen, len(bodies), *bodies,
             len(publish) // 2, *publish, len(stats) // 6, *stats, keys.counters, len(counters) // 2, *counters]
 
 
@@ -277,22 +336,36 @@ def commit_batch(
     """Decide and publish a batch atomically; retried on write conflicts with other workers."""
     if not prepared:
         return BatchPlan()
-    names, meaning = _index_keys(prepared, keys)
+    lookups = _lookups(prepared, keys)
+    fields = list(lookups.fields)
     # Every long-term mark the batch might already have: each item's, each exact key's.
     marks = [m for p in prepared for m in (p.seen_mark, *p.exact_marks)]
     exact_marks = {m for p in prepared for m in p.exact_marks}
     for attempt in range(1, MAX_ATTEMPTS + 1):
         when = now or datetime.now(UTC)
         gen = generation(when.timestamp(), settings.seen_ttl)
-        # One round trip: the index keys, and which long-term marks exist.
+        index_gen = packed_index.generation(when.timestamp(), settings.story_retention)
+        # One round trip: the index, and which long-term marks exist.
         reader = client.pipeline(transaction=False)
-        reader.mget(names)
+        reader.eval(packed_index.READ_LUA, 0,
+                    *cast(list[str], packed_index.read_args(keys.packed_index, index_gen, fields)))
         reader.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.mark_set, (gen, gen - 1))))
-        values, found = cast(tuple[list[bytes | None], list[int]], reader.execute())
-        view = _view(values, meaning)
+        if lookups.terms:
+            reader.mget(lookups.terms)
+        legacy = _legacy.may_exist(keys)
+        if legacy:
+            reader.get(keys.packed_index_since)
+            reader.mget(lookups.legacy_keys(keys))
+        replies = reader.execute()
+        field_values, found = cast(tuple[list[bytes | None], list[int]], replies[:2])
+        term_values = cast(list[bytes | None], replies[2] if lookups.terms else [])
+        legacy_values = None
+        if legacy and _legacy.learn(keys, cast(bytes | None, replies[-2]), when.timestamp()):
+            legacy_values = cast(list[bytes | None], replies[-1])
+        view = _view(lookups, term_values, field_values, legacy_values)
         view.remembered = {member for member, flag in zip(marks, found, strict=True) if flag}
         story_ids = sorted(candidate_story_ids(prepared, view))
-        reads = [(name, value, False) for name, value in zip(names, values, strict=True)]
+        reads = [(name, value, False) for name, value in zip(lookups.terms, term_values, strict=True)]
         if story_ids:
             story_keys = [keys.story(s) for s in story_ids]
             raws = cast(list[bytes | None], client.mget(story_keys))
@@ -316,8 +389,11 @@ def commit_batch(
             finally:
                 recorder.reset()
         absent = sorted(exact_marks - view.remembered)
-        args = [*_read_args(reads), len(absent), *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)),
-                *_write_args(plan, bodies, keys, settings, gen, attempt - 1), *_command_args(commands)]
+        index_reads = packed_index.check_args(list(zip(fields, field_values, strict=True)))
+        args = [*_read_args(reads), keys.packed_index, index_gen, *index_reads,
+                len(absent), *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)),
+                *_write_args(plan, bodies, keys, settings, gen, attempt - 1, when.timestamp()),
+                *_command_args(commands)]
         # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
         # from Redis's script cache after a restart.
         if client.eval(_COMMIT_LUA, 0, *cast(list[str], args)) == -1:
