@@ -17,7 +17,7 @@ How many hashes a generation has follows its volume, with no setting: **linear h
 starts with ``BASE`` hashes; whenever it holds more than ``LOAD`` fields per hash on average, the next hash
 in turn is split in two (its fields whose slot now addresses the new hash move there), so no hash outgrows
 the listpack limit and a small installation keeps few hashes. Its level and split pointer live in the
-generation's meta hash ``P:ix:<g>`` (with its field count); the data hashes are ``P:ix:<g>:<n>`` (hex).
+generation's meta hash ``P:ix:<g>`` (with its field count); the data hashes are ``P:ix:<g>:<n>``.
 All of it runs inside Lua (``LUA_FUNCTIONS``): the batch's read script and the commit script, so a split
 is atomic with the writes that caused it and a reader always addresses a consistent layout.
 
@@ -37,20 +37,20 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import cast
+from functools import lru_cache
+from typing import NamedTuple, cast
 
 import redis
 
 from livebrief.keys import Keys
 
 BASE = 16  # hashes a generation starts with
-LOAD = 64  # mean fields per hash before the next split (a hash then holds ~43-128: listpack at the default)
+LOAD = 32  # mean fields per hash before the next split (a hash then holds ~21-64: listpack at any default)
 GENERATIONS = 3  # read: the current generation and the two before it
 PERIODS = 2  # generations per story retention
 
 
-@dataclass(frozen=True)
-class IndexField:
+class IndexField(NamedTuple):
     """A field of the packed index, and the slot that picks its hash in a generation."""
 
     name: str
@@ -58,7 +58,7 @@ class IndexField:
 
 
 def _field(name: str) -> IndexField:
-    return IndexField(name, int(hashlib.sha1(name.encode()).hexdigest()[:8], 16))
+    return IndexField(name, int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "big"))
 
 
 def item_field(item_id: str) -> IndexField:
@@ -66,6 +66,8 @@ def item_field(item_id: str) -> IndexField:
     return _field(item_id)
 
 
+# A batch names each of its buckets twice (read, then write), and copies of a story share theirs.
+@lru_cache(maxsize=65536)
 def bucket_field(band: int, bucket: str) -> IndexField:
     """Where an LSH bucket's latest story id is kept."""
     digest = hashlib.blake2b(f"{band} {bucket}".encode(), digest_size=8, person=b"lsh").digest()
@@ -93,42 +95,56 @@ def ttl_ms(timestamp: float, retention: int) -> int:
 LUA_FUNCTIONS = f"""
 local IX_BASE, IX_LOAD, IX_GENERATIONS = {BASE}, {LOAD}, {GENERATIONS}
 local function ix_meta(prefix, gen)
-  local m = redis.call('HMGET', prefix .. ':' .. gen, 'level', 'split', 'fields')
-  return {{tonumber(m[1]) or 0, tonumber(m[2]) or 0, tonumber(m[3]) or 0}}
+  local name = prefix .. ':' .. gen
+  local m = redis.call('HMGET', name, 'level', 'split', 'fields', 'writes')
+  local level = tonumber(m[1]) or 0
+  return {{name = name, stem = name .. ':', level = level, size = IX_BASE * 2 ^ level,
+           split = tonumber(m[2]) or 0, fields = tonumber(m[3]) or 0, writes = tonumber(m[4]) or 0}}
 end
-local function ix_key(prefix, gen, meta, slot)
-  local size = IX_BASE * 2 ^ meta[1]
-  local at = slot % size
-  if at < meta[2] then at = slot % (2 * size) end
-  return prefix .. ':' .. gen .. ':' .. string.format('%x', at)
+local function ix_key(meta, slot)
+  local at = slot % meta.size
+  if at < meta.split then at = slot % (2 * meta.size) end
+  return meta.stem .. at
 end
--- The layouts of the generations read at generation gen: the next one too, which a worker whose clock is
--- a little ahead (or a batch decided just after this one) may have begun; so two workers deciding on one
--- entry across a generation's end still see each other's write (worker/marks.py does the same).
+-- The layouts of the generations read at generation gen, newest first: the next one too, which a worker
+-- whose clock is a little ahead (or a batch decided just after this one) may have begun; so two workers
+-- deciding on one entry across a generation's end still see each other's write (as worker/marks.py does).
 local function ix_layouts(prefix, gen)
   local metas = {{}}
   for back = -1, IX_GENERATIONS - 1 do metas[back + 2] = ix_meta(prefix, gen - back) end
   return metas
 end
--- The newest value of a field in the generations read, or false.
-local function ix_lookup(prefix, gen, metas, field, slot)
-  for back = -1, IX_GENERATIONS - 1 do
-    local meta = metas[back + 2]
-    if meta[3] > 0 then
-      local value = redis.call('HGET', ix_key(prefix, gen - back, meta, slot), field)
-      if value then return value end
+-- The newest value of a field in the generations read and where it was found (1: the newest), or false, 0.
+local function ix_lookup(metas, field, slot)
+  for k = 1, #metas do
+    if metas[k].fields > 0 then
+      local value = redis.call('HGET', ix_key(metas[k], slot), field)
+      if value then return value, k end
     end
   end
-  return false
+  return false, 0
 end
-local function ix_split(prefix, gen, meta, ttl_ms)
-  local size = IX_BASE * 2 ^ meta[1]
-  local from = prefix .. ':' .. gen .. ':' .. string.format('%x', meta[2])
-  local to = prefix .. ':' .. gen .. ':' .. string.format('%x', meta[2] + size)
+-- Whether a field still has the value a read found (``at``, as ix_lookup returned it, and ``expected``),
+-- given the layouts then and now: only the generations written since (their ``writes`` differ; an
+-- expired one reads 0) can have changed, so only those are looked at, from the newest down to ``at``.
+local function ix_unchanged(before, now, field, slot, at, expected)
+  for k = 1, (at == 0 and #now or at) do
+    if now[k].writes ~= before[k] and now[k].fields > 0 then
+      local value = redis.call('HGET', ix_key(now[k], slot), field)
+      if value then return value == expected end
+      if k == at then return false end
+    elseif k == at and now[k].writes ~= before[k] then
+      return false
+    end
+  end
+  return true
+end
+local function ix_split(meta, ttl_ms)
+  local from, to = meta.stem .. meta.split, meta.stem .. (meta.split + meta.size)
   local all = redis.call('HGETALL', from)
   local moved, names = {{}}, {{}}
   for k = 1, #all, 2 do
-    if tonumber(string.sub(redis.sha1hex(all[k]), 1, 8), 16) % (2 * size) ~= meta[2] then
+    if tonumber(string.sub(redis.sha1hex(all[k]), 1, 8), 16) % (2 * meta.size) ~= meta.split then
       moved[#moved + 1] = all[k]
       moved[#moved + 1] = all[k + 1]
       names[#names + 1] = all[k]
@@ -139,8 +155,8 @@ local function ix_split(prefix, gen, meta, ttl_ms)
     redis.call('PEXPIRE', to, ttl_ms)
     redis.call('HDEL', from, unpack(names))
   end
-  meta[2] = meta[2] + 1
-  if meta[2] == size then meta[1], meta[2] = meta[1] + 1, 0 end
+  meta.split = meta.split + 1
+  if meta.split == meta.size then meta.level, meta.size, meta.split = meta.level + 1, 2 * meta.size, 0 end
 end
 -- Set fields (a flat list: field, slot, value, ...) in generation gen, splitting as it fills.
 local function ix_write(prefix, gen, ttl_ms, entries)
@@ -148,27 +164,48 @@ local function ix_write(prefix, gen, ttl_ms, entries)
   local meta = ix_meta(prefix, gen)
   local touched = {{}}
   for k = 1, #entries, 3 do
-    local key = ix_key(prefix, gen, meta, tonumber(entries[k + 1]))
-    meta[3] = meta[3] + redis.call('HSET', key, entries[k], entries[k + 2])
+    local key = ix_key(meta, tonumber(entries[k + 1]))
+    meta.fields = meta.fields + redis.call('HSET', key, entries[k], entries[k + 2])
     touched[key] = true
-    while meta[3] > IX_LOAD * (IX_BASE * 2 ^ meta[1] + meta[2]) do ix_split(prefix, gen, meta, ttl_ms) end
+    while meta.fields > IX_LOAD * (meta.size + meta.split) do ix_split(meta, ttl_ms) end
   end
   for key in pairs(touched) do redis.call('PEXPIRE', key, ttl_ms) end
-  local name = prefix .. ':' .. gen
-  redis.call('HSET', name, 'level', meta[1], 'split', meta[2], 'fields', meta[3])
-  redis.call('PEXPIRE', name, ttl_ms)
+  redis.call('HSET', meta.name, 'level', meta.level, 'split', meta.split, 'fields', meta.fields,
+             'writes', meta.writes + 1)
+  redis.call('PEXPIRE', meta.name, ttl_ms)
 end
 """
 
 # The values of fields, newest generation first. ARGV: prefix, generation, then (field, slot) pairs; returns
-# one value per field, nil where it has none.
+# the write count of each generation read (``GENERATIONS + 1``), then per field where its value was found
+# (0: nowhere) and the value (nil).
 READ_LUA = LUA_FUNCTIONS + """
-local prefix, gen = ARGV[1], tonumber(ARGV[2])
-local metas = ix_layouts(prefix, gen)
+local metas = ix_layouts(ARGV[1], tonumber(ARGV[2]))
 local out = {}
-for k = 3, #ARGV, 2 do out[#out + 1] = ix_lookup(prefix, gen, metas, ARGV[k], tonumber(ARGV[k + 1])) end
+for k = 1, #metas do out[k] = metas[k].writes end
+for k = 3, #ARGV, 2 do
+  local value, at = ix_lookup(metas, ARGV[k], tonumber(ARGV[k + 1]))
+  out[#out + 1] = at
+  out[#out + 1] = value
+end
 return out
 """
+
+
+@dataclass
+class IndexRead:
+    """What a batch read of the packed index: each field's value and where it was found, and each
+    generation's write count, which the commit script's check starts from."""
+
+    values: list[bytes | None]
+    found_at: list[int]
+    writes: list[int]
+
+    @classmethod
+    def of(cls, reply: list[bytes | int | None]) -> IndexRead:
+        head = GENERATIONS + 1
+        return cls(cast(list[bytes | None], reply[head + 1 :: 2]), cast(list[int], reply[head::2]),
+                   cast(list[int], reply[:head]))
 
 
 def read_args(prefix: str, gen: int, fields: list[IndexField]) -> list[str | int]:
@@ -178,11 +215,12 @@ def read_args(prefix: str, gen: int, fields: list[IndexField]) -> list[str | int
     return args
 
 
-def check_args(reads: list[tuple[IndexField, bytes | None]]) -> list[str | bytes | int]:
-    """Per field read, (field, slot, present, value) for the commit script's check, after their count."""
-    args: list[str | bytes | int] = [len(reads)]
-    for f, value in reads:
-        args += [f.name, f.slot, "0" if value is None else "1", b"" if value is None else value]
+def check_args(fields: list[IndexField], read: IndexRead) -> list[str | bytes | int]:
+    """The commit script's check of the fields read: each generation's write count as read, the fields'
+    count, then per field (field, slot, where found, value)."""
+    args: list[str | bytes | int] = [*read.writes, len(fields)]
+    for f, at, value in zip(fields, read.found_at, read.values, strict=True):
+        args += [f.name, f.slot, at, b"" if value is None else value]
     return args
 
 
@@ -199,4 +237,4 @@ def read_fields(client: redis.Redis, keys: Keys, retention: int, fields: list[In
     in a pipeline with the rest of the index, ``worker/publish.py``)."""
     gen = generation(time.time() if now is None else now, retention)
     args = cast(list[str], read_args(keys.packed_index, gen, fields))
-    return cast(list[bytes | None], client.eval(READ_LUA, 0, *args))
+    return IndexRead.of(cast(list[bytes | int | None], client.eval(READ_LUA, 0, *args))).values

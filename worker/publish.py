@@ -135,8 +135,8 @@ _legacy = _LegacyKeys()
 #                                            the value's SHA-1 (story records: echoing them back cost more
 #                                            than the rest of the call), or "0" (missing); any
 #                                            difference -> return -1, nothing written
-#   prefix, gen, x, then x x (field, slot,   the packed index's fields read (worker/packed_index.py), in
-#   present, value)                          generation gen and the two before: the same check
+#   prefix, gen, 4 write counts, x, then     the packed index's fields read (worker/packed_index.py): the
+#   x x (field, slot, where found, value)    same check, in the generations written since the read
 #   a, then a x (key, key, key, member)      long-term marks of URLs and guids the batch did not find:
 #                                            any now in one of those three sets -> return -1
 #   n, then n x (key, value, ttl)            SET key value EX ttl   (term lists, story records)
@@ -181,15 +181,11 @@ while done < reads do
 end
 i = first + 3 * reads
 local ix_prefix, ix_gen = take(), tonumber(take())
-local metas = ix_layouts(ix_prefix, ix_gen)
+local metas, writes = ix_layouts(ix_prefix, ix_gen), {}
+for k = 1, #metas do writes[k] = tonumber(take()) end
 for _ = 1, tonumber(take()) do
-  local name, slot, present, expected = take(), tonumber(take()), take(), take()
-  local value = ix_lookup(ix_prefix, ix_gen, metas, name, slot)
-  if present == '0' then
-    if value then return -1 end
-  elseif value ~= expected then
-    return -1
-  end
+  local name, slot, at, expected = take(), tonumber(take()), tonumber(take()), take()
+  if not ix_unchanged(writes, metas, name, slot, at, expected) then return -1 end
 end
 for _ = 1, tonumber(take()) do
   local m = ARGV[i + 3]
@@ -357,7 +353,8 @@ def commit_batch(
             reader.get(keys.packed_index_since)
             reader.mget(lookups.legacy_keys(keys))
         replies = reader.execute()
-        field_values, found = cast(tuple[list[bytes | None], list[int]], replies[:2])
+        index_read, found = packed_index.IndexRead.of(replies[0]), cast(list[int], replies[1])
+        field_values = index_read.values
         term_values = cast(list[bytes | None], replies[2] if lookups.terms else [])
         legacy_values = None
         if legacy and _legacy.learn(keys, cast(bytes | None, replies[-2]), when.timestamp()):
@@ -389,7 +386,7 @@ def commit_batch(
             finally:
                 recorder.reset()
         absent = sorted(exact_marks - view.remembered)
-        index_reads = packed_index.check_args(list(zip(fields, field_values, strict=True)))
+        index_reads = packed_index.check_args(fields, index_read)
         args = [*_read_args(reads), keys.packed_index, index_gen, *index_reads,
                 len(absent), *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)),
                 *_write_args(plan, bodies, keys, settings, gen, attempt - 1, when.timestamp()),
