@@ -15,7 +15,8 @@ P:feed:<feed>:state            hash       etag, last_modified, health, failure c
 P:feed:<feed>:stats            hash       freshness: entries, first (with a story), lag_sum/count none (one per feed)
 P:feed:<feed>:items            zset       item id + content hash -> last time seen in the feed story_retention
 P:ix:<gen>                     hash       the packed index's layout in a generation: level,    1-1.5 x
-                                          split pointer, fields (worker/packed_index.py)       story_retention
+                                          split pointer, fields, writes                        story_retention
+                                          (worker/packed_index.py)
 P:ix:<gen>:<n>                 hash       fields: item id -> its seen mark (content hash,      1-1.5 x
                                           story, version); LSH bucket hash -> latest story id  story_retention
                                           with a text signature in that bucket (listpacks)

@@ -1,10 +1,11 @@
 """The long-term memory of what was published: one 64-bit mark per item and per exact key.
 
-Within the story retention (2 days by default) the index keeps, per item, a string key naming its story
-(``P:seen:``): an update or a kill needs the story it belongs to. Past the retention the story is gone and
-only "already published" is left to know, for ``seen_ttl`` (7 days by default). That is a membership test,
-and Redis stores small sets of integers as packed arrays ("intset", up to ``set-max-intset-entries``: 512
-by default, 4,096 in the embedded server): 8 bytes a member instead of ~120 bytes a string key with a TTL.
+Within the story retention (2 days by default) the index keeps, per item, a seen mark naming its story
+(``worker/packed_index.py``): an update or a kill needs the story it belongs to. Past the retention the
+story is gone and only "already published" is left to know, for ``seen_ttl`` (7 days by default). That is
+a membership test, and Redis stores small sets of integers as packed arrays ("intset", up to
+``set-max-intset-entries``: 512 by default, 4,096 in the embedded server): 8 bytes a member instead of
+~120 bytes a string key with a TTL.
 A URL or guid is only ever asked "published already?" (an item that repeats one is dropped, not joined to
 a story), so it has a mark and nothing else, from the start. So the marks are 64-bit hashes in sets
 sharded by their top bits (4,096 shards, so a shard stays an intset up to ~2 million marks per generation

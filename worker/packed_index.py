@@ -17,7 +17,9 @@ How many hashes a generation has follows its volume, with no setting: **linear h
 starts with ``BASE`` hashes; whenever it holds more than ``LOAD`` fields per hash on average, the next hash
 in turn is split in two (its fields whose slot now addresses the new hash move there), so no hash outgrows
 the listpack limit and a small installation keeps few hashes. Its level and split pointer live in the
-generation's meta hash ``P:ix:<g>`` (with its field count); the data hashes are ``P:ix:<g>:<n>``.
+generation's meta hash ``P:ix:<g>``, with its field count and its write count (which the commit's check
+compares, to look again only where another worker wrote since the read); the data hashes are
+``P:ix:<g>:<n>``.
 All of it runs inside Lua (``LUA_FUNCTIONS``): the batch's read script and the commit script, so a split
 is atomic with the writes that caused it and a reader always addresses a consistent layout.
 
@@ -91,7 +93,7 @@ def ttl_ms(timestamp: float, retention: int) -> int:
 
 
 # Lua shared by the read script below and the commit script (worker/publish.py). A generation's layout
-# (``meta``): {level, split pointer, fields}; it has BASE * 2^level + split hashes.
+# (``meta``): {level, split pointer, fields, writes}; it has BASE * 2^level + split hashes.
 LUA_FUNCTIONS = f"""
 local IX_BASE, IX_LOAD, IX_GENERATIONS = {BASE}, {LOAD}, {GENERATIONS}
 local function ix_meta(prefix, gen)

@@ -1,6 +1,7 @@
 """The atomic step: mark seen + update the story index + XADD + PUBLISH + enqueue webhook deliveries + count.
 
-Optimistic concurrency, checked inside one Lua call: the batch reads the index (MGET), decides, and then
+Optimistic concurrency, checked inside one Lua call: the batch reads the index (MGET, and the packed
+index's fields through ``worker.packed_index.READ_LUA``), decides, and then
 sends every key it read with the value it saw (a SHA-1 for story records). The script compares them
 first and writes nothing when any differs; otherwise it writes everything. So two workers racing on
 copies of one story cannot both create it: the loser's call reports a conflict, it re-reads the index
@@ -15,9 +16,10 @@ a 50-item batch reads ~600 index keys and ~800 story keys. Comparing values is l
 what WATCH would (a change, a deletion, an expiry), except a rewrite to the same value, which could not
 change a decision.
 
-Round trips per batch: MGET (index) with EVAL (``worker.marks.REMEMBERED_LUA``, long-term marks) in one pipeline,
-MGET (candidate stories), EVAL (``_COMMIT_LUA``). An item's own long-term mark needs no check: one the
-batch did not find is written under its ``P:seen:`` key too, which the check covers. A URL's or guid's
+Round trips per batch: EVAL (packed index) with EVAL (``worker.marks.REMEMBERED_LUA``, long-term marks) and
+MGET (term lists) in one pipeline, MGET (candidate stories), EVAL (``_COMMIT_LUA``). An item's own
+long-term mark needs no check: one the batch did not find is written as its seen mark too, which the
+check covers. A URL's or guid's
 mark is all the index keeps of it (``worker/marks.py``), so the script checks that every such mark the
 batch did not find is still missing, in the generations either side too (a worker racing this one may
 have just started the next one): two workers publishing one URL at once cannot both win.

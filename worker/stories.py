@@ -94,7 +94,7 @@ class StoryHandle:
 
 @dataclass(frozen=True)
 class SeenMark:
-    """What the index remembers of a published item (``P:seen:<item>``)."""
+    """What the index remembers of a published item (a field of the packed index, ``worker/packed_index.py``)."""
 
     content_hash: str
     story_id: str
