@@ -183,11 +183,19 @@ while done < reads do
 end
 i = first + 3 * reads
 local ix_prefix, ix_gen = take(), tonumber(take())
-local metas, writes = ix_layouts(ix_prefix, ix_gen), {}
-for k = 1, #metas do writes[k] = tonumber(take()) end
-for _ = 1, tonumber(take()) do
-  local name, slot, at, expected = take(), tonumber(take()), tonumber(take()), take()
-  if not ix_unchanged(writes, metas, name, slot, at, expected) then return -1 end
+local metas, writes, written = ix_layouts(ix_prefix, ix_gen), {}, false
+for k = 1, #metas do
+  writes[k] = tonumber(take())
+  written = written or writes[k] ~= metas[k].writes
+end
+local fields = tonumber(take())
+if written then  -- else no field can have changed: nothing to look at
+  for _ = 1, fields do
+    local name, slot, at, expected = take(), tonumber(take()), tonumber(take()), take()
+    if not ix_unchanged(writes, metas, name, slot, at, expected) then return -1 end
+  end
+else
+  i = i + 4 * fields
 end
 for _ = 1, tonumber(take()) do
   local m = ARGV[i + 3]
