@@ -85,13 +85,11 @@ def _family(key: bytes, prefix: str) -> str:
 
 # How long each family is kept, with the default settings (see livebrief/keys.py).
 KEPT = {"mark": "7-14 d (seen_ttl x 2 generations)", "ix": "2-3 d (story_retention x 1-1.5)",
-        "seen": "2 d (story_retention)",
-        "url": "2 d (story_retention)", "guid": "2 d (story_retention)", "lsh": "2 d (story_retention)",
         "tok": "2 d (story_retention)", "story": "2 d (story_retention)", "stream": "capped (stream_maxlen)",
         "feed": "one set per feed"}
-# Families kept for the story retention; the packed index's entries are kept 1.25 retentions on average
-# (worker/packed_index.py), so a steady state holds 1.25 times what a run shorter than that wrote.
-WITHIN_RETENTION = {"seen": 1.0, "url": 1.0, "guid": 1.0, "lsh": 1.0, "tok": 1.0, "story": 1.0, "ix": 1.25}
+# Families kept for the story retention, and how many retentions on average: the packed index's entries
+# 1.25 (worker/packed_index.py), so a steady state holds 1.25 times what a run shorter than that wrote.
+WITHIN_RETENTION = {"tok": 1.0, "story": 1.0, "ix": 1.25}
 
 
 def _breakdown(client: redis.Redis, prefix: str, items: int) -> tuple[list[list[object]], dict[str, float]]:

@@ -103,7 +103,7 @@ def test_after_an_upgrade_an_update_still_finds_its_story_through_the_earlier_ke
 
 # Another worker's write of one field, as its commit script makes it (the same Lua).
 _ANOTHER_WORKERS_WRITE = packed_index.LUA_FUNCTIONS + """
-ix_write(ARGV[1], tonumber(ARGV[2]), ARGV[3], {ARGV[4], ARGV[5], ARGV[6]})
+ix_write(ARGV[1], tonumber(ARGV[2]), ARGV[3], 4)
 """
 
 
@@ -126,7 +126,8 @@ def test_a_commit_sees_a_field_another_worker_wrote_since_its_read(
         if len(calls) == 1:
             gen = packed_index.generation(time.time(), retention) + ahead
             mark = f"{item.content_hash} s-theirs"
-            client.eval(_ANOTHER_WORKERS_WRITE, 0, keys.packed_index, gen, 60_000, field.name, field.slot, mark)
+            client.eval(_ANOTHER_WORKERS_WRITE, 0, keys.packed_index, gen, 60_000,
+                        *packed_index.write_args([(field, mark)]))
         return real_plan(*args, **kwargs)
 
     monkeypatch.setattr(publish, "plan_batch", plan_then_lose_the_race)

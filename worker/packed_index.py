@@ -131,15 +131,32 @@ end
 -- expired one reads 0) can have changed, so only those are looked at, from the newest down to ``at``.
 local function ix_unchanged(before, now, field, slot, at, expected)
   for k = 1, (at == 0 and #now or at) do
-    if now[k].writes ~= before[k] and now[k].fields > 0 then
-      local value = redis.call('HGET', ix_key(now[k], slot), field)
+    if now[k].writes ~= before[k] then
+      local value = now[k].fields > 0 and redis.call('HGET', ix_key(now[k], slot), field)
       if value then return value == expected end
       if k == at then return false end
-    elseif k == at and now[k].writes ~= before[k] then
-      return false
     end
   end
   return true
+end
+-- The commit's check, ARGV from ``at`` as ``check_args`` wrote it: whether every field read still has the
+-- value the read found; and where its arguments end.
+local function ix_check(prefix, gen, at)
+  local now, before, written = ix_layouts(prefix, gen), {{}}, false
+  for k = 1, #now do
+    before[k] = tonumber(ARGV[at + k - 1])
+    written = written or before[k] ~= now[k].writes
+  end
+  at = at + #now
+  local stop = at + 1 + 4 * tonumber(ARGV[at])
+  if written then  -- else no field can have changed: nothing to look at
+    for f = at + 1, stop - 1, 4 do
+      if not ix_unchanged(before, now, ARGV[f], tonumber(ARGV[f + 1]), tonumber(ARGV[f + 2]), ARGV[f + 3]) then
+        return false, stop
+      end
+    end
+  end
+  return true, stop
 end
 local function ix_split(meta, ttl_ms)
   local from, to = meta.stem .. meta.split, meta.stem .. (meta.split + meta.size)
@@ -160,14 +177,16 @@ local function ix_split(meta, ttl_ms)
   meta.split = meta.split + 1
   if meta.split == meta.size then meta.level, meta.size, meta.split = meta.level + 1, 2 * meta.size, 0 end
 end
--- Set fields (a flat list: field, slot, value, ...) in generation gen, splitting as it fills.
-local function ix_write(prefix, gen, ttl_ms, entries)
-  if #entries == 0 then return end
+-- Set fields in generation gen, splitting as it fills: ARGV from ``at`` as ``write_args`` wrote it (their
+-- count, then field, slot, value each); returns where they end.
+local function ix_write(prefix, gen, ttl_ms, at)
+  local stop = at + 1 + 3 * tonumber(ARGV[at])
+  if stop == at + 1 then return stop end
   local meta = ix_meta(prefix, gen)
   local touched = {{}}
-  for k = 1, #entries, 3 do
-    local key = ix_key(meta, tonumber(entries[k + 1]))
-    meta.fields = meta.fields + redis.call('HSET', key, entries[k], entries[k + 2])
+  for k = at + 1, stop - 1, 3 do
+    local key = ix_key(meta, tonumber(ARGV[k + 1]))
+    meta.fields = meta.fields + redis.call('HSET', key, ARGV[k], ARGV[k + 2])
     touched[key] = true
     while meta.fields > IX_LOAD * (meta.size + meta.split) do ix_split(meta, ttl_ms) end
   end
@@ -175,6 +194,7 @@ local function ix_write(prefix, gen, ttl_ms, entries)
   redis.call('HSET', meta.name, 'level', meta.level, 'split', meta.split, 'fields', meta.fields,
              'writes', meta.writes + 1)
   redis.call('PEXPIRE', meta.name, ttl_ms)
+  return stop
 end
 """
 
@@ -218,8 +238,8 @@ def read_args(prefix: str, gen: int, fields: list[IndexField]) -> list[str | int
 
 
 def check_args(fields: list[IndexField], read: IndexRead) -> list[str | bytes | int]:
-    """The commit script's check of the fields read: each generation's write count as read, the fields'
-    count, then per field (field, slot, where found, value)."""
+    """``ix_check``'s arguments: each generation's write count as read, the fields' count, then per field
+    (field, slot, where found, value)."""
     args: list[str | bytes | int] = [*read.writes, len(fields)]
     for f, at, value in zip(fields, read.found_at, read.values, strict=True):
         args += [f.name, f.slot, at, b"" if value is None else value]
@@ -227,6 +247,7 @@ def check_args(fields: list[IndexField], read: IndexRead) -> list[str | bytes | 
 
 
 def write_args(writes: list[tuple[IndexField, str]]) -> list[str | int]:
+    """``ix_write``'s arguments: the fields' count, then per field (field, slot, value)."""
     args: list[str | int] = [len(writes)]
     for f, value in writes:
         args += [f.name, f.slot, value]

@@ -137,13 +137,14 @@ _legacy = _LegacyKeys()
 #                                            the value's SHA-1 (story records: echoing them back cost more
 #                                            than the rest of the call), or "0" (missing); any
 #                                            difference -> return -1, nothing written
-#   prefix, gen, 4 write counts, x, then     the packed index's fields read (worker/packed_index.py): the
-#   x x (field, slot, where found, value)    same check, in the generations written since the read
+#   prefix, gen, then check_args             the packed index's fields read (``worker.packed_index``, whose
+#                                            ix_check reads them): the same check, in the generations
+#                                            written since the read
 #   a, then a x (key, key, key, member)      long-term marks of URLs and guids the batch did not find:
 #                                            any now in one of those three sets -> return -1
 #   n, then n x (key, value, ttl)            SET key value EX ttl   (term lists, story records)
-#   ttl, since, until, w, then               the packed index's fields set in generation gen, its hashes
-#   w x (field, slot, value)                 expiring in ``ttl`` ms; ``since``, when missing, set to
+#   ttl, since, until, then write_args       the packed index's fields set in generation gen (ix_write), its
+#                                            hashes expiring in ``ttl`` ms; ``since``, when missing, set to
 #                                            ``until`` if the stream exists (earlier versions' keys), else 0
 #   at, g, then g x (key, k, k x member)     SADD key members; EXPIREAT key at   (long-term marks)
 #   stream, maxlen, m, then m x body         XADD stream MAXLEN ~ maxlen * entry body
@@ -183,20 +184,9 @@ while done < reads do
 end
 i = first + 3 * reads
 local ix_prefix, ix_gen = take(), tonumber(take())
-local metas, writes, written = ix_layouts(ix_prefix, ix_gen), {}, false
-for k = 1, #metas do
-  writes[k] = tonumber(take())
-  written = written or writes[k] ~= metas[k].writes
-end
-local fields = tonumber(take())
-if written then  -- else no field can have changed: nothing to look at
-  for _ = 1, fields do
-    local name, slot, at, expected = take(), tonumber(take()), tonumber(take()), take()
-    if not ix_unchanged(writes, metas, name, slot, at, expected) then return -1 end
-  end
-else
-  i = i + 4 * fields
-end
+local unchanged
+unchanged, i = ix_check(ix_prefix, ix_gen, i)
+if not unchanged then return -1 end
 for _ = 1, tonumber(take()) do
   local m = ARGV[i + 3]
   for k = i, i + 2 do
@@ -209,9 +199,7 @@ for _ = 1, tonumber(take()) do
   redis.call('SET', key, value, 'EX', ttl)
 end
 local ttl_ms, since, legacy_until = take(), take(), take()
-local entries = {}
-for k = 1, 3 * tonumber(take()) do entries[k] = take() end
-ix_write(ix_prefix, ix_gen, ttl_ms, entries)
+i = ix_write(ix_prefix, ix_gen, ttl_ms, i)
 local at = take()
 for _ = 1, tonumber(take()) do
   local key, count = take(), tonumber(take())
