@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/bench_stages.py                    # ~1 min: 150 feeds of warm-up, 60 measured
     .venv/bin/python benchmarks/bench_stages.py --warm 40 --feeds 20
+    .venv/bin/python benchmarks/bench_stages.py --desc-chars 20000   # feeds that carry whole articles
 
-Generated feeds as in ``bench_pipeline.py`` (50 entries, ~600-character HTML descriptions). The first
+Generated feeds as in ``bench_pipeline.py`` (50 entries, ~600-character HTML descriptions; ``--desc-chars``
+for longer ones, as a feed of whole articles in ``content:encoded`` gives). The first
 ``--warm`` feeds go through ``run_batch`` into a throwaway redis-server, so the index holds stories to
 compare with (and the classifier's lookup caches have seen text); then the next ``--feeds`` feeds are
 timed stage by stage: ``parse_feed``, the pure stages (``prepare`` on text it has not seen, then again,
@@ -50,10 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=150, help="feeds committed before timing (default 150)")
     parser.add_argument("--feeds", type=int, default=60, help="feeds timed (default 60)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each pure stage; the best counts (default 3)")
+    parser.add_argument("--desc-chars", type=int, default=600, help="HTML characters per description (default 600)")
     ns = parser.parse_args(argv)
     quiet_logs()
     titles, source = headlines()
-    factory = FeedFactory(titles, entries=50, desc_chars=600)
+    factory = FeedFactory(titles, entries=50, desc_chars=ns.desc_chars)
     docs = [factory.feed(i) for i in range(ns.warm + ns.feeds)]
     fetched = datetime.now(UTC)
 
@@ -65,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     batches = parse(timed)
     flat = [item for batch in batches for item in batch]
     n = len(flat)
-    print(f"{ns.warm} feeds of warm-up, {ns.feeds} timed ({n:,} items); text from {source}")
+    print(f"{ns.warm} feeds of warm-up, {ns.feeds} timed ({n:,} items, {sum(len(i.text) for i in flat) / n:,.0f} "
+          f"characters of text each on average); text from {source}")
     rows: list[list[object]] = []
 
     def row(stage: str, ms: float, note: str = "") -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from livebrief.errors import ConfigError
-from worker.classify import Classification, TopicSet, classify, load_topics
+from worker.classify import Classification, TopicSet, classify, lead, load_topics
 from worker.evaluate_topics import compare_labels, evaluate, format_report, join_corpus, main, panel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +142,35 @@ def test_weapons_deliveries_are_no_topic(topics: TopicSet) -> None:
 def test_summary_text_is_read_with_the_title(topics: TopicSet) -> None:
     result = classify("Overnight in the east", "Russian shelling hit Kramatorsk again.", topics)
     assert "strikes" in result.topics
+
+
+def test_only_the_lead_of_a_long_text_is_read(topics: TopicSet) -> None:
+    """A feed carrying whole articles: the topic comes from the headline and the lead, not from a passing
+    mention in the background (and the cost per item stays that of a summary)."""
+    background = "Officials reviewed the budget for the coming year in a long meeting. " * 30  # ~2,100 chars
+    assert topics_of("City council meets", topics, text=background + "Russian shelling hit Kramatorsk.") == []
+    assert "strikes" in topics_of("City council meets", topics, text="Russian shelling hit Kramatorsk. " + background)
+
+
+def test_the_lead_is_cut_at_a_space_so_no_word_is_read_as_a_shorter_one(tmp_path: Path) -> None:
+    topics = load_topics(write_topics(tmp_path, "defaults:\n  lead_chars: 200\ntopics:\n  war:\n    phrases:\n"
+                                                "      0.9: [attack]\n"))
+    text = "x" * 193 + " attacker"  # character 200 falls inside "attacker", right after "attack"
+    assert lead(text, 200) == "x" * 193
+    assert classify("Headline", text, topics).topics == []
+    assert classify("Headline", "x" * 190 + " attack", topics).topics == ["war"]
+
+
+def test_the_lead_length_is_set_in_the_topics_file(tmp_path: Path) -> None:
+    body = "topics:\n  war:\n    phrases:\n      0.9: [shelling]\n"
+    text = "word " * 220 + "shelling"  # past the default 1,000 characters
+    assert classify("Headline", text, load_topics(write_topics(tmp_path, body))).topics == []
+    longer = load_topics(write_topics(tmp_path, "defaults:\n  lead_chars: 1200\n" + body))
+    assert longer.lead_chars == 1200
+    assert classify("Headline", text, longer).topics == ["war"]
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, "defaults:\n  lead_chars: 10\n" + body))
+    assert any("defaults.lead_chars" in p for p in err.value.problems)
 
 
 # --- scores and evidence --------------------------------------------------------------------------
