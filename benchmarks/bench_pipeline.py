@@ -4,9 +4,11 @@
     .venv/bin/python benchmarks/bench_pipeline.py --quick    # ~20 s
     .venv/bin/python benchmarks/bench_pipeline.py --feeds 200 --naive-items 500
     .venv/bin/python benchmarks/bench_pipeline.py --quick --profile   # needs `pip install pyinstrument`
+    .venv/bin/python benchmarks/bench_pipeline.py --quick --desc-chars 20000   # feeds of whole articles
 
 Feeds are generated RSS 2.0 documents, 50 entries each, with ~600-character HTML descriptions made from
-the shared headline corpus when present. Every measurement runs in this one process on the same bytes:
+the shared headline corpus when present (``--desc-chars``: longer, as feeds of whole articles carry).
+Every measurement runs in this one process on the same bytes:
 
 (a) ``feedparser.parse`` alone: the floor any feed-based pipeline pays;
 (b) livebrief's ``parse_feed`` alone, as it runs (plain RSS 2.0 goes to ``feeds/fastxml.py``) and with
@@ -272,6 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--feeds", type=int, default=120, help="feeds for (a)-(c), 50 entries each (default 120)")
     parser.add_argument("--entries", type=int, default=50, help="entries per feed (default 50)")
+    parser.add_argument("--desc-chars", type=int, default=600, help="HTML characters per description (default 600)")
     parser.add_argument("--naive-items", type=int, default=300, help="entries for the naive baseline (default 300)")
     parser.add_argument("--quick", action="store_true", help="~20 s: 16 feeds, 60 naive entries")
     parser.add_argument("--profile", action="store_true", help="also profile the full path (pyinstrument)")
@@ -283,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_logs()
 
     titles, source = headlines()
-    factory = FeedFactory(titles, entries=ns.entries, desc_chars=600)
+    factory = FeedFactory(titles, entries=ns.entries, desc_chars=ns.desc_chars)
     docs = [factory.feed(i) for i in range(ns.feeds)]
     size = sum(map(len, docs)) / len(docs)
     print(f"{ns.feeds} feeds x {ns.entries} entries, {size / 1024:.1f} KiB per feed on average; text from {source}")

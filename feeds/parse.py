@@ -44,6 +44,7 @@ from pydantic import BaseModel, Field
 from feeds.fastxml import read_plain_feed
 from feeds.guard import PreparedBody, prepare_body, xml_bytes
 from feeds.text import clean_text, html_to_text
+from livebrief.config import MAX_TEXT_CHARS
 from livebrief.errors import NotAFeedError, ParseError
 from livebrief.models import Item
 from livebrief.urls import clean_url
@@ -87,7 +88,7 @@ def parse_feed(
     headers: Mapping[str, str] | None = None,
     base_url: str | None = None,
     max_entries: int = 500,
-    max_text_chars: int = 20_000,
+    max_text_chars: int = MAX_TEXT_CHARS,
     fast_path: bool = True,
 ) -> ParsedFeed:
     """Parse a fetched, decompressed body into at most ``max_entries`` items.

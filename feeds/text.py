@@ -37,6 +37,11 @@ _BLANK_LINES = re.compile(r" ?\n[ \n]*")
 # a 5 MB entry, and markup rarely outweighs text by more than this.
 _INPUT_FACTOR = 16
 _MIN_INPUT_WINDOW = 64 * 1024
+# The first window read (times the output limit; see html_to_text), and how far past the limit its text
+# must reach to be used: a window's last characters may be an entity or a space cut in two.
+_FIRST_WINDOW = 2
+_MIN_FIRST_WINDOW = 4096
+_WINDOW_MARGIN = 64
 
 
 def clean_text(value: str) -> str:
@@ -56,13 +61,37 @@ def _strip_markup(fragment: str) -> str:
 def html_to_text(fragment: str, max_chars: int | None = None) -> str:
     """Plain text of an HTML fragment: no tags, entities decoded, paragraph breaks kept as newlines,
     other whitespace folded; at most ``max_chars`` characters, cut at a word boundary when there is one.
+
+    With ``max_chars``, only as much of the fragment is read as that text needs (a whole article's HTML was
+    stripped to keep its first few thousand characters): a window of ``_FIRST_WINDOW`` times ``max_chars``,
+    growing fourfold while its text falls short, up to ``_INPUT_FACTOR`` times. A window ends before a tag,
+    so what it renders is the start of what the whole fragment renders.
     """
     if not fragment:
         return ""
-    if max_chars is not None:
-        window = max(_MIN_INPUT_WINDOW, max_chars * _INPUT_FACTOR)
-        if len(fragment) > window:
-            fragment = fragment[:window]
+    if max_chars is None:
+        return _render(fragment)
+    limit = max(_MIN_INPUT_WINDOW, max_chars * _INPUT_FACTOR)
+    window = min(max(_MIN_FIRST_WINDOW, max_chars * _FIRST_WINDOW), limit)
+    while True:
+        if len(fragment) <= window:
+            text = _render(fragment)
+            break
+        part = fragment[:window]
+        # End before a tag (escaped or not): a tag cut in two could leave its attributes (a data: URI) as text.
+        end = max(part.rfind("<"), part.rfind("&lt;"))
+        text = _render(part[:end] if end >= 0 else part)
+        if len(text) > max_chars + _WINDOW_MARGIN or window == limit:
+            break
+        window = min(window * 4, limit)
+    if len(text) > max_chars:
+        cut = text[:max_chars]
+        space = max(cut.rfind(" "), cut.rfind("\n"))
+        text = (cut[:space] if space > max_chars // 2 else cut).rstrip()
+    return text
+
+
+def _render(fragment: str) -> str:
     text = fragment
     # Three rounds cover HTML escaped once ("&lt;p&gt;", undone by the feed parser), twice and thrice.
     for _ in range(3):
@@ -80,9 +109,4 @@ def html_to_text(fragment: str, max_chars: int | None = None) -> str:
     text = _SPACES.sub(" ", text)
     if "\n" in text:
         text = _BLANK_LINES.sub("\n", text)
-    text = text.strip(" \n")
-    if max_chars is not None and len(text) > max_chars:
-        cut = text[:max_chars]
-        space = max(cut.rfind(" "), cut.rfind("\n"))
-        text = (cut[:space] if space > max_chars // 2 else cut).rstrip()
-    return text
+    return text.strip(" \n")

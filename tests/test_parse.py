@@ -230,5 +230,27 @@ def test_html_to_text_cuts_at_a_word_boundary() -> None:
     assert html_to_text("alpha beta gamma delta", 13) == "alpha beta"
 
 
+def _article(paragraphs: int) -> str:
+    """Article HTML as whole-content feeds carry it: paragraphs, an image whose data: URI is longer than
+    the first window ``html_to_text`` reads, a script, a comment and entities."""
+    words = "Officials said the convoy reached the city &amp; unloaded food, water and medicine for residents."
+    image = '<figure><img src="data:image/png;base64,' + "QUJD" * 3000 + '" alt="x"></figure>'
+    body = [f"<p>{n}: {words}</p>" for n in range(paragraphs)]
+    body[12:12] = [image, "<script>var x = '<p>no</p>';</script>", "<!-- a comment -->"]
+    return "\n".join(body)
+
+
+@pytest.mark.parametrize("escaped", [False, True])
+def test_html_to_text_of_a_long_article_is_the_start_of_its_whole_text(escaped: bool) -> None:
+    article = _article(400)  # ~60 KB: read in windows, the first of which ends inside the image's data: URI
+    if escaped:  # HTML escaped once too often
+        article = article.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    whole = html_to_text(article)
+    text = html_to_text(article, 4000)
+    assert whole.startswith(text)
+    assert 3900 < len(text) <= 4000
+    assert "QUJD" not in text
+
+
 def test_html_to_text_folds_whitespace() -> None:
     assert html_to_text("  many\t\tspaces\u00a0here \n\n\n next  ") == "many spaces here\nnext"
