@@ -257,7 +257,8 @@ def write_args(writes: list[tuple[IndexField, str]]) -> list[str | int]:
 def read_fields(client: redis.Redis, keys: Keys, retention: int, fields: list[IndexField],
                 now: float | None = None) -> list[bytes | None]:
     """The values of ``fields`` as a batch at ``now`` would read them (one EVAL; a batch reads its fields
-    in a pipeline with the rest of the index, ``worker/publish.py``)."""
+    in a pipeline with the rest of the index, ``worker/publish.py``). Redis holds an EVAL while writes are
+    paused (CLIENT PAUSE WRITE), since a script may write."""
     gen = generation(time.time() if now is None else now, retention)
     args = cast(list[str], read_args(keys.packed_index, gen, fields))
     return IndexRead.of(cast(list[bytes | int | None], client.eval(READ_LUA, 0, *args))).values

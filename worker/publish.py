@@ -67,10 +67,9 @@ def _decode(value: bytes | None) -> str | None:
 class _Lookups:
     """Every index entry a batch must read, each once (the same one can be named by several items)."""
 
-    terms: list[str] = field(default_factory=list)  # term list keys (MGET)
-    term_refs: list[str] = field(default_factory=list)
-    fields: dict[IndexField, tuple[str, object]] = field(default_factory=dict)  # packed index: ("seen", item
-    # id) or ("lsh", (band, bucket))
+    terms: dict[str, str] = field(default_factory=dict)  # term list key (MGET) -> its term
+    # packed index field -> ("seen", item id) or ("lsh", (band, bucket))
+    fields: dict[IndexField, tuple[str, object]] = field(default_factory=dict)
 
     def legacy_keys(self, keys: Keys) -> list[str]:
         """The same entries as earlier versions kept them (string keys), in ``fields`` order."""
@@ -80,21 +79,19 @@ class _Lookups:
 
 def _lookups(prepared: list[Prepared], keys: Keys) -> _Lookups:
     found = _Lookups()
-    terms: dict[str, str] = {}
     for p in prepared:
         found.fields[item_field(p.item.id)] = ("seen", p.item.id)
         for band, bucket in p.buckets:
             found.fields[bucket_field(band, bucket)] = ("lsh", (band, bucket))
         for term in p.terms:
-            terms[keys.token(term)] = term
-    found.terms, found.term_refs = list(terms), list(terms.values())
+            found.terms[keys.token(term)] = term
     return found
 
 
 def _view(lookups: _Lookups, term_values: list[bytes | None], field_values: list[bytes | None],
           legacy_values: list[bytes | None] | None) -> IndexView:
     view = IndexView()
-    for term, raw in zip(lookups.term_refs, term_values, strict=True):
+    for term, raw in zip(lookups.terms.values(), term_values, strict=True):
         if raw is not None:
             view.terms[term] = raw.decode().split()
     legacy = legacy_values or [None] * len(field_values)
@@ -345,7 +342,7 @@ def commit_batch(
                     *cast(list[str], packed_index.read_args(keys.packed_index, index_gen, fields)))
         reader.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.mark_set, (gen, gen - 1))))
         if lookups.terms:
-            reader.mget(lookups.terms)
+            reader.mget(list(lookups.terms))
         legacy = _legacy.may_exist(keys)
         if legacy:
             reader.get(keys.packed_index_since)
