@@ -34,9 +34,10 @@ class FreezingWorker(SimpleWorker):
     Why: a worker's caches hold hundreds of thousands of long-lived objects, and the collector's young
     generation kept filling with them, so every ~1,400 items a collection paused a job for 15-60 ms, which
     held up the items queued behind it. Collected right after a job (its entries are published by then),
-    only what that job made and kept is scanned, ~1 ms; frozen, none of it is scanned again. Measured in
-    one process over 40,000 items: the longest pause 61 -> 2.4 ms, for ~24 us more collector time per
-    item (~2% of a worker's CPU). Stream p99 at 1,000 items/s was lower in 5 of 7 alternated
+    only what that job made and kept is scanned (``settle_heap``: a few tenths of a ms); frozen, none of it
+    is scanned again. Measured in one process over 40,000 items: the longest pause 61 -> 2.4 ms, for ~24 us
+    more collector time per item (~2% of a worker's CPU; less since ``settle_heap`` collects the young
+    generations only). Stream p99 at 1,000 items/s was lower in 5 of 7 alternated
     ``bench_latency.py --quick`` pairs (median 98 -> 92 ms; webhook p50 1.8 -> 1.5 s), at 600 items/s in 2
     of 4 (median 79 -> 69 ms): a small gain on a noisy machine, but no more 15-60 ms stalls.
     The risk of freezing is that cyclic garbage made of frozen objects is never collected: over those
@@ -52,7 +53,11 @@ class FreezingWorker(SimpleWorker):
 
 def settle_heap() -> None:
     """Collect what the last job left unreachable and freeze the rest (see ``FreezingWorker``)."""
-    gc.collect()
+    # The young generations are enough, unless the job ran long enough to promote objects to the oldest
+    # (a cycle there would be frozen uncollected): a full collection also empties CPython's free lists
+    # (tuples, floats, dicts, ...), which the next job then refills from the allocator: 1.75 -> 0.36 ms per
+    # batch of 25, and ~7% less of ``run_batch``'s CPU per item (``benchmarks/README.md``, nineteenth session).
+    gc.collect(2 if gc.get_objects(generation=2) else 1)
     gc.freeze()
 
 

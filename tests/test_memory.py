@@ -4,12 +4,15 @@ its garbage collector."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
+import pytest
 import redis
 from rq import Queue
 from rq.job import Job
@@ -18,7 +21,7 @@ from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.redis_server import MARK_SET_INTSET_ENTRIES
-from livebrief.workers import run_worker
+from livebrief.workers import run_worker, settle_heap
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from tests.test_pipeline import write_config
@@ -135,3 +138,38 @@ def test_a_worker_freezes_what_each_job_keeps_and_traps_no_garbage(
     # when the jobs' leftovers are not frozen).
     assert report["unfrozen"] < 8_000
     assert report["unreachable"] < 50  # and almost none of what was frozen had become garbage (~26 here)
+
+
+class _Node:
+    """A container that can hold a reference cycle and be watched through a weak reference."""
+
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+@pytest.mark.parametrize("promoted", [False, True], ids=["young", "promoted-to-the-oldest-generation"])
+def test_settling_the_heap_collects_the_jobs_cycles_before_freezing(promoted: bool) -> None:
+    """``settle_heap`` collects only the young generations (a full collection empties CPython's free lists,
+    which costs the next job), unless the job left objects in the oldest one: a cycle there, frozen
+    uncollected, would never be freed."""
+    automatic = gc.isenabled()
+    gc.disable()  # only the collections this test makes
+    gc.collect()
+    gc.freeze()
+    try:
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        watch = weakref.ref(a)
+        if promoted:
+            gc.collect(1)  # as a long job's automatic collections do: the survivors move to the oldest generation
+            assert any(o is a for o in gc.get_objects(generation=2))
+        del a, b
+        assert watch() is not None  # a cycle: only the collector frees it
+
+        settle_heap()
+
+        assert watch() is None
+    finally:
+        gc.unfreeze()
+        if automatic:
+            gc.enable()
