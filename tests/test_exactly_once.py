@@ -26,7 +26,7 @@ from livebrief.models import Entry, Item
 from tests.conftest import REPO, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
-from worker.marks import generation, seen_mark, shard
+from worker.marks import generation, mark_args, seen_mark
 from worker.runtime import Runtime, configure
 
 KEYS = Keys("livebrief")
@@ -160,11 +160,13 @@ def _any_published(client: redis.Redis, config: Config, payload: list[dict[str, 
     else of its batch. Plain reads, not a script: Redis holds EVAL (a script may write) while writes are
     paused, and the pause would run out before the read returned."""
     gen = generation(time.time(), config.worker.seen_ttl)
+    marks = [seen_mark(item["id"], item["content_hash"]) for item in payload]
+    args = mark_args(marks, KEYS.mark_set, (gen, gen - 1))  # per mark: its set in each generation, the mark
     reader = client.pipeline(transaction=False)
-    for item in payload:
-        mark = seen_mark(item["id"], item["content_hash"])
-        for g in (gen, gen - 1):
-            reader.sismember(KEYS.mark_set(g, shard(mark)), mark)
+    for at in range(0, len(args), 3):
+        current, previous, mark = args[at : at + 3]
+        reader.sismember(str(current), mark)
+        reader.sismember(str(previous), mark)
     return any(reader.execute())
 
 
