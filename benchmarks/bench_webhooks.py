@@ -13,11 +13,14 @@ per batch) without delivering them. Then:
 (a) livebrief: one burst ``FreezingWorker`` (RQ's SimpleWorker) on the deliveries queue, as ``livebrief work --queues
     deliveries`` runs it (without its one-time start-up): fetch each job, render and sign each entry, POST
     it, mark it delivered in Redis;
-(b) the floor: a bare ``http.client`` loop POSTing the same bodies on one kept-alive connection;
-(c) a bare ``httpx.Client`` loop, the usual choice (and what deliveries used before the sixth session).
+(b) the floor: a bare loop of ``worker.webhook_client.post`` (the client (a) uses) POSTing the same bodies
+    on one kept-alive connection: what (a) adds to it is RQ, rendering, signing and marking;
+(c) a bare ``http.client`` loop, the standard library's client (what deliveries used from the sixth session
+    to the twentieth);
+(d) a bare ``httpx.Client`` loop, the usual choice (what deliveries used before the sixth session).
 
 Deliveries/s = deliveries / wall time; CPU = this process's CPU time per delivery (the receiver's and
-Redis's are not counted). The ratios are against (b) and (c) in the same run. No asserts: figures only.
+Redis's are not counted). The ratios are against (b), (c) and (d) in the same run. No asserts: figures only.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from feeds.parse import parse_feed
 from livebrief.keys import Keys
 from livebrief.redis_server import free_port
 from livebrief.workers import GC_THRESHOLDS, FreezingWorker, queues
+from worker import webhook_client
 from worker.jobs import run_batch
 from worker.notify import delivery_headers, delivery_id, render_payload
 from worker.runtime import configure
@@ -116,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rendered = [(delivery_id(e), render_payload(webhook, e)) for e in entries]
             bodies = [(body, delivery_headers(webhook, msg_id, body)) for msg_id, body in rendered]
 
+            def bare_webhook_client() -> None:
+                for body, headers in bodies:
+                    webhook_client.post(hook_url, body, headers, 10)
+
             def bare_http_client() -> None:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 for body, headers in bodies:
@@ -128,8 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for body, headers in bodies:
                         session.post(hook_url, content=body, headers=headers, timeout=10)
 
-            for label, fn in (("(b) bare http.client loop, one kept-alive connection (floor)", bare_http_client),
-                              ("(c) bare httpx.Client loop", bare_httpx)):
+            for label, fn in (("(b) bare webhook_client.post loop (the floor)", bare_webhook_client),
+                              ("(c) bare http.client loop, one kept-alive connection", bare_http_client),
+                              ("(d) bare httpx.Client loop", bare_httpx)):
                 before = _received(port)
                 wall, cpu = _timed(fn)
                 got = _received(port) - before
@@ -138,11 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         receiver.terminate()
         receiver.wait(10)
 
-    floor, httpx_rate = rows[1][3], rows[2][3]
-    table = [[*row[:4], row[3] / floor, row[3] / httpx_rate, *row[4:]] for row in rows]  # type: ignore[operator]
+    floor, stdlib_rate, httpx_rate = rows[1][3], rows[2][3], rows[3][3]
+    table = [[*row[:4], row[3] / floor, row[3] / stdlib_rate, row[3] / httpx_rate, *row[4:]]  # type: ignore[operator]
+             for row in rows]
     print(f"one standard webhook, receiver in its own process; text from {source}")
-    print_table("webhook deliveries (ratios against (b) and (c) in this run)",
-                ["measurement", "deliveries", "seconds", "deliveries/s", "vs http.client", "vs httpx",
+    print_table("webhook deliveries (ratios against (b), (c) and (d) in this run)",
+                ["measurement", "deliveries", "seconds", "deliveries/s", "vs floor", "vs http.client", "vs httpx",
                  "CPU us per delivery (this process)", "notes"], table)
     print_machine()
     return 0

@@ -3,6 +3,7 @@ them, never answer, answer too much, want basic auth, or present a certificate n
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -142,5 +143,173 @@ def test_a_receiver_whose_certificate_is_not_trusted_gets_nothing() -> None:
         with pytest.raises(PostError, match="CERTIFICATE_VERIFY_FAILED"):
             webhook_client.post(f"https://127.0.0.1:{srv.port}/hook", b"{}", {}, 5)
         assert srv.requests == []
+    finally:
+        srv.stop()
+
+
+class _Scripted:
+    """A receiver on a raw socket that reads each request (head and Content-Length body) and writes back the
+    next of ``answers`` byte for byte, closing the connection after an answer when told: for answers that
+    http.server would not give (chunked, informational, malformed, cut short)."""
+
+    def __init__(self, answers: list[tuple[bytes, bool]]) -> None:
+        self.answers = list(answers)
+        self.requests: list[tuple[bytes, bytes]] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        reader = sock.makefile("rb")
+        with sock, reader, contextlib.suppress(OSError):  # a client that hangs up on an answer it will not read
+            while self.answers:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    head += line
+                length = int(next(v for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                                  if k.lower() == b"content-length"))
+                self.requests.append((head, reader.read(length)))
+                answer, close = self.answers.pop(0)
+                sock.sendall(answer)
+                if close:
+                    return
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.listener.close()
+
+
+def _scripted(*answers: bytes | tuple[bytes, bool]) -> _Scripted:
+    return _Scripted([a if isinstance(a, tuple) else (a, False) for a in answers])
+
+
+def test_a_chunked_answer_is_read_past_and_the_connection_kept() -> None:
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n")  # two chunks, then a trailer
+    srv = _scripted(chunked, chunked, b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+    try:
+        assert [webhook_client.post(srv.url(), b"{}", {}, 5).status for _ in range(3)] == [200, 200, 202]
+        assert srv.connections == 1
+    finally:
+        srv.stop()
+
+
+def test_a_chunked_answer_longer_than_the_limit_is_not_read_and_the_connection_is_replaced() -> None:
+    size = webhook_client.MAX_ANSWER_BYTES + 1
+    huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n" % size + b"x" * size + b"\r\n0\r\n\r\n"
+    srv = _scripted(huge, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        assert webhook_client.post(srv.url(), b"{}", {}, 5).status == 200
+        assert webhook_client.post(srv.url(), b"{}", {}, 5).status == 200
+        assert srv.connections == 2
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",  # HTTP/1.0 without keep-alive
+    b"HTTP/1.1 200 OK\r\n\r\nthe body runs to the close",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",  # where does it end?
+])
+def test_an_answer_that_ends_its_connection_gets_the_next_post_a_new_one(answer: bytes) -> None:
+    """The receiver keeps the connection open and would answer on it again: only the answer says not to."""
+    srv = _scripted(answer, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        assert webhook_client.post(srv.url(), b"{}", {}, 5).status == 200
+        assert webhook_client.post(srv.url(), b"{}", {}, 5).status == 200
+        assert srv.connections == 2
+    finally:
+        srv.stop()
+
+
+def test_informational_answers_are_skipped_for_the_final_one() -> None:
+    srv = _scripted(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                    b"HTTP/1.1 204 No Content\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        assert webhook_client.post(srv.url(), b"{}", {}, 5).status == 204
+        assert webhook_client.post(srv.url(), b"{}", {}, 5).status == 200
+        assert srv.connections == 1
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize(("status", "expected"), [(503, "120"), (429, "Wed, 21 Oct 2026 07:28:00 GMT"), (500, None)])
+def test_retry_after_is_read_from_the_answers_that_ask_to_wait(status: int, expected: str | None) -> None:
+    value = expected or "30"
+    srv = _scripted(b"HTTP/1.1 %d Busy\r\nretry-after:  %s \r\nContent-Length: 0\r\n\r\n" % (status, value.encode()))
+    try:
+        assert webhook_client.post(srv.url(), b"{}", {}, 5) == webhook_client.Answer(status, expected)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.2\r\n", b"HTTP/1.1 OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-"])
+def test_an_answer_that_is_not_http_is_a_post_error(answer: bytes) -> None:
+    srv = _scripted((answer, True))
+    try:
+        with pytest.raises(PostError, match="malformed answer"):
+            webhook_client.post(srv.url(), b"{}", {}, 5)
+    finally:
+        srv.stop()
+
+
+def test_the_request_carries_host_length_headers_and_body_and_an_unsafe_path_is_escaped() -> None:
+    srv = _scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        webhook_client.post(srv.url("/hooks/caf\u00e9 1?a=b c"), b'{"x": 1}', {"webhook-id": "msg_1"}, 5)
+        head, body = srv.requests[0]
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0] == "POST /hooks/caf%C3%A9%201?a=b%20c HTTP/1.1"
+        assert f"Host: 127.0.0.1:{srv.port}" in lines
+        assert "Content-Length: 8" in lines
+        assert "webhook-id: msg_1" in lines
+        assert body == b'{"x": 1}'
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("headers", [{"x-evil": "a\r\nx-injected: 1"}, {"bad name": "1"}, {"Content-Length": "0"},
+                                     {"x-text": "\u4e2d"}])
+def test_a_header_that_could_break_the_request_is_refused_before_anything_is_sent(headers: dict[str, str]) -> None:
+    srv = _scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        with pytest.raises(PostError, match="header"):
+            webhook_client.post(srv.url(), b"{}", headers, 5)
+        assert srv.requests == []
+    finally:
+        srv.stop()
+
+
+def test_a_receiver_with_a_trusted_certificate_gets_its_posts_over_one_tls_connection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same self-signed certificate, trusted this time (as a CA bundle a user would install)."""
+    fixtures = Path(__file__).parent / "fixtures" / "tls"
+    trusting = ssl.create_default_context(cafile=str(fixtures / "self-signed-cert.pem"))
+    monkeypatch.setattr(webhook_client, "_tls", lambda: trusting)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(fixtures / "self-signed-cert.pem", fixtures / "self-signed-key.pem")
+    srv = _Server()
+    srv.httpd.socket = context.wrap_socket(srv.httpd.socket, server_side=True)
+    try:
+        for _ in range(3):
+            assert webhook_client.post(f"https://127.0.0.1:{srv.port}/hook", b"{}", {}, 5).status == 200
+        assert len(srv.requests) == 3
+        assert srv.connections == 1
     finally:
         srv.stop()

@@ -1,11 +1,21 @@
-"""The HTTP client of webhook deliveries: one kept-alive connection per receiver, per process.
+"""The HTTP client of webhook deliveries: one kept-alive HTTP/1.1 connection per receiver, per process.
 
-Why not httpx (used here before): a delivery job POSTs its entries one after another, and httpx spent
-~270 us of CPU on each POST to a local receiver, http.client ~55 us (``benchmarks/bench_latency.py``
-moves 1,000 deliveries a second through the same two cores as the pipeline). What httpx gave that
-deliveries use is small and kept here: a timeout on connecting and on each read, TLS with certificate
-checks, no redirects followed, no proxy from the environment, and a fresh connection when a kept-alive
-one turns out to have been closed by the receiver.
+Why a small client of its own on a socket: a delivery job POSTs its entries one after another, and the POST
+is most of a delivery's CPU. To a local receiver, in one run of ``benchmarks/bench_webhooks.py``'s set-up,
+httpx (used here first) spent ~390 us of CPU per POST and ``http.client`` (used here next) ~110-140 us,
+much of it validating each header and parsing the answer's headers with the ``email`` package; this
+client ~43 us. Deliveries need little of HTTP: send one request with a ``Content-Length`` body, read the
+answer's status and ``Retry-After``, and skip its body when that is cheap, so the connection can be used
+again. What the client does:
+
+- a timeout on connecting and on each read and write; TLS with certificate and host name checks;
+- no redirects followed, no proxy from the environment, no compression asked for;
+- informational answers (1xx) skipped; the body skipped by its ``Content-Length`` or chunk by chunk, up to
+  ``MAX_ANSWER_BYTES``; a larger body, or one that runs to the end of the connection, is not read: the
+  connection is closed instead, so a receiver cannot make a worker read megabytes;
+- ``Connection: close`` (and HTTP/1.0 without keep-alive) honoured;
+- a kept-alive connection the receiver has closed while idle replaced, and the request sent once more on a
+  fresh one, when nothing of an answer came back.
 
 Not thread-safe: RQ runs one job at a time in a worker process. A forked work-horse drops the connections
 it inherited and opens its own.
@@ -14,21 +24,41 @@ it inherited and opens its own.
 from __future__ import annotations
 
 import base64
-import http.client
 import os
+import re
+import socket
 import ssl
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from io import BufferedReader
+from urllib.parse import quote, unquote, urlsplit
 
 # What is read of a receiver's answer; deliveries only need its status. A larger body is not drained
 # (its connection is closed instead), so a receiver cannot make a worker read megabytes.
 MAX_ANSWER_BYTES = 64 * 1024
+_MAX_LINE = 65536  # longest status, header or chunk-size line read (as http.client)
+_MAX_HEADERS = 100  # most header lines in an answer (as http.client)
+_MAX_INFORMATIONAL = 10  # most 1xx answers skipped before the final one
 _Key = tuple[str, str, int, float]
+_STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?:[ \t][^\r\n]*)?\r?\n")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+# The caller's header names (tokens, one per line) and values (no CR, LF or NUL, all on one line), each
+# checked in one call: no header or request can be smuggled into the request.
+_NAMES = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\n[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
+_VALUES = re.compile(r"[^\r\n\x00]*")
+_SET_BY_CLIENT = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+# What a path may hold unescaped in the request line: RFC 3986's reserved and unreserved characters, and
+# "%" of escapes already made. Anything else (a space, a control or non-ASCII character) is %-escaped.
+_PATH_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 
 
 class PostError(Exception):
     """The POST got no HTTP answer (refused, reset, timed out, TLS failure, malformed answer)."""
+
+
+class ClosedWithoutAnswerError(ConnectionError):
+    """The connection ended before any byte of an answer: on a kept-alive connection, most likely closed by
+    the receiver while idle, so the request was never handled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +76,7 @@ class _Target:
     port: int
     path: str
     auth: str | None
+    host_header: str
 
 
 @lru_cache(maxsize=256)
@@ -57,12 +88,20 @@ def _target(url: str) -> _Target:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise PostError(f"bad port in {url!r}") from exc
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    path = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_PATH_SAFE)
     auth = None
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         auth = "Basic " + base64.b64encode(pair).decode("ascii")
-    return _Target(parts.scheme, parts.hostname, port, path, auth)
+    host = parts.hostname
+    try:
+        host_name = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise PostError(f"bad host name in {url!r}") from exc
+    shown = f"[{host_name}]" if ":" in host_name else host_name  # an IPv6 address
+    default = 443 if parts.scheme == "https" else 80
+    host_header = shown if port == default else f"{shown}:{port}"
+    return _Target(parts.scheme, host, port, path, auth, host_header)
 
 
 @lru_cache(maxsize=1)
@@ -70,11 +109,31 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-_connections: dict[_Key, http.client.HTTPConnection] = {}
+class _Connection:
+    """One connection to a receiver: its socket and a buffered reader of what it answers."""
+
+    def __init__(self, target: _Target, timeout: float) -> None:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if target.scheme == "https":
+                sock = _tls().wrap_socket(sock, server_hostname=target.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.reader: BufferedReader = sock.makefile("rb")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
+
+
+_connections: dict[_Key, _Connection] = {}
 _owner = os.getpid()
 
 
-def _connection(target: _Target, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+def _connection(target: _Target, timeout: float) -> tuple[_Connection, bool]:
     """A kept-alive connection to the target (and whether it was used before), or a new one."""
     global _owner
     if os.getpid() != _owner:  # a forked child must not share its parent's sockets
@@ -82,13 +141,9 @@ def _connection(target: _Target, timeout: float) -> tuple[http.client.HTTPConnec
         _owner = os.getpid()
     key = _key(target, timeout)
     conn = _connections.get(key)
-    if conn is not None and conn.sock is not None:
+    if conn is not None:
         return conn, True
-    if target.scheme == "https":
-        conn = http.client.HTTPSConnection(target.host, target.port, timeout=timeout, context=_tls())
-    else:
-        conn = http.client.HTTPConnection(target.host, target.port, timeout=timeout)
-    _connections[key] = conn
+    conn = _connections[key] = _Connection(target, timeout)
     return conn, False
 
 
@@ -102,33 +157,131 @@ def _drop(target: _Target, timeout: float) -> None:
         conn.close()
 
 
-def _exchange(conn: http.client.HTTPConnection, target: _Target, body: bytes, headers: dict[str, str]) -> Answer:
-    conn.request("POST", target.path, body=body, headers=headers)
-    answer = conn.getresponse()
-    answer.read(MAX_ANSWER_BYTES)
-    if not answer.isclosed():
-        conn.close()  # more than we read: do not drain it, reconnect next time
-    status = answer.status
-    return Answer(status, answer.getheader("retry-after") if status in (429, 503) else None)
+def _request_head(target: _Target, length: int, headers: dict[str, str]) -> bytes:
+    """The request line and headers of a POST of ``length`` bytes; ``PostError`` for a header that could
+    break the request (a name that is not a token, a value with CR, LF or NUL, one the client sets)."""
+    names_ok = not headers or _NAMES.fullmatch("\n".join(headers)) is not None
+    values_ok = _VALUES.fullmatch(" ".join(headers.values())) is not None
+    if not (names_ok and values_ok and _SET_BY_CLIENT.isdisjoint(map(str.lower, headers))):
+        raise PostError(f"headers not allowed in a request: {sorted(headers)}")
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    try:
+        return (f"POST {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\nContent-Length: {length}\r\n"
+                f"Accept-Encoding: identity\r\n{lines}\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise PostError(f"a header value is not Latin-1 text: {exc}") from exc
+
+
+def _read_head(reader: BufferedReader) -> tuple[int, int, dict[bytes, bytes]]:
+    """The final answer's (minor HTTP version, status, the header fields deliveries look at)."""
+    for _ in range(_MAX_INFORMATIONAL + 1):
+        line = reader.readline(_MAX_LINE + 1)
+        if not line:
+            raise ClosedWithoutAnswerError("the receiver closed the connection before answering")
+        status_line = _STATUS_LINE.fullmatch(line)
+        if status_line is None:
+            raise PostError(f"malformed answer: status line {line[:80]!r}")
+        fields: dict[bytes, bytes] = {}
+        for _ in range(_MAX_HEADERS + 1):
+            line = reader.readline(_MAX_LINE + 1)
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line.endswith(b"\n"):
+                raise PostError("malformed answer: its headers end early or have an overlong line")
+            name, colon, value = line.partition(b":")
+            name = name.strip().lower()
+            if colon and name in (b"content-length", b"transfer-encoding", b"connection", b"retry-after"):
+                value = value.strip()
+                if name == b"content-length" and fields.get(name, value) != value:
+                    value = b"?"  # lengths that disagree: where the body ends is unknown
+                fields[name] = value
+        else:
+            raise PostError(f"malformed answer: more than {_MAX_HEADERS} header lines")
+        status = int(status_line.group(2))
+        if status >= 200 or status == 101:
+            return int(status_line.group(1)), status, fields
+    raise PostError(f"malformed answer: more than {_MAX_INFORMATIONAL} informational answers")
+
+
+def _skip_chunked(reader: BufferedReader) -> bool:
+    total = 0
+    while True:
+        line = reader.readline(_MAX_LINE + 1)
+        size = _CHUNK_SIZE.fullmatch(line.split(b";", 1)[0].strip()) if line.endswith(b"\n") else None
+        if size is None:
+            return False
+        n = int(size.group(), 16)
+        if n == 0:
+            break
+        total += n
+        if total > MAX_ANSWER_BYTES or len(reader.read(n + 2)) < n + 2:  # the chunk and its CRLF
+            return False
+    for _ in range(_MAX_HEADERS + 1):  # trailer lines, then an empty one
+        line = reader.readline(_MAX_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return True
+        if not line.endswith(b"\n"):
+            return False
+    return False
+
+
+def _skip_body(reader: BufferedReader, minor: int, status: int, fields: dict[bytes, bytes]) -> bool:
+    """Read past the answer's body; whether the connection can carry the next request."""
+    tokens = {t.strip() for t in fields.get(b"connection", b"").lower().split(b",")}
+    keep = b"close" not in tokens and (minor >= 1 or b"keep-alive" in tokens)
+    if status == 101:
+        return False  # switching to another protocol: not HTTP any more
+    if status in (204, 304):
+        return keep
+    coding = fields.get(b"transfer-encoding")
+    if coding is not None:
+        return keep and coding.lower().rsplit(b",", 1)[-1].strip() == b"chunked" and _skip_chunked(reader)
+    length = fields.get(b"content-length")
+    if length is None or not length.isdigit() or int(length) > MAX_ANSWER_BYTES:
+        return False  # a body that runs to the close, or too long to read: close rather than read it
+    n = int(length)
+    return keep and len(reader.read(n)) == n
+
+
+def _exchange(conn: _Connection, head: bytes, body: bytes) -> tuple[Answer, bool]:
+    """Send the request, read the answer; the answer and whether the connection can be used again."""
+    conn.sock.sendall(head + body)
+    minor, status, fields = _read_head(conn.reader)
+    retry_after = None
+    if status in (429, 503) and b"retry-after" in fields:
+        retry_after = fields[b"retry-after"].decode("latin-1")
+    try:
+        reusable = _skip_body(conn.reader, minor, status, fields)
+    except OSError:
+        reusable = False  # the status is in: a body cut short or too slow does not undo the answer
+    return Answer(status, retry_after), reusable
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
-    """POST ``body`` and return the receiver's answer; ``PostError`` when there is no answer."""
+    """POST ``body`` and return the receiver's answer; ``PostError`` when there is no answer. ``headers`` must
+    not hold Host, Content-Length, Transfer-Encoding or Connection: the client sets what it needs."""
     target = _target(url)
     if target.auth is not None:
         headers = {**headers, "authorization": target.auth}
-    conn, reused = _connection(target, timeout)
+    head = _request_head(target, len(body), headers)
     try:
+        conn, reused = _connection(target, timeout)
         try:
-            return _exchange(conn, target, body, headers)
-        except (ConnectionError, http.client.BadStatusLine):
+            answer, reusable = _exchange(conn, head, body)
+        except (ConnectionError, ssl.SSLEOFError):
             # A kept-alive connection the receiver closed while idle fails on first use without the request
             # having been handled; send once more on a fresh one (the webhook-id lets receivers drop repeats).
             if not reused:
                 raise
             _drop(target, timeout)
             conn, _ = _connection(target, timeout)
-            return _exchange(conn, target, body, headers)
-    except (OSError, http.client.HTTPException) as exc:
+            answer, reusable = _exchange(conn, head, body)
+        if not reusable:
+            _drop(target, timeout)
+        return answer
+    except PostError:
+        _drop(target, timeout)
+        raise
+    except OSError as exc:
         _drop(target, timeout)
         raise PostError(f"{type(exc).__name__}: {exc or 'request failed'}") from exc
