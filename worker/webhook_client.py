@@ -1,12 +1,12 @@
 """The HTTP client of webhook deliveries: one kept-alive HTTP/1.1 connection per receiver, per process.
 
 Why a small client of its own on a socket: a delivery job POSTs its entries one after another, and the POST
-is most of a delivery's CPU. To a local receiver, in one run of ``benchmarks/bench_webhooks.py``'s set-up,
-httpx (used here first) spent ~390 us of CPU per POST and ``http.client`` (used here next) ~110-140 us,
-much of it validating each header and parsing the answer's headers with the ``email`` package; this
-client ~43 us. Deliveries need little of HTTP: send one request with a ``Content-Length`` body, read the
-answer's status and ``Retry-After``, and skip its body when that is cheap, so the connection can be used
-again. What the client does:
+was about half of a delivery's CPU. To a local receiver, in ``benchmarks/bench_webhooks.py``'s bare loops
+on a 2-core VM, httpx (used here first) spent 345-597 us of CPU per POST and ``http.client`` (used here
+next) 102-150 us, much of it checking each header and parsing the answer's headers with the ``email``
+package; this client 47-71 us. Deliveries need little of HTTP: send one request with a ``Content-Length``
+body, read the answer's status and ``Retry-After``, and skip its body when that is cheap, so the
+connection can be used again. What the client does:
 
 - a timeout on connecting and on each read and write; TLS with certificate and host name checks;
 - no redirects followed, no proxy from the environment, no compression asked for;
