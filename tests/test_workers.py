@@ -1,0 +1,59 @@
+"""The RQ worker class livebrief runs (``livebrief.workers.FreezingWorker``) skips round trips that repeat
+what it wrote a moment before; what RQ and its tools read of a worker stays as RQ would leave it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import redis
+from rq import Queue
+from rq.suspension import resume, suspend
+from rq.worker import WorkerStatus
+
+from livebrief.workers import FreezingWorker
+
+
+def test_a_worker_between_short_jobs_keeps_its_record_as_rq_would(client: redis.Redis) -> None:
+    """Twenty jobs with a 5 s timeout: while each runs, RQ shortens the worker's TTL to the job's (65 s).
+    Afterwards, waiting for work, the worker must be listed as idle, with a fresh heartbeat and at least
+    RQ's worker TTL to live, however many of its heartbeats and state writes were skipped."""
+    queue = Queue("workers-test", connection=client)
+    jobs = [queue.enqueue(len, "abc", job_timeout=5) for _ in range(20)]
+    worker = FreezingWorker([queue], connection=client)
+    seen: dict[str, object] = {}
+
+    def look_while_idle() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(j.get_status(refresh=True) != "finished" for j in jobs):
+            time.sleep(0.05)
+        time.sleep(0.3)  # back in the dequeue loop, waiting
+        record = client.hgetall(worker.key)
+        seen["ttl"] = client.ttl(worker.key)
+        seen["state"] = record.get(b"state", b"").decode()
+        heartbeat = record.get(b"last_heartbeat", b"").decode()
+        seen["age"] = (datetime.now(UTC) - datetime.fromisoformat(heartbeat.replace("Z", "+00:00"))).total_seconds()
+
+    probe = threading.Thread(target=look_while_idle)
+    probe.start()
+    worker.work(burst=False, max_idle_time=3, logging_level="WARNING")  # ends after 3 s without a job
+    probe.join()
+
+    assert [j.get_status(refresh=True) for j in jobs] == ["finished"] * 20
+    assert seen["state"] == WorkerStatus.IDLE
+    assert isinstance(seen["ttl"], int) and seen["ttl"] >= worker.worker_ttl
+    assert isinstance(seen["age"], float) and seen["age"] < 2.0
+
+
+def test_a_suspended_worker_takes_no_job(client: redis.Redis) -> None:
+    queue = Queue("workers-test", connection=client)
+    job = queue.enqueue(len, "abc")
+    suspend(client)
+    try:
+        FreezingWorker([queue], connection=client).work(burst=True, logging_level="WARNING")
+        assert job.get_status(refresh=True) == "queued"
+    finally:
+        resume(client)
+    FreezingWorker([queue], connection=client).work(burst=True, logging_level="WARNING")
+    assert job.get_status(refresh=True) == "finished"
