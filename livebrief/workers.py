@@ -51,7 +51,8 @@ class FreezingWorker(SimpleWorker):
     # (send, wait, wake, parse): ~2 ms a job, ~12% of a worker's samples at 1,000 items/s in jobs of 25.
     # Six of them repeat what was written a moment before, and are skipped (``benchmarks/README.md``,
     # twentieth session): two of the three heartbeats a job sends with RQ's default TTL, the second of
-    # the two "idle" states, and the check for ``rq suspend`` when it was checked within the second.
+    # the two "idle" states, and the check for ``rq suspend`` when it was checked within the second. The
+    # heartbeat left sends its two commands in one round trip.
     _default_heartbeat_until = 0.0
     _state_written: str | None = None
     _suspension_checked_until = 0.0
@@ -71,7 +72,12 @@ class FreezingWorker(SimpleWorker):
         default = timeout is None and pipeline is None
         if default and now < self._default_heartbeat_until:
             return
-        super().heartbeat(timeout, pipeline)
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+        else:  # its two commands in one round trip
+            with self.connection.pipeline(transaction=False) as own:
+                super().heartbeat(timeout, own)
+                own.execute()
         self._default_heartbeat_until = now + SAME_SECOND if default else 0.0
 
     def set_state(self, state: str, pipeline: redis.client.Pipeline | None = None) -> None:
