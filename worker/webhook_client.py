@@ -14,8 +14,9 @@ connection can be used again. What the client does:
   ``MAX_ANSWER_BYTES``; a larger body, or one that runs to the end of the connection, is not read: the
   connection is closed instead, so a receiver cannot make a worker read megabytes;
 - ``Connection: close`` (and HTTP/1.0 without keep-alive) honoured;
-- a kept-alive connection the receiver has closed while idle replaced, and the request sent once more on a
-  fresh one, when nothing of an answer came back.
+- a kept-alive connection the receiver has closed while idle, or that holds bytes the receiver sent past its
+  last answer, replaced, and the request sent once more on a fresh one (as ``http.client`` callers here did:
+  the same ``webhook-id``, so receivers can drop the repeat); a stray empty line before an answer skipped.
 
 Not thread-safe: RQ runs one job at a time in a worker process. A forked work-horse drops the connections
 it inherited and opens its own.
@@ -39,6 +40,7 @@ MAX_ANSWER_BYTES = 64 * 1024
 _MAX_LINE = 65536  # longest status, header or chunk-size line read (as http.client)
 _MAX_HEADERS = 100  # most header lines in an answer (as http.client)
 _MAX_INFORMATIONAL = 10  # most 1xx answers skipped before the final one
+_STRAY_LINES = 4  # most empty lines skipped before a status line
 _Key = tuple[str, str, int, float]
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?:[ \t][^\r\n]*)?\r?\n")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
@@ -59,6 +61,11 @@ class PostError(Exception):
 class ClosedWithoutAnswerError(ConnectionError):
     """The connection ended before any byte of an answer: on a kept-alive connection, most likely closed by
     the receiver while idle, so the request was never handled."""
+
+
+class BadStatusLineError(PostError):
+    """What came back does not start as an HTTP answer. On a kept-alive connection, most likely bytes a
+    receiver sent after its previous answer (a body on a 204, say), as ``http.client`` reads it too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +183,15 @@ def _read_head(reader: BufferedReader) -> tuple[int, int, dict[bytes, bytes]]:
     """The final answer's (minor HTTP version, status, the header fields deliveries look at)."""
     for _ in range(_MAX_INFORMATIONAL + 1):
         line = reader.readline(_MAX_LINE + 1)
+        for _ in range(_STRAY_LINES):  # a stray line end before the status line, as some servers leave
+            if line not in (b"\r\n", b"\n"):
+                break
+            line = reader.readline(_MAX_LINE + 1)
         if not line:
             raise ClosedWithoutAnswerError("the receiver closed the connection before answering")
         status_line = _STATUS_LINE.fullmatch(line)
         if status_line is None:
-            raise PostError(f"malformed answer: status line {line[:80]!r}")
+            raise BadStatusLineError(f"malformed answer: status line {line[:80]!r}")
         fields: dict[bytes, bytes] = {}
         for _ in range(_MAX_HEADERS + 1):
             line = reader.readline(_MAX_LINE + 1)
@@ -268,9 +279,10 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answ
         conn, reused = _connection(target, timeout)
         try:
             answer, reusable = _exchange(conn, head, body)
-        except (ConnectionError, ssl.SSLEOFError):
+        except (ConnectionError, ssl.SSLEOFError, BadStatusLineError):
             # A kept-alive connection the receiver closed while idle fails on first use without the request
-            # having been handled; send once more on a fresh one (the webhook-id lets receivers drop repeats).
+            # having been handled, and one that holds what the receiver sent past its last answer cannot be
+            # read; send once more on a fresh one (the webhook-id lets receivers drop repeats).
             if not reused:
                 raise
             _drop(target, timeout)
