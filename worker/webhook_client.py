@@ -179,35 +179,48 @@ def _request_head(target: _Target, length: int, headers: dict[str, str]) -> byte
         raise PostError(f"a header value is not Latin-1 text: {exc}") from exc
 
 
+_FIELDS = (b"content-length", b"transfer-encoding", b"connection", b"retry-after")  # what deliveries read
+
+
+def _read_fields(reader: BufferedReader) -> dict[bytes, bytes]:
+    """Header (or trailer) lines up to the empty one that ends them, keeping the ``_FIELDS``; ``PostError``
+    when they end early, a line is too long, or there are too many."""
+    fields: dict[bytes, bytes] = {}
+    for _ in range(_MAX_HEADERS + 1):
+        line = reader.readline(_MAX_LINE + 1)
+        if line in (b"\r\n", b"\n"):
+            return fields
+        if not line.endswith(b"\n"):
+            raise PostError("malformed answer: its headers end early or have an overlong line")
+        name, colon, value = line.partition(b":")
+        name = name.strip().lower()
+        if colon and name in _FIELDS:
+            value = value.strip()
+            if name == b"content-length" and fields.get(name, value) != value:
+                value = b"?"  # lengths that disagree: where the body ends is unknown
+            fields[name] = value
+    raise PostError(f"malformed answer: more than {_MAX_HEADERS} header lines")
+
+
+def _read_status_line(reader: BufferedReader) -> re.Match[bytes]:
+    line = reader.readline(_MAX_LINE + 1)
+    for _ in range(_STRAY_LINES):  # a stray line end before the status line, as some servers leave
+        if line not in (b"\r\n", b"\n"):
+            break
+        line = reader.readline(_MAX_LINE + 1)
+    if not line:
+        raise ClosedWithoutAnswerError("the receiver closed the connection before answering")
+    status_line = _STATUS_LINE.fullmatch(line)
+    if status_line is None:
+        raise BadStatusLineError(f"malformed answer: status line {line[:80]!r}")
+    return status_line
+
+
 def _read_head(reader: BufferedReader) -> tuple[int, int, dict[bytes, bytes]]:
     """The final answer's (minor HTTP version, status, the header fields deliveries look at)."""
     for _ in range(_MAX_INFORMATIONAL + 1):
-        line = reader.readline(_MAX_LINE + 1)
-        for _ in range(_STRAY_LINES):  # a stray line end before the status line, as some servers leave
-            if line not in (b"\r\n", b"\n"):
-                break
-            line = reader.readline(_MAX_LINE + 1)
-        if not line:
-            raise ClosedWithoutAnswerError("the receiver closed the connection before answering")
-        status_line = _STATUS_LINE.fullmatch(line)
-        if status_line is None:
-            raise BadStatusLineError(f"malformed answer: status line {line[:80]!r}")
-        fields: dict[bytes, bytes] = {}
-        for _ in range(_MAX_HEADERS + 1):
-            line = reader.readline(_MAX_LINE + 1)
-            if line in (b"\r\n", b"\n"):
-                break
-            if not line.endswith(b"\n"):
-                raise PostError("malformed answer: its headers end early or have an overlong line")
-            name, colon, value = line.partition(b":")
-            name = name.strip().lower()
-            if colon and name in (b"content-length", b"transfer-encoding", b"connection", b"retry-after"):
-                value = value.strip()
-                if name == b"content-length" and fields.get(name, value) != value:
-                    value = b"?"  # lengths that disagree: where the body ends is unknown
-                fields[name] = value
-        else:
-            raise PostError(f"malformed answer: more than {_MAX_HEADERS} header lines")
+        status_line = _read_status_line(reader)
+        fields = _read_fields(reader)
         status = int(status_line.group(2))
         if status >= 200 or status == 101:
             return int(status_line.group(1)), status, fields
@@ -227,13 +240,11 @@ def _skip_chunked(reader: BufferedReader) -> bool:
         total += n
         if total > MAX_ANSWER_BYTES or len(reader.read(n + 2)) < n + 2:  # the chunk and its CRLF
             return False
-    for _ in range(_MAX_HEADERS + 1):  # trailer lines, then an empty one
-        line = reader.readline(_MAX_LINE + 1)
-        if line in (b"\r\n", b"\n"):
-            return True
-        if not line.endswith(b"\n"):
-            return False
-    return False
+    try:
+        _read_fields(reader)  # trailer lines, then an empty one
+    except PostError:
+        return False
+    return True
 
 
 def _skip_body(reader: BufferedReader, minor: int, status: int, fields: dict[bytes, bytes]) -> bool:
