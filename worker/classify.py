@@ -517,9 +517,16 @@ def load_topics(path: Path) -> TopicSet:
 # just cuts a string short, which allows more), and at scan time it looks up the characters found at the
 # position. The alternatives it tries keep their order and those it skips cannot match there, so every
 # match, and the alternative credited with it, is the one the full alternation finds.
+#
+# Nearly every alternative tried that way still fails (158 tries an item, 1.5 matches, on the benchmark's
+# feeds), mostly at a later word of a phrase that the text does not have at all. So a scanner also derives,
+# for each alternative, the keys one of which the text must have at some later word start for it to match
+# anywhere (``_requirement``), and skips it in a text that has none of them: one set look-up instead of a
+# failed match, for ~70% of the tries.
 
 _PREFIX_LEN = 4  # characters looked at per position
 _PREFIX_CAP = 512  # most prefixes kept per alternative before they are cut shorter
+_REQUIRED_CAP = 32  # most keys in a requirement: looking up more costs about what the failed match it saves
 # In a prefix: a character class that matches no ASCII character. In a lookup key: the text has a non-ASCII
 # character here (the key ends with it).
 _NON_ASCII = "\x80"
@@ -537,11 +544,13 @@ _REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
 _ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT)
 _ONE_CHAR = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN)
 _char_sets: dict[tuple[str, int], frozenset[str]] = {}
+_literal_sets: dict[tuple[int, int], frozenset[str]] = {}
 _WORD_START = re.compile(r"(?<!\w)")  # where an alternation "(?<!\w)(?:...)" may match
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")  # the named group an alternative of an alternation opens with
 _UNSET: Any = object()
 
 _Node = tuple[Any, Any, int]  # a parsed regex item (op, argument) and the flags in force there
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _char(code: int) -> str:
@@ -572,6 +581,10 @@ def _one_char_source(op: Any, av: Any) -> str | None:
 
 def _char_set(op: Any, av: Any, flags: int) -> frozenset[str] | None:
     """The lower-cased ASCII characters a one-character node matches (``_NON_ASCII`` if none); None: unknown."""
+    if op is _sre.LITERAL:  # most nodes: found without writing out their source (a tenth of compiling a topic set)
+        known = _literal_sets.get((av, flags & _CASE_FLAGS))
+        if known is not None:
+            return known
     source = _one_char_source(op, av)
     if source is None:
         return None
@@ -581,6 +594,8 @@ def _char_set(op: Any, av: Any, flags: int) -> frozenset[str] | None:
         rx = re.compile(source, key[1])
         chars = frozenset(c.lower() for c in _ASCII_CHARS if rx.fullmatch(c)) or frozenset(_NON_ASCII)
         _char_sets[key] = chars
+    if op is _sre.LITERAL:
+        _literal_sets[(av, key[1])] = chars
     return chars
 
 
@@ -627,6 +642,81 @@ def _prefixes(items: list[_Node], budget: int, depth: int = 0) -> set[str]:
     return {""}
 
 
+def _opened(items: list[_Node]) -> list[_Node]:
+    """``items`` with their groups opened up, so that each part of a phrase is an item of its own."""
+    out: list[_Node] = []
+    for op, av, flags in items:
+        if op is _sre.SUBPATTERN:
+            _group, add_flags, del_flags, sub = av
+            inner = (flags | add_flags) & ~del_flags
+            out += _opened([(o, a, inner) for o, a in sub.data])
+        elif op is _sre.ATOMIC_GROUP:
+            out += _opened([(o, a, flags) for o, a in av.data])
+        else:
+            out.append((op, av, flags))
+    return out
+
+
+def _off_word_at_end(items: list[_Node], before: bool) -> bool:
+    """Whether, in ASCII text, the character before the end of a match of ``items`` is sure not to be a word
+    character; ``before``: whether that held where the match began. False whenever unsure. Read from the end:
+    only the last character a match takes counts."""
+    for k in range(len(items) - 1, -1, -1):
+        op, av, flags = items[k]
+        if op in _ZERO_WIDTH:
+            continue
+        if op in _ONE_CHAR:
+            chars = _char_set(op, av, flags)
+            return chars is not None and not chars & _WORD_CHARS
+        if op is _sre.SUBPATTERN or op is _sre.ATOMIC_GROUP:
+            return _off_word_at_end(items[:k] + _opened([items[k]]), before)
+        if op in _REPEATS:
+            low, high, sub = av
+            if high == 0:
+                continue
+            # Each repetition but the first follows another: not known to be off a word there.
+            end = _off_word_at_end([(o, a, flags) for o, a in sub.data], False)
+            return end if low > 0 else end and _off_word_at_end(items[:k], before)
+        if op is _sre.BRANCH:
+            prior = _off_word_at_end(items[:k], before)
+            return all(_off_word_at_end([(o, a, flags) for o, a in alt.data], prior) for alt in av[1])
+        return False
+    return before
+
+
+def _starts_a_word(node: _Node) -> bool:
+    """Whether a point before ``node`` is worth its ``_prefixes``: a word character, or a choice (of words,
+    mostly). The other points (before an optional quote, or the spaces between words) would give the next
+    word's keys and more, and looking them up made loading a topic set ~50% slower."""
+    op, av, flags = node
+    if op in _ONE_CHAR:
+        chars = _char_set(op, av, flags)
+        return chars is not None and chars <= _WORD_CHARS
+    return op is _sre.BRANCH
+
+
+def _requirement(alternative: list[_Node]) -> frozenset[str] | None:
+    """Lookup keys (``_key_at``) such that, in ASCII text, the parsed ``alternative`` can match only where the
+    text has one of them at a word start; the smallest such set found (at most ``_REQUIRED_CAP``), or None.
+
+    Looked for at each point of the alternative, past its first part, that a match reaches only at a word
+    start: after a part whose last character is never a word character (a phrase's words are joined by
+    spaces, hyphens and quotes). The keys are the prefixes its matches continue with there. The first part
+    is left out: the key at the place a scanner tries stands for it already. Not for other text: a non-ASCII
+    character may match an ASCII letter (the Kelvin sign matches "k"), and a key there is cut short.
+    """
+    items = _opened(alternative)
+    best: frozenset[str] | None = None
+    for i in range(1, len(items)):
+        # True before the first part: a match starts at a word start, "(?<!\w)(?:alternative)".
+        if _starts_a_word(items[i]) and _off_word_at_end(items[:i], True):
+            keys = _prefixes(items[i : i + _PREFIX_LEN], _PREFIX_LEN)
+            if (len(keys) <= _REQUIRED_CAP and all(len(k) == _PREFIX_LEN and _NON_ASCII not in k for k in keys)
+                    and (best is None or len(keys) < len(best))):
+                best = frozenset(keys)
+    return best
+
+
 def _key_at(text: str, pos: int) -> str:
     """The lookup key at ``pos``: the next ``_PREFIX_LEN`` characters lower-cased, or, if one of them is not
     ASCII, those before it followed by ``_NON_ASCII``."""
@@ -637,8 +727,16 @@ def _key_at(text: str, pos: int) -> str:
 
 
 # positions of a text, each with the alternatives every scanner tries there (None: nothing can match)
-_Patterns = tuple[re.Pattern[str], ...]  # alternatives to try at a place, in order; the first match counts
-_Places = list[tuple[int, tuple[_Patterns | None, ...]]]
+# alternatives to try at a place, in order, each with its ``_requirement``; the first match counts
+_Patterns = tuple[tuple[re.Pattern[str], frozenset[str] | None], ...]
+
+
+@dataclass(slots=True)
+class _Places:
+    """A text's positions where some scanner has alternatives to try, with those alternatives per scanner."""
+
+    at: list[tuple[int, tuple[_Patterns | None, ...]]]
+    keys: set[str] | None  # the key at every word start of an ASCII text, for ``_requirement``; else None
 
 
 class _Scanner:
@@ -650,6 +748,10 @@ class _Scanner:
         self._group_index = {name: i for i, name in enumerate(self._names) if name}
         self._retry: dict[tuple[str, int], tuple[int, ...]] = {}  # (key, alternative) -> those tried after it
         self._single: dict[int, re.Pattern[str]] = {}
+        # Each alternative's _requirement, found on first use: for a whole topic set, finding them (0.1 s) and
+        # keeping the parsed regexes they are found from (0.1 s more, the garbage collector's) would have
+        # taken loading past a second on a slow machine.
+        self._required: list[frozenset[str] | None] = [_UNSET] * len(alternatives)
         self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
         # prefix -> the alternatives whose matches can start with it
         self._starts: dict[str, set[int]] = {}
@@ -708,8 +810,20 @@ class _Scanner:
         choice = self.choice(key)
         patterns = self._by_choice.get(choice, _UNSET)
         if patterns is _UNSET:
-            patterns = self._by_choice[choice] = tuple(self._one(i) for i in choice) or None
+            patterns = self._by_choice[choice] = tuple((self._one(i), self._requirement(i)) for i in choice) or None
         return cast(_Patterns | None, patterns)
+
+    def _requirement(self, i: int) -> frozenset[str] | None:
+        required = self._required[i]
+        if required is _UNSET:
+            try:
+                parsed = _sre_parse.parse(self.alternatives[i], re.IGNORECASE)
+                required = _requirement([(o, a, parsed.state.flags) for o, a in parsed.data])
+            except Exception:  # re's parse tree is internal (see __init__): then the alternative is always tried
+                log.warning("alternative_not_gated", exc_info=True)
+                required = None
+            self._required[i] = required
+        return required
 
     def _one(self, i: int) -> re.Pattern[str]:
         rx = self._single.get(i)
@@ -747,10 +861,13 @@ class _Scanner:
             return list(self.pattern.finditer(text))
         found: list[re.Match[str]] = []
         end = 0
-        for pos, choices in places:
+        keys = places.keys
+        for pos, choices in places.at:
             patterns = choices[slot]
             if patterns is not None and pos >= end:
-                for rx in patterns:
+                for rx, required in patterns:
+                    if required is not None and keys is not None and required.isdisjoint(keys):
+                        continue
                     m = rx.match(text, pos)
                     if m is not None:
                         found.append(m)
@@ -795,18 +912,24 @@ class _Dispatch:
     def places(self, text: str) -> _Places:
         """The positions of ``text`` where some scanner has an alternation to try, with those alternations."""
         by_key = self._by_key
-        places: _Places = []
-        low = text.lower() if text.isascii() else None
+        at: list[tuple[int, tuple[_Patterns | None, ...]]] = []
+        ascii_text = text.isascii()
+        low = text.lower() if ascii_text else ""
+        keys: set[str] | None = set() if ascii_text else None
         n = _PREFIX_LEN
         for m in _WORD_START.finditer(text):
             pos = m.start()
-            key = low[pos : pos + n] if low is not None else _key_at(text, pos)
+            if keys is not None:
+                key = low[pos : pos + n]
+                keys.add(key)
+            else:
+                key = _key_at(text, pos)
             choices = by_key.get(key, _UNSET)
             if choices is _UNSET:
                 choices = self._choices(key)
             if choices is not None:
-                places.append((pos, choices))
-        return places
+                at.append((pos, choices))
+        return _Places(at, keys)
 
 
 # --- classification --------------------------------------------------------------------------------
