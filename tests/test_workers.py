@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from datetime import UTC, datetime
 
 import redis
-from rq import Queue
+from rq import Queue, get_current_job
+from rq.job import Job
 from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
@@ -57,3 +59,29 @@ def test_a_suspended_worker_takes_no_job(client: redis.Redis) -> None:
         resume(client)
     FreezingWorker([queue], connection=client).work(burst=True, logging_level="WARNING")
     assert job.get_status(refresh=True) == "finished"
+
+
+def test_a_finished_job_keeps_its_payload_as_read_and_a_replaced_one_is_saved_anew(client: redis.Redis) -> None:
+    """RQ saves a job again as it finishes; the worker writes back the payload's bytes as it read them
+    (here compressed at another level than RQ's, as another RQ version might), not compressed once more.
+    A payload replaced while the job ran is saved as replaced."""
+    queue = Queue("workers-test", connection=client)
+    kept, replaced = queue.enqueue(len, "abc"), queue.enqueue(_replace_own_arguments, "abc")
+    for job in (kept, replaced):
+        client.hset(job.key, "data", zlib.compress(zlib.decompress(client.hget(job.key, "data")), 1))
+    read = {job.id: client.hget(job.key, "data") for job in (kept, replaced)}
+    FreezingWorker([queue], connection=client).work(burst=True, logging_level="WARNING")
+
+    assert kept.get_status(refresh=True) == "finished" and kept.return_value() == 3
+    assert client.hget(kept.key, "data") == read[kept.id]
+    assert replaced.get_status(refresh=True) == "finished"
+    stored = client.hget(replaced.key, "data")
+    assert stored != read[replaced.id]
+    assert Job.fetch(replaced.id, connection=client).args == ("replaced",)
+
+
+def _replace_own_arguments(text: str) -> int:
+    job = get_current_job()
+    assert job is not None
+    job.args = ("replaced",)
+    return len(text)
