@@ -913,17 +913,24 @@ class _Dispatch:
         """The positions of ``text`` where some scanner has an alternation to try, with those alternations."""
         by_key = self._by_key
         at: list[tuple[int, tuple[_Patterns | None, ...]]] = []
-        ascii_text = text.isascii()
-        low = text.lower() if ascii_text else ""
-        keys: set[str] | None = set() if ascii_text else None
+        if not text.isascii():
+            for m in _WORD_START.finditer(text):
+                pos = m.start()
+                key = _key_at(text, pos)
+                choices = by_key.get(key, _UNSET)
+                if choices is _UNSET:
+                    choices = self._choices(key)
+                if choices is not None:
+                    at.append((pos, choices))
+            return _Places(at, None)
+        low = text.lower()
+        keys: set[str] = set()
+        add = keys.add
         n = _PREFIX_LEN
         for m in _WORD_START.finditer(text):
             pos = m.start()
-            if keys is not None:
-                key = low[pos : pos + n]
-                keys.add(key)
-            else:
-                key = _key_at(text, pos)
+            key = low[pos : pos + n]
+            add(key)
             choices = by_key.get(key, _UNSET)
             if choices is _UNSET:
                 choices = self._choices(key)
