@@ -38,6 +38,8 @@ P:delivered:<delivery>         string     the same, as earlier versions wrote it
 P:webhook:<webhook>:hold       string     until when (unix s) the receiver asked not to be     that time
                                           called (429, or 503 with Retry-After)
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
+P:commit:turn                  string     the token of the batch whose turn it is to commit    1 s, or deleted
+                                          (worker/publish.py)                                  at its commit
 P:counters                     hash       what the workers did, for ``livebrief metrics``: items  none
                                           by outcome, batches, commit conflicts, entry
                                           versions; deliveries, deferrals and dead letters
@@ -150,6 +152,10 @@ class Keys:
 
     def recovery_claim(self, job_id: str, execution_id: str) -> str:
         return f"{self.prefix}:recovering:{job_id}:{execution_id}"
+
+    @property
+    def commit_turn(self) -> str:
+        return f"{self.prefix}:commit:turn"
 
     @property
     def counters(self) -> str:

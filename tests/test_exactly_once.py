@@ -121,6 +121,7 @@ def test_a_commit_that_lost_a_race_rereads_and_joins_the_winners_story(
     plan = run_batch(client, runtime, [mine])
 
     assert len(calls) == 2  # decided twice: the first decision was made on a stale view
+    assert client.exists(KEYS.commit_turn) == 0  # the script ended its turn on the conflict too
     assert plan.outcomes == {"a-1": "near_duplicate"}
     counters = read_counters(client, KEYS)
     assert (counters.conflicts, counters.batches, counters.versions) == (1, 2, 2)
@@ -146,6 +147,73 @@ def test_a_commit_that_lost_a_race_for_a_url_drops_its_item(
     assert len(calls) == 2
     assert plan.outcomes == {mine.id: "exact_duplicate"}
     assert [s.feed for e in stream(client) for s in e.sources] == ["outlet-b"]
+
+
+def _copies(n: int) -> tuple[Item, Item]:
+    """Two outlets' copies of one wire story."""
+    base = make_item("story", n)
+    return tuple(base.model_copy(update={"id": f"{o}-{n}", "feed": o, "outlet": o, "guid": f"{o}-{n}",
+                                         "url": f"https://{o}.example/{n}"}) for o in ("outlet-a", "outlet-b"))
+
+
+def test_a_batch_waits_for_the_turn_of_the_one_committing_and_then_joins_its_story(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While this batch is deciding (its turn), another worker's batch with a copy of the same story waits
+    for the turn instead of committing under it, then reads this batch's story and joins it: no conflict,
+    no batch decided twice. Without turns it would commit first and this batch would decide again."""
+    import worker.publish as publish
+
+    runtime = configure(make_config(redis_url, []))
+    mine, theirs = _copies(1)
+    monkeypatch.setattr(publish, "TURN_WAIT", 30.0)
+    real_plan = publish.plan_batch
+    other = threading.Thread(target=run_batch, args=(redis.Redis.from_url(redis_url), runtime, [theirs]))
+
+    def plan_while_the_other_worker_waits(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not other.is_alive() and other.ident is None:
+            other.start()
+            time.sleep(0.3)  # long enough for the other batch to have committed, had it not waited
+            assert client.xlen(KEYS.entries_stream) == 0
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(publish, "plan_batch", plan_while_the_other_worker_waits)
+    plan = run_batch(client, runtime, [mine])
+    other.join(30)
+
+    assert plan.outcomes == {mine.id: "new_story"}
+    counters = read_counters(client, KEYS)
+    assert (counters.conflicts, counters.batches, counters.versions) == (0, 2, 2)
+    entries = stream(client)
+    assert [(e.id, e.version) for e in entries] == [(entries[0].id, 1), (entries[0].id, 2)]
+    assert client.exists(KEYS.commit_turn) == 0  # each commit ended its turn
+
+
+def test_a_turn_ends_with_its_commit_even_one_that_failed_and_a_lapsed_turn_is_not_waited_for_long(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that died holding the turn holds up the others only ``TURN_WAIT``: they commit without a
+    turn (the check by value keeps that safe) and leave its turn to lapse. A batch that fails before its
+    commit ends its own turn."""
+    import worker.publish as publish
+
+    runtime = configure(make_config(redis_url, []))
+    mine, theirs = _copies(2)
+    client.set(KEYS.commit_turn, "a-dead-worker", px=60_000)
+    monkeypatch.setattr(publish, "TURN_WAIT", 0.2)
+    assert run_batch(client, runtime, [mine]).outcomes == {mine.id: "new_story"}
+    assert client.get(KEYS.commit_turn) == b"a-dead-worker"
+
+    client.delete(KEYS.commit_turn)
+
+    def fail(*args, **kwargs):  # type: ignore[no-untyped-def]
+        assert client.exists(KEYS.commit_turn) == 1  # deciding in its turn
+        raise RuntimeError("worker bug")
+
+    monkeypatch.setattr(publish, "plan_batch", fail)
+    with pytest.raises(RuntimeError, match="worker bug"):
+        run_batch(client, runtime, [theirs])
+    assert client.exists(KEYS.commit_turn) == 0
 
 
 def _write_config(tmp_path: Path, config: Config) -> Path:
