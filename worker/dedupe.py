@@ -388,6 +388,17 @@ def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
 # --- level 3: same story ---------------------------------------------------------------------------
 
 
+class _Ranks(dict[str, float]):
+    """Term -> minus its weight, as a sort key: looked up in C for every term the corpus saw."""
+
+    def __init__(self, weights: dict[str, float], unseen: float) -> None:
+        super().__init__((term, -weight) for term, weight in weights.items())
+        self.unseen = -unseen
+
+    def __missing__(self, term: str) -> float:
+        return self.unseen
+
+
 class _Idf:
     def __init__(self, n_docs: int, df: dict[str, int], proper: frozenset[str]) -> None:
         self.proper = proper
@@ -395,6 +406,7 @@ class _Idf:
         # the value for a word the corpus never saw as its default, beats a log or a memo per term.
         self.unseen = math.log((n_docs + 1) / 1.5)
         self.weights = {term: math.log((n_docs + 1) / (count + 0.5)) for term, count in df.items()}
+        self.ranks = _Ranks(self.weights, self.unseen)
 
     def __call__(self, term: str) -> float:
         return self.weights.get(term, self.unseen)
@@ -448,10 +460,8 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
 def story_features(title: str, text: str, topics: list[str], published: float) -> StoryFeatures:
     """The significant terms of an item (title first, then the lead of its text), highest IDF first."""
     words, entities = _terms_and_entities(title, text)
-    idf = _idf()
-    weight, unseen = idf.weights.get, idf.unseen
     # A stable sort: terms of equal weight stay in text order.
-    ranked = sorted(words, key=lambda t: -weight(t, unseen))[:MAX_TERMS]
+    ranked = sorted(words, key=_idf().ranks.__getitem__)[:MAX_TERMS]
     return StoryFeatures(
         terms=ranked,
         entities=[t for t in ranked if t in entities],
