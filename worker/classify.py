@@ -726,14 +726,14 @@ def _key_at(text: str, pos: int) -> str:
     return window.lower()
 
 
-# positions of a text, each with the alternatives every scanner tries there (None: nothing can match)
 # alternatives to try at a place, in order, each with its ``_requirement``; the first match counts
 _Patterns = tuple[tuple[re.Pattern[str], frozenset[str] | None], ...]
 
 
 @dataclass(slots=True)
 class _Places:
-    """A text's positions where some scanner has alternatives to try, with those alternatives per scanner."""
+    """A text's positions where some scanner has alternatives to try, with those alternatives per scanner
+    (None for a scanner with nothing that can match there)."""
 
     at: list[tuple[int, tuple[_Patterns | None, ...]]]
     keys: set[str] | None  # the key at every word start of an ASCII text, for ``_requirement``; else None
@@ -913,24 +913,17 @@ class _Dispatch:
         """The positions of ``text`` where some scanner has an alternation to try, with those alternations."""
         by_key = self._by_key
         at: list[tuple[int, tuple[_Patterns | None, ...]]] = []
-        if not text.isascii():
-            for m in _WORD_START.finditer(text):
-                pos = m.start()
-                key = _key_at(text, pos)
-                choices = by_key.get(key, _UNSET)
-                if choices is _UNSET:
-                    choices = self._choices(key)
-                if choices is not None:
-                    at.append((pos, choices))
-            return _Places(at, None)
-        low = text.lower()
-        keys: set[str] = set()
-        add = keys.add
+        ascii_text = text.isascii()
+        low = text.lower() if ascii_text else ""
+        keys: set[str] | None = set() if ascii_text else None
         n = _PREFIX_LEN
         for m in _WORD_START.finditer(text):
             pos = m.start()
-            key = low[pos : pos + n]
-            add(key)
+            if keys is not None:
+                key = low[pos : pos + n]
+                keys.add(key)
+            else:
+                key = _key_at(text, pos)
             choices = by_key.get(key, _UNSET)
             if choices is _UNSET:
                 choices = self._choices(key)
