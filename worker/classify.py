@@ -544,7 +544,6 @@ _REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT)
 _ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT)
 _ONE_CHAR = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN)
 _char_sets: dict[tuple[str, int], frozenset[str]] = {}
-_literal_sets: dict[tuple[int, int], frozenset[str]] = {}
 _WORD_START = re.compile(r"(?<!\w)")  # where an alternation "(?<!\w)(?:...)" may match
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")  # the named group an alternative of an alternation opens with
 _UNSET: Any = object()
@@ -581,10 +580,6 @@ def _one_char_source(op: Any, av: Any) -> str | None:
 
 def _char_set(op: Any, av: Any, flags: int) -> frozenset[str] | None:
     """The lower-cased ASCII characters a one-character node matches (``_NON_ASCII`` if none); None: unknown."""
-    if op is _sre.LITERAL:  # most nodes: found without writing out their source (a tenth of compiling a topic set)
-        known = _literal_sets.get((av, flags & _CASE_FLAGS))
-        if known is not None:
-            return known
     source = _one_char_source(op, av)
     if source is None:
         return None
@@ -594,8 +589,6 @@ def _char_set(op: Any, av: Any, flags: int) -> frozenset[str] | None:
         rx = re.compile(source, key[1])
         chars = frozenset(c.lower() for c in _ASCII_CHARS if rx.fullmatch(c)) or frozenset(_NON_ASCII)
         _char_sets[key] = chars
-    if op is _sre.LITERAL:
-        _literal_sets[(av, key[1])] = chars
     return chars
 
 
