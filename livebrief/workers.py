@@ -45,7 +45,7 @@ class PayloadKeepingJob(Job):
 
     def restore(self, raw_data: dict[bytes, bytes]) -> None:
         super().restore(raw_data)
-        stored = raw_data.get(b"data", raw_data.get("data"))  # type: ignore[call-overload]
+        stored = raw_data.get(b"data")  # RQ's connections answer bytes (else: compressed again, as RQ does)
         if stored is not None:
             self._payload_read = (self._data, stored)
 
@@ -85,10 +85,11 @@ class FreezingWorker(SimpleWorker):
     # twentieth session): two of the three heartbeats a job sends with RQ's default TTL, the second of
     # the two "idle" states, and the check for ``rq suspend`` when it was checked within the second. The
     # heartbeat left sends its two commands in one round trip.
-    job_class = PayloadKeepingJob
     _default_heartbeat_until = 0.0
     _state_written: str | None = None
     _suspension_checked_until = 0.0
+
+    job_class = PayloadKeepingJob
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:

@@ -600,6 +600,23 @@ def _cut(prefixes: set[str], cap: int) -> set[str]:
     return prefixes
 
 
+def _items(pattern: Any, flags: int) -> list[_Node]:
+    """A parsed (sub)pattern's items, each with the flags in force there."""
+    return [(op, av, flags) for op, av in pattern.data]
+
+
+_GROUPS = (_sre.SUBPATTERN, _sre.ATOMIC_GROUP)
+
+
+def _group_items(node: _Node) -> list[_Node]:
+    """The items inside a group node (one of ``_GROUPS``), with the group's own flags applied."""
+    op, av, flags = node
+    if op is _sre.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        return _items(sub, (flags | add_flags) & ~del_flags)
+    return _items(av, flags)
+
+
 def _prefixes(items: list[_Node], budget: int, depth: int = 0) -> set[str]:
     """Lower-cased strings of at most ``budget`` characters such that every match of ``items`` (a parsed
     regex), lower-cased, starts with one of them. Anything not understood ends a string there."""
@@ -612,23 +629,19 @@ def _prefixes(items: list[_Node], budget: int, depth: int = 0) -> set[str]:
             return {""}
         tails = _cut(_prefixes(rest, budget - 1, depth + 1), _PREFIX_CAP // len(chars))
         return {c + t for c in chars for t in tails}
-    if op is _sre.SUBPATTERN:
-        _group, add_flags, del_flags, sub = av
-        inner = (flags | add_flags) & ~del_flags
-        return _prefixes([(o, a, inner) for o, a in sub.data] + rest, budget, depth + 1)
-    if op is _sre.ATOMIC_GROUP:
-        return _prefixes([(o, a, flags) for o, a in av.data] + rest, budget, depth + 1)
+    if op in _GROUPS:
+        return _prefixes(_group_items(items[0]) + rest, budget, depth + 1)
     if op is _sre.BRANCH:
         out: set[str] = set()
         for alt in av[1]:
-            out |= _prefixes([(o, a, flags) for o, a in alt.data] + rest, budget, depth + 1)
+            out |= _prefixes(_items(alt, flags) + rest, budget, depth + 1)
         return _cut(out, _PREFIX_CAP)
     if op in _REPEATS:
         low, high, sub = av
         out = _prefixes(rest, budget, depth + 1) if low == 0 else set()
         if high != 0:
             again = (op, (max(low - 1, 0), high if high == _sre.MAXREPEAT else high - 1, sub), flags)
-            out |= _prefixes([(o, a, flags) for o, a in sub.data] + [again] + rest, budget, depth + 1)
+            out |= _prefixes(_items(sub, flags) + [again] + rest, budget, depth + 1)
         return _cut(out, _PREFIX_CAP)
     if op in _ZERO_WIDTH:  # zero-width: constrains the match but consumes nothing
         return _prefixes(rest, budget, depth + 1)
@@ -638,15 +651,11 @@ def _prefixes(items: list[_Node], budget: int, depth: int = 0) -> set[str]:
 def _opened(items: list[_Node]) -> list[_Node]:
     """``items`` with their groups opened up, so that each part of a phrase is an item of its own."""
     out: list[_Node] = []
-    for op, av, flags in items:
-        if op is _sre.SUBPATTERN:
-            _group, add_flags, del_flags, sub = av
-            inner = (flags | add_flags) & ~del_flags
-            out += _opened([(o, a, inner) for o, a in sub.data])
-        elif op is _sre.ATOMIC_GROUP:
-            out += _opened([(o, a, flags) for o, a in av.data])
+    for node in items:
+        if node[0] in _GROUPS:
+            out += _opened(_group_items(node))
         else:
-            out.append((op, av, flags))
+            out.append(node)
     return out
 
 
@@ -661,18 +670,18 @@ def _off_word_at_end(items: list[_Node], before: bool) -> bool:
         if op in _ONE_CHAR:
             chars = _char_set(op, av, flags)
             return chars is not None and not chars & _WORD_CHARS
-        if op is _sre.SUBPATTERN or op is _sre.ATOMIC_GROUP:
-            return _off_word_at_end(items[:k] + _opened([items[k]]), before)
+        if op in _GROUPS:
+            return _off_word_at_end(items[:k] + _group_items(items[k]), before)
         if op in _REPEATS:
             low, high, sub = av
             if high == 0:
                 continue
             # Each repetition but the first follows another: not known to be off a word there.
-            end = _off_word_at_end([(o, a, flags) for o, a in sub.data], False)
+            end = _off_word_at_end(_items(sub, flags), False)
             return end if low > 0 else end and _off_word_at_end(items[:k], before)
         if op is _sre.BRANCH:
             prior = _off_word_at_end(items[:k], before)
-            return all(_off_word_at_end([(o, a, flags) for o, a in alt.data], prior) for alt in av[1])
+            return all(_off_word_at_end(_items(alt, flags), prior) for alt in av[1])
         return False
     return before
 
@@ -764,7 +773,7 @@ class _Scanner:
                 if parsed.getwidth()[0] == 0:
                     return
                 flags = parsed.state.flags
-                for prefix in _prefixes([(o, a, flags) for o, a in parsed.data], _PREFIX_LEN):
+                for prefix in _prefixes(_items(parsed, flags), _PREFIX_LEN):
                     self._starts.setdefault(prefix, set()).add(i)
                     for k in range(len(prefix)):
                         self._inside.setdefault(prefix[:k], set()).add(i)
@@ -811,7 +820,7 @@ class _Scanner:
         if required is _UNSET:
             try:
                 parsed = _sre_parse.parse(self.alternatives[i], re.IGNORECASE)
-                required = _requirement([(o, a, parsed.state.flags) for o, a in parsed.data])
+                required = _requirement(_items(parsed, parsed.state.flags))
             except Exception:  # re's parse tree is internal (see __init__): then the alternative is always tried
                 log.warning("alternative_not_gated", exc_info=True)
                 required = None

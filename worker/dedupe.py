@@ -388,12 +388,13 @@ def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
 # --- level 3: same story ---------------------------------------------------------------------------
 
 
-class _Ranks(dict[str, float]):
-    """Term -> minus its weight, as a sort key: looked up in C for every term the corpus saw."""
+class _Weights(dict[str, float]):
+    """Term -> IDF weight; indexed with a term the corpus never saw, the weight of such a term (``get`` is
+    unchanged). Its ``__getitem__`` is a sort key looked up in C for every term the corpus saw."""
 
     def __init__(self, weights: dict[str, float], unseen: float) -> None:
-        super().__init__((term, -weight) for term, weight in weights.items())
-        self.unseen = -unseen
+        super().__init__(weights)
+        self.unseen = unseen
 
     def __missing__(self, term: str) -> float:
         return self.unseen
@@ -405,8 +406,8 @@ class _Idf:
         # Scoring weighs every term of both sides of every candidate pair: one dict.get per term, with
         # the value for a word the corpus never saw as its default, beats a log or a memo per term.
         self.unseen = math.log((n_docs + 1) / 1.5)
-        self.weights = {term: math.log((n_docs + 1) / (count + 0.5)) for term, count in df.items()}
-        self.ranks = _Ranks(self.weights, self.unseen)
+        self.weights = _Weights({term: math.log((n_docs + 1) / (count + 0.5)) for term, count in df.items()},
+                                self.unseen)
 
     def __call__(self, term: str) -> float:
         return self.weights.get(term, self.unseen)
@@ -460,8 +461,8 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
 def story_features(title: str, text: str, topics: list[str], published: float) -> StoryFeatures:
     """The significant terms of an item (title first, then the lead of its text), highest IDF first."""
     words, entities = _terms_and_entities(title, text)
-    # A stable sort: terms of equal weight stay in text order.
-    ranked = sorted(words, key=_idf().ranks.__getitem__)[:MAX_TERMS]
+    # Python's sort stays stable when reversed: terms of equal weight stay in text order.
+    ranked = sorted(words, key=_idf().weights.__getitem__, reverse=True)[:MAX_TERMS]
     return StoryFeatures(
         terms=ranked,
         entities=[t for t in ranked if t in entities],
