@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from livebrief.errors import ConfigError
-from worker.classify import Classification, TopicSet, _Scanner, classify, lead, load_topics
+from worker.classify import (
+    _WORD_START,
+    Classification,
+    TopicSet,
+    _Scanner,
+    _word_starts,
+    classify,
+    lead,
+    load_topics,
+)
 from worker.evaluate_topics import compare_labels, evaluate, format_report, join_corpus, main, panel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -903,6 +912,32 @@ def test_every_scanner_finds_what_its_full_alternation_finds(tmp_path: Path) -> 
                 expected = [(m.span(), m.lastgroup) for m in scanner.pattern.finditer(text)]
                 found = [(m.span(), m.lastgroup) for m in scanner.scan(text, places, slot)]
                 assert found == expected, (text, slot)
+
+
+_ASCII_EDGES = [
+    "", " ", "x", "a b", "a  b", "a, b", "--x", "x--", "a__b _c d_", "2022-03-01: 5,000 km", "a\nb\tc\r\n",
+    "\"Peace talks\" (again)!", "U.S.-Russia talks?", "shell...", "A.B.C", "e-mail: x@y.z", "...",
+]
+
+
+@pytest.mark.parametrize("text", _ASCII_EDGES)
+def test_ascii_word_starts_are_where_the_lookbehind_matches(text: str) -> None:
+    """Places in ASCII text are found by splitting bytes (worker/classify.py, _word_starts), not by the regex
+    "(?<!\\w)": the same positions, underscores and digits being word characters."""
+    assert _word_starts(text) == [m.start() for m in _WORD_START.finditer(text)]
+
+
+def test_ascii_places_are_those_the_general_walk_finds() -> None:
+    """The ASCII path of ``places`` (split bytes, look keys up in bulk) against the walk used for other text."""
+    fresh = load_topics(TOPICS_FILE)
+    dispatch = fresh._dispatch
+    texts = [t for t in [*_scan_texts(), *_ASCII_EDGES] if t.isascii()]
+    for _ in range(2):  # the first pass fills the lookup cache, the second reads it
+        for text in texts:
+            places = dispatch.places(text)
+            assert places.at == dispatch._places_any(text).at, text
+            low = text.lower()
+            assert places.keys == {low[m.start() : m.start() + 4] for m in _WORD_START.finditer(text)}
 
 
 def _required(regex: str) -> frozenset[str] | None:
