@@ -412,6 +412,8 @@ def compile_topics(data: Any, source: str = "<memory>") -> TopicSet:
             compiled.append(_compile_topic(name, topic, d, spec.vocab))
         except _PhraseError as exc:
             problems.append(f"{where}: {exc}")
+        except re.error as exc:  # a re: phrase valid alone but not inside the topic's alternation
+            problems.append(f"{where}: a re: phrase is not valid where it is used ({exc})")
     if problems:
         raise ConfigError(source, problems)
     return TopicSet(compiled, source=source, lead_chars=d.lead_chars)
@@ -765,7 +767,7 @@ class _Scanner:
         # keeping the parsed regexes they are found from (0.1 s more, the garbage collector's) would have
         # taken loading past a second on a slow machine.
         self._required: list[frozenset[str] | None] = [_UNSET] * len(alternatives)
-        self.pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+        self._pattern: re.Pattern[str] | None = None  # the whole alternation, compiled on first use (pattern)
         # prefix -> the alternatives whose matches can start with it
         self._starts: dict[str, set[int]] = {}
         # proper prefix of those prefixes -> their alternatives (for a text with a non-ASCII character there)
@@ -776,22 +778,38 @@ class _Scanner:
         # alternative that matches the empty string would need finditer's rules for empty matches: such an
         # alternation is scanned whole.
         self.indexed = False
-        if self.pattern.groups != named_groups or self.pattern.match("") is not None:
-            return
-        try:
-            for i, alt in enumerate(alternatives):
-                parsed = _sre_parse.parse(alt, re.IGNORECASE)
-                if parsed.getwidth()[0] == 0:
-                    return
-                flags = parsed.state.flags
-                for prefix in _prefixes(_items(parsed, flags), _PREFIX_LEN):
-                    self._starts.setdefault(prefix, set()).add(i)
+        starts: dict[str, set[int]] = {}
+        inside: dict[str, set[int]] = {}
+        groups, whole = 0, False
+        for i, alt in enumerate(alternatives):
+            # Every alternative is parsed, so that a pattern error (re.error) is the rules' and shows at load, as
+            # compiling the whole alternation showed it.
+            parsed = _sre_parse.parse(alt, re.IGNORECASE)
+            groups += parsed.state.groups - 1
+            whole = whole or parsed.getwidth()[0] == 0
+            if whole:
+                continue
+            try:
+                for prefix in _prefixes(_items(parsed, parsed.state.flags), _PREFIX_LEN):
+                    starts.setdefault(prefix, set()).add(i)
                     for k in range(len(prefix)):
-                        self._inside.setdefault(prefix[:k], set()).add(i)
-        except Exception:  # re's parse tree is internal: should it ever change shape, scan the slow way
-            log.warning("alternation_not_indexed", exc_info=True)
+                        inside.setdefault(prefix[:k], set()).add(i)
+            except Exception:  # re's parse tree is internal: should it ever change shape, scan the slow way
+                log.warning("alternation_not_indexed", exc_info=True)
+                whole = True
+        if whole or groups != named_groups:
             return
+        self._starts, self._inside = starts, inside
         self.indexed = True
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The whole alternation ``(?<!\\w)(?:alt|alt|...)``. An indexed scanner tries its alternatives one by one
+        and never needs it, so it is compiled on first use: at load, compiling the shipped rules' alternations
+        took a third of the time."""
+        if self._pattern is None:
+            self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(self.alternatives) + ")", re.IGNORECASE)
+        return self._pattern
 
     def choice(self, key: str) -> tuple[int, ...]:
         """The alternatives that can match where the text continues as ``key`` says, in order."""
