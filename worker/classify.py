@@ -549,13 +549,13 @@ _ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT)
 _ONE_CHAR = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN)
 _char_sets: dict[tuple[str, int], frozenset[str]] = {}
 _WORD_START = re.compile(r"(?<!\w)")  # where an alternation "(?<!\w)(?:...)" may match
-# ASCII bytes -> themselves if a word character (what "\w" matches), else a space: see _Dispatch.places
-_SEPARATORS = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)) + b" " * 128
 _GROUP_NAME = re.compile(r"\(\?P<(\w+)>")  # the named group an alternative of an alternation opens with
 _UNSET: Any = object()
 
 _Node = tuple[Any, Any, int]  # a parsed regex item (op, argument) and the flags in force there
 _WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+# ASCII bytes -> themselves if a word character (what "\w" matches), else a space: see _word_starts
+_SEPARATORS = bytes(c if chr(c).lower() in _WORD_CHARS else ord(" ") for c in range(128)) + b" " * 128
 
 
 def _char(code: int) -> str:

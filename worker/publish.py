@@ -69,7 +69,14 @@ MAX_ATTEMPTS = 50
 TURN_MS = 1000
 TURN_WAIT = 0.2
 TURN_POLL = 0.001  # a commit takes a few ms; a blocking wait (BLPOP) would need Redis 6 for its timeout
-_END_TURN_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end return 0"
+# Ends a turn only if it is still the batch's own (it may have lapsed and been taken by another): the commit
+# script's way, and ``_turn``'s when a batch fails before its script ran.
+_END_TURN_FN = """
+local function end_turn(turn, token)
+  if token ~= '' and redis.call('GET', turn) == token then redis.call('DEL', turn) end
+end
+"""
+_END_TURN_LUA = _END_TURN_FN + "end_turn(KEYS[1], ARGV[1]) return 0"
 
 
 @contextmanager
@@ -196,12 +203,12 @@ _legacy = _LegacyKeys()
 #                                            versions: counted with what they count, so a crash can neither
 #                                            lose nor double them)
 #   q, then q x (argc, argc x arg)           other commands, run as given (the delivery jobs RQ queues)
-_COMMIT_LUA = packed_index.LUA_FUNCTIONS + """
+_COMMIT_LUA = packed_index.LUA_FUNCTIONS + _END_TURN_FN + """
 local i = 1
 local function take() local v = ARGV[i]; i = i + 1; return v end
 local turn, token = take(), take()
 local function finish(result)
-  if token ~= '' and redis.call('GET', turn) == token then redis.call('DEL', turn) end
+  end_turn(turn, token)
   return result
 end
 local reads = tonumber(take())
