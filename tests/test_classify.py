@@ -304,6 +304,36 @@ def test_a_re_phrase_valid_alone_but_not_inside_its_topic_is_a_config_error(tmp_
     assert any(p.startswith("topics.war: a re: phrase is not valid") for p in err.value.problems)
 
 
+def test_a_re_phrase_valid_alone_but_not_inside_a_context_list_is_a_config_error(tmp_path: Path) -> None:
+    """Context lists are compiled on first use, not at load; their alternatives are checked at load, so the
+    rules' error still shows there, not when the first text needs the list."""
+    body = "topics:\n  war:\n    rules:\n      - {match: [attack], weight: 0.8, near: ['re:(?i)troops', tank]}\n"
+    with pytest.raises(ConfigError) as err:
+        load_topics(write_topics(tmp_path, body))
+    assert any(p.startswith("topics.war: a re: phrase is not valid") for p in err.value.problems)
+
+
+def test_a_context_list_is_compiled_when_a_text_first_needs_it_and_shared_by_rules_with_the_same_list(
+    tmp_path: Path,
+) -> None:
+    body = (
+        "vocab:\n  arms: [troops, missile*]\n"
+        "topics:\n  war:\n    rules:\n"
+        "      - {match: [attack], weight: 0.8, near: ['@arms']}\n"
+        "      - {match: [raid], weight: 0.7, near: ['@arms']}\n"
+        "      - {match: [siege], weight: 0.6, near: [tanks]}\n"
+    )
+    topics = load_topics(write_topics(tmp_path, body))
+    rules = topics._topics["war"].rules
+    lists = {name: rule.near for name, rule in rules.items()}
+    assert lists["r0_0"] is lists["r1_0"] and lists["r0_0"] is not lists["r2_0"]
+    assert all(near is not None and near._pattern is None for near in lists.values())
+    assert classify("Missiles and a raid on the port", "", topics).topics == ["war"]
+    assert lists["r1_0"] is not None and lists["r1_0"]._pattern is not None
+    assert lists["r2_0"] is not None and lists["r2_0"]._pattern is None  # no "siege" in that text
+    assert classify("A raid by pirates", "", topics).topics == []
+
+
 def test_weight_out_of_range_names_the_topic_and_field(tmp_path: Path) -> None:
     body = "topics:\n  war:\n    phrases:\n      1.5: [shelling]\n"
     with pytest.raises(ConfigError) as err:

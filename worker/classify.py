@@ -126,12 +126,32 @@ class _TopicsFile(BaseModel):
 # --- compiled form ---------------------------------------------------------------------------------
 
 
+class _ContextList:
+    """A context rule's ``near`` or ``unless_near`` list as the alternation ``(?<!\\w)(?:alt|alt|...)``,
+    compiled on first use and shared by every rule with the same list. The shipped rules have ~190 such lists
+    of ~6,000 phrases in all (mostly the same vocabularies again): compiling them was over half of loading,
+    and a list is needed only once a text has one of its rule's phrases. Its alternatives were each checked at
+    load (``_PhraseBook.check``), so a pattern error still shows there."""
+
+    __slots__ = ("source", "_pattern")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._pattern: re.Pattern[str] | None = None
+
+    def search(self, text: str) -> re.Match[str] | None:
+        pattern = self._pattern
+        if pattern is None:  # two threads may both compile it: the same pattern either way
+            pattern = self._pattern = re.compile(self.source, re.IGNORECASE)
+        return pattern.search(text)
+
+
 @dataclass(frozen=True)
 class _CompiledRule:
     label: str
     weight: float
-    near: re.Pattern[str] | None
-    unless_near: re.Pattern[str] | None
+    near: _ContextList | None
+    unless_near: _ContextList | None
     window: int
 
 
@@ -235,7 +255,7 @@ def _tokens(phrase: str) -> list[str]:
     return tokens
 
 
-def _token_regex(token: str, vocab: Mapping[str, list[str]], depth: int) -> str:
+def _token_regex(token: str, book: _PhraseBook, depth: int) -> str:
     out: list[str] = []
     i = 0
     while i < len(token):
@@ -261,12 +281,12 @@ def _token_regex(token: str, vocab: Mapping[str, list[str]], depth: int) -> str:
             out.append(_NUMBER)
         elif ch == "@":
             name = re.match(r"[a-z0-9_]+", token[i + 1 :])
-            if not name or name.group(0) not in vocab:
+            if not name or name.group(0) not in book.vocab:
                 raise _PhraseError(f"unknown vocabulary '@{name.group(0) if name else ''}'")
             if depth > 3:
                 raise _PhraseError(f"'@{name.group(0)}': vocabularies nest too deeply")
             alts = sorted(
-                {_phrase_body(p, vocab, depth + 1) for p in vocab[name.group(0)]},
+                {book.body(p, depth + 1) for p in book.vocab[name.group(0)]},
                 key=len,
                 reverse=True,
             )
@@ -293,8 +313,9 @@ def _is_optional_group(token: str) -> bool:
     return True
 
 
-def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) -> str:
-    """Translate one phrase of the rule language into a regex without word boundaries."""
+def _phrase_body(phrase: str, book: _PhraseBook, depth: int = 0) -> str:
+    """Translate one phrase of the rule language into a regex without word boundaries (use ``book.body``:
+    it keeps what it translated)."""
     phrase = fold(phrase, _QUOTES).strip()
     if phrase.startswith("re:"):
         raw = phrase[3:].strip()
@@ -319,7 +340,7 @@ def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) ->
             if "..." in word:
                 # "(of )?... talks" would otherwise look for three literal dots and never match
                 raise _PhraseError(f"'...' must stand alone between spaces, not in {word!r}")
-            body = _token_regex(word, vocab, depth)
+            body = _token_regex(word, book, depth)
             if _is_optional_group(word) and len(words) > 1:
                 # An optional word takes its separator with it, so "against (a )?attack" works
                 # with and without the "a".
@@ -334,21 +355,59 @@ def _phrase_body(phrase: str, vocab: Mapping[str, list[str]], depth: int = 0) ->
     return "".join(parts)
 
 
-def _phrase_regex(phrase: str, vocab: Mapping[str, list[str]]) -> str:
+def _phrase_regex(phrase: str, book: _PhraseBook) -> str:
     # Whole words only: "war" must not match "warn", "aid" not "said". The matching "starts a word"
     # check is put once in front of a whole alternation (see _alternation) rather than per phrase:
     # then the regex engine rejects mid-word positions before trying any alternative, which is most of
     # the speed of classify().
-    return _phrase_body(phrase, vocab) + r"(?!\w)"
+    return book.body(phrase) + r"(?!\w)"
 
 
-def _expand(phrases: Iterable[str], vocab: Mapping[str, list[str]], where: str) -> list[str]:
+class _PhraseBook:
+    """One rule file's vocabularies, and each phrase's regex once translated: the same vocabularies fill
+    many rules' context lists (~6,000 phrases, ~1,200 different, in the shipped rules)."""
+
+    def __init__(self, vocab: Mapping[str, list[str]]) -> None:
+        self.vocab = vocab
+        self._bodies: dict[tuple[str, int], str] = {}  # (phrase, vocabulary depth) -> _phrase_body
+        self._checked: set[str] = set()
+        self._lists: dict[str, _ContextList] = {}
+
+    def body(self, phrase: str, depth: int = 0) -> str:
+        key = (phrase, depth)  # the depth decides only whether vocabularies nest too deeply
+        found = self._bodies.get(key)
+        if found is None:
+            found = self._bodies[key] = _phrase_body(phrase, self, depth)
+        return found
+
+    def check(self, alternative: str) -> None:
+        """Raise ``re.error`` if ``alternative`` is not a valid pattern alone. An alternation of valid
+        alternatives is valid (each is balanced and its group references point inside it), so this is the
+        error compiling the whole alternation would have raised, found without compiling it."""
+        if alternative not in self._checked:
+            _sre_parse.parse(alternative, re.IGNORECASE)
+            self._checked.add(alternative)
+
+    def context_list(self, phrases: list[str]) -> _ContextList | None:
+        if not phrases:
+            return None
+        alternatives = _plain_regexes(phrases, self)
+        for alternative in alternatives:
+            self.check(alternative)
+        source = r"(?<!\w)(?:" + "|".join(alternatives) + ")"
+        found = self._lists.get(source)
+        if found is None:
+            found = self._lists[source] = _ContextList(source)
+        return found
+
+
+def _expand(phrases: Iterable[str], book: _PhraseBook, where: str) -> list[str]:
     out: list[str] = []
     for phrase in phrases:
         if re.fullmatch(r"@[a-z0-9_]+", phrase):
-            if phrase[1:] not in vocab:
+            if phrase[1:] not in book.vocab:
                 raise _PhraseError(f"{where}: unknown vocabulary {phrase!r}")
-            out.extend(vocab[phrase[1:]])
+            out.extend(book.vocab[phrase[1:]])
         else:
             out.append(phrase)
     return out
@@ -361,18 +420,12 @@ def _alternation(named: list[tuple[str, str, float]]) -> _Scanner:
     return _Scanner([f"(?P<{name}>{rx})" for name, rx, _ in named], named_groups=len(named))
 
 
-def _plain_regexes(phrases: list[str], vocab: Mapping[str, list[str]]) -> list[str]:
-    return sorted({_phrase_regex(p, vocab) for p in phrases}, key=len, reverse=True)
+def _plain_regexes(phrases: list[str], book: _PhraseBook) -> list[str]:
+    return sorted({_phrase_regex(p, book) for p in phrases}, key=len, reverse=True)
 
 
-def _plain_alternation(phrases: list[str], vocab: Mapping[str, list[str]]) -> re.Pattern[str] | None:
-    if not phrases:
-        return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(_plain_regexes(phrases, vocab)) + ")", re.IGNORECASE)
-
-
-def _plain_scanner(phrases: list[str], vocab: Mapping[str, list[str]]) -> _Scanner | None:
-    return _Scanner(_plain_regexes(phrases, vocab), named_groups=0) if phrases else None
+def _plain_scanner(phrases: list[str], book: _PhraseBook) -> _Scanner | None:
+    return _Scanner(_plain_regexes(phrases, book), named_groups=0) if phrases else None
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -403,13 +456,14 @@ def compile_topics(data: Any, source: str = "<memory>") -> TopicSet:
     problems: list[str] = []
     compiled: list[_CompiledTopic] = []
     d = spec.defaults
+    book = _PhraseBook(spec.vocab)
     for name, topic in spec.topics.items():
         where = f"topics.{name}"
         if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
             problems.append(f"{where}: topic names are lower-case letters, digits, '_' and '-'")
             continue
         try:
-            compiled.append(_compile_topic(name, topic, d, spec.vocab))
+            compiled.append(_compile_topic(name, topic, d, book))
         except _PhraseError as exc:
             problems.append(f"{where}: {exc}")
         except re.error as exc:  # a re: phrase valid alone but not inside the topic's alternation
@@ -419,7 +473,7 @@ def compile_topics(data: Any, source: str = "<memory>") -> TopicSet:
     return TopicSet(compiled, source=source, lead_chars=d.lead_chars)
 
 
-def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping[str, list[str]]) -> _CompiledTopic:
+def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, book: _PhraseBook) -> _CompiledTopic:
     rules = [
         _Rule(match=phrases, weight=weight, label=None)
         for weight, phrases in sorted(topic.phrases.items(), reverse=True)
@@ -431,17 +485,17 @@ def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping
     by_group: dict[str, _CompiledRule] = {}
     for i, rule in enumerate(rules):
         rwhere = f"rules[{i - len(topic.phrases)}]" if i >= len(topic.phrases) else "phrases"
-        matches = _expand(rule.match, vocab, f"{rwhere}.match")
-        near = _expand(rule.near, vocab, f"{rwhere}.near")
-        unless = _expand(rule.unless_near, vocab, f"{rwhere}.unless_near")
+        matches = _expand(rule.match, book, f"{rwhere}.match")
+        near = _expand(rule.near, book, f"{rwhere}.near")
+        unless = _expand(rule.unless_near, book, f"{rwhere}.unless_near")
         if rule.near and not near:
             raise _PhraseError(f"{rwhere}.near: is empty")
-        compiled_near = _plain_alternation(near, vocab)
-        compiled_unless = _plain_alternation(unless, vocab)
+        compiled_near = book.context_list(near)
+        compiled_unless = book.context_list(unless)
         for j, phrase in enumerate(matches):
             group = f"r{i}_{j}"
             try:
-                named.append((group, _phrase_regex(phrase, vocab), rule.weight))
+                named.append((group, _phrase_regex(phrase, book), rule.weight))
             except _PhraseError as exc:
                 raise _PhraseError(f"{rwhere}: {exc}") from exc
             by_group[group] = _CompiledRule(
@@ -455,17 +509,17 @@ def _compile_topic(name: str, topic: _Topic, defaults: _Defaults, vocab: Mapping
     dampen_weights: dict[str, tuple[str, float]] = {}
     all_dampen = list(defaults.dampen.items()) + list(topic.dampen.items())
     for i, (weight, phrases) in enumerate(all_dampen):
-        for j, phrase in enumerate(_expand(phrases, vocab, "dampen")):
+        for j, phrase in enumerate(_expand(phrases, book, "dampen")):
             group = f"d{i}_{j}"
-            dampen_named.append((group, _phrase_regex(phrase, vocab), rule.weight))
+            dampen_named.append((group, _phrase_regex(phrase, book), rule.weight))
             dampen_weights[group] = (phrase, weight)
-    exclude = _expand(defaults.exclude + topic.exclude, vocab, "exclude")
+    exclude = _expand(defaults.exclude + topic.exclude, book, "exclude")
     return _CompiledTopic(
         name=name,
         threshold=topic.threshold or defaults.threshold,
         rules=by_group,
         positive=_alternation(named),
-        exclude=_plain_scanner(exclude, vocab),
+        exclude=_plain_scanner(exclude, book),
         dampen=_alternation(dampen_named) if dampen_named else None,
         dampen_weights=dampen_weights,
     )
