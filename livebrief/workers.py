@@ -184,7 +184,9 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     """Run one RQ worker on the queues of ``roles`` until stopped (with ``burst``, until they are empty)."""
     from worker.runtime import configure
 
-    configure(config)  # compile topics once, before forking work-horses
+    runtime = configure(config)  # compile topics once, before forking work-horses
+    if not simple:
+        runtime.topics.compile_all()
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()  # what startup built lives as long as the process: never scan it again
     keys = Keys(config.prefix)

@@ -332,6 +332,8 @@ def test_a_context_list_is_compiled_when_a_text_first_needs_it_and_shared_by_rul
     assert lists["r1_0"] is not None and lists["r1_0"]._pattern is not None
     assert lists["r2_0"] is not None and lists["r2_0"]._pattern is None  # no "siege" in that text
     assert classify("A raid by pirates", "", topics).topics == []
+    topics.compile_all()  # what a forking worker does before it forks
+    assert all(near is not None and near._pattern is not None for near in lists.values())
 
 
 def test_weight_out_of_range_names_the_topic_and_field(tmp_path: Path) -> None:

@@ -194,6 +194,16 @@ class TopicSet:
     def names(self) -> list[str]:
         return list(self._topics)
 
+    def compile_all(self) -> None:
+        """Compile now what is otherwise compiled on first use (the context rules' lists, ``_ContextList``).
+        A forking worker calls this before it forks: a work-horse would compile them again for each job and
+        lose them when it exits."""
+        for topic in self._topics.values():
+            for rule in topic.rules.values():
+                for context in (rule.near, rule.unless_near):
+                    if context is not None:
+                        context.search("")
+
     @property
     def thresholds(self) -> dict[str, float]:
         return {name: t.threshold for name, t in self._topics.items()}
