@@ -189,3 +189,19 @@ def test_a_new_story_goes_first_in_its_terms_lists_which_keep_the_most_recent_ei
     (story_id,) = plan.published
     assert plan.terms[first] == [story_id, *(f"s{n}" for n in range(MAX_STORIES_PER_TERM - 1))]
     assert plan.terms[second] == [story_id, "s0"]
+
+
+def test_planning_leaves_the_index_view_as_it_was_read() -> None:
+    """Planning is pure: the view (the index as read) stays as it was. The plan shares the view's term lists
+    instead of copying them, so it must never change one in place."""
+    topics = configure(make_config("redis://127.0.0.1:9", [])).topics
+    items = [prepare(make_item(f"paper-{n}", n, title=STRIKE_TITLE, text=STRIKE_TEXT), topics, WorkerConfig())
+             for n in range(3)]
+    first, second, *_ = items[0].terms
+    view = IndexView(terms={first: [f"s{n}" for n in range(MAX_STORIES_PER_TERM)], second: ["s0", "s1"]})
+    before = {term: list(ids) for term, ids in view.terms.items()}
+
+    plan = plan_batch(items, view, WorkerConfig(), datetime.now(UTC))
+
+    assert len(plan.published) == 1 and plan.terms[first][0] in plan.published  # the copies joined one story
+    assert view.terms == before

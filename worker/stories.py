@@ -281,7 +281,8 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
     # URLs and guids the batch has published so far (the index knows earlier ones only as marks).
     exact: dict[tuple[str, str], str] = {}
     lsh = dict(view.lsh)
-    terms = {t: list(ids) for t, ids in view.terms.items()}
+    # Term lists are replaced, never changed in place (``assign``): the view's own lists can be shared.
+    terms = dict(view.terms)
     touched: set[str] = set()
 
     def remember(p: Prepared, story_id: str, outcome: str) -> None:
