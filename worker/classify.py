@@ -139,11 +139,15 @@ class _ContextList:
         self.source = source
         self._pattern: re.Pattern[str] | None = None
 
-    def search(self, text: str) -> re.Match[str] | None:
+    @property
+    def pattern(self) -> re.Pattern[str]:
         pattern = self._pattern
         if pattern is None:  # two threads may both compile it: the same pattern either way
             pattern = self._pattern = re.compile(self.source, re.IGNORECASE)
-        return pattern.search(text)
+        return pattern
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.pattern.search(text)
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,7 @@ class TopicSet:
             for rule in topic.rules.values():
                 for context in (rule.near, rule.unless_near):
                     if context is not None:
-                        context.search("")
+                        _ = context.pattern  # compiled on first access
 
     @property
     def thresholds(self) -> dict[str, float]:
