@@ -126,24 +126,27 @@ class _TopicsFile(BaseModel):
 # --- compiled form ---------------------------------------------------------------------------------
 
 
-class _ContextList:
-    """A context rule's ``near`` or ``unless_near`` list as the alternation ``(?<!\\w)(?:alt|alt|...)``,
-    compiled on first use and shared by every rule with the same list. The shipped rules have ~190 such lists
-    of ~6,000 phrases in all (mostly the same vocabularies again): compiling them was over half of loading,
-    and a list is needed only once a text has one of its rule's phrases. Its alternatives were each checked at
-    load (``_PhraseBook.check``), so a pattern error still shows there."""
+def _at_word_start(alternatives: Iterable[str]) -> str:
+    """The regex every scan uses: one of ``alternatives`` (phrase regexes), starting a word."""
+    return r"(?<!\w)(?:" + "|".join(alternatives) + ")"
 
-    __slots__ = ("source", "_pattern")
 
-    def __init__(self, source: str) -> None:
-        self.source = source
+class _LazyAlternation:
+    """The case-insensitive alternation ``(?<!\\w)(?:alt|alt|...)``, compiled on first use: a context rule's
+    list (shared by every rule with the same list), and the base of a ``_Scanner``. Loading had compiled
+    every one: the shipped rules' context lists (~190 of ~6,000 phrases in all, mostly the same vocabularies
+    again) were over half of it, and an indexed scanner never needs its whole alternation. Each alternative
+    is parsed at load all the same (``_PhraseBook.check``, ``_Scanner``), so a pattern error still shows there."""
+
+    def __init__(self, alternatives: list[str]) -> None:
+        self.alternatives = alternatives
         self._pattern: re.Pattern[str] | None = None
 
     @property
     def pattern(self) -> re.Pattern[str]:
         pattern = self._pattern
         if pattern is None:  # two threads may both compile it: the same pattern either way
-            pattern = self._pattern = re.compile(self.source, re.IGNORECASE)
+            pattern = self._pattern = re.compile(_at_word_start(self.alternatives), re.IGNORECASE)
         return pattern
 
     def search(self, text: str) -> re.Match[str] | None:
@@ -154,8 +157,8 @@ class _ContextList:
 class _CompiledRule:
     label: str
     weight: float
-    near: _ContextList | None
-    unless_near: _ContextList | None
+    near: _LazyAlternation | None
+    unless_near: _LazyAlternation | None
     window: int
 
 
@@ -199,7 +202,7 @@ class TopicSet:
         return list(self._topics)
 
     def compile_all(self) -> None:
-        """Compile now what is otherwise compiled on first use (the context rules' lists, ``_ContextList``).
+        """Compile now what is otherwise compiled on first use (the context rules' lists).
         A forking worker calls this before it forks: a work-horse would compile them again for each job and
         lose them when it exits."""
         for topic in self._topics.values():
@@ -385,7 +388,7 @@ class _PhraseBook:
         self.vocab = vocab
         self._bodies: dict[tuple[str, int], str] = {}  # (phrase, vocabulary depth) -> _phrase_body
         self._checked: set[str] = set()
-        self._lists: dict[str, _ContextList] = {}
+        self._lists: dict[tuple[str, ...], _LazyAlternation] = {}
 
     def body(self, phrase: str, depth: int = 0) -> str:
         key = (phrase, depth)  # the depth decides only whether vocabularies nest too deeply
@@ -402,16 +405,15 @@ class _PhraseBook:
             _sre_parse.parse(alternative, re.IGNORECASE)
             self._checked.add(alternative)
 
-    def context_list(self, phrases: list[str]) -> _ContextList | None:
+    def context_list(self, phrases: list[str]) -> _LazyAlternation | None:
         if not phrases:
             return None
         alternatives = _plain_regexes(phrases, self)
         for alternative in alternatives:
             self.check(alternative)
-        source = r"(?<!\w)(?:" + "|".join(alternatives) + ")"
-        found = self._lists.get(source)
+        found = self._lists.get(key := tuple(alternatives))
         if found is None:
-            found = self._lists[source] = _ContextList(source)
+            found = self._lists[key] = _LazyAlternation(alternatives)
         return found
 
 
@@ -822,11 +824,12 @@ class _Places:
     keys: set[str] | None  # the key at every word start of an ASCII text, for ``_requirement``; else None
 
 
-class _Scanner:
-    """The case-insensitive alternation ``(?<!\\w)(?:alt|alt|...)``, scanned as ``finditer`` would."""
+class _Scanner(_LazyAlternation):
+    """The case-insensitive alternation ``(?<!\\w)(?:alt|alt|...)``, scanned as ``finditer`` would. An indexed
+    scanner tries its alternatives one by one and never needs the whole alternation (``pattern``)."""
 
     def __init__(self, alternatives: list[str], named_groups: int) -> None:
-        self.alternatives = alternatives
+        super().__init__(alternatives)
         self._names = [m.group(1) if (m := _GROUP_NAME.match(a)) else "" for a in alternatives]
         self._group_index = {name: i for i, name in enumerate(self._names) if name}
         self._retry: dict[tuple[str, int], tuple[int, ...]] = {}  # (key, alternative) -> those tried after it
@@ -835,7 +838,6 @@ class _Scanner:
         # keeping the parsed regexes they are found from (0.1 s more, the garbage collector's) would have
         # taken loading past a second on a slow machine.
         self._required: list[frozenset[str] | None] = [_UNSET] * len(alternatives)
-        self._pattern: re.Pattern[str] | None = None  # the whole alternation, compiled on first use (pattern)
         # prefix -> the alternatives whose matches can start with it
         self._starts: dict[str, set[int]] = {}
         # proper prefix of those prefixes -> their alternatives (for a text with a non-ASCII character there)
@@ -869,15 +871,6 @@ class _Scanner:
             return
         self._starts, self._inside = starts, inside
         self.indexed = True
-
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        """The whole alternation ``(?<!\\w)(?:alt|alt|...)``. An indexed scanner tries its alternatives one by one
-        and never needs it, so it is compiled on first use: at load, compiling the shipped rules' alternations
-        took a third of the time."""
-        if self._pattern is None:
-            self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(self.alternatives) + ")", re.IGNORECASE)
-        return self._pattern
 
     def choice(self, key: str) -> tuple[int, ...]:
         """The alternatives that can match where the text continues as ``key`` says, in order."""
@@ -927,7 +920,7 @@ class _Scanner:
     def _one(self, i: int) -> re.Pattern[str]:
         rx = self._single.get(i)
         if rx is None:
-            rx = self._single[i] = re.compile(r"(?<!\w)(?:" + self.alternatives[i] + ")", re.IGNORECASE)
+            rx = self._single[i] = re.compile(_at_word_start([self.alternatives[i]]), re.IGNORECASE)
         return rx
 
     def retry(self, text: str, pos: int, after: str) -> re.Match[str] | None:
