@@ -1,4 +1,5 @@
-"""Specifications of the topic classifier (worker/classify.py) and its evaluation (worker/evaluate_topics.py).
+"""Specifications of the topic classifier (worker/classify.py, with its phrase language in worker/phrases.py
+and its scanning in worker/scanning.py) and its evaluation (worker/evaluate_topics.py).
 
 The shipped rule set is config/topics.yaml; rule-kind tests load small definitions written to tmp_path.
 """
@@ -12,17 +13,9 @@ from pathlib import Path
 import pytest
 
 from livebrief.errors import ConfigError
-from worker.classify import (
-    _WORD_START,
-    Classification,
-    TopicSet,
-    _Scanner,
-    _word_starts,
-    classify,
-    lead,
-    load_topics,
-)
+from worker.classify import Classification, TopicSet, classify, lead, load_topics
 from worker.evaluate_topics import compare_labels, evaluate, format_report, join_corpus, main, panel
+from worker.scanning import WORD_START, Scanner, word_starts
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPICS_FILE = ROOT / "config" / "topics.yaml"
@@ -942,7 +935,7 @@ def _scan_texts() -> list[str]:
 
 
 def test_every_scanner_finds_what_its_full_alternation_finds(tmp_path: Path) -> None:
-    """A scanner tries, per word start, only the alternatives that can begin there (worker/classify.py);
+    """A scanner tries, per word start, only the alternatives that can begin there (worker/scanning.py);
     a fresh topic set per pass, so the first pass fills every lookup cache and the second reads them."""
     fresh = load_topics(TOPICS_FILE)
     dispatch = fresh._dispatch
@@ -964,9 +957,9 @@ _ASCII_EDGES = [
 
 @pytest.mark.parametrize("text", _ASCII_EDGES)
 def test_ascii_word_starts_are_where_the_lookbehind_matches(text: str) -> None:
-    """Places in ASCII text are found by splitting bytes (worker/classify.py, _word_starts), not by the regex
+    """Places in ASCII text are found by splitting bytes (worker/scanning.py, word_starts), not by the regex
     "(?<!\\w)": the same positions, underscores and digits being word characters."""
-    assert _word_starts(text) == [m.start() for m in _WORD_START.finditer(text)]
+    assert word_starts(text) == [m.start() for m in WORD_START.finditer(text)]
 
 
 def test_ascii_places_are_those_the_general_walk_finds() -> None:
@@ -979,7 +972,7 @@ def test_ascii_places_are_those_the_general_walk_finds() -> None:
             places = dispatch.places(text)
             assert places.at == dispatch._places_any(text).at, text
             low = text.lower()
-            assert places.keys == {low[m.start() : m.start() + 4] for m in _WORD_START.finditer(text)}
+            assert places.keys == {low[m.start() : m.start() + 4] for m in WORD_START.finditer(text)}
 
 
 def test_an_indexed_scanner_compiles_its_whole_alternation_only_when_asked() -> None:
@@ -993,7 +986,7 @@ def test_an_indexed_scanner_compiles_its_whole_alternation_only_when_asked() -> 
 
 
 def _required(regex: str) -> frozenset[str] | None:
-    return _Scanner([regex], 0)._requirement(0)
+    return Scanner([regex], 0)._requirement(0)
 
 
 @pytest.mark.parametrize(("regex", "keys"), [
@@ -1008,7 +1001,7 @@ def _required(regex: str) -> frozenset[str] | None:
     (r"talks[\s\-]+(?:" + "|".join(f"w{n:03d}x" for n in range(40)) + ")", None),  # more keys than a look-up saves
 ])
 def test_an_alternative_requires_the_keys_of_its_later_words(regex: str, keys: set[str] | None) -> None:
-    """A scanner skips an alternative in a text without a word starting with one of these (worker/classify.py,
+    """A scanner skips an alternative in a text without a word starting with one of these (worker/scanning.py,
     _requirement); a set too big is no requirement, so a wrong one would lose matches."""
     assert _required(regex) == (frozenset(keys) if keys is not None else None)
 
