@@ -161,21 +161,14 @@ def test_a_batch_waits_for_the_turn_of_the_one_committing_and_then_joins_its_sto
 ) -> None:
     """While this batch is deciding (its turn), another worker's batch with a copy of the same story waits
     for the turn instead of committing under it, then reads this batch's story and joins it: no conflict,
-    no batch decided twice. Without turns it would commit first and this batch would decide again.
-    While it waits it reads ahead, once, on an index without that story yet; only what it reads under its
-    turn decides. This batch, which found the turn free, does not read ahead."""
+    no batch decided twice. Without turns it would commit first and this batch would decide again."""
     import worker.publish as publish
 
     runtime = configure(make_config(redis_url, []))
     mine, theirs = _copies(1)
     monkeypatch.setattr(publish, "TURN_WAIT", 30.0)
-    real_plan, real_plan_ahead = publish.plan_batch, publish.plan_ahead
+    real_plan = publish.plan_batch
     other = threading.Thread(target=run_batch, args=(redis.Redis.from_url(redis_url), runtime, [theirs]))
-    read_ahead: list[list[str]] = []
-
-    def plan_ahead(prepared, view, *args):  # type: ignore[no-untyped-def]
-        read_ahead.append([p.item.id for p in prepared] + sorted(view.stories))
-        return real_plan_ahead(prepared, view, *args)
 
     def plan_while_the_other_worker_waits(*args, **kwargs):  # type: ignore[no-untyped-def]
         if not other.is_alive() and other.ident is None:
@@ -185,11 +178,9 @@ def test_a_batch_waits_for_the_turn_of_the_one_committing_and_then_joins_its_sto
         return real_plan(*args, **kwargs)
 
     monkeypatch.setattr(publish, "plan_batch", plan_while_the_other_worker_waits)
-    monkeypatch.setattr(publish, "plan_ahead", plan_ahead)
     plan = run_batch(client, runtime, [mine])
     other.join(30)
 
-    assert read_ahead == [[theirs.id]]  # its batch only, and no story in the index yet
     assert plan.outcomes == {mine.id: "new_story"}
     counters = read_counters(client, KEYS)
     assert (counters.conflicts, counters.batches, counters.versions) == (0, 2, 2)

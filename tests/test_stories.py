@@ -15,21 +15,11 @@ from livebrief.models import Entry
 from tests.conftest import make_config
 from tests.helpers import make_item
 from worker import records
-from worker.dedupe import story_score
 from worker.jobs import run_batch
-from worker.prepare import Prepared, prepare
+from worker.prepare import prepare
 from worker.records import _STORY_ZDICT, decode_story
 from worker.runtime import configure
-from worker.stories import (
-    MAX_STORIES_PER_TERM,
-    IndexView,
-    PairScores,
-    StoryHandle,
-    candidate_story_ids,
-    plan_ahead,
-    plan_batch,
-    term_candidates,
-)
+from worker.stories import MAX_STORIES_PER_TERM, IndexView, candidate_story_ids, plan_batch, term_candidates
 
 STRIKE_TITLE = "Missile strike destroys fuel depot near Dnipro, regional governor says"
 STRIKE_TEXT = ("A Russian missile strike destroyed a fuel depot near Dnipro overnight, the regional governor said. "
@@ -215,54 +205,3 @@ def test_planning_leaves_the_index_view_as_it_was_read() -> None:
 
     assert len(plan.published) == 1 and plan.terms[first][0] in plan.published  # the copies joined one story
     assert view.terms == before
-
-
-# The same event as STRIKE_TITLE's in other words: a same-story candidate, not a near-duplicate.
-OTHER_WORDING_TITLE = "Russian missiles hit Dnipro fuel depot overnight; blaze fought for hours"
-OTHER_WORDING_TEXT = ("Firefighters in Dnipro battled a fire at a fuel depot hit by Russian missiles, the governor of "
-                      "the region said on Telegram.")
-
-
-def _a_story_and_another_wording() -> tuple[IndexView, str, Prepared]:
-    """An index view holding one story, and another outlet's report of the same event."""
-    topics = configure(make_config("redis://127.0.0.1:9", [])).topics
-    first = prepare(make_item("wire-a", 1, title=STRIKE_TITLE, text=STRIKE_TEXT), topics, WorkerConfig())
-    plan = plan_batch([first], IndexView(), WorkerConfig(), datetime.now(UTC))
-    ((story_id, record),) = plan.published.items()
-    view = IndexView(terms=dict(plan.terms), lsh=dict(plan.lsh), stories={story_id: StoryHandle.of(record)})
-    other = prepare(make_item("paper-b", 2, title=OTHER_WORDING_TITLE, text=OTHER_WORDING_TEXT), topics,
-                    WorkerConfig())
-    return view, story_id, other
-
-
-def test_planning_ahead_scores_each_candidate_and_the_plan_decides_the_same_with_those_scores() -> None:
-    view, story_id, other = _a_story_and_another_wording()
-    story = view.stories[story_id].features
-    scores = PairScores()
-
-    plan_ahead([other], view, WorkerConfig(), scores)
-
-    assert len(scores) == 1
-    assert scores.get(other.features, story) == story_score(other.features, story) >= WorkerConfig().story_threshold
-    now = datetime.now(UTC)
-    with_scores, without = (plan_batch([other], view, WorkerConfig(), now, scores),
-                            plan_batch([other], view, WorkerConfig(), now))
-    assert with_scores.outcomes == without.outcomes == {other.item.id: "same_story"}
-    assert with_scores.published[story_id] == without.published[story_id]
-
-
-def test_a_score_worked_out_ahead_counts_only_for_the_story_version_it_was_worked_out_for() -> None:
-    """A story changed while the batch waited for its turn is another object: the plan scores it again. A
-    planted score of 0 shows which one the plan used (a real one would agree with the plan's own)."""
-    view, story_id, other = _a_story_and_another_wording()
-    story = view.stories[story_id]
-    planted = PairScores()
-    planted.put(other.features, story.features, 0.0)
-    now = datetime.now(UTC)
-
-    assert plan_batch([other], view, WorkerConfig(), now, planted).outcomes == {other.item.id: "new_story"}
-
-    changed = story.record.model_copy(update={"features": story.features.model_copy()})  # equal, not the same
-    view.stories[story_id] = StoryHandle.of(changed)
-    assert planted.get(other.features, changed.features) is None
-    assert plan_batch([other], view, WorkerConfig(), now, planted).outcomes == {other.item.id: "same_story"}

@@ -12,11 +12,7 @@ doubled either.
 
 Workers take turns to commit (``_turn``): a batch waits for the turn before it reads, and its script ends
 the turn. That only spares work (a conflict decides a batch again); the check above is what keeps the
-index right, with or without a turn. Turns make the commits a queue, so the time a batch holds the turn
-bounds what all workers together can publish. A batch that finds the turn taken therefore reads ahead
-while it waits (``_read_ahead``): the index as it is then, its candidate stories (decoded into the worker's
-story cache) and their scores against its items (``worker.stories.plan_ahead``). Under the turn it reads
-again and decides as before, finding most of that work done; what changed meanwhile is read and scored anew.
+index right, with or without a turn.
 
 Why not WATCH/MULTI: Redis 7.0 checks each newly watched key against every key the client already
 watches, so WATCH costs time quadratic in the keys watched (measured: 300 keys 0.3 ms, 1,200 keys 4.5 ms);
@@ -24,8 +20,7 @@ a 50-item batch reads ~600 index keys and ~800 story keys. Comparing values is l
 what WATCH would (a change, a deletion, an expiry), except a rewrite to the same value, which could not
 change a decision.
 
-Round trips per batch: SET NX (the turn; one more each ms another batch has it, and two more to read ahead
-when it is taken: the index and term lists, then the candidate stories), EVAL (packed index) with
+Round trips per batch: SET NX (the turn; one more each ms another batch has it), EVAL (packed index) with
 EVAL (``worker.marks.REMEMBERED_LUA``, long-term marks) and MGET (term lists) in one pipeline, MGET
 (candidate stories), EVAL (``_COMMIT_LUA``). An item's own long-term mark needs no check: one the batch
 did not find is written as its seen mark too, which the check covers. A URL's or guid's mark is all the
@@ -44,7 +39,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import cast
 
 import redis
@@ -59,7 +53,7 @@ from worker.marks import REMEMBERED_LUA, expires_at, generation, mark_args, shar
 from worker.packed_index import IndexField, bucket_field, item_field
 from worker.prepare import Prepared
 from worker.records import decode_story, encode_story
-from worker.stories import BatchPlan, IndexView, PairScores, SeenMark, candidate_story_ids, plan_ahead, plan_batch
+from worker.stories import BatchPlan, IndexView, SeenMark, candidate_story_ids, plan_batch
 
 log = structlog.get_logger(__name__)
 
@@ -86,16 +80,12 @@ _END_TURN_LUA = _END_TURN_FN + "end_turn(KEYS[1], ARGV[1]) return 0"
 
 
 @contextmanager
-def _turn(client: redis.Redis, key: str, while_waiting: Callable[[], object] | None = None) -> Iterator[str]:
+def _turn(client: redis.Redis, key: str) -> Iterator[str]:
     """Wait up to ``TURN_WAIT`` for the commit turn, and give its token ("" if none came) to the commit
-    script, which ends the turn. Ended here if anything fails before the script has ended it. When the turn
-    is taken, ``while_waiting`` runs first (the batch's read-ahead), outside ``TURN_WAIT``."""
+    script, which ends the turn. Ended here if anything fails before the script has ended it."""
     token = f"{random.getrandbits(64):016x}"
-    got = bool(client.set(key, token, nx=True, px=TURN_MS))
-    if not got and while_waiting is not None:
-        while_waiting()
     deadline = time.monotonic() + TURN_WAIT
-    while not got and not client.set(key, token, nx=True, px=TURN_MS):
+    while not client.set(key, token, nx=True, px=TURN_MS):
         if time.monotonic() >= deadline:
             token = ""
             break
@@ -381,45 +371,6 @@ def _freshness_by_feed(freshness: list[tuple[str, float | None, bool]]) -> dict[
     return tallies
 
 
-def _queue_index_reads(reader: redis.client.Pipeline, keys: Keys, lookups: _Lookups, fields: list[IndexField],
-                       index_gen: int) -> None:
-    """Queue the reads of the packed index's fields and of the term lists (one reply each; none for the term
-    lists when the batch has no terms)."""
-    reader.eval(packed_index.READ_LUA, 0,
-                *cast(list[str], packed_index.read_args(keys.packed_index, index_gen, fields)))
-    if lookups.terms:
-        reader.mget(list(lookups.terms))
-
-
-def _read_stories(client: redis.Redis, keys: Keys, prepared: list[Prepared],
-                  view: IndexView) -> list[tuple[str, bytes | None]]:
-    """The batch's candidate stories into ``view.stories`` (decoded, or found in this worker's cache);
-    returns each story key read with its value."""
-    story_ids = sorted(candidate_story_ids(prepared, view))
-    if not story_ids:
-        return []
-    story_keys = [keys.story(s) for s in story_ids]
-    raws = cast(list[bytes | None], client.mget(story_keys))
-    for story_id, raw in zip(story_ids, raws, strict=True):
-        if raw is not None:
-            view.stories[story_id] = decode_story(raw)
-    return list(zip(story_keys, raws, strict=True))
-
-
-def _read_ahead(client: redis.Redis, keys: Keys, prepared: list[Prepared], lookups: _Lookups,
-                fields: list[IndexField], settings: WorkerConfig, now: datetime | None, scores: PairScores) -> None:
-    """What a batch does while another holds the turn (module docstring): read the index as it is now and
-    work out ``plan_ahead`` on it, into ``scores`` and the worker's story cache."""
-    when = (now or datetime.now(UTC)).timestamp()
-    reader = client.pipeline(transaction=False)
-    _queue_index_reads(reader, keys, lookups, fields, packed_index.generation(when, settings.story_retention))
-    replies = reader.execute()
-    term_values = cast(list[bytes | None], replies[1] if lookups.terms else [])
-    view = _view(lookups, term_values, packed_index.IndexRead.of(replies[0]).values, None)
-    _read_stories(client, keys, prepared, view)
-    plan_ahead(prepared, view, settings, scores)
-
-
 def commit_batch(
     client: redis.Redis,
     keys: Keys,
@@ -436,35 +387,41 @@ def commit_batch(
     # Every long-term mark the batch might already have: each item's, each exact key's.
     marks = [m for p in prepared for m in (p.seen_mark, *p.exact_marks)]
     exact_marks = {m for p in prepared for m in p.exact_marks}
-    scores = PairScores()
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        # Only the first attempt reads ahead: a later one has read these stories already.
-        ahead = (partial(_read_ahead, client, keys, prepared, lookups, fields, settings, now, scores)
-                 if attempt == 1 else None)
-        with _turn(client, keys.commit_turn, ahead) as token:
+        with _turn(client, keys.commit_turn) as token:
             when = now or datetime.now(UTC)
             gen = generation(when.timestamp(), settings.seen_ttl)
             index_gen = packed_index.generation(when.timestamp(), settings.story_retention)
             # One round trip: the index, and which long-term marks exist.
             reader = client.pipeline(transaction=False)
-            _queue_index_reads(reader, keys, lookups, fields, index_gen)
+            reader.eval(packed_index.READ_LUA, 0,
+                        *cast(list[str], packed_index.read_args(keys.packed_index, index_gen, fields)))
             reader.eval(REMEMBERED_LUA, 0, *cast(list[str], mark_args(marks, keys.mark_set, (gen, gen - 1))))
+            if lookups.terms:
+                reader.mget(list(lookups.terms))
             legacy = _legacy.may_exist(keys)
             if legacy:
                 reader.get(keys.packed_index_since)
                 reader.mget(lookups.legacy_keys(keys))
             replies = reader.execute()
-            index_read = packed_index.IndexRead.of(replies[0])
-            term_values = cast(list[bytes | None], replies[1] if lookups.terms else [])
-            found = cast(list[int], replies[2 if lookups.terms else 1])
+            index_read, found = packed_index.IndexRead.of(replies[0]), cast(list[int], replies[1])
+            field_values = index_read.values
+            term_values = cast(list[bytes | None], replies[2] if lookups.terms else [])
             legacy_values = None
             if legacy and _legacy.learn(keys, cast(bytes | None, replies[-2]), when.timestamp()):
                 legacy_values = cast(list[bytes | None], replies[-1])
-            view = _view(lookups, term_values, index_read.values, legacy_values)
+            view = _view(lookups, term_values, field_values, legacy_values)
             view.remembered = {member for member, flag in zip(marks, found, strict=True) if flag}
+            story_ids = sorted(candidate_story_ids(prepared, view))
             reads = [(name, value, False) for name, value in zip(lookups.terms, term_values, strict=True)]
-            reads += [(name, raw, True) for name, raw in _read_stories(client, keys, prepared, view)]
-            plan = plan_batch(prepared, view, settings, when, scores)
+            if story_ids:
+                story_keys = [keys.story(s) for s in story_ids]
+                raws = cast(list[bytes | None], client.mget(story_keys))
+                for story_id, raw in zip(story_ids, raws, strict=True):
+                    if raw is not None:
+                        view.stories[story_id] = decode_story(raw)
+                reads += [(name, raw, True) for name, raw in zip(story_keys, raws, strict=True)]
+            plan = plan_batch(prepared, view, settings, when)
             # Each entry is serialised once, for the stream, the channels and the webhook jobs alike.
             bodies = [record.entry.model_dump_json() for record in plan.published.values()]
             # RQ queues each delivery job as a few commands on a pipeline; recorded there (never sent), they

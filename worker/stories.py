@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -159,31 +158,6 @@ def term_candidates(item_terms: Iterable[str], terms: Mapping[str, Iterable[_Id]
     return [story_id for story_id, n in hits.items() if n >= need]
 
 
-class PairScores:
-    """Same-story scores worked out ahead of the plan (``plan_ahead``), found again by the very feature
-    objects that were scored.
-
-    By identity, not by value: a story that changed since is another ``StoryFeatures`` object (records are
-    never changed in place, only copied), so a score of its earlier version is never found. Each entry keeps
-    both objects, so their ids cannot be reused while it lives.
-    """
-
-    __slots__ = ("_scores",)
-
-    def __init__(self) -> None:
-        self._scores: dict[tuple[int, int], tuple[StoryFeatures, StoryFeatures, float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._scores)
-
-    def put(self, item: StoryFeatures, story: StoryFeatures, score: float) -> None:
-        self._scores[id(item), id(story)] = (item, story, score)
-
-    def get(self, item: StoryFeatures, story: StoryFeatures) -> float | None:
-        found = self._scores.get((id(item), id(story)))
-        return found[2] if found is not None and found[0] is item and found[1] is story else None
-
-
 def candidate_story_ids(prepared: list[Prepared], view: IndexView) -> set[str]:
     """Stories the batch may touch: found through seen marks, LSH buckets and terms."""
     ids: set[str] = set()
@@ -299,61 +273,8 @@ def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories:
     return None
 
 
-def _best_story(p: Prepared, terms: Mapping[str, list[str]], stories: Mapping[str, StoryHandle],
-                settings: WorkerConfig, score: Callable[[StoryHandle], float]) -> tuple[float, str] | None:
-    """The open story this item scores highest against, at or over the threshold, among its term candidates
-    (rule 4 of the module docstring), with its score."""
-    best: tuple[float, str] | None = None
-    for story_id in sorted(term_candidates(p.terms, terms)):
-        story = stories.get(story_id)
-        if story is None or p.item.feed in story.feeds or story.status == "withdrawn":
-            continue
-        if not _within_window(story, p, settings.story_window):
-            continue
-        value = score(story)
-        if value >= settings.story_threshold and (best is None or value > best[0]):
-            best = (value, story_id)
-    return best
-
-
-def _score_and_keep(scores: PairScores, item: StoryFeatures, score_against: Callable[[StoryFeatures], float],
-                    story: StoryHandle) -> float:
-    value = score_against(story.features)
-    scores.put(item, story.features, value)
-    return value
-
-
-def _known_or_score(scores: PairScores | None, item: StoryFeatures,
-                    score_against: Callable[[StoryFeatures], float], story: StoryHandle) -> float:
-    known = scores.get(item, story.features) if scores else None
-    return score_against(story.features) if known is None else known
-
-
-def plan_ahead(prepared: list[Prepared], view: IndexView, settings: WorkerConfig, scores: PairScores) -> None:
-    """The costly part of ``plan_batch`` done before it, on an index view that may be out of date by then: each
-    item's same-story scores (into ``scores``) and the whole record of the story it would join (decoded into
-    its ``StoryHandle``, which the worker's story cache keeps).
-
-    Why: commits take turns (``worker/publish.py``), and a batch that finds the turn taken can do this while
-    it waits, so that its turn is shorter. What changed meanwhile is another object, read and scored again
-    under the turn; nothing found here can change a decision."""
-    for p in prepared:
-        if p.item.id in view.seen or p.item.withdrawn:
-            continue  # known items and kills are decided on the seen mark and the exact keys, not scored
-        twin = _near_duplicate_story(p, view.lsh, view.stories)
-        if twin is not None:
-            _ = view.stories[twin].record  # decoded on first use: here, rather than under the turn
-            continue
-        best = _best_story(p, view.terms, view.stories, settings,
-                           partial(_score_and_keep, scores, p.features, story_scorer(p.features)))
-        if best is not None:
-            _ = view.stories[best[1]].record
-
-
-def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig, now: datetime,
-               scores: PairScores | None = None) -> BatchPlan:
-    """Decide every item of the batch against the index view (see the module docstring); ``scores`` are those
-    ``plan_ahead`` worked out, used where the same item and story version meet again."""
+def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig, now: datetime) -> BatchPlan:
+    """Decide every item of the batch against the index view (see the module docstring)."""
     plan = BatchPlan()
     stories = dict(view.stories)
     seen = dict(view.seen)
@@ -432,9 +353,19 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         if twin is not None:
             assign(p, twin, _join(stories[twin].record, p), "near_duplicate")
             continue
+        best: tuple[float, str] | None = None
         # Stories made or joined earlier in this batch count too: they are in ``stories`` already.
-        best = _best_story(p, terms, stories, settings,
-                           partial(_known_or_score, scores, p.features, story_scorer(p.features)))
+        candidates = term_candidates(p.terms, terms)
+        score_against = story_scorer(p.features)
+        for story_id in sorted(candidates):
+            story = stories.get(story_id)
+            if story is None or item.feed in story.feeds or story.status == "withdrawn":
+                continue
+            if not _within_window(story, p, settings.story_window):
+                continue
+            score = score_against(story.features)
+            if score >= settings.story_threshold and (best is None or score > best[0]):
+                best = (score, story_id)
         if best is not None:
             assign(p, best[1], _join(stories[best[1]].record, p), "same_story")
             continue
