@@ -26,7 +26,10 @@ compared with. Last, where the cores go: CPU per item of each process from the m
 it has drained (workers and receiver from /proc, so Linux only; redis-server by its own ``INFO cpu``; this
 process does the poller's parsing and queueing, and reads the stream); and the commits of the measured
 load, from the workers' counters (``livebrief metrics``): batches, items per batch, and conflicts, commit
-attempts that found the index changed by the other worker and decided their batch again.
+attempts that found the index changed by the other worker and decided their batch again; and how much of
+the load's time some batch held the commit turn (``worker/publish.py``: commits take turns, so this share
+nearing 100% is the most the workers together can publish, however many cores are left), sampled every
+5 ms by a thread of this process, also per 10 s window.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from livebrief.redis_server import free_port
 
 WINDOW = 10.0  # seconds of load per row of the drift table (runs longer than this)
 TICK = 0.05
+TURN_SAMPLE = 0.005  # seconds between looks at the commit turn (~200 EXISTS a second: ~1% of a core)
 
 
 class _Arrivals:
@@ -138,6 +142,25 @@ def _stream_reader(client: redis.Redis, stream: str, arrivals: _Arrivals, stop: 
                 arrivals.keep(fields[b"entry"], now, id_ms / 1000)
 
 
+class _TurnSampler:
+    """Whether some batch holds the commit turn (``Keys.commit_turn``), looked at every ``TURN_SAMPLE``
+    seconds from its own thread and connection; ``share`` is the part of a span of time it was held."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.client, self.key = client, key
+        self.samples: list[tuple[float, bool]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.stop.wait(TURN_SAMPLE):
+            self.samples.append((time.time(), bool(self.client.exists(self.key))))
+
+    def share(self, start: float, end: float) -> str:
+        held = [flag for at, flag in self.samples if start <= at < end]
+        return f"{100 * sum(held) / len(held):.0f}%" if held else "-"
+
+
 def _percentiles(urls: list[str], fetched: dict[str, float], arrivals: dict[str, float],
                  drain: float) -> tuple[str, str, str, int]:
     """p50, p99, max (ms) from fetch to arrival over the items ``urls``; missing items count as later than
@@ -175,10 +198,11 @@ def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: 
     return len(fetched) / (time.perf_counter() - start), behind
 
 
-def _windows(rate: int, label: str, fetched: dict[str, float], arrivals: dict[str, float], drain: float
-             ) -> list[list[object]]:
+def _windows(rate: int, label: str, fetched: dict[str, float], arrivals: dict[str, float], drain: float,
+             turn: _TurnSampler | None = None) -> list[list[object]]:
     """Latency to ``arrivals`` per ``WINDOW`` seconds of the load (by fetch time): where a long run starts to
-    drift, for the stream and for the webhook receiver (deliveries, served after ingest, drift first)."""
+    drift, for the stream and for the webhook receiver (deliveries, served after ingest, drift first); with
+    ``turn``, the share of each window's time the commit turn was held."""
     if not fetched:
         return []
     start = min(fetched.values())
@@ -189,8 +213,9 @@ def _windows(rate: int, label: str, fetched: dict[str, float], arrivals: dict[st
     for index in sorted(by_window):
         urls = by_window[index]
         p50, p99, worst, missing = _percentiles(urls, fetched, arrivals, drain)
+        since = start + index * WINDOW
         rows.append([f"{rate:,}/s", label, f"{index * WINDOW:.0f}-{(index + 1) * WINDOW:.0f} s", len(urls), p50, p99,
-                     worst, missing])
+                     worst, missing, turn.share(since, since + WINDOW) if turn else "-"])
     return rows
 
 
@@ -254,6 +279,8 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         while time.time() < settle and not (_arrived(warm, stream_seen) and _hooked_count(hook_port) >= len(warm)):
             time.sleep(0.1)
         fetched: dict[str, float] = {}
+        turn = _TurnSampler(redis.Redis.from_url(server.url), keys.commit_turn)
+        turn.thread.start()
         cpu_before = _cpu_snapshot(procs, receiver, client)
         counted_before = read_counters(client, keys)
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
@@ -264,6 +291,8 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
                                               and _hooked_count(hook_port) >= expected_hooked):
             time.sleep(0.2)
         cpu_after = _cpu_snapshot(procs, receiver, client)
+        turn.stop.set()
+        turn.thread.join(2)
         counted = read_counters(client, keys)
         hooked = _hooked(hook_port)
         stop.set()
@@ -295,9 +324,10 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     batches = counted.batches - counted_before.batches
     items = sum(counted.items.values()) - sum(counted_before.items.values())
     conflicts = counted.conflicts - counted_before.conflicts
+    load = (min(fetched.values()), max(fetched.values()) + TICK) if fetched else (0.0, 0.0)
     commit_row = [f"{rate:,}/s", batches, items / batches if batches else 0, conflicts,
-                  100 * conflicts / (batches + conflicts) if batches else 0]
-    windows = (_windows(rate, "stream (XREAD arrival)", fetched, stream_seen.at, drain)
+                  100 * conflicts / (batches + conflicts) if batches else 0, turn.share(*load)]
+    windows = (_windows(rate, "stream (XREAD arrival)", fetched, stream_seen.at, drain, turn)
                + _windows(rate, "webhook receiver", fetched, hooked, drain))
     return rows, windows, cpu_rows, commit_row
 
@@ -356,14 +386,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["load", "arrival at", "items", "p50 ms", "p99 ms", "max ms", "not arrived", "pacing"], rows)
     if ns.seconds > WINDOW:
         print_table(f"latency by {WINDOW:.0f} s window of the load, by fetch time (ms): a run that keeps up stays "
-                    "flat", ["load", "arrival at", "fetched at", "items", "p50 ms", "p99 ms", "max ms", "not arrived"],
-                    windows)
+                    "flat", ["load", "arrival at", "fetched at", "items", "p50 ms", "p99 ms", "max ms", "not arrived",
+                             "commit turn held"], windows)
     if cpu:
         print_table("CPU per item by process, from the measured load's start until it had drained (ms; where the "
                     "cores go)", ["load", "process", "CPU ms per item"], cpu)
     print_table("commits of the measured load (livebrief metrics' counters): a conflict is a commit attempt "
-                "that found a key it read changed by the other worker, so its batch was decided again",
-                ["load", "batches committed", "items per batch", "conflicts", "conflicts per 100 attempts"], commits)
+                "that found a key it read changed by the other worker, so its batch was decided again; commits "
+                "take turns, and a turn held near 100% of the time is the most the workers can publish",
+                ["load", "batches committed", "items per batch", "conflicts", "conflicts per 100 attempts",
+                 "commit turn held (share of the load's time)"], commits)
     first = next((r for r in rows if r[0].startswith("1,000/s") and r[1].startswith("stream (XREAD")), None)
     if first:
         print_table("goals (issue 6)", ["goal", "target", "measured"],
