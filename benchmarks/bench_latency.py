@@ -144,17 +144,26 @@ def _stream_reader(client: redis.Redis, stream: str, arrivals: _Arrivals, stop: 
 
 class _TurnSampler:
     """Whether some batch holds the commit turn (``Keys.commit_turn``), looked at every ``TURN_SAMPLE``
-    seconds from its own thread and connection; ``share`` is the part of a span of time it was held."""
+    seconds from its own thread and connection, from ``start`` to ``stop``; ``share`` is the part of a span
+    of time it was held."""
 
-    def __init__(self, client: redis.Redis, key: str) -> None:
-        self.client, self.key = client, key
+    def __init__(self, url: str, key: str) -> None:
+        self.client, self.key = redis.Redis.from_url(url), key
         self.samples: list[tuple[float, bool]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
-        while not self.stop.wait(TURN_SAMPLE):
+        while not self._done.wait(TURN_SAMPLE):
             self.samples.append((time.time(), bool(self.client.exists(self.key))))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(2)
+        self.client.close()
 
     def share(self, start: float, end: float) -> str:
         held = [flag for at, flag in self.samples if start <= at < end]
@@ -279,8 +288,8 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         while time.time() < settle and not (_arrived(warm, stream_seen) and _hooked_count(hook_port) >= len(warm)):
             time.sleep(0.1)
         fetched: dict[str, float] = {}
-        turn = _TurnSampler(redis.Redis.from_url(server.url), keys.commit_turn)
-        turn.thread.start()
+        turn = _TurnSampler(server.url, keys.commit_turn)
+        turn.start()
         cpu_before = _cpu_snapshot(procs, receiver, client)
         counted_before = read_counters(client, keys)
         offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
@@ -291,8 +300,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
                                               and _hooked_count(hook_port) >= expected_hooked):
             time.sleep(0.2)
         cpu_after = _cpu_snapshot(procs, receiver, client)
-        turn.stop.set()
-        turn.thread.join(2)
+        turn.stop()
         counted = read_counters(client, keys)
         hooked = _hooked(hook_port)
         stop.set()
