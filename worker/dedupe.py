@@ -534,7 +534,7 @@ class _View:
 # cannot be reused meanwhile. Evicted one at a time: clearing the lot when full made every cached story
 # compute its weights again.
 _VIEWS: OrderedDict[int, tuple[StoryFeatures, list[_View]]] = OrderedDict()
-_VIEWS_SIZE = 16_384
+_VIEWS_SIZE = 32_768  # twice the default story cache (``worker.records.cache_stories``)
 
 
 def cache_views(count: int) -> None:

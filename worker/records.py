@@ -97,7 +97,7 @@ class _StoryCache:
             self._handles.popitem(last=False)
 
 
-_stories = _StoryCache(8192)
+_stories = _StoryCache(16384)  # until ``cache_stories`` sets ``worker.story_cache``
 
 
 def cache_stories(count: int) -> None:
