@@ -18,6 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from livebrief.errors import ConfigError, RedisUrlError
 from livebrief.redis_client import check_url
 
+# ``worker.story_cache``'s default, also the size the worker's caches start at (``worker/records.py``,
+# ``worker/dedupe.py``). 16,384 rather than 8,192 (before the twenty-sixth session): in `livebrief run`'s
+# layout at 1,000 items/s for 60 s, ~9% less worker CPU and stream p99 77-153 ms against 228-471 in three
+# alternated pairs, for ~130 MB more RSS per worker, spent only once the index holds more than 8,192 stories.
+STORY_CACHE = 16_384
+
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -129,11 +135,8 @@ class WorkerConfig(_Strict):
     )
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
-    # 16,384 rather than 8,192 (before the twenty-sixth session): in `livebrief run`'s layout at 1,000
-    # items/s for 60 s, ~9% less worker CPU and stream p99 77-153 ms against 228-471 in three alternated
-    # pairs, for ~130 MB more RSS per worker, spent only once the index holds more than 8,192 stories.
     story_cache: int = Field(
-        default=16384, ge=0, le=10_000_000,
+        default=STORY_CACHE, ge=0, le=10_000_000,
         description="decoded stories a worker process keeps for scoring (~16 kB each, with their scoring "
                     "views); raise it when the index holds many more stories than this",
     )

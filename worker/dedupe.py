@@ -37,6 +37,7 @@ from typing import cast
 
 from pydantic import BaseModel, Field
 
+from livebrief.config import STORY_CACHE
 from livebrief.models import Item
 from livebrief.urls import canonical_url, url_hash
 
@@ -534,7 +535,7 @@ class _View:
 # cannot be reused meanwhile. Evicted one at a time: clearing the lot when full made every cached story
 # compute its weights again.
 _VIEWS: OrderedDict[int, tuple[StoryFeatures, list[_View]]] = OrderedDict()
-_VIEWS_SIZE = 32_768  # twice the default story cache (``worker.records.cache_stories``)
+_VIEWS_SIZE = 2 * STORY_CACHE  # as ``worker.records.cache_stories`` sets it
 
 
 def cache_views(count: int) -> None:

@@ -25,6 +25,7 @@ from functools import partial
 
 from pydantic import BaseModel
 
+from livebrief.config import STORY_CACHE
 from livebrief.models import Entry
 from worker.dedupe import StoryFeatures, TextSignature, cache_views
 from worker.stories import StoryHandle, StoryRecord
@@ -97,7 +98,7 @@ class _StoryCache:
             self._handles.popitem(last=False)
 
 
-_stories = _StoryCache(16384)  # until ``cache_stories`` sets ``worker.story_cache``
+_stories = _StoryCache(STORY_CACHE)  # until ``cache_stories`` sets ``worker.story_cache``
 
 
 def cache_stories(count: int) -> None:
