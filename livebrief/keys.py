@@ -40,6 +40,9 @@ P:webhook:<webhook>:hold       string     until when (unix s) the receiver asked
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
 P:commit:turn                  string     the token of the batch whose turn it is to commit    1 s, or deleted
                                           (worker/publish.py)                                  at its commit
+P:commit:stamp                 string     a random stamp that every commit sets anew, so a     none
+                                          batch that finds it unchanged since its read knows
+                                          nothing it read has changed (worker/publish.py)
 P:counters                     hash       what the workers did, for ``livebrief metrics``: items  none
                                           by outcome, batches, commit conflicts, entry
                                           versions; deliveries, deferrals and dead letters
@@ -156,6 +159,10 @@ class Keys:
     @property
     def commit_turn(self) -> str:
         return f"{self.prefix}:commit:turn"
+
+    @property
+    def commit_stamp(self) -> str:
+        return f"{self.prefix}:commit:stamp"
 
     @property
     def counters(self) -> str:

@@ -149,6 +149,62 @@ def test_a_commit_that_lost_a_race_for_a_url_drops_its_item(
     assert [s.feed for e in stream(client) for s in e.sources] == ["outlet-b"]
 
 
+def _commit_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Spy on commit scripts: each call's form (``worker/publish.py``: "stamp" or "checked") and result."""
+    import worker.publish as publish
+
+    calls: list[tuple[str, int]] = []
+    real_eval = redis.Redis.eval
+
+    def spy(self, script, numkeys, *args):  # type: ignore[no-untyped-def]
+        result = real_eval(self, script, numkeys, *args)
+        if script == publish._COMMIT_LUA:
+            calls.append((args[3], result))
+        return result
+
+    monkeypatch.setattr(redis.Redis, "eval", spy)
+    return calls
+
+
+def test_a_batch_in_its_turn_commits_without_checking_what_it_read(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the turn nothing else commits, and the last commit's stamp shows it: the commit sends none of
+    the values it read back to be compared. The second batch reads the first one's story, and joins it."""
+    runtime = configure(make_config(redis_url, []))
+    first, second = _copies(3)
+    calls = _commit_calls(monkeypatch)
+
+    run_batch(client, runtime, [first])
+    plan = run_batch(client, runtime, [second])
+
+    assert plan.outcomes == {second.id: "near_duplicate"}
+    assert calls == [("stamp", 1), ("stamp", 1)]
+    assert read_counters(client, KEYS).conflicts == 0
+
+
+def test_a_commit_made_meanwhile_elsewhere_in_the_index_costs_a_check_not_a_new_decision(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker commits (without the turn, which this batch holds) between this batch's read and its
+    commit, on keys this batch did not read. The stamp has changed, so the commit is sent again with its
+    check, which finds what was read unchanged: committed as decided, no conflict, decided once."""
+    runtime = configure(make_config(redis_url, []))
+    mine = make_item("outlet-a", 1, title="Parliament passes the harvest budget after a long night")
+    theirs = make_item("outlet-b", 2, title="Storm closes mountain passes as snow keeps falling")
+    decisions = _lose_the_race_to(theirs, runtime, redis_url, monkeypatch)
+    calls = _commit_calls(monkeypatch)
+
+    plan = run_batch(client, runtime, [mine])
+
+    assert len(decisions) == 1
+    assert plan.outcomes == {mine.id: "new_story"}
+    # Theirs waited for the turn in vain and committed checked; mine found the stamp changed, then checked.
+    assert calls == [("checked", 1), ("stamp", -2), ("checked", 1)]
+    assert read_counters(client, KEYS).conflicts == 0
+    assert sorted(e.sources[0].feed for e in stream(client)) == ["outlet-a", "outlet-b"]
+
+
 def _copies(n: int) -> tuple[Item, Item]:
     """Two outlets' copies of one wire story."""
     base = make_item("story", n)

@@ -101,9 +101,11 @@ def test_after_an_upgrade_an_update_still_finds_its_story_through_the_earlier_ke
     assert read_fields(client, keys, retention, [item_field(first.id)])[0] is not None
 
 
-# Another worker's write of one field, as its commit script makes it (the same Lua).
+# Another worker's write of one field, as its commit script makes it (the same Lua), with the new stamp that
+# every commit sets (``worker/publish.py``).
 _ANOTHER_WORKERS_WRITE = packed_index.LUA_FUNCTIONS + """
-ix_write(ARGV[1], tonumber(ARGV[2]), ARGV[3], 4)
+ix_write(ARGV[1], tonumber(ARGV[2]), ARGV[3], 5)
+redis.call('SET', ARGV[4], 'theirs')
 """
 
 
@@ -126,7 +128,7 @@ def test_a_commit_sees_a_field_another_worker_wrote_since_its_read(
         if len(calls) == 1:
             gen = packed_index.generation(time.time(), retention) + ahead
             mark = f"{item.content_hash} s-theirs"
-            client.eval(_ANOTHER_WORKERS_WRITE, 0, keys.packed_index, gen, 60_000,
+            client.eval(_ANOTHER_WORKERS_WRITE, 0, keys.packed_index, gen, 60_000, keys.commit_stamp,
                         *packed_index.write_args([(field, mark)]))
         return real_plan(*args, **kwargs)
 
