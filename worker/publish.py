@@ -17,7 +17,7 @@ index right, with or without a turn.
 Every commit also sets the *stamp* (``Keys.commit_stamp``) to a random value of its own, and a batch reads
 it first, with the index. A batch in its turn sends its commit without the check (the *stamp form*): the
 script compares the stamp only. Unchanged, nothing has been committed since the read, so what was read is
-still there, and the check would have compared ~15 values an item for nothing (~1/3 of the script's time,
+still there, and the check would have compared ~20 values an item for nothing (~1/3 of the script's time,
 and a third of its arguments: ``benchmarks/README.md``). Changed (another batch committed without the
 turn, or this batch's turn lapsed), the script returns -2 without ending the turn and the batch sends the
 *checked form* at once; a batch that has no turn sends that form from the start. Only commit scripts write
