@@ -159,7 +159,7 @@ def _commit_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     def spy(self, script, numkeys, *args):  # type: ignore[no-untyped-def]
         result = real_eval(self, script, numkeys, *args)
         if script == publish._COMMIT_LUA:
-            calls.append((args[3], result))
+            calls.append((args[6], result))  # the form: after turn, token, stamps, index, generation
         return result
 
     monkeypatch.setattr(redis.Redis, "eval", spy)

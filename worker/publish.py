@@ -193,22 +193,25 @@ _legacy = _LegacyKeys()
 #   turn, token                              the commit turn's key and this batch's token ("": none),
 #                                            ended (deleted if still its) whatever the script returns,
 #                                            except -2
-#   stamp, form, stamp_read, new_stamp       the last commit's stamp (``Keys.commit_stamp``, set to
-#                                            new_stamp by this commit), then either "stamp" and the stamp as
-#                                            the batch read it ("": missing), the *stamp form*: if it has
-#                                            changed -> return -2, nothing written, the turn kept for the
-#                                            checked form that follows; or "checked" and "", the *checked
-#                                            form*, whose check comes next (the stamp form has no check
-#                                            arguments: from ``r`` on, only ``prefix, gen``)
+#   stamp, new_stamp                         the last commit's stamp (``Keys.commit_stamp``), which this
+#                                            commit sets to new_stamp
+#   prefix, gen                              the packed index (``worker.packed_index``) and the generation
+#                                            the batch read it at
+#   then either the *stamp form*:
+#   "stamp", stamp_read                      the stamp as the batch read it ("": missing); changed since ->
+#                                            return -2, nothing written, the turn kept for the checked form
+#                                            that follows
+#   or the *checked form*:
+#   "checked"
 #   r, then r x (key, present, value)        the keys read and what was seen: "1" and the value, "2" and
 #                                            the value's SHA-1 (story records: echoing them back cost more
 #                                            than the rest of the call), or "0" (missing); any
 #                                            difference -> return -1, nothing written
-#   prefix, gen, then check_args             the packed index's fields read (``worker.packed_index``, whose
-#                                            ix_check reads them): the same check, in the generations
-#                                            written since the read
+#   check_args                               the packed index's fields read (ix_check reads them): the same
+#                                            check, in the generations written since the read
 #   a, then a x (key, key, key, member)      long-term marks of URLs and guids the batch did not find:
 #                                            any now in one of those three sets -> return -1
+#   and then, in both forms:
 #   n, then n x (key, value, ttl)            SET key value EX ttl   (term lists, story records)
 #   ttl, since, until, then write_args       the packed index's fields set in generation gen (ix_write), its
 #                                            hashes expiring in ``ttl`` ms; ``since``, when missing, set to
@@ -231,12 +234,11 @@ local function finish(result)
   end_turn(turn, token)
   return result
 end
-local stamp, form, stamp_read, new_stamp = take(), take(), take(), take()
-local ix_prefix, ix_gen
-if form == 'stamp' then
+local stamp, new_stamp = take(), take()
+local ix_prefix, ix_gen = take(), tonumber(take())
+if take() == 'stamp' then
   -- Nothing has been committed since the batch read the index: what it read is what is there.
-  if (redis.call('GET', stamp) or '') ~= stamp_read then return -2 end  -- the turn goes on: the checked form follows
-  ix_prefix, ix_gen = take(), tonumber(take())
+  if (redis.call('GET', stamp) or '') ~= take() then return -2 end  -- the turn goes on: the checked form follows
 else
   local reads = tonumber(take())
   local first = i
@@ -262,7 +264,6 @@ else
     done = done + count
   end
   i = first + 3 * reads
-  ix_prefix, ix_gen = take(), tonumber(take())
   local unchanged
   unchanged, i = ix_check(ix_prefix, ix_gen, i)
   if not unchanged then return finish(-1) end
@@ -400,6 +401,13 @@ def _freshness_by_feed(freshness: list[tuple[str, float | None, bool]]) -> dict[
     return tallies
 
 
+def _commit(client: redis.Redis, args: list[str | bytes | int]) -> int:
+    """``_COMMIT_LUA`` with these arguments: the number of entries published, -1 (a conflict) or -2 (the
+    stamp changed). EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be
+    missing from Redis's script cache after a restart."""
+    return cast(int, client.eval(_COMMIT_LUA, 0, *cast(list[str], args)))
+
+
 def commit_batch(
     client: redis.Redis,
     keys: Keys,
@@ -470,19 +478,15 @@ def commit_batch(
                     recorder.reset()
             writes = [*_write_args(plan, bodies, keys, settings, gen, attempt - 1, when.timestamp()),
                       *_command_args(commands)]
-            # EVAL, not EVALSHA: the script text is small next to its arguments, and nothing can be missing
-            # from Redis's script cache after a restart.
-            stamp, result = f"{random.getrandbits(64):016x}", -2
-            if token:  # under the turn, nothing else commits: the stamp form, without the check
-                result = cast(int, client.eval(_COMMIT_LUA, 0, *cast(list[str], [
-                    keys.commit_turn, token, keys.commit_stamp, "stamp", stamp_read, stamp, keys.packed_index,
-                    index_gen, *writes])))
+            head: list[str | bytes | int] = [keys.commit_turn, token, keys.commit_stamp,
+                                             f"{random.getrandbits(64):016x}", keys.packed_index, index_gen]
+            # Under the turn nothing else commits: the stamp form, without the check.
+            result = _commit(client, [*head, "stamp", stamp_read, *writes]) if token else -2
             if result == -2:  # no turn, or another batch committed without one meanwhile: the checked form
                 absent = sorted(exact_marks - view.remembered)
-                result = cast(int, client.eval(_COMMIT_LUA, 0, *cast(list[str], [
-                    keys.commit_turn, token, keys.commit_stamp, "checked", "", stamp, *_read_args(reads),
-                    keys.packed_index, index_gen, *packed_index.check_args(fields, index_read), len(absent),
-                    *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)), *writes])))
+                result = _commit(client, [
+                    *head, "checked", *_read_args(reads), *packed_index.check_args(fields, index_read),
+                    len(absent), *mark_args(absent, keys.mark_set, (gen - 1, gen, gen + 1)), *writes])
             if result == -1:
                 # Another worker changed a key we read: re-read and decide again. It has committed, so the
                 # first retry reads its writes at once; later ones back off, with jitter, so that many workers
