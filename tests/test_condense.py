@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from worker.condense import ELLIPSIS, MAX_HEADLINE_CHARS, clean_headline, condense, is_boilerplate
+from worker.scanning import StartMatcher
 
 FIXTURES = Path(__file__).parent / "fixtures" / "condense"
 _WORD = re.compile(r"\w+")
@@ -293,6 +294,36 @@ def test_news_line_is_not_boilerplate(line: str) -> None:
 def test_boilerplate_sentence_inside_a_news_paragraph_is_dropped() -> None:
     text = "Four people were wounded. SEE ALSO: Aid convoy reaches town\nMediators will meet again."
     assert condense("T", text).summary == "Four people were wounded. Mediators will meet again."
+
+
+def test_a_sentence_is_checked_for_what_its_paragraph_holds() -> None:
+    # A paragraph's sentences are checked only for the substrings that guard the costlier patterns and that
+    # the paragraph holds: "all rights reserved" is one, and here only a sentence of the paragraph has it.
+    wounded = "Four people were wounded when shells hit a residential block in the north of the city on Monday."
+    text = f"{wounded} All rights reserved. Mediators will meet again."
+    assert not is_boilerplate(text)
+    assert condense("T", text).summary == f"{wounded} Mediators will meet again."
+
+
+_STARTS = [
+    "", "a", "ab", "(", "(Photo: Reuters", "photo: x", "PHOTO/AFP", "12 jan", "1 Jan 2022", "9/11 anniversary",
+    "— Jane (@jane) March 1, 2022", "\u212aey live", "key live", "\u017fee also: x", "see also: x", "Ab", "cd",
+    "y", "xy", "x", "Ukraine says", "The post X appeared first on Y", "the tide turned", "\u00e9t\u00e9",
+    " see also:", "1", "12", "Uk",
+]
+
+
+@pytest.mark.parametrize("line", _STARTS + BOILERPLATE_LINES + CONTENT_LINES)
+def test_a_start_matcher_answers_as_its_whole_alternation(line: str) -> None:
+    """A StartMatcher tries only the alternatives that can begin with a line's first two characters; each
+    line gets the answer of ``re.match`` with the whole alternation (non-ASCII starts included: the Kelvin
+    sign and the long s match "k" and "s" when case is ignored)."""
+    matcher = StartMatcher([r"\(?photo\s*[:/]", r"\d{1,2}(?:/\d{1,2}| jan)", r"— .{1,60} \(@\w+\)", r"k\w+ live",
+                            r"ab|cd", r"x?y", r"see also:", r"the post .+ appeared first on\b", r".?\(", r"u?"],
+                           re.IGNORECASE)
+    assert matcher.matches(line) == (matcher.pattern.match(line) is not None)
+    strict = StartMatcher([r"\(?photo\s*[:/]", r"\d{1,2} jan", r"see also:", r"— .{1,60}"], re.IGNORECASE)
+    assert strict.matches(line) == (strict.pattern.match(line) is not None)
 
 
 def test_long_byline_like_run_is_not_slow_to_reject() -> None:

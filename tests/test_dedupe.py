@@ -71,6 +71,14 @@ def test_short_texts_get_no_signature() -> None:
     assert dedupe.text_signature("Prime minister resigns after vote", "") is None
 
 
+def test_a_signature_reads_on_past_a_lead_of_few_words() -> None:
+    # Story features read the lead's first words only; a signature reads on until it has its words.
+    filler = "and the of it " * 12
+    content = "Kharkiv shelling killed seven civilians near the central market overnight, officials said"
+    assert dedupe.text_signature("Aid", filler + content) == dedupe.text_signature("Aid", content)
+    assert dedupe.text_signature("Aid", filler + content) is not None
+
+
 def test_different_texts_are_not_near_duplicates() -> None:
     a = dedupe.text_signature(TITLE, LONG)
     b = dedupe.text_signature(

@@ -388,11 +388,12 @@ def _mask(text: str, places: Places, exclude: Scanner | None, slot: int, dispatc
 
 
 def _score_topic(
-    topic: _CompiledTopic, slots: tuple[int, int, int], text: str, places: Places, dispatch: Dispatch
+    topic: _CompiledTopic, slots: tuple[int, int, int], text: str, places: Places, dispatch: Dispatch, words: _Words
 ) -> tuple[float, list[str]]:
     exclude_slot, positive_slot, dampen_slot = slots
     masked, places = _mask(text, places, topic.exclude, exclude_slot, dispatch)
-    words = _Words(masked)
+    # Topics that exclude nothing read the same text: its word offsets are found once for all of them.
+    words = words if masked is text else _Words(masked)
     fired: dict[str, float] = {}  # label -> weight; a rule counts once however often it matches
     evidence: list[str] = []
     for first in topic.positive.scan(masked, places, positive_slot):
@@ -461,8 +462,9 @@ def classify(title: str, text: str, topics: TopicSet) -> Classification:
     dispatch = topics._dispatch
     places = dispatch.places(blob)
     result = Classification()
+    words = _Words(blob)
     for name, topic, slots in topics._plan:
-        score, evidence = _score_topic(topic, slots, blob, places, dispatch)
+        score, evidence = _score_topic(topic, slots, blob, places, dispatch, words)
         result.scores[name] = score
         if evidence:
             result.evidence[name] = evidence

@@ -33,6 +33,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from importlib import resources
+from itertools import chain
 from typing import cast
 
 from pydantic import BaseModel, Field
@@ -66,6 +67,7 @@ GROUPS = 4  # GROUPS > MAX_DIFF_LONG: a near-duplicate leaves at least one group
 # Only the start of a text is read (its first words decide both levels); cleaning a whole 20 kB article
 # per item would cost more than everything else the worker does.
 LEAD_CHARS = 2000
+LEAD_WORDS = 40  # of the lead, story features read only these: the rest drifts off the event
 MIN_BUCKET = 2  # a bucket of one fingerprint would be one common word shared by thousands of items
 _FP_BITS = 12
 
@@ -230,7 +232,6 @@ def _clean(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=1024)  # each item's title is stripped for its signature and again for its features
 def _strip_title(title: str) -> str:
     title = _clean(title).strip()
     stripped = _OUTLET_SUFFIX.sub("", title)
@@ -238,7 +239,6 @@ def _strip_title(title: str) -> str:
     return stripped if len(stripped.split()) >= 3 else title
 
 
-@lru_cache(maxsize=256)  # each item's lead is stripped for its signature and again for its features
 def _strip_text(text: str) -> str:
     text = _clean(text)
     low = text.lower()
@@ -341,12 +341,20 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     """The near-duplicate signature of an item, or None when it has fewer than ``MIN_EXACT_TOKENS``
     distinct content words (short texts collide by accident, so they never match at this level).
     Below ``MIN_TOKENS`` words only the same set of words matches (a re-posted headline)."""
-    words: list[str] = []
-    seen: set[str] = set()
-    for _, norm in _iter_content_words(f"{_strip_title(title)} \n {_strip_text(text[:LEAD_CHARS])}"):
-        if norm not in seen:
-            seen.add(norm)
-            words.append(norm)
+    title_words, head_words, rest = _words_of(title, text)
+    forms = _CONTENT
+    words: dict[str, None] = {}  # distinct, in order
+    for raw in chain(title_words, head_words):
+        norm = forms.get(raw)
+        if norm is None:
+            norm = _content_form(raw)
+        if norm:
+            words[norm] = None
+            if len(words) == SIG_TOKENS:
+                break
+    else:  # a lead of few words: the rest of it, read only as far as needed
+        for _, norm in _iter_content_words(" ".join(rest)):
+            words[norm] = None
             if len(words) == SIG_TOKENS:
                 break
     fps = sorted({_fingerprint(w) for w in words})
@@ -428,16 +436,19 @@ def _is_title_case(words: list[str]) -> bool:
     return sum(w[:1].isupper() for w in letters) >= 0.7 * len(letters)
 
 
+@lru_cache(maxsize=64)  # prepare reads an item's words twice: for its signature, then for its features
+def _words_of(title: str, text: str) -> tuple[list[str], list[str], list[str]]:
+    """The words of the stripped title, those of the lead's first ``LEAD_WORDS`` words, and the rest of the
+    lead, split at whitespace only (a signature may read on into it)."""
+    lead = _strip_text(text[:LEAD_CHARS]).split()
+    return _WORD.findall(_strip_title(title)), _WORD.findall(" ".join(lead[:LEAD_WORDS])), lead[LEAD_WORDS:]
+
+
 def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
     idf = _idf()
-    title = _strip_title(title)
-    head = " ".join(_strip_text(text[:LEAD_CHARS]).split()[:40])  # the lead only: the rest drifts off the event
     entities: set[str] = set()
     terms: dict[str, None] = {}
-    for part in (title, head):
-        if not part:
-            continue
-        raw_words = _WORD.findall(part)
+    for raw_words in _words_of(title, text)[:2]:
         title_case = _is_title_case(raw_words)
         first = raw_words[0] if raw_words else ""
         for raw in raw_words:  # as _content_words(part), without a second pass of the word pattern

@@ -1,4 +1,5 @@
-"""Scanning an alternation of phrase regexes only where it can match (the classifier's engine).
+"""Scanning an alternation of phrase regexes only where it can match (the classifier's engine; ``StartMatcher``
+for condense's boilerplate lines).
 
 A topic's alternation holds hundreds of phrases, and the regex engine tries every one of them, in order,
 at every position where a word starts: that was nearly all of the time classify() took. A Scanner does
@@ -492,3 +493,53 @@ class Dispatch:
             if choices is not None:
                 at.append((pos, choices))
         return Places(at, None)
+
+
+class StartMatcher:
+    """Whether an alternation of regexes matches at the start of a text (``re.match``), trying only the
+    alternatives whose matches can begin with the text's first two characters.
+
+    For whole-line patterns of many alternatives (``condense``'s boilerplate lines): the regex engine tries
+    them one after another at the start of every line, though a line can begin as few of them do. Which
+    alternatives can begin how is read off each one's parsed regex (``_prefixes``, as a ``Scanner`` does);
+    a text that begins with a non-ASCII character gets the whole alternation. Only says whether some
+    alternative matches, not which.
+    """
+
+    _SIZE = 2  # characters looked at: two tell most lines of news from every boilerplate pattern
+
+    def __init__(self, alternatives: list[str], flags: int = 0) -> None:
+        self.pattern = re.compile("|".join(alternatives), flags)
+        self._alternatives = alternatives
+        self._flags = flags
+        self._prefixes: list[set[str]] = []
+        for alt in alternatives:
+            try:
+                parsed = _sre_parse.parse(alt, flags)
+                prefixes = _prefixes(_items(parsed, parsed.state.flags), self._SIZE)
+            except Exception:  # re's parse tree is internal (see Scanner): then the alternative is always tried
+                log.warning("alternative_not_indexed", exc_info=True)
+                prefixes = {""}
+            self._prefixes.append(prefixes)
+        self._by_key: dict[str, re.Pattern[str] | None] = {}  # at most 128 ** 2 keys
+        self._by_choice: dict[tuple[int, ...], re.Pattern[str]] = {}
+
+    def matches(self, text: str) -> bool:
+        key = text[: self._SIZE]
+        if not key.isascii():
+            return self.pattern.match(text) is not None
+        key = key.lower()
+        rx = self._by_key.get(key, _UNSET)
+        if rx is _UNSET:
+            rx = self._by_key[key] = self._for_key(key)
+        return rx is not None and rx.match(text) is not None
+
+    def _for_key(self, key: str) -> re.Pattern[str] | None:
+        # A match, lower-cased, starts with one of its alternative's prefixes; the text starts with the match.
+        choice = tuple(i for i, prefixes in enumerate(self._prefixes) if any(key.startswith(p) for p in prefixes))
+        if not choice:
+            return None
+        rx = self._by_choice.get(choice)
+        if rx is None:
+            rx = self._by_choice[choice] = re.compile("|".join(self._alternatives[i] for i in choice), self._flags)
+        return rx
