@@ -506,7 +506,9 @@ class StartMatcher:
     alternative matches, not which.
     """
 
-    _SIZE = 2  # characters looked at: two tell most lines of news from every boilerplate pattern
+    # Characters looked at: on the benchmark's lines of news, two leave no boilerplate pattern to try for ~40%
+    # of them and a few for the rest.
+    _SIZE = 2
 
     def __init__(self, alternatives: list[str], flags: int = 0) -> None:
         self.pattern = re.compile("|".join(alternatives), flags)
