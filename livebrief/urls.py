@@ -53,13 +53,7 @@ def clean_url(url: str | None) -> str | None:
     ``javascript:``, ``data:`` and other schemes give None, so they never reach an entry.
     """
     split = _split(url)
-    if split is None:
-        return None
-    scheme, host, port, path, query = split
-    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    if netloc and not query:
-        return f"{scheme}://{netloc}{path}"
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+    return None if split is None else _join(*split)
 
 
 def canonical_url(url: str | None) -> str | None:
@@ -72,13 +66,17 @@ def canonical_url(url: str | None) -> str | None:
     if host.count(".") >= 2:
         host = _MOBILE_HOST.sub("", host)
     host = host.removeprefix("www.")
-    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
     path = _AMP_SEGMENT.sub("", path) or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
+    return _join("https", host, port, path, sorted(query))
+
+
+def _join(scheme: str, host: str, port: int | None, path: str, query: list[tuple[str, str]]) -> str:
+    netloc = host if port in (None, 80, 443) else f"{host}:{port}"
     if netloc and not query:  # what urlunsplit makes of it, without its checks
-        return f"https://{netloc}{path}"
-    return urlunsplit(("https", netloc, path, urlencode(sorted(query)), ""))
+        return f"{scheme}://{netloc}{path}"
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
 def url_hash(url: str) -> str:

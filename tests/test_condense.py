@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from worker.condense import ELLIPSIS, MAX_HEADLINE_CHARS, clean_headline, condense, is_boilerplate
-from worker.scanning import StartMatcher
+from worker.scanning import Scanner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "condense"
 _WORD = re.compile(r"\w+")
@@ -314,16 +314,17 @@ _STARTS = [
 
 
 @pytest.mark.parametrize("line", _STARTS + BOILERPLATE_LINES + CONTENT_LINES)
-def test_a_start_matcher_answers_as_its_whole_alternation(line: str) -> None:
-    """A StartMatcher tries only the alternatives that can begin with a line's first two characters; each
-    line gets the answer of ``re.match`` with the whole alternation (non-ASCII starts included: the Kelvin
-    sign and the long s match "k" and "s" when case is ignored)."""
-    matcher = StartMatcher([r"\(?photo\s*[:/]", r"\d{1,2}(?:/\d{1,2}| jan)", r"— .{1,60} \(@\w+\)", r"k\w+ live",
-                            r"ab|cd", r"x?y", r"see also:", r"the post .+ appeared first on\b", r".?\(", r"u?"],
-                           re.IGNORECASE)
-    assert matcher.matches(line) == (matcher.pattern.match(line) is not None)
-    strict = StartMatcher([r"\(?photo\s*[:/]", r"\d{1,2} jan", r"see also:", r"— .{1,60}"], re.IGNORECASE)
-    assert strict.matches(line) == (strict.pattern.match(line) is not None)
+def test_a_scanner_matches_a_line_as_its_whole_alternation(line: str) -> None:
+    """``Scanner.match`` (the boilerplate lines' matcher) tries only the alternatives that can begin where the
+    line does; each line gets the answer of ``re.match`` with the whole alternation (non-ASCII starts
+    included: the Kelvin sign and the long s match "k" and "s" when case is ignored). The first scanner has
+    an alternative that matches the empty string, so it is not indexed and runs the whole alternation."""
+    matcher = Scanner([r"\(?photo\s*[:/]", r"\d{1,2}(?:/\d{1,2}| jan)", r"— .{1,60} \(@\w+\)", r"k\w+ live",
+                       r"ab|cd", r"x?y", r"see also:", r"the post .+ appeared first on\b", r".?\(", r"u?"], 0)
+    assert (matcher.match(line) is not None) == (matcher.pattern.match(line) is not None)
+    strict = Scanner([r"\(?photo\s*[:/]", r"\d{1,2} jan", r"see also:", r"— .{1,60}"], 0)
+    assert strict.indexed
+    assert (strict.match(line) is not None) == (strict.pattern.match(line) is not None)
 
 
 def test_long_byline_like_run_is_not_slow_to_reject() -> None:

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pydantic import BaseModel
 
 from worker.chars import fold
-from worker.scanning import StartMatcher
+from worker.scanning import Scanner
 
 __all__ = [
     "ELLIPSIS",
@@ -303,8 +303,8 @@ _DATE = (
 _AGENCY = r"(?:AP|Reuters|AFP|RFE/RL|dpa|UPI|Xinhua|TASS|Interfax|CNN|BBC|Bloomberg|Kyodo|Yonhap|ANI|PTI)"
 
 # Whole-line patterns (matched from the start, case-insensitive), each tried only on lines that can begin as
-# its matches do: trying them all took half of ``is_boilerplate``'s time on a line of news.
-_BOILERPLATE_LINE = StartMatcher(
+# its matches do (``Scanner.match``): trying them all took half of ``is_boilerplate``'s time on a line of news.
+_BOILERPLATE_LINE = Scanner(
     [
         # Promotion and navigation: "SEE ALSO: ...", "Read more", "Related: ...", "Watch: ...".
         r"(?:see also|also see|read more|read also|also read|more|related|related (?:stories|articles"
@@ -357,7 +357,7 @@ _BOILERPLATE_LINE = StartMatcher(
         r"(?:enable|please enable) javascript\b",
         r"to view this (?:content|video|embed)\b",
     ],
-    re.I,
+    named_groups=0,
 )
 
 # More whole-line patterns, each with substrings (lower-case) a matching line must contain: these scan
@@ -435,7 +435,7 @@ def _is_boilerplate(line: str, needles: Sequence[str]) -> bool:
     """``is_boilerplate`` of a stripped line, given a superset of the ``_NEEDLES`` it holds."""
     if not line:
         return True
-    if _BOILERPLATE_LINE.matches(line):
+    if _BOILERPLATE_LINE.match(line):
         return True
     if needles:
         lower = line.lower()

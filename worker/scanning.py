@@ -1,4 +1,4 @@
-"""Scanning an alternation of phrase regexes only where it can match (the classifier's engine; ``StartMatcher``
+"""Scanning an alternation of phrase regexes only where it can match (the classifier's engine; ``Scanner.match``
 for condense's boilerplate lines).
 
 A topic's alternation holds hundreds of phrases, and the regex engine tries every one of them, in order,
@@ -306,6 +306,7 @@ class Scanner(LazyAlternation):
         self._inside: dict[str, set[int]] = {}
         self._by_node: dict[tuple[str, bool], tuple[int, ...]] = {}
         self._by_choice: dict[tuple[int, ...], _Patterns | None] = {}
+        self._at_key: dict[str, _Patterns | None] = {}  # ``match``'s look-ups
         # Numbered groups (and so back-references) would change meaning in a shorter alternation, and an
         # alternative that matches the empty string would need finditer's rules for empty matches: such an
         # alternation is scanned whole.
@@ -384,6 +385,24 @@ class Scanner(LazyAlternation):
         if rx is None:
             rx = self._single[i] = re.compile(at_word_start([self.alternatives[i]]), re.IGNORECASE)
         return rx
+
+    def match(self, text: str, pos: int = 0) -> re.Match[str] | None:
+        """What ``self.pattern.match(text, pos)`` finds, trying only the alternatives that can begin at ``pos``:
+        for whole-line patterns (``condense``'s boilerplate lines), which a line can begin as few of."""
+        if not self.indexed:
+            return self.pattern.match(text, pos)
+        key = text[pos : pos + _PREFIX_LEN]
+        key = key.lower() if key.isascii() else _key_at(text, pos)
+        patterns = self._at_key.get(key, _UNSET)
+        if patterns is _UNSET:
+            if len(self._at_key) >= 50_000:
+                self._at_key.clear()
+            patterns = self._at_key[key] = self.for_key(key)
+        for rx, _required in patterns or ():  # a requirement needs the whole text's keys: not worth it here
+            m = rx.match(text, pos)
+            if m is not None:
+                return m
+        return None
 
     def retry(self, text: str, pos: int, after: str) -> re.Match[str] | None:
         """The match at ``pos`` of the first alternative listed after the named group ``after`` (the one the
@@ -494,54 +513,3 @@ class Dispatch:
                 at.append((pos, choices))
         return Places(at, None)
 
-
-class StartMatcher:
-    """Whether an alternation of regexes matches at the start of a text (``re.match``), trying only the
-    alternatives whose matches can begin with the text's first two characters.
-
-    For whole-line patterns of many alternatives (``condense``'s boilerplate lines): the regex engine tries
-    them one after another at the start of every line, though a line can begin as few of them do. Which
-    alternatives can begin how is read off each one's parsed regex (``_prefixes``, as a ``Scanner`` does);
-    a text that begins with a non-ASCII character gets the whole alternation. Only says whether some
-    alternative matches, not which.
-    """
-
-    # Characters looked at: on the benchmark's lines of news, two leave no boilerplate pattern to try for ~40%
-    # of them and a few for the rest.
-    _SIZE = 2
-
-    def __init__(self, alternatives: list[str], flags: int = 0) -> None:
-        self.pattern = re.compile("|".join(alternatives), flags)
-        self._alternatives = alternatives
-        self._flags = flags
-        self._prefixes: list[set[str]] = []
-        for alt in alternatives:
-            try:
-                parsed = _sre_parse.parse(alt, flags)
-                prefixes = _prefixes(_items(parsed, parsed.state.flags), self._SIZE)
-            except Exception:  # re's parse tree is internal (see Scanner): then the alternative is always tried
-                log.warning("alternative_not_indexed", exc_info=True)
-                prefixes = {""}
-            self._prefixes.append(prefixes)
-        self._by_key: dict[str, re.Pattern[str] | None] = {}  # at most 128 ** 2 keys
-        self._by_choice: dict[tuple[int, ...], re.Pattern[str]] = {}
-
-    def matches(self, text: str) -> bool:
-        key = text[: self._SIZE]
-        if not key.isascii():
-            return self.pattern.match(text) is not None
-        key = key.lower()
-        rx = self._by_key.get(key, _UNSET)
-        if rx is _UNSET:
-            rx = self._by_key[key] = self._for_key(key)
-        return rx is not None and rx.match(text) is not None
-
-    def _for_key(self, key: str) -> re.Pattern[str] | None:
-        # A match, lower-cased, starts with one of its alternative's prefixes; the text starts with the match.
-        choice = tuple(i for i, prefixes in enumerate(self._prefixes) if any(key.startswith(p) for p in prefixes))
-        if not choice:
-            return None
-        rx = self._by_choice.get(choice)
-        if rx is None:
-            rx = self._by_choice[choice] = re.compile("|".join(self._alternatives[i] for i in choice), self._flags)
-        return rx
