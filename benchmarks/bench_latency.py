@@ -7,15 +7,15 @@
     .venv/bin/python benchmarks/bench_latency.py --rates 1000 --seconds 60   # sustained: p99 per 10 s window too
 
 Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.run_worker``, SimpleWorker
-unless ``--fork``) in their own processes, serving the ingest queue and then the deliveries queue, as
-``livebrief work`` does (with ``--delivery-worker``, ingest only, and one more process for deliveries, as
-``livebrief run`` lays them out); one ``standard`` webhook for every entry, pointing at a receiver (a
-keep-alive asyncio server in its own process, so that the load generator's parsing never holds its GIL;
-see ``_support.serve_receiver``). The load: every 50 ms a batch (one generated feed of
-``rate / 20`` entries) is parsed with ``fetched`` = now and queued as the poller does
-(``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream. Each rate starts with
-``--warmup`` seconds of the same load that are not counted (the workers are long-lived; a fresh one
-spends its first seconds compiling classifier patterns), and waits for it to drain.
+unless ``--fork``) in their own processes, serving the ingest and deliveries queues as ``livebrief work``
+does (alternately, or ingest first with ``--queue-order ingest_first``; with ``--delivery-worker``,
+ingest only, and one more process for deliveries, as ``livebrief run`` lays them out); one ``standard``
+webhook for every entry, pointing at a receiver (a keep-alive asyncio server in its own process, so that
+the load generator's parsing never holds its GIL; see ``_support.serve_receiver``). The load: every
+50 ms a batch (one generated feed of ``rate / 20`` entries) is parsed with ``fetched`` = now and queued
+as the poller does (``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream.
+Each rate starts with ``--warmup`` seconds of the same load that are not counted (the workers are
+long-lived; a fresh one spends its first seconds compiling classifier patterns), and waits for it to drain.
 
 Latency of an item = arrival - ``Item.fetched``, matched by the item's link among the entry's sources:
 "stream (XREAD)" is the arrival in the reader thread, "stream (message id)" the time in the stream
@@ -250,7 +250,7 @@ def _cpu_snapshot(procs: list[subprocess.Popen[bytes]], receiver: subprocess.Pop
 
 
 def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory,
-         warmup: float, delivery_worker: bool
+         warmup: float, delivery_worker: bool, queue_order: str
          ) -> tuple[list[list[object]], list[list[object]], list[list[object]], list[object]]:
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
@@ -262,11 +262,11 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
     with throwaway_redis() as (server, client):
         config = webhook_config(server.url, hook_url, warm_ticks + ticks)
         keys = Keys(config.prefix)
-        # As `livebrief work` does by default: each worker serves ingest first, then deliveries; or, as
-        # `livebrief run` lays them out (--delivery-worker), ingest workers and one for deliveries.
+        # As `livebrief work` does by default: each worker serves ingest and deliveries (in ``queue_order``);
+        # or, as `livebrief run` lays them out (--delivery-worker), ingest workers and one for deliveries.
         roles = "ingest" if delivery_worker else "ingest,deliveries"
         command = [sys.executable, __file__, "--worker", server.url, hook_url, str(warm_ticks + ticks),
-                   "fork" if fork else "simple"]
+                   "fork" if fork else "simple", queue_order]
         procs = [subprocess.Popen([*command, roles]) for _ in range(workers)]
         if delivery_worker:
             procs.append(subprocess.Popen([*command, "deliveries"]))
@@ -345,11 +345,12 @@ def _arrived(urls: dict[str, float], arrivals: _Arrivals) -> bool:
     return all(url in arrivals.at for url in urls)
 
 
-def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str, roles: str) -> int:
+def _worker_main(redis_url: str, hook_url: str, feeds: int, mode: str, queue_order: str, roles: str) -> int:
     from livebrief.workers import run_worker
 
     quiet_logs()
     config = webhook_config(redis_url, hook_url, feeds)
+    config = config.model_copy(update={"worker": config.worker.model_copy(update={"queue_order": queue_order})})
     run_worker(config, redis.Redis.from_url(redis_url), simple=mode == "simple", roles=tuple(roles.split(",")))
     return 0
 
@@ -359,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["--receiver"]:
         return _receiver_main(int(args[1]))
     if args[:1] == ["--worker"]:
-        return _worker_main(args[1], args[2], int(args[3]), args[4], args[5])
+        return _worker_main(args[1], args[2], int(args[3]), args[4], args[5], args[6])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 100], help="items/s (default 1000 100)")
     parser.add_argument("--seconds", type=float, default=10.0, help="load duration per rate (default 10)")
@@ -368,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fork", action="store_true", help="RQ's forking Worker instead of SimpleWorker")
     parser.add_argument("--delivery-worker", action="store_true",
                         help="as `livebrief run`: the --workers serve ingest only, one more serves deliveries")
+    parser.add_argument("--queue-order", choices=["alternate", "ingest_first"], default="alternate",
+                        help="worker.queue_order of workers serving both queues (default alternate)")
     parser.add_argument("--warmup", type=float, default=3.0, help="uncounted load before each rate (default 3 s)")
     parser.add_argument("--quick", action="store_true", help="~30 s: 5 s per rate, 8 s drain")
     ns = parser.parse_args(args)
@@ -376,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_logs()
     titles, source = headlines()
     factory = FeedFactory(titles, entries=50, desc_chars=600, seed=21)
-    layout = " for ingest, 1 for deliveries" if ns.delivery_worker else ", each serving ingest then deliveries"
+    layout = (" for ingest, 1 for deliveries" if ns.delivery_worker
+              else f", each serving ingest and deliveries ({ns.queue_order})")
     print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers{layout}; batches every {TICK * 1000:.0f} ms; "
           f"text from {source}")
     rows: list[list[object]] = []
@@ -385,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commits: list[list[object]] = []
     for rate in ns.rates:
         run_rows, run_windows, run_cpu, run_commits = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory,
-                                                           ns.warmup, ns.delivery_worker)
+                                                           ns.warmup, ns.delivery_worker, ns.queue_order)
         rows.extend(run_rows)
         windows.extend(run_windows)
         cpu.extend(run_cpu)

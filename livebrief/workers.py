@@ -1,6 +1,6 @@
-"""Starting RQ workers for livebrief's queues (ingest first, then deliveries), with the scheduler on so
-delayed retries run, and a watchdog that promptly recovers jobs of workers that died and stands in for a
-scheduler process that died."""
+"""Starting RQ workers for livebrief's queues (ingest and deliveries, alternately: ``worker.queue_order``),
+with the scheduler on so delayed retries run, and a watchdog that promptly recovers jobs of workers that
+died and stands in for a scheduler process that died."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import redis
 import structlog
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
+from rq.worker import DequeueStrategy
 
 from livebrief.config import Config
 from livebrief.keys import Keys
@@ -27,6 +28,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 QUEUE_ROLES = ("ingest", "deliveries")
+# ``worker.queue_order``, in RQ's terms: after a job, round robin puts its queue last.
+DEQUEUE_STRATEGIES = {"alternate": DequeueStrategy.ROUND_ROBIN, "ingest_first": DequeueStrategy.DEFAULT}
 # How long a worker trusts what it wrote to its own RQ record (see ``FreezingWorker``).
 SAME_SECOND = 1.0
 
@@ -143,7 +146,8 @@ def settle_heap() -> None:
 
 
 def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES) -> list[Queue]:
-    """RQ queues by role, in the order given (a worker serves earlier queues first)."""
+    """RQ queues by role, in the order given (with ``queue_order`` ingest_first, a worker serves earlier
+    queues first)."""
     names = {"ingest": keys.ingest_queue, "deliveries": keys.delivery_queue}
     return [Queue(names[role], connection=client) for role in roles]
 
@@ -199,7 +203,8 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
         # The client's pool hands the thread its own connection while the worker blocks on another.
         threading.Thread(target=_watchdog, args=(client, keys, names, worker, stop), daemon=True).start()
     try:
-        return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING"))
+        return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING",
+                                dequeue_strategy=DEQUEUE_STRATEGIES[config.worker.queue_order]))
     finally:
         stop.set()
 

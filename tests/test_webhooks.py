@@ -8,16 +8,20 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
 import yaml
 from rq import Queue
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.job import Job
+from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 
 from feeds.status import prometheus, read_counters
 from livebrief.config import Config
+from livebrief.ingest import enqueue_batches
 from livebrief.keys import Keys
 from livebrief.recovery import recover_abandoned
 from livebrief.workers import run_worker
@@ -432,3 +436,30 @@ def test_a_queued_entry_renders_as_the_entry_itself_would(redis_url: str, fmt: s
         assert json.loads(body) == json.loads(render_payload(webhook, entry))
         if fmt == "standard":
             assert body.endswith(b',"data":' + stored.encode() + b"}")
+
+
+@pytest.mark.parametrize(("order", "expected"), [
+    ("alternate", ["ingest", "delivery", "ingest", "delivery", "ingest", "delivery"]),
+    ("ingest_first", ["ingest", "ingest", "ingest", "delivery", "delivery", "delivery"]),
+])
+def test_a_worker_on_both_queues_takes_them_in_the_configured_order(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver, order: str, expected: list[str]
+) -> None:
+    """With deliveries waiting behind a backlog of ingest jobs, ``alternate`` takes one after each ingest job;
+    ``ingest_first`` lets them wait until the ingest queue is empty."""
+    config = _config(redis_url, webhook_receiver)
+    config = config.model_copy(update={"worker": config.worker.model_copy(update={"queue_order": order})})
+    runtime = configure(config)
+    for batch in range(3):  # three delivery jobs waiting
+        run_batch(client, runtime, [make_item("wire", 10 * batch + n) for n in range(2)])
+    enqueue_batches(Queue(KEYS.ingest_queue, connection=client),
+                    [make_item("agency", n) for n in range(3)], config.worker, label="test", size=1)
+
+    run_worker(config, client, burst=True, simple=True)
+
+    jobs = [job for name in (KEYS.ingest_queue, KEYS.delivery_queue)
+            for job in Job.fetch_many(FinishedJobRegistry(name, connection=client).get_job_ids(), connection=client)
+            if job is not None]
+    started = sorted(jobs, key=lambda job: cast(datetime, job.started_at))
+    assert [job.id.split("-")[0] for job in started][:6] == expected
+    assert len(webhook_receiver.delivered) == 9  # every entry delivered either way: 3 x 2, then 3 x 1
