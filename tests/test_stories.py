@@ -154,6 +154,36 @@ def test_a_stored_story_reads_its_head_at_once_and_its_body_on_first_use(
     assert [s.feed for s in handle.record.entry.sources] == ["wire-a", "paper-b"]
 
 
+def test_a_story_started_and_joined_in_one_batch_is_stored_as_joined(
+    client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each item's would-be story is built and packed before the commit (``worker/publish.py``, ``_Fresh``);
+    one joined in the same batch must be stored as joined, not as built."""
+    runtime = configure(make_config(redis_url, []))
+    first, second = wire_copy("wire-a", 1), wire_copy("paper-b", 1)
+
+    plan = run_batch(client, runtime, [first, second])
+
+    assert plan.outcomes == {first.id: "new_story", second.id: "near_duplicate"}
+    (key,) = client.keys(f"{runtime.keys.prefix}:story:*")
+    monkeypatch.setattr(records, "_stories", records._StoryCache(8))  # another worker: nothing cached
+    stored = decode_story(client.get(key)).record
+    assert [s.feed for s in stored.entry.sources] == ["wire-a", "paper-b"]
+    assert stored.items == [first.id, second.id]
+    (entry,) = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    assert stored.entry == entry and entry.version == 1
+
+
+def test_a_batch_publishes_its_entries_in_the_order_of_its_items(client: redis.Redis, redis_url: str) -> None:
+    runtime = configure(make_config(redis_url, []))
+    items = [make_item("wire-a", n) for n in range(8)]
+
+    run_batch(client, runtime, items)
+
+    published = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    assert [e.sources[0].url for e in published] == [item.url for item in items]
+
+
 def test_a_story_is_a_candidate_when_listed_under_two_of_the_items_index_terms() -> None:
     terms = {"kharkiv": ["s1", "s2"], "shelling": ["s1", "s3"], "governor": ["s2"], "mayor": ["s4"]}
 

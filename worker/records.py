@@ -142,15 +142,25 @@ def _read_varint(raw: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
-def encode_story(record: StoryRecord) -> bytes:
+def pack_story(record: StoryRecord) -> bytes:
     """Story records are the index's biggest values: compressed, head first (see the module docstring)."""
     # Parts of a validated record: put together without validating again.
     head = _Head.model_construct(status=record.entry.status, feeds=record.feeds, features=record.features,
                                  signature=record.signature).model_dump_json().encode()
     body = _Body.model_construct(entry=record.entry, items=record.items, lead_item=record.lead_item)
-    raw = _SPLIT_FORMAT + _varint(len(head)) + _deflate(head + body.model_dump_json().encode())
+    return _SPLIT_FORMAT + _varint(len(head)) + _deflate(head + body.model_dump_json().encode())
+
+
+def written_story(raw: bytes, record: StoryRecord) -> bytes:
+    """``raw`` (``pack_story(record)``), which this worker is writing: cached as ``record``, since the next
+    batch is likely to read it back."""
     _stories.put(raw, StoryHandle.of(record))
     return raw
+
+
+def encode_story(record: StoryRecord) -> bytes:
+    """``record`` packed to be written (``pack_story``, ``written_story``)."""
+    return written_story(pack_story(record), record)
 
 
 def _whole_record(head: _Head, body: bytes) -> StoryRecord:

@@ -173,7 +173,8 @@ def _source(p: Prepared) -> Source:
     return Source(feed=p.item.feed, name=p.item.outlet, url=p.item.url, published=p.item.published)
 
 
-def _new_story(p: Prepared, now: datetime) -> StoryRecord:
+def new_story(p: Prepared, now: datetime) -> StoryRecord:
+    """The story ``p`` starts when it matches none: the item's own entry, version 1."""
     c = p.classification
     entry = Entry(
         id=f"s{p.item.id}",
@@ -273,8 +274,10 @@ def _near_duplicate_story(p: Prepared, lsh: dict[tuple[int, str], str], stories:
     return None
 
 
-def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig, now: datetime) -> BatchPlan:
-    """Decide every item of the batch against the index view (see the module docstring)."""
+def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig, now: datetime,
+               fresh: Mapping[str, StoryRecord] | None = None) -> BatchPlan:
+    """Decide every item of the batch against the index view (see the module docstring). ``fresh``: by
+    item id, the story each item would start (``new_story``), if built already."""
     plan = BatchPlan()
     stories = dict(view.stories)
     seen = dict(view.seen)
@@ -283,7 +286,9 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
     lsh = dict(view.lsh)
     # Term lists are replaced, never changed in place (``assign``): the view's own lists can be shared.
     terms = dict(view.terms)
-    touched: set[str] = set()
+    # In the order first touched, which is the order the entries are published in (a set's order follows
+    # string hashing, which changes from process to process).
+    touched: dict[str, None] = {}
 
     def remember(p: Prepared, story_id: str, outcome: str) -> None:
         plan.outcomes[p.item.id] = outcome
@@ -292,7 +297,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
 
     def assign(p: Prepared, story_id: str, record: StoryRecord, outcome: str) -> None:
         stories[story_id] = StoryHandle.of(record)
-        touched.add(story_id)
+        touched[story_id] = None
         remember(p, story_id, outcome)
         if outcome in ("new_story", "near_duplicate", "same_story"):
             lag = (now - p.item.published).total_seconds() if p.item.published else None
@@ -369,7 +374,7 @@ def plan_batch(prepared: list[Prepared], view: IndexView, settings: WorkerConfig
         if best is not None:
             assign(p, best[1], _join(stories[best[1]].record, p), "same_story")
             continue
-        record = _new_story(p, now)
+        record = (fresh.get(item.id) if fresh else None) or new_story(p, now)
         assign(p, record.entry.id, record, "new_story")
 
     for story_id in touched:
