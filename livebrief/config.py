@@ -136,7 +136,7 @@ class WorkerConfig(_Strict):
     # Serving ingest strictly first left the webhooks of `livebrief work` (workers on both queues) further
     # behind the longer a 1,000 items/s load lasted (p99 0.35-27 s over 60 s), even with cores to spare:
     # a worker waiting for the commit turn is busy for RQ, so the ingest queue was seldom empty when one
-    # looked. Alternating kept them with the stream (p99 81-578 ms), the stream no slower (benchmarks/README.md).
+    # looked. Alternating kept them with the stream (p99 76-578 ms), the stream no slower (benchmarks/README.md).
     queue_order: Literal["alternate", "ingest_first"] = Field(
         default="alternate",
         description="a worker serving both queues: 'alternate' takes a waiting delivery job after each ingest "
