@@ -48,8 +48,10 @@ from _support import (
     quiet_logs,
     throwaway_redis,
 )
+from rq import Queue
 
 from feeds.poller import Poller
+from livebrief.keys import Keys
 from livebrief.redis_server import free_port
 
 # --- the feed server (its own process) -----------------------------------------------------------------
@@ -169,13 +171,16 @@ async def _capacity(port: int, connections: int, seconds: float) -> float:
 
 
 def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int, profile: bool = False,
-               processes: int = 0) -> list[list[object]]:
+               processes: int = 0, drain: list[list[object]] | None = None) -> list[list[object]]:
+    """The poller's rows; with ``drain`` (a list), cycles 1 and 2's jobs drained by one worker too, its row
+    appended there."""
     rows: list[list[object]] = []
     with throwaway_redis() as (redis_server, client):
         feeds = [{"id": f"feed{i}", "name": f"Outlet {i}", "url": server.url(i)} for i in range(count)]
         config = make_config(redis_server.url, feeds,
                              polling={"concurrency": concurrency, "per_host": concurrency})
         poller = Poller(config, client)
+        queue = Queue(Keys(config.prefix).ingest_queue, connection=client)
 
         async def cycles() -> None:
             # One event loop for both cycles: the Poller's semaphores belong to the loop they first wait on.
@@ -184,9 +189,11 @@ def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int,
                     server.bump(every)
                 changed = len(range(0, count, every)) if cycle == 2 else count
                 profiler = _profiler() if profile and cycle == 2 else None
+                jobs = queue.count
                 start = time.perf_counter()
                 report = await poller.poll_once(force=True)
                 took = time.perf_counter() - start
+                jobs = queue.count - jobs
                 if profiler is not None:
                     profiler.stop()
                     print("\nprofile of livebrief cycle 2 (pyinstrument, wall time, poller process only):")
@@ -194,15 +201,31 @@ def _livebrief(server: FastFeedServer, count: int, every: int, concurrency: int,
                 errors = sorted(set(report.errors.values()))[:1]
                 rows.append([f"livebrief cycle {cycle}", count, changed, report.fetched, report.not_modified,
                              report.failed, took, count / took,
-                             f"{report.new_items:,} new items queued" + (f"; e.g. {errors[0][:60]}" if errors else "")])
+                             f"{report.new_items:,} new items queued in {jobs:,} jobs"
+                             + (f"; e.g. {errors[0][:60]}" if errors else "")])
 
         try:
             asyncio.run(cycles())
         finally:
             poller.close()
+        if drain is not None:
+            drain.append(_drain(config, client, queue))
         if processes:
             rows.append(_livebrief_processes(server, redis_server.url, config, count, every, processes))
     return rows
+
+
+def _drain(config: Any, client: Any, queue: Queue) -> list[object]:
+    """Every queued ingest job run by one burst worker in this process, as `livebrief work --burst` runs them."""
+    from livebrief.workers import run_worker
+
+    jobs = queue.count
+    items = sum(len(job.args[0]) for job in queue.get_jobs())
+    wall, cpu = time.perf_counter(), time.process_time()
+    run_worker(config, client, burst=True, simple=True)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return ["cycles 1 and 2's ingest jobs, one burst worker", jobs, items, items / max(jobs, 1), wall,
+            items / wall, cpu / max(items, 1) * 1000]
 
 
 def _poller_process(redis_url: str, config: Any, now: float, go: Any, out: Any) -> None:
@@ -228,7 +251,6 @@ def _livebrief_processes(server: FastFeedServer, redis_url: str, config: Any, co
     import redis
 
     from feeds.schedule import Schedule
-    from livebrief.keys import Keys
 
     changed = server.bump(every)
     ctx = multiprocessing.get_context("spawn")  # a clean process, like `livebrief poll` (no inherited forkserver)
@@ -344,6 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="livebrief polling.concurrency (default 32)")
     parser.add_argument("--reader-workers", type=int, default=32, help="reader update_feeds workers (default 32)")
     parser.add_argument("--quick", action="store_true", help="~20 s: 2,000 feeds, reader on 500")
+    parser.add_argument("--drain", action="store_true",
+                        help="then run the queued ingest jobs with one worker: items/s and CPU per item")
     parser.add_argument("--profile", action="store_true", help="profile livebrief's cycle 2 (pyinstrument)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                         help="poller processes sharing cycle 3 (default: the number of cores; 0 skips it)")
@@ -362,7 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         floor_n = min(ns.feeds, 4_000)
         floor_aiohttp = asyncio.run(_aiohttp_floor(server.port, floor_n, ns.concurrency))
         floor_httpx = asyncio.run(_httpx_floor(server.port, floor_n, max(1, ns.concurrency // 4), 4))
-        lb = _livebrief(server, ns.feeds, every, ns.concurrency, ns.profile, ns.processes)
+        drained: list[list[object]] | None = [] if ns.drain else None
+        lb = _livebrief(server, ns.feeds, every, ns.concurrency, ns.profile, ns.processes, drained)
         try:
             import reader  # noqa: F401
         except ImportError as exc:
@@ -383,6 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             *lb, *rd]
     print_table("polling (feeds/s = feeds / cycle wall time)",
                 ["run", "feeds", "changed", "200", "304", "failed", "seconds", "feeds/s", "notes"], rows)
+    if drained:
+        print_table("draining what the cycles queued (a fetch's new items share jobs with the fetches that "
+                    "finished while the poller's last enqueue was in flight)",
+                    ["run", "jobs", "items", "items per job", "seconds", "items/s", "worker CPU ms per item"],
+                    drained)
     lb2 = lb[1][7] if len(lb) > 1 else 0.0
     goals: list[list[object]] = [
         [f"{ns.feeds:,} unchanged feeds (livebrief cycle 2)", "<= 10 s", f"{lb[1][6]:.1f} s"],
