@@ -31,7 +31,7 @@ import redis
 from rq import Queue, Retry
 
 from livebrief.config import Config, WorkerConfig
-from livebrief.keys import Keys
+from livebrief.keys import Keys, job_id_part
 from livebrief.models import Item
 
 INGEST_JOB = "worker.jobs.process_batch"
@@ -60,7 +60,7 @@ def enqueue_batches(
     for start in range(0, len(items), size):
         payload = [item.model_dump(mode="json") for item in items[start : start + size]]
         options = {
-            "job_id": f"ingest-{label}-{uuid.uuid4().hex[:12]}",
+            "job_id": f"ingest-{job_id_part(label)}-{uuid.uuid4().hex[:12]}",
             # What `rq info` shows. RQ's default is the call's repr, which it truncates but only after
             # building it: ~130 us per job of 25 items, 5 us per item of the poller's CPU.
             "description": f"ingest {label}: {len(payload)} items",

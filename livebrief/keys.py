@@ -50,7 +50,8 @@ P:counters                     hash       what the workers did, for ``livebrief 
 =============================  =========  ===================================================  ==================
 
 RQ's own keys live under ``rq:``; livebrief's two RQ queues are named ``P-ingest`` and ``P-deliveries``,
-so two installations with different prefixes can share one Redis without taking each other's jobs.
+so two installations with different prefixes can share one Redis without taking each other's jobs. Job ids
+(``rq:job:<id>``) name the feed or webhook they serve through ``job_id_part``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ DEFERRED = "deferred"  # delivery jobs put off because the receiver asked to wai
 
 def counter_field(kind: str, label: str) -> str:
     return f"{kind}:{label}"
+
+
+def job_id_part(name: str) -> str:
+    """A feed or webhook id (letters, digits, '.', '_', '-') as part of an RQ job id, which RQ allows only
+    letters, digits, '_' and '-': '_' is doubled and '.' written '_o', so two ids never make one job id
+    (two webhooks' delivery jobs for one batch would otherwise overwrite each other)."""
+    return name.replace("_", "__").replace(".", "_o")
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegist
 
 from feeds.status import prometheus, read_counters
 from livebrief.config import Config
-from livebrief.ingest import enqueue_batches
-from livebrief.keys import Keys
+from livebrief.ingest import enqueue_batches, enqueue_new_items
+from livebrief.keys import Keys, job_id_part
 from livebrief.recovery import recover_abandoned
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
@@ -463,3 +463,20 @@ def test_a_worker_on_both_queues_takes_them_in_the_configured_order(
     started = sorted(jobs, key=lambda job: cast(datetime, job.started_at))
     assert [job.id.split("-")[0] for job in started][:6] == expected
     assert len(webhook_receiver.delivered) == 9  # every entry delivered either way: 3 x 2, then 3 x 1
+
+
+def test_feed_and_webhook_ids_with_dots_get_their_jobs(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Ids may hold '.', which RQ refuses in a job id, and two webhooks' ids may differ only by '.' and '_'
+    (``job_id_part``): every item of a dotted feed is published, and each webhook gets every entry."""
+    hook = {"url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [1]}
+    config = make_config(redis_url, [], webhooks=[{"id": "desk.a", **hook}, {"id": "desk_a", **hook}])
+    items = [make_item("wire.eu_1", n) for n in range(3)]
+
+    assert enqueue_new_items(client, config, "wire.eu_1", items, time.time()) == 3
+    run_worker(config, client, burst=True, simple=True)
+
+    assert client.xlen(KEYS.entries_stream) == 3
+    assert len(webhook_receiver.delivered) == 6
+    assert len({job_id_part(name) for name in ("a.b", "a_b", "a_ob", "a__b", "a-b")}) == 5

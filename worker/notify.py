@@ -39,7 +39,7 @@ from rq.job import Job, JobStatus
 
 from livebrief.config import WebhookConfig
 from livebrief.errors import DeliveryError, ReceiverBusyError
-from livebrief.keys import DEAD_LETTERS, DEFERRED, DELIVERED, Keys, counter_field
+from livebrief.keys import DEAD_LETTERS, DEFERRED, DELIVERED, Keys, counter_field, job_id_part
 from livebrief.models import Entry
 from livebrief.retry_after import parse_retry_after
 from livebrief.signing import sign, verify
@@ -168,7 +168,8 @@ def enqueue_delivery_batch(
         "args": (webhook.id, [list(m) for m in messages]),
         # The time first: deferred jobs due in the same second are queued in the order of their ids
         # (RQ's scheduled registry scores whole seconds), so they keep the order their batches came in.
-        "job_id": job_id or f"delivery-{webhook.id}-{int(time.time() * 1000):013d}-{messages[0][0]}-{len(messages)}",
+        "job_id": job_id or (f"delivery-{job_id_part(webhook.id)}-{int(time.time() * 1000):013d}-{messages[0][0]}"
+                             f"-{len(messages)}"),
         # Not RQ's repr of every entry.
         "description": f"deliveries to {webhook.id}: {len(messages)}" + ("" if at is None else ", put off"),
         **_job_options(webhook, len(messages), finished_ttl),
@@ -213,7 +214,7 @@ def enqueue_delivery(
     return queue.enqueue_call(
         DELIVER_JOB,
         args=(webhook.id, msg_id, entry_json),
-        job_id=f"delivery-{webhook.id}-{msg_id}-{int(time.time() * 1000)}",
+        job_id=f"delivery-{job_id_part(webhook.id)}-{msg_id}-{int(time.time() * 1000)}",
         description=f"deliver {msg_id} to {webhook.id}",
         pipeline=pipe,
         **_job_options(webhook, 1, finished_ttl),
