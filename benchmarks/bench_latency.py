@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_latency.py --rates 1000 300 50 --seconds 20 --workers 2 --fork
     .venv/bin/python benchmarks/bench_latency.py --quick --delivery-worker   # livebrief run's layout
     .venv/bin/python benchmarks/bench_latency.py --rates 1000 --seconds 60   # sustained: p99 per 10 s window too
+    .venv/bin/python benchmarks/bench_latency.py --rates 1000 --fetch-items 5 [--no-gather]   # many small fetches
 
 Set-up: a throwaway redis-server; ``--workers`` RQ workers (``livebrief.workers.run_worker``, SimpleWorker
 unless ``--fork``) in their own processes, serving the ingest and deliveries queues as ``livebrief work``
@@ -35,6 +36,7 @@ nearing 100% is the most the workers together can publish, however many cores ar
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -60,10 +62,12 @@ from _support import (
 )
 
 from feeds.parse import parse_feed
-from feeds.poller import Poller
+from feeds.poller import Poller, _Enqueuer
 from feeds.status import read_counters
 from livebrief.config import FeedConfig
+from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
+from livebrief.models import Item
 from livebrief.redis_server import free_port
 
 WINDOW = 10.0  # seconds of load per row of the drift table (runs longer than this)
@@ -187,9 +191,19 @@ def _percentiles(urls: list[str], fetched: dict[str, float], arrivals: dict[str,
     return at(0.50), at(0.99), at(1.0), missing
 
 
-def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: dict[str, float]
-           ) -> tuple[float, float]:
-    """Parse and queue one doc per tick, as the poller would; returns (items/s offered, most fallen behind)."""
+async def _gathered(poller: Poller, fetches: list[tuple[str, list[Item]]]) -> None:
+    """Fetches that finish together, queued as the poller queues them (``_Enqueuer``: the first alone, the rest
+    together)."""
+    enqueuer = _Enqueuer(poller._enqueue_fetches)
+    await asyncio.gather(*(enqueuer.add(feed_id, items) for feed_id, items in fetches))
+
+
+def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: dict[str, float],
+           fetch_items: int = 0, gather: bool = True) -> tuple[float, float]:
+    """Parse and queue one doc per tick, as the poller would; returns (items/s offered, most fallen behind).
+    With ``fetch_items``, the doc's items arrive as fetches of that many items (the feed's id and ``-n``),
+    all finishing at the tick, queued together (``gather``) or each alone (what the poller did before the
+    twenty-ninth session)."""
     start = time.perf_counter()
     behind = 0.0
     for n, (doc, feed) in enumerate(zip(docs, feeds, strict=True)):
@@ -201,7 +215,16 @@ def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: 
             behind = max(behind, -delay)
         now = datetime.now(UTC)
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=now)
-        poller._enqueue_new(feed, parsed.items, time.time())
+        if not fetch_items:
+            poller._enqueue_new(feed, parsed.items, time.time())
+        else:
+            fetches = [(f"{feed.id}-{k}", parsed.items[k : k + fetch_items])
+                       for k in range(0, len(parsed.items), fetch_items)]
+            if gather:
+                asyncio.run(_gathered(poller, fetches))
+            else:
+                for feed_id, items in fetches:
+                    enqueue_new_items(poller.client, poller.config, feed_id, items, time.time())
         for item in parsed.items:
             fetched[item.url or ""] = now.timestamp()
     return len(fetched) / (time.perf_counter() - start), behind
@@ -250,7 +273,7 @@ def _cpu_snapshot(procs: list[subprocess.Popen[bytes]], receiver: subprocess.Pop
 
 
 def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, factory: FeedFactory,
-         warmup: float, delivery_worker: bool, queue_order: str
+         warmup: float, delivery_worker: bool, queue_order: str, fetch_items: int = 0, gather: bool = True
          ) -> tuple[list[list[object]], list[list[object]], list[list[object]], list[object]]:
     per_tick = max(1, round(rate * TICK))
     ticks = int(seconds / TICK)
@@ -283,7 +306,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         # seconds compiling classifier patterns. Then let them catch up (entries and webhooks) before the
         # measured load, or give up after --drain seconds.
         warm: dict[str, float] = {}
-        _offer(poller, feeds[:warm_ticks], docs[:warm_ticks], warm)
+        _offer(poller, feeds[:warm_ticks], docs[:warm_ticks], warm, fetch_items, gather)
         settle = time.time() + drain
         while time.time() < settle and not (_arrived(warm, stream_seen) and _hooked_count(hook_port) >= len(warm)):
             time.sleep(0.1)
@@ -292,7 +315,7 @@ def _run(rate: int, seconds: float, drain: float, workers: int, fork: bool, fact
         turn.start()
         cpu_before = _cpu_snapshot(procs, receiver, client)
         counted_before = read_counters(client, keys)
-        offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched)
+        offered, behind = _offer(poller, feeds[warm_ticks:], docs[warm_ticks:], fetched, fetch_items, gather)
         deadline = time.time() + drain
         # The stream by url (its arrivals also hold the warm-up's items); the receiver, cheaply, by count.
         expected_hooked = len(warm) + len(fetched)
@@ -371,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="as `livebrief run`: the --workers serve ingest only, one more serves deliveries")
     parser.add_argument("--queue-order", choices=["alternate", "ingest_first"], default="alternate",
                         help="worker.queue_order of workers serving both queues (default alternate)")
+    parser.add_argument("--fetch-items", type=int, default=0,
+                        help="each batch arrives as fetches of this many items, finishing together (default: one "
+                             "fetch)")
+    parser.add_argument("--no-gather", action="store_true",
+                        help="with --fetch-items: each fetch its own jobs, as the poller queued them before")
     parser.add_argument("--warmup", type=float, default=3.0, help="uncounted load before each rate (default 3 s)")
     parser.add_argument("--quick", action="store_true", help="~30 s: 5 s per rate, 8 s drain")
     ns = parser.parse_args(args)
@@ -381,15 +409,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     factory = FeedFactory(titles, entries=50, desc_chars=600, seed=21)
     layout = (" for ingest, 1 for deliveries" if ns.delivery_worker
               else f", each serving ingest and deliveries ({ns.queue_order})")
-    print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers{layout}; batches every {TICK * 1000:.0f} ms; "
-          f"text from {source}")
+    arrive = (f"; each batch as fetches of {ns.fetch_items} items, "
+              + ("queued each alone" if ns.no_gather else "queued together") if ns.fetch_items else "")
+    print(f"{ns.workers} {'forking' if ns.fork else 'simple'} RQ workers{layout}; batches every {TICK * 1000:.0f} ms"
+          f"{arrive}; text from {source}")
     rows: list[list[object]] = []
     windows: list[list[object]] = []
     cpu: list[list[object]] = []
     commits: list[list[object]] = []
     for rate in ns.rates:
         run_rows, run_windows, run_cpu, run_commits = _run(rate, ns.seconds, ns.drain, ns.workers, ns.fork, factory,
-                                                           ns.warmup, ns.delivery_worker, ns.queue_order)
+                                                           ns.warmup, ns.delivery_worker, ns.queue_order,
+                                                           ns.fetch_items, not ns.no_gather)
         rows.extend(run_rows)
         windows.extend(run_windows)
         cpu.extend(run_cpu)
