@@ -14,7 +14,7 @@ ingest only, and one more process for deliveries, as ``livebrief run`` lays them
 webhook for every entry, pointing at a receiver (a keep-alive asyncio server in its own process, so that
 the load generator's parsing never holds its GIL; see ``_support.serve_receiver``). The load: every
 50 ms a batch (one generated feed of ``rate / 20`` entries) is parsed with ``fetched`` = now and queued
-as the poller does (``Poller._enqueue_new``). A reader thread blocks on XREAD of the entries stream.
+as the poller queues a fetch (``enqueue_new_items``). A reader thread blocks on XREAD of the entries stream.
 Each rate starts with ``--warmup`` seconds of the same load that are not counted (the workers are
 long-lived; a fresh one spends its first seconds compiling classifier patterns), and waits for it to drain.
 
@@ -216,7 +216,7 @@ def _offer(poller: Poller, feeds: list[FeedConfig], docs: list[bytes], fetched: 
         now = datetime.now(UTC)
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=now)
         if not fetch_items:
-            poller._enqueue_new(feed, parsed.items, time.time())
+            enqueue_new_items(poller.client, poller.config, feed.id, parsed.items, time.time())
         else:
             fetches = [(f"{feed.id}-{k}", parsed.items[k : k + fetch_items])
                        for k in range(0, len(parsed.items), fetch_items)]

@@ -13,8 +13,8 @@ Every measurement runs in this one process on the same bytes:
 (a) ``feedparser.parse`` alone: the floor any feed-based pipeline pays;
 (b) livebrief's ``parse_feed`` alone, as it runs (plain RSS 2.0 goes to ``feeds/fastxml.py``) and with
     feedparser forced (``fast_path=False``);
-(c) the full path: ``parse_feed`` -> ``Poller._enqueue_new`` (one RQ job per feed batch, as the poller
-    queues them) -> a real burst worker (``livebrief.workers.run_worker``) draining the ingest queue into
+(c) the full path: ``parse_feed`` -> ``enqueue_new_items`` (one RQ job per feed batch, as the poller
+    queues a fetch) -> a real burst worker (``livebrief.workers.run_worker``) draining the ingest queue into
     a throwaway redis-server; once with RQ's forking ``Worker`` and once with ``SimpleWorker``; the index
     is emptied before each, so both see the same work;
 (e) the same full path into workers that are already running and warm, as in a deployment: one or N
@@ -61,6 +61,7 @@ from rq.job import Job
 from feeds.parse import parse_feed
 from feeds.poller import Poller
 from livebrief.config import Config, FeedConfig
+from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Item
 from livebrief.workers import run_worker
@@ -118,7 +119,7 @@ def _full_path(config: Config, client: redis.Redis, docs: list[bytes], drain: Ca
     now = time.time()
     for doc, feed in zip(docs, feeds, strict=True):
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
-        items += poller._enqueue_new(feed, parsed.items, now)
+        items += enqueue_new_items(client, config, feed.id, parsed.items, now)
     queued = time.perf_counter()
     drain()
     done = time.perf_counter()
@@ -164,7 +165,7 @@ def _queue_all(poller: Poller, docs: list[bytes], feeds: list[FeedConfig]) -> in
     now = time.time()
     for doc, feed in zip(docs, feeds, strict=True):
         parsed = parse_feed(doc, feed_id=feed.id, outlet=feed.name, fetched=datetime.now(UTC))
-        items += poller._enqueue_new(feed, parsed.items, now)
+        items += enqueue_new_items(poller.client, poller.config, feed.id, parsed.items, now)
     return items
 
 

@@ -38,7 +38,7 @@ from feeds.push import Subscription, Subscriptions, needs_subscription, subscrib
 from feeds.schedule import Schedule
 from livebrief.config import Config, FeedConfig
 from livebrief.errors import FeedError, HTTPStatusError, ParseError
-from livebrief.ingest import enqueue_fetches, enqueue_new_items
+from livebrief.ingest import enqueue_fetches
 from livebrief.keys import Keys
 from livebrief.models import Item
 
@@ -433,10 +433,6 @@ class Poller:
         log.warning("feed_failed", feed=exc.feed_id, kind=exc.kind, error=exc.reason, failures=state.failures,
                       retry_in=round(next_due - now, 1))
         return next_due
-
-    def _enqueue_new(self, feed: FeedConfig, items: list[Item], now: float) -> int:
-        """One fetch's new items queued on their own (the benchmarks' way of feeding the queue)."""
-        return enqueue_new_items(self.client, self.config, feed.id, items, now)
 
     def _enqueue_fetches(self, fetches: Sequence[tuple[str, list[Item]]]) -> list[int]:
         return enqueue_fetches(self.client, self.config, fetches, time.time())

@@ -18,9 +18,9 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
-from feeds.poller import Poller
 from feeds.status import read_counters
 from livebrief.config import Config
+from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
 from livebrief.models import Entry, Item
 from tests.conftest import REPO, make_config
@@ -300,11 +300,10 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
 ) -> None:
     config = make_config(redis_url, [{"id": "wire", "name": "Wire", "url": "http://127.0.0.1:9/feed"}])
     feed = config.feeds[0]
-    poller = Poller(config, client, parse_workers=0)
     total = 0
     for batch in range(12):
         items = [make_item("wire", batch * 100 + n) for n in range(100)]
-        total += poller._enqueue_new(feed, items, time.time())
+        total += enqueue_new_items(client, config, feed.id, items, time.time())
     path = _write_config(tmp_path, config)
     env = {**os.environ, "REDIS_URL": redis_url, "LIVEBRIEF_CONFIG": str(path)}
     registry = StartedJobRegistry(queue=Queue(KEYS.ingest_queue, connection=client))

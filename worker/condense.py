@@ -437,14 +437,8 @@ def _is_boilerplate(line: str, needles: Sequence[str]) -> bool:
         return True
     if _BOILERPLATE_LINE.match(line):
         return True
-    if needles:
-        lower = line.lower()
-        for needle in needles:
-            if needle in lower:
-                break
-        else:
-            needles = ()
-    if not needles:
+    lower = line.lower() if needles else ""
+    if not any(needle in lower for needle in needles):
         return len(line) < 120 and _BYLINE.match(line) is not None
     for group, pattern in _GUARDED_LINE:
         if any(needle in lower for needle in group) and pattern.match(line):

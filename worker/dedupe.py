@@ -30,7 +30,7 @@ import math
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from importlib import resources
 from itertools import chain
@@ -308,16 +308,20 @@ def _content_form(raw: str) -> str:
     return norm
 
 
-def _iter_content_words(cleaned: str) -> Iterator[tuple[str, str]]:
-    """``_content_words`` lazily: a signature needs only the first few of a long text's words."""
+def _content_of(raw_words: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(word, normalised word) for those of ``raw_words`` that carry content, lazily."""
     forms = _CONTENT
-    for m in _WORD.finditer(cleaned):
-        raw = m.group()
+    for raw in raw_words:
         norm = forms.get(raw)
         if norm is None:
             norm = _content_form(raw)
         if norm:
             yield raw, norm
+
+
+def _iter_content_words(cleaned: str) -> Iterator[tuple[str, str]]:
+    """``_content_words`` lazily: a signature needs only the first few of a long text's words."""
+    return _content_of(m.group() for m in _WORD.finditer(cleaned))
 
 
 # --- level 2: near-duplicate text ------------------------------------------------------------------
@@ -342,21 +346,13 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     distinct content words (short texts collide by accident, so they never match at this level).
     Below ``MIN_TOKENS`` words only the same set of words matches (a re-posted headline)."""
     title_words, head_words, rest = _words_of(title, text)
-    forms = _CONTENT
+    # After a lead's first words, the rest of it, read only as far as needed (a lead of few words).
+    rest_words = (raw for chunk in rest for raw in _WORD.findall(chunk))
     words: dict[str, None] = {}  # distinct, in order
-    for raw in chain(title_words, head_words):
-        norm = forms.get(raw)
-        if norm is None:
-            norm = _content_form(raw)
-        if norm:
-            words[norm] = None
-            if len(words) == SIG_TOKENS:
-                break
-    else:  # a lead of few words: the rest of it, read only as far as needed
-        for _, norm in _iter_content_words(" ".join(rest)):
-            words[norm] = None
-            if len(words) == SIG_TOKENS:
-                break
+    for _, norm in _content_of(chain(title_words, head_words, rest_words)):
+        words[norm] = None
+        if len(words) == SIG_TOKENS:
+            break
     fps = sorted({_fingerprint(w) for w in words})
     if len(fps) < MIN_EXACT_TOKENS:
         return None
@@ -451,12 +447,7 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
     for raw_words in _words_of(title, text)[:2]:
         title_case = _is_title_case(raw_words)
         first = raw_words[0] if raw_words else ""
-        for raw in raw_words:  # as _content_words(part), without a second pass of the word pattern
-            norm = _CONTENT.get(raw)
-            if norm is None:
-                norm = _content_form(raw)
-            if not norm:
-                continue
+        for raw, norm in _content_of(raw_words):
             terms.setdefault(norm, None)
             if norm.isdigit():
                 continue

@@ -64,7 +64,7 @@ from worker import packed_index
 from worker.marks import REMEMBERED_LUA, expires_at, generation, mark_args, shard
 from worker.packed_index import IndexField, bucket_field, item_field
 from worker.prepare import Prepared
-from worker.records import decode_story, encode_story, pack_story, written_story
+from worker.records import decode_story, pack_story, written_story
 from worker.stories import BatchPlan, IndexView, SeenMark, StoryRecord, candidate_story_ids, new_story, plan_batch
 
 log = structlog.get_logger(__name__)
@@ -389,8 +389,7 @@ def _write_args(plan: BatchPlan, bodies: list[str], keys: Keys, settings: Worker
     for term, ids in plan.terms.items():
         sets += [keys.token(term), " ".join(ids), story_ttl]
     for story_id, record in (*plan.stored.items(), *plan.published.items()):
-        raw = fresh.raw(record)
-        sets += [keys.story(story_id), written_story(raw, record) if raw else encode_story(record), story_ttl]
+        sets += [keys.story(story_id), written_story(fresh.raw(record) or pack_story(record), record), story_ttl]
     # What names a story (its items' seen marks, its buckets) is kept as long as the stories; past that,
     # only the long-term marks.
     fields = [*((item_field(item_id), mark.encode()) for item_id, mark in plan.seen.items()),

@@ -158,11 +158,6 @@ def written_story(raw: bytes, record: StoryRecord) -> bytes:
     return raw
 
 
-def encode_story(record: StoryRecord) -> bytes:
-    """``record`` packed to be written (``pack_story``, ``written_story``)."""
-    return written_story(pack_story(record), record)
-
-
 def _whole_record(head: _Head, body: bytes) -> StoryRecord:
     parts = _Body.model_validate_json(body)
     return StoryRecord.model_construct(

@@ -391,8 +391,7 @@ class Scanner(LazyAlternation):
         for whole-line patterns (``condense``'s boilerplate lines), which a line can begin as few of."""
         if not self.indexed:
             return self.pattern.match(text, pos)
-        key = text[pos : pos + _PREFIX_LEN]
-        key = key.lower() if key.isascii() else _key_at(text, pos)
+        key = _key_at(text, pos)
         patterns = self._at_key.get(key, _UNSET)
         if patterns is _UNSET:
             if len(self._at_key) >= 50_000:
@@ -512,4 +511,3 @@ class Dispatch:
             if choices is not None:
                 at.append((pos, choices))
         return Places(at, None)
-
