@@ -36,6 +36,7 @@ from livebrief.errors import (
     HTTPStatusError,
     TooLargeError,
 )
+from livebrief.numbers import ascii_int
 from livebrief.retry_after import parse_retry_after
 
 MAX_REDIRECTS = 5
@@ -270,7 +271,7 @@ async def _exchange(
             if status >= 400:
                 raise HTTPStatusError(feed_id, status, parse_retry_after(response.headers.get("retry-after")))
             declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > limits.max_body_bytes * 4:
+            if declared and (ascii_int(declared) or 0) > limits.max_body_bytes * 4:
                 raise TooLargeError(feed_id, f"Content-Length {declared} is over the limit")
             decoder = _Decoder(response.headers.get("content-encoding", ""), feed_id, limits.max_body_bytes)
             raw_size = 0

@@ -159,7 +159,7 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str,
             continue
         try:
             return body.decode(codec), codec, []
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):  # UnicodeError: a codec that decodes nothing ("undefined")
             continue
     guess = _guess_legacy(body)
     label = declared[0] if declared else "no charset"

@@ -16,6 +16,7 @@ import redis
 from pydantic import BaseModel
 
 from livebrief.keys import Keys
+from livebrief.numbers import ascii_int
 
 
 class FeedState(BaseModel):
@@ -97,8 +98,9 @@ def cache_hint(headers: dict[str, str], now: float) -> float | None:
     control = headers.get("cache-control", "")
     for part in control.split(","):
         name, _, value = part.strip().partition("=")
-        if name.lower() in ("max-age", "s-maxage") and value.strip().isdigit():
-            return float(value.strip())
+        seconds = ascii_int(value) if name.lower() in ("max-age", "s-maxage") else None
+        if seconds is not None:
+            return float(seconds)
     expires = headers.get("expires")
     if expires:
         try:

@@ -47,6 +47,7 @@ from feeds.text import clean_text, html_to_text
 from livebrief.config import MAX_TEXT_CHARS
 from livebrief.errors import NotAFeedError, ParseError
 from livebrief.models import Item
+from livebrief.numbers import ascii_int
 from livebrief.urls import clean_url
 
 TITLE_MAX_CHARS = 1000
@@ -334,10 +335,10 @@ def _bounded_date(value: datetime | None, fetched: datetime) -> datetime | None:
 
 
 def _ttl_seconds(value: Any) -> int | None:
-    ttl = str(value or "").strip()
-    if not ttl.isdigit() or len(ttl) > 6 or int(ttl) > _TTL_MAX_MINUTES:
+    minutes = ascii_int(str(value or ""), max_digits=6)
+    if minutes is None or minutes > _TTL_MAX_MINUTES:
         return None
-    return int(ttl) * 60
+    return minutes * 60
 
 
 def _first_hub(links: list[Any]) -> str | None:
@@ -589,7 +590,7 @@ def _parse_ninjs(raw_items: list[dict[str, Any]], doc: Any, limits: _Limits) -> 
                         outlet=limits.outlet, guid=raw["uri"][:GUID_MAX_CHARS], fetched=limits.fetched,
                         content_hash="")
         version = raw.get("version")
-        version_number = int(version) if isinstance(version, int | str) and str(version).isdigit() else None
+        version_number = ascii_int(str(version)) if isinstance(version, int | str) and version is not True else None
         urgency = raw.get("urgency")
         located = _ninjs_names(raw.get("located"))
         update = {

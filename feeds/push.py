@@ -34,6 +34,7 @@ from livebrief.errors import FeedError, FetchError
 from livebrief.feedserver import QuietHTTPServer
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
+from livebrief.numbers import ascii_int
 from livebrief.signing import verify, verify_hub_signature
 
 log = structlog.get_logger(__name__)
@@ -239,18 +240,18 @@ class PushReceiver:
         if mode != "subscribe" or "hub.challenge" not in query:
             self._reply(req, 404, b"unexpected verification")
             return
-        lease = query.get("hub.lease_seconds", "")
-        seconds = float(lease) if lease.isdigit() else float(self.config.push.lease_seconds)
+        lease = ascii_int(query.get("hub.lease_seconds", ""))
+        seconds = float(lease if lease is not None else self.config.push.lease_seconds)
         self.subs.put(feed.id, sub.model_copy(update={"state": "active", "lease_until": time.time() + seconds}))
         log.info("websub_verified", feed=feed.id, lease=seconds)
         self._reply(req, 200, query["hub.challenge"].encode())
 
     def _body(self, req: BaseHTTPRequestHandler) -> bytes | None:
-        length = req.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > self.config.polling.max_body_bytes:
+        length = ascii_int(req.headers.get("Content-Length", ""))
+        if length is None or length > self.config.polling.max_body_bytes:
             self._reply(req, 413, b"body missing or too large")
             return None
-        return req.rfile.read(int(length))
+        return req.rfile.read(length)
 
     def _post(self, req: BaseHTTPRequestHandler) -> None:
         kind, feed_id = self._route(req)

@@ -34,6 +34,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
 
 from livebrief.errors import RedisUrlError
+from livebrief.numbers import ascii_int
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -88,7 +89,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     if not parts or len(parts) > 2:
         raise RedisUrlError(url, "name the service the sentinels monitor, and optionally a database: "
                                  "redis+sentinel://host:26379/mymaster/0")
-    if len(parts) == 2 and not parts[1].isdigit():
+    if len(parts) == 2 and ascii_int(parts[1]) is None:
         raise RedisUrlError(url, f"the database must be a number, not {parts[1]!r}")
     options = dict(parse_qsl(query, keep_blank_values=True))
     sentinel_options: dict[str, Any] = {}

@@ -9,6 +9,8 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from livebrief.numbers import ascii_int
+
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """``webhook-signature`` value per Standard Webhooks: ``v1,`` + base64 HMAC-SHA256 of id.timestamp.body,
@@ -24,12 +26,12 @@ def verify(
     """Receiver side of ``sign`` (header names lower-case): one signature matches and the timestamp is
     within ``tolerance`` seconds (replays of old messages are refused)."""
     msg_id = headers.get("webhook-id", "")
-    ts = headers.get("webhook-timestamp", "")
-    if not msg_id or not ts.isdigit():
+    ts = ascii_int(headers.get("webhook-timestamp", ""))
+    if not msg_id or ts is None:
         return False
-    if abs((time.time() if now is None else now) - int(ts)) > tolerance:
+    if abs((time.time() if now is None else now) - ts) > tolerance:
         return False
-    expected = sign(secret, msg_id, int(ts), body).split(",", 1)[1]
+    expected = sign(secret, msg_id, ts, body).split(",", 1)[1]
     for candidate in headers.get("webhook-signature", "").split():
         version, _, value = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(value, expected):

@@ -73,6 +73,8 @@ def canonical_url(url: str | None) -> str | None:
 
 
 def _join(scheme: str, host: str, port: int | None, path: str, query: list[tuple[str, str]]) -> str:
+    if ":" in host:  # an IPv6 literal: urlsplit's hostname drops its brackets
+        host = f"[{host}]"
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
     if netloc and not query:  # what urlunsplit makes of it, without its checks
         return f"{scheme}://{netloc}{path}"

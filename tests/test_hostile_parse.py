@@ -8,6 +8,7 @@ fetched" is checked, not assumed. No timing assertions: pytest-timeout is the wa
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import zlib
@@ -280,6 +281,40 @@ def test_http_charset_wins_over_the_xml_declaration() -> None:
 
 def test_utf16_with_bom_is_parsed() -> None:
     assert parse_file("27_utf16_bom.xml").items[0].title == "utf16 Ω"
+
+
+@pytest.mark.parametrize("where", ["header", "declaration"])
+def test_a_charset_label_that_decodes_nothing_falls_back_to_the_bytes(where: str) -> None:
+    # Python's "undefined" codec raises a bare UnicodeError on every input.
+    body = rss(item(1, title="Café")).decode().encode("cp1252")
+    if where == "declaration":
+        parsed = parse_body(body.replace(b'encoding="utf-8"', b'encoding="undefined"'))
+    else:
+        headers = {"Content-Type": "text/xml; charset=undefined"}
+        parsed = parse_body(body.replace(b' encoding="utf-8"', b""), headers=headers)
+    assert [i.title for i in parsed.items] == ["Café"]
+
+
+# --- numbers written with other digits ----------------------------------------------------------------------
+# str.isdigit() accepts '²' and '①', which int() refuses, and int() refuses over 4,300 digits.
+
+
+@pytest.mark.parametrize("ttl", ["²", "①", "9" * 5000])
+def test_a_ttl_that_is_not_plain_digits_is_ignored_and_the_items_kept(ttl: str) -> None:
+    parsed = parse_body(rss(f"<ttl>{ttl}</ttl>" + item(1)))
+    assert parsed.ttl_seconds is None and [i.title for i in parsed.items] == ["Item 1"]
+
+
+@pytest.mark.parametrize("version", ["²", "1" * 5000, -3, True, "2.5"])
+def test_a_wire_version_that_is_not_a_plain_count_is_unknown_and_the_item_kept(version: object) -> None:
+    body = json.dumps({"uri": "urn:wire:1", "headline": "Port hit overnight", "version": version}).encode()
+    parsed = parse_body(body, headers={"Content-Type": "application/json"})
+    assert [(i.title, i.version) for i in parsed.items] == [("Port hit overnight", None)]
+
+
+def test_a_wire_version_in_plain_digits_is_read() -> None:
+    body = json.dumps({"uri": "urn:wire:1", "headline": "Port hit overnight", "version": "3"}).encode()
+    assert [i.version for i in parse_body(body).items] == [3]
 
 
 # --- identity, duplicates, dates -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import secrets
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -222,6 +223,32 @@ def test_signed_direct_wire_push_is_accepted_and_unsigned_refused(
     assert unsigned.status_code == 401
     assert signed.status_code == 202
     assert stream_headlines(client, config.prefix) == ["Missile strike hits port warehouse in Odesa"]
+
+
+def _raw_post(port: int, headers: dict[str, str], body: bytes) -> int:
+    """POST with header values as given (latin-1, as http.server reads them); the answer's status, or 0
+    when the connection closed without one."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"POST /push/p HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode("latin-1") + body)
+        answer = sock.recv(1024)
+    return int(answer.split()[1]) if answer else 0
+
+
+def test_a_push_with_a_length_or_timestamp_in_odd_digits_gets_an_answer(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    # '²' passes str.isdigit() and fails int(): the handler raised and the connection closed unanswered.
+    port = free_port()
+    receiver = PushReceiver(push_config(redis_url, feed_server, port), client).start()
+    body = b'{"uri": "urn:x:1", "headline": "H"}'
+    try:
+        odd_length = _raw_post(port, {"Content-Length": "\u00b2"}, body)
+        odd_stamp = _raw_post(port, {"Content-Length": str(len(body)), "webhook-id": "msg_1",
+                                     "webhook-timestamp": "\u00b2", "webhook-signature": "v1,x"}, body)
+    finally:
+        receiver.stop()
+    assert (odd_length, odd_stamp) == (413, 401)
 
 
 def test_pushed_feed_is_still_polled_as_a_safety_net(

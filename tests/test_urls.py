@@ -80,3 +80,12 @@ def test_a_plain_link_is_split_as_urlsplit_splits_it(url: str) -> None:
         assert urls._split(url) == urls._split_any(url)
     assert clean_url(url) == _reference_clean(url)
     assert canonical_url(url) == _reference_canonical(url)
+
+
+@pytest.mark.parametrize(("url", "clean", "canonical"), [
+    ("http://[2606:4700::1]/x", "http://[2606:4700::1]/x", "https://[2606:4700::1]/x"),
+    ("https://[2606:4700::1]:8443/x?utm_source=a&id=2", "https://[2606:4700::1]:8443/x?id=2",
+     "https://[2606:4700::1]:8443/x?id=2"),
+])
+def test_an_ipv6_host_keeps_its_brackets(url: str, clean: str, canonical: str) -> None:
+    assert (clean_url(url), canonical_url(url)) == (clean, canonical)
