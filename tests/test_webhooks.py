@@ -413,6 +413,23 @@ def test_slack_payload_is_a_text_message_with_sources(redis_url: str, webhook_re
     assert "and 3 more" in text
 
 
+
+def test_slack_shows_feed_text_literally_never_as_mentions_or_broken_links(redis_url: str) -> None:
+    # Slack reads '&', '<' and '>' as control characters: unescaped, a feed could ping a channel.
+    from livebrief.models import Entry, Source
+
+    config = make_config(redis_url, [], webhooks=[{"id": "s", "url": "http://127.0.0.1:9/", "format": "slack"}])
+    entry = Entry(id="s1", version=1, status="new", headline="AT&T shares > 5% <!here>",
+                  summary="Kyiv <@U024BE7LH> said 3 < 5.", topics=[],
+                  sources=[Source(feed="a", name="Wire <A> & Co", url="https://a.example/1?x=1&y=a|b")],
+                  published=None, updated="2022-03-29T06:00:00Z")
+    text = json.loads(render_payload(config.webhooks[0], entry))["text"]
+    assert text.split("\n") == [
+        "*AT&amp;T shares &gt; 5% &lt;!here&gt;*",
+        "Kyiv &lt;@U024BE7LH&gt; said 3 &lt; 5.",
+        "_<https://a.example/1?x=1&amp;y=a%7Cb|Wire &lt;A&gt; &amp; Co>_",
+    ]
+
 @pytest.mark.parametrize("fmt", ["standard", "slack"])
 def test_a_queued_entry_renders_as_the_entry_itself_would(redis_url: str, fmt: str) -> None:
     """Deliveries render the entry JSON as queued (``render_message``) without rebuilding the ``Entry``; the

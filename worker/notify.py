@@ -83,14 +83,26 @@ def render_payload(webhook: WebhookConfig, entry: Entry) -> bytes:
     """The POST body for one webhook: a Standard Webhooks event, or a Slack incoming-webhook message."""
     if webhook.format == "slack":
         shown = entry.sources[:SLACK_SOURCES]
-        names = ", ".join(f"<{s.url}|{s.name}>" if s.url else s.name for s in shown)
+        names = ", ".join(f"<{_slack_url(s.url)}|{_slack_text(s.name)}>" if s.url else _slack_text(s.name)
+                          for s in shown)
         if len(entry.sources) > len(shown):
             names += f" and {len(entry.sources) - len(shown)} more"
         tag = " ".join(f"#{t}" for t in entry.topics)
         prefix = {"new": "", "updated": "Update: ", "withdrawn": "Withdrawn: "}[entry.status]
-        lines = [f"*{prefix}{entry.headline}*", entry.summary, f"_{names}_ {tag}".strip()]
+        lines = [f"*{prefix}{_slack_text(entry.headline)}*", _slack_text(entry.summary), f"_{names}_ {tag}".strip()]
         return json.dumps({"text": "\n".join(line for line in lines if line)}).encode()
     return _standard_event(entry.status, entry.updated, entry.model_dump_json())
+
+
+def _slack_text(text: str) -> str:
+    """Feed text as Slack shows it literally: '&', '<' and '>' are its control characters, so a headline
+    holding ``<@U024BE7LH>`` or ``<!here>`` would otherwise ping people, and a '>' would end a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_url(url: str) -> str:
+    """A link target inside ``<url|name>``: '|' would end the target early, and '<', '>' the link."""
+    return _slack_text(url).replace("|", "%7C")
 
 
 def render_message(webhook: WebhookConfig, entry_json: str) -> bytes:
