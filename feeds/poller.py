@@ -326,9 +326,9 @@ class Poller:
         now = time.time()
         state.last_attempt = now
         state.fetches += 1
-        host = urlsplit(feed.url).hostname or ""
         polling = self.config.polling
         try:
+            host = urlsplit(feed.url).hostname or ""  # in the try: a malformed URL fails this feed alone
             await pool.acquire()  # the global bound: polling.concurrency fetches in flight
             try:
                 async with self._hosts[host]:

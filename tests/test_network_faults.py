@@ -402,6 +402,21 @@ def test_broken_feeds_never_stop_the_others_and_each_error_is_recorded_with_its_
         assert states[feed_id].failures == 1 and states[feed_id].next_attempt is not None
 
 
+def test_a_feed_url_that_cannot_be_split_fails_that_feed_alone(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    # The config refuses such a URL; this is the poller's own guard, for whatever gets past it.
+    feed_server.set("/good.xml", WIRE)
+    feeds = [feed("broken", feed_server.url("/x.xml")), feed("good", feed_server.url("/good.xml"))]
+    config = make_config(redis_url, feeds)
+    config.feeds[0] = config.feeds[0].model_copy(update={"url": "http://[::1"})  # urlsplit: Invalid IPv6 URL
+
+    report, states = poll(config, client)
+
+    assert queued_items(client) == {"good": 3}
+    assert report.errors.keys() == {"broken"} and states["broken"].failures == 1
+
+
 # --- size limits -----------------------------------------------------------------------------------------
 
 CAP = 1 << 20  # max_body_bytes in the size tests
