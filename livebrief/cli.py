@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -77,7 +76,14 @@ def _serve_until_signalled(stop_serving: Callable[[], None]) -> None:
 # --- run -------------------------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from worker.runtime import configure
+
     config = load_config(args.config)
+    # The workers load the topics when they start: a broken topics file is reported here, before anything
+    # is polled or started, instead of by each worker as it exits.
+    configure(config)
+    if args.metrics_listen:
+        parse_listen(args.metrics_listen)  # a bad address is reported before anything starts
     with _redis(config, embed=True) as (url, client):
         if args.once:
             return _run_once(config, client)
@@ -103,38 +109,43 @@ def _run_once(config: Config, client: redis.Redis) -> int:
 
 def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.Namespace) -> int:
     from feeds.poller import Poller
+    from livebrief.supervisor import WorkerProcesses
 
     env = {**os.environ, "REDIS_URL": url}
     if config.source_path:
         env["LIVEBRIEF_CONFIG"] = config.source_path
     # Deliveries get workers of their own, so a slow webhook receiver never holds up the pipeline; each
     # posts one message at a time, so more of them deliver more to slow receivers.
-    commands = [["--queues", "ingest"]] * args.workers + [["--queues", "deliveries"]] * args.delivery_workers
-    workers = [subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", *extra], env=env) for extra in commands]
+    workers = WorkerProcesses([["--queues", "ingest"]] * args.workers
+                              + [["--queues", "deliveries"]] * args.delivery_workers, env)
     poller = Poller(config, client)
-    exporter = _start_exporter(config, args.metrics_listen, url) if args.metrics_listen else None
-    receiver = None
-    if config.push.enabled:
-        from feeds.push import PushReceiver
-
-        receiver = PushReceiver(config, client).start()
-
-    log.info("running", feeds=len(poller.feeds), workers=len(workers), redis=url)
+    exporter = receiver = None
     try:
-        _until_signalled(poller.run_forever)
+        # What can fail to start (a port taken) starts first, and whatever started is stopped below.
+        exporter = _start_exporter(config, args.metrics_listen, url) if args.metrics_listen else None
+        if config.push.enabled:
+            from feeds.push import PushReceiver
+
+            receiver = PushReceiver(config, client).start()
+        workers.start()
+        log.info("running", feeds=len(poller.feeds), workers=len(workers), redis=url)
+
+        async def body(stop: asyncio.Event) -> None:
+            watcher = asyncio.create_task(workers.watch(stop))
+            try:
+                await poller.run_forever(stop)
+            finally:
+                stop.set()
+                await watcher  # raises WorkerExitedError when that is why the poller stopped
+
+        _until_signalled(body)
     finally:
         poller.close()
         if receiver is not None:
             receiver.stop()
         if exporter is not None:
             exporter.stop()
-        for proc in workers:
-            proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        workers.stop()
     return 0
 
 

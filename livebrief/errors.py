@@ -62,6 +62,16 @@ class RedisUrlError(RedisUnavailableError):
         super().__init__(f"Redis URL {self.url!r}: {reason}")
 
 
+class WorkerExitedError(LivebriefError):
+    """A worker process ``livebrief run`` started kept exiting right after its start."""
+
+    def __init__(self, command: str, exit_code: int, times: int) -> None:
+        self.command, self.exit_code = command, exit_code
+        super().__init__(f"`{command}` exited {times} times in a row soon after starting (last exit code "
+                         f"{exit_code}); its error is in the log above. Nothing is published without workers, "
+                         "so run stopped.")
+
+
 class BatchConflictError(LivebriefError):
     default_message = "a batch kept conflicting with other workers and was not committed; RQ retries it"
 

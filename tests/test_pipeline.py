@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +26,7 @@ from livebrief.keys import Keys
 from livebrief.models import Entry, Item
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, fixture_bytes, make_config
-from tests.helpers import make_item, stop_session
+from tests.helpers import make_item, stop_session, until
 
 KEYS = Keys("livebrief")
 
@@ -289,3 +291,83 @@ def test_run_starts_the_ingest_and_delivery_workers_asked_for(
         assert sorted(serving) == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
     finally:
         stop_session(run, 30)
+
+
+def _run_forever(config: Path, redis_url: str, *args: str) -> subprocess.Popen[str]:
+    """``livebrief run`` writing its log to ``run.log`` beside ``config``: a worker's RQ scheduler process
+    left behind by a SIGKILL would hold a pipe open after run exits."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "livebrief.cli", "run", *args, "--config", str(config)],
+        env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=(config.parent / "run.log").open("w"), text=True,
+    )
+
+
+def _live_workers(client: redis.Redis) -> dict[int, list[str]]:
+    """pid -> queues of the registered workers whose process is alive (a killed one stays registered)."""
+    from rq import Worker
+
+    alive = {}
+    for worker in Worker.all(connection=client):
+        if worker.pid and os.path.exists(f"/proc/{worker.pid}"):
+            alive[worker.pid] = worker.queue_names()
+    return alive
+
+
+def test_run_starts_again_a_worker_that_died(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
+    run = _run_forever(write_config(tmp_path, []), redis_url, "--workers", "1", "--delivery-workers", "1")
+    try:
+        assert until(lambda: len(_live_workers(client)) == 2, 60)
+        ingest = next(pid for pid, queues in _live_workers(client).items() if queues == [KEYS.ingest_queue])
+        os.kill(ingest, signal.SIGKILL)
+
+        def replaced() -> bool:
+            workers = _live_workers(client)
+            return ingest not in workers and sorted(workers.values()) == [[KEYS.delivery_queue], [KEYS.ingest_queue]]
+
+        assert until(replaced, 60)
+        assert run.poll() is None
+    finally:
+        stop_session(run, 30)
+
+
+def test_run_stops_with_an_error_when_its_workers_keep_failing(
+    tmp_path: Path, client: redis.Redis, redis_url: str
+) -> None:
+    topics = tmp_path / "topics.yaml"
+    topics.write_text((REPO / "config" / "topics.yaml").read_text())
+    config = write_config(tmp_path, [])
+    config.write_text(config.read_text().replace(str(REPO / "config" / "topics.yaml"), str(topics)))
+    run = _run_forever(config, redis_url, "--workers", "1", "--delivery-workers", "0")
+    try:
+        assert until(lambda: len(_live_workers(client)) == 1, 60)
+        # Broken after run checked it: every worker started from now on exits at once.
+        topics.write_text("topics:\n  strikes:\n    phrases: ['re:(unclosed']\n")
+        for pid in _live_workers(client):
+            os.kill(pid, signal.SIGKILL)
+        run.wait(90)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # also ends the killed worker's RQ scheduler process
+            stop_session(run, 30)
+    assert run.returncode == 2
+    assert "exited 3 times in a row soon after starting" in (tmp_path / "run.log").read_text()
+    assert _live_workers(client) == {}
+
+
+def test_run_with_a_broken_topics_file_says_so_before_polling_anything(
+    tmp_path: Path, client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.set("/wire.xml", fixture_bytes("pipeline/wire-a.xml"))
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("topics:\n  strikes:\n    phrases: ['re:(unclosed']\n")
+    config = write_config(tmp_path, [{"id": "wire", "url": feed_server.url("/wire.xml"), "name": "Wire"}])
+    config.write_text(config.read_text().replace(str(REPO / "config" / "topics.yaml"), str(topics)))
+    for args in (["--once"], []):
+        run = _run_forever(config, redis_url, *args)
+        try:
+            run.wait(60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # nothing of its session is left
+                stop_session(run, 30)
+        assert run.returncode == 2 and str(topics) in (tmp_path / "run.log").read_text()
+    assert client.keys(f"{KEYS.prefix}*") == [] and _live_workers(client) == {}
