@@ -155,6 +155,8 @@ class PushReceiver:
     """The HTTP receiver. ``start()`` serves in a background thread; ``stop()`` ends it."""
 
     def __init__(self, config: Config, client: redis.Redis, listen: str | None = None) -> None:
+        # A push.secret_env that is unset or no valid secret: ConfigError naming it now, not a 401 per push.
+        config.push.resolved_secret()
         self.config = config
         self.client = client
         self.keys = Keys(config.prefix)

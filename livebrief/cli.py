@@ -79,8 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from worker.runtime import configure
 
     config = load_config(args.config)
-    # The workers load the topics when they start: a broken topics file is reported here, before anything
-    # is polled or started, instead of by each worker as it exits.
+    # The workers load the topics and check the webhooks against them when they start: a broken topics file
+    # or a webhook naming no topic is reported here, before anything is polled or started.
     configure(config)
     if args.metrics_listen:
         parse_listen(args.metrics_listen)  # a bad address is reported before anything starts

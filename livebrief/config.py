@@ -7,16 +7,28 @@ and ``name`` are needed per feed; every other setting has its default here, in o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from livebrief.errors import ConfigError, RedisUrlError
 from livebrief.redis_client import check_url
+from livebrief.urls import http_url_problem
 
 # ``worker.story_cache``'s default, also the size the worker's caches start at (``worker/records.py``,
 # ``worker/dedupe.py``). 16,384 rather than 8,192 (before the twenty-sixth session): in `livebrief run`'s
@@ -28,10 +40,75 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path("config") / "livebrief.yaml"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}$")
+# The prefix starts every Redis key (``P:...``) and names the RQ queues (``P-ingest``): no space, comma, glob
+# character (``feeds/push.py`` SCANs ``P:push:*``) or brace (a Redis Cluster hash tag); RQ stores a worker's
+# queue names joined by commas.
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# Standard Webhooks secrets are 24 to 64 random bytes (the specification's "Signature scheme"); fewer is a
+# placeholder or a typo, not a key.
+MIN_SECRET_BYTES = 24
+# RQ stores a job's retry intervals in its hash, so in every delivery job; RQ sets no limit of its own.
+MAX_RETRIES = 50
+# RQ schedules a retry at now + interval as a datetime, which an interval past the year 9999 makes raise in
+# every delivery; a week is also how long a failed delivery job is kept (worker/notify.py, failure_ttl).
+MAX_RETRY_INTERVAL = 7 * 86400
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field of this type takes numbers (``float | None``, ``list[Annotated[int, ...]]``) and not
+    booleans."""
+    kinds = {annotation, *get_args(annotation)}
+    kinds |= {get_args(kind)[0] for kind in kinds if get_origin(kind) is Annotated}
+    return bool(kinds & {int, float}) and bool not in kinds
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No infinite or NaN floats: ``interval: .inf`` would schedule a feed never, silently.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML reads true/yes/on as booleans and pydantic's lax mode takes them as 1: ``interval: yes``
+        # would poll every second.
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _numeric(field.annotation):
+            items = value if isinstance(value, list) else [value]
+            if any(isinstance(item, bool) for item in items):
+                raise ValueError("must be a number, not true/false")
+        return value
+
+
+def _secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is not a usable Standard Webhooks secret (``whsec_`` and base64 of the key), or None."""
+    if not secret.startswith("whsec_"):
+        return "must start with 'whsec_' (Standard Webhooks format)"
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        # sign() decodes leniently, dropping what is not base64: a URL-safe secret would sign with another key.
+        return "the part after 'whsec_' must be standard base64 (A-Z, a-z, 0-9, '+', '/', '=' padding)"
+    if len(key) < MIN_SECRET_BYTES:
+        return (f"the key after 'whsec_' is {len(key)} bytes; at least {MIN_SECRET_BYTES} are needed "
+                "(e.g. 'whsec_' + the output of `openssl rand -base64 32`)")
+    return None
+
+
+def _env_secret_problem(name: str) -> str | None:
+    """What is wrong with the secret in the environment variable ``name``, to follow ``$name``, or None."""
+    value = os.environ.get(name)
+    if not value:
+        return "is not set: export the whsec_... secret in it, or use 'secret' instead"
+    problem = _secret_problem(value)
+    return f"holds no valid secret: {problem}" if problem else None
+
+
+def _secret_from_env(name: str) -> str:
+    """The secret the environment variable ``name`` holds; ``ConfigError`` naming it when unset or invalid."""
+    problem = _env_secret_problem(name)
+    if problem:
+        raise ConfigError(f"${name}", [f"${name} {problem}"])
+    return os.environ[name]
 
 
 class FeedConfig(_Strict):
@@ -57,9 +134,14 @@ class FeedConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _url_shape(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return value
+        return _checked_url(value)
+
+
+def _checked_url(value: str) -> str:
+    problem = http_url_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
 
 
 # Plain text kept per entry. The worker reads the first ~2,000 characters at most (the dedupe lead; topics
@@ -74,7 +156,9 @@ class PollingConfig(_Strict):
     )
     adaptive: bool = Field(default=True, description="follow each feed's posting rate between min and max")
     min_interval: float = Field(default=60.0, gt=0, description="adaptive polling: shortest interval")
-    max_interval: float = Field(default=6 * 3600.0, gt=0, description="adaptive polling: longest interval")
+    max_interval: float = Field(
+        default=6 * 3600.0, gt=0, validate_default=True, description="adaptive polling: longest interval"
+    )
     timeout: float = Field(default=20.0, gt=0, description="total deadline for one fetch, seconds")
     connect_timeout: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="decoded body size cap")
@@ -83,7 +167,9 @@ class PollingConfig(_Strict):
     concurrency: int = Field(default=32, gt=0, description="fetches in flight per poller")
     per_host: int = Field(default=4, gt=0, description="fetches in flight per host")
     backoff_base: float = Field(default=60.0, gt=0, description="first retry delay after a failure")
-    backoff_cap: float = Field(default=24 * 3600.0, gt=0, description="longest retry delay")
+    backoff_cap: float = Field(
+        default=24 * 3600.0, gt=0, validate_default=True, description="longest retry delay"
+    )
     allow_private: bool = Field(
         default=False,
         description="allow feeds and redirects to any loopback/private address (a blanket switch)",
@@ -94,6 +180,16 @@ class PollingConfig(_Strict):
         "spelled as in the URL: '127.0.0.1:8080' does not allow '127.1:8080' or 'localhost:8080'",
     )
     user_agent: str = "livebrief/0.1 (+https://github.com/livebrief/livebrief)"
+
+    # Each upper bound checked against its lower bound, validated before it (field order), so that the
+    # error names the setting: polling.max_interval, polling.backoff_cap.
+    @field_validator("max_interval", "backoff_cap")
+    @classmethod
+    def _not_below_lower_bound(cls, value: float, info: ValidationInfo) -> float:
+        lower = {"max_interval": "min_interval", "backoff_cap": "backoff_base"}[info.field_name or ""]
+        if lower in info.data and value < info.data[lower]:
+            raise ValueError(f"{value:g} s is less than {lower} ({info.data[lower]:g} s)")
+        return value
 
     @field_validator("allow_hosts")
     @classmethod
@@ -172,8 +268,9 @@ class WebhookConfig(_Strict):
                     "changed, not when a source joined the story",
     )
     timeout: float = Field(default=10.0, gt=0)
-    retry_intervals: list[int] = Field(
-        default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400],
+    # Whole seconds, as RQ's Retry takes them (its scheduled registry counts whole seconds).
+    retry_intervals: list[Annotated[int, Field(ge=0, le=MAX_RETRY_INTERVAL)]] = Field(
+        default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400], max_length=MAX_RETRIES,
         description="seconds before each retry; after the last, the delivery is dead-lettered",
     )
 
@@ -184,17 +281,30 @@ class WebhookConfig(_Strict):
             raise ValueError("must be 1-64 letters, digits, '.', '_' or '-'")
         return value
 
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        return _checked_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_shape(cls, value: str | None) -> str | None:
+        problem = None if value is None else _secret_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _secret_for_standard(self) -> WebhookConfig:
         if self.format == "standard" and not (self.secret or self.secret_env):
             raise ValueError("a 'standard' webhook needs 'secret' (whsec_...) or 'secret_env'")
-        if self.secret is not None and not self.secret.startswith("whsec_"):
-            raise ValueError("'secret' must start with 'whsec_' (Standard Webhooks format)")
         return self
 
     def resolved_secret(self) -> str | None:
+        """The signing secret; read from ``secret_env`` when set (``ConfigError`` naming the variable when it
+        is unset or not a valid secret)."""
         if self.secret_env:
-            return os.environ.get(self.secret_env)
+            return _secret_from_env(self.secret_env)
         return self.secret
 
 
@@ -213,16 +323,24 @@ class PushConfig(_Strict):
     secret: str | None = Field(default=None, description="whsec_... for signed direct pushes of ninjs items")
     secret_env: str | None = None
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_shape(cls, value: str | None) -> str | None:
+        problem = None if value is None else _secret_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _public_url_when_enabled(self) -> PushConfig:
         if self.enabled and not self.public_url:
             raise ValueError("push.enabled needs push.public_url (the address hubs call back)")
-        if self.secret is not None and not self.secret.startswith("whsec_"):
-            raise ValueError("'secret' must start with 'whsec_'")
         return self
 
     def resolved_secret(self) -> str | None:
-        return os.environ.get(self.secret_env) if self.secret_env else self.secret
+        """The direct-push secret; from ``secret_env`` when set (``ConfigError`` naming the variable when it
+        is unset or not a valid secret)."""
+        return _secret_from_env(self.secret_env) if self.secret_env else self.secret
 
 
 class Config(_Strict):
@@ -245,6 +363,14 @@ class Config(_Strict):
     push: PushConfig = Field(default_factory=PushConfig)
     # Where the file was loaded from; set by load_config, not by users.
     source_path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_shape(cls, value: str) -> str:
+        if not _PREFIX_RE.match(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_', '-' or ':', starting with a letter or "
+                             "digit (it begins every Redis key and RQ queue name)")
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -318,6 +444,41 @@ def parse_config(data: Any, path: str) -> Config:
     return config
 
 
+def check_webhooks(config: Config, topics: Collection[str] | None = None) -> None:
+    """What the webhooks need beyond the config file, checked by the processes that deliver (``livebrief
+    run``, ``work``) when they start: each ``secret_env`` variable holds a valid secret and, given the topic
+    names of the topics file, each topic a webhook names is one of them (a typo would match no entry, and the
+    webhook would silently get nothing). ``ConfigError`` naming the config file and field otherwise.
+
+    Not part of ``load_config``: ``tail``, ``feeds`` or ``metrics`` need neither the secrets nor the topics."""
+    problems: list[str] = []
+    for n, webhook in enumerate(config.webhooks):
+        if webhook.format == "standard" and webhook.secret_env:
+            problem = _env_secret_problem(webhook.secret_env)
+            if problem:
+                problems.append(f"webhooks.{n}.secret_env: ${webhook.secret_env} {problem}")
+        if topics is None:
+            continue
+        for i, topic in enumerate(webhook.topics):
+            if topic not in topics:
+                problems.append(f"webhooks.{n}.topics.{i}: unknown topic {topic!r}; {config.topics_path} "
+                                f"defines {', '.join(sorted(topics)) or 'none'}")
+    if problems:
+        raise ConfigError(str(config.source_path or config.folder), problems)
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a configuration file (the config, its topics file); ``ConfigError`` naming the file and
+    line when it is not UTF-8. ``OSError`` is left to the caller, which says what the file is for."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(str(path), [f"line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                      "save the file as UTF-8"]) from None
+
+
 def _opml_feeds(config: Config) -> list[FeedConfig]:
     """The feeds of ``config.opml``'s lists that the YAML does not already follow (by URL)."""
     from livebrief.opml import OpmlError, read_opml
@@ -353,7 +514,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     """Read, validate and return the configuration; fails loudly with file, field and reason."""
     path = resolve_config_path(explicit)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
     except FileNotFoundError as exc:
         raise ConfigError(
             str(path), ["file not found (pass --config PATH or set LIVEBRIEF_CONFIG)"]

@@ -46,9 +46,18 @@ def read_opml(data: bytes) -> list[dict[str, str]]:
         if not url or url in seen:
             continue
         seen.add(url)
-        name = (outline.get("title") or outline.get("text") or urlsplit(url).hostname or url).strip()
+        name = (outline.get("title") or outline.get("text") or _host(url) or url).strip()
         feeds.append({"id": feed_id(name, url), "url": url, "name": name})
     return feeds
+
+
+def _host(url: str) -> str | None:
+    """The URL's host, to name an untitled outline; None for a URL urlsplit refuses (an unclosed IPv6 bracket),
+    which the config loader then reports against the outline."""
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def write_opml(feeds: list[tuple[str, str]], title: str) -> str:

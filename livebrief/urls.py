@@ -84,3 +84,29 @@ def _join(scheme: str, host: str, port: int | None, path: str, query: list[tuple
 def url_hash(url: str) -> str:
     """Short stable digest of a canonical URL, for Redis keys."""
     return hashlib.blake2b(url.encode("utf-8"), digest_size=12).hexdigest()
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be fetched or posted to as an absolute http(s) URL, or None when it can.
+
+    Every check a fetch or a delivery makes later on the URL's parts is made here, so that a URL it would
+    stumble on (an unclosed IPv6 bracket, a port out of range, a host name IDNA cannot encode) is refused
+    when the configuration is read, naming the setting, instead of failing every poll or delivery."""
+    if not re.match(r"https?://[^\s/]+", url):
+        return "must be an absolute http:// or https:// URL"
+    if re.search(r"[\x00-\x1f\x7f]", url):  # urlsplit drops tabs and newlines: what it checked is not the URL
+        return "contains a control character (a tab or a line break?)"
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range 0-65535", a port that is no number
+        return f"is not a valid URL ({exc})"
+    if not host:
+        return "names no host"
+    if " " in parts.netloc:
+        return "has a space in its host"
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return f"has a host name that cannot be encoded for DNS ({host!r})"
+    return None

@@ -103,3 +103,17 @@ def test_a_bad_list_fails_the_config_naming_the_list(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"opml.0: .*missing.opml cannot be read"):
         load_config(write_config(tmp_path, [], ["missing.opml"]))
+
+
+@pytest.mark.parametrize(("outline", "says"), [
+    (b"<outline xmlUrl='http://[::1/feed'/>", r"outline 'http://\[::1/feed': url: is not a valid URL \(Invalid IPv6"),
+    (b"<outline text='Port' xmlUrl='http://a.example:99999/feed'/>", r"outline 'Port': url: .*Port out of range"),
+])
+def test_a_list_with_a_url_the_poller_could_not_split_fails_the_config_naming_the_outline(
+    tmp_path: Path, outline: bytes, says: str
+) -> None:
+    (tmp_path / "bad.opml").write_bytes(b"<opml><body>" + outline + b"</body></opml>")
+
+    with pytest.raises(ConfigError, match=says) as bad:
+        load_config(write_config(tmp_path, [], ["bad.opml"]))
+    assert bad.value.path == str(tmp_path / "bad.opml")

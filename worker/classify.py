@@ -31,6 +31,7 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from livebrief.config import read_utf8
 from livebrief.errors import ConfigError
 from worker.chars import fold
 from worker.phrases import QUOTES, PhraseBook, PhraseError, expand, phrase_regex, plain_regexes
@@ -332,7 +333,7 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def load_topics(path: Path) -> TopicSet:
     """Read and compile a topics YAML file. Raises ``ConfigError`` naming each bad topic or field."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        data = yaml.load(read_utf8(path), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except OSError as exc:
         raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
     except yaml.YAMLError as exc:

@@ -38,7 +38,7 @@ from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 
 from livebrief.config import WebhookConfig
-from livebrief.errors import DeliveryError, ReceiverBusyError
+from livebrief.errors import ConfigError, DeliveryError, ReceiverBusyError
 from livebrief.keys import DEAD_LETTERS, DEFERRED, DELIVERED, Keys, counter_field, job_id_part
 from livebrief.models import Entry
 from livebrief.retry_after import parse_retry_after
@@ -127,10 +127,13 @@ def _standard_event(status: str, updated: datetime, entry_json: str) -> bytes:
 
 def delivery_headers(webhook: WebhookConfig, msg_id: str, body: bytes, now: float | None = None) -> dict[str, str]:
     headers = {"content-type": "application/json", "user-agent": "livebrief-webhooks/0.1"}
-    secret = webhook.resolved_secret()
     if webhook.format == "standard":
+        try:
+            secret = webhook.resolved_secret()
+        except ConfigError as exc:  # secret_env unset or changed since the worker started: retried, then dead-lettered
+            raise DeliveryError(webhook.id, exc.message) from exc
         if not secret:
-            raise DeliveryError(webhook.id, f"secret env var {webhook.secret_env!r} is not set")
+            raise DeliveryError(webhook.id, "no secret configured")
         ts = int(time.time() if now is None else now)
         headers.update({"webhook-id": msg_id, "webhook-timestamp": str(ts),
                         "webhook-signature": sign(secret, msg_id, ts, body)})

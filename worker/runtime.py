@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from livebrief.config import Config, WebhookConfig, load_config
+from livebrief.config import Config, WebhookConfig, check_webhooks, load_config
 from livebrief.keys import Keys
 from worker.classify import TopicSet, load_topics
 from worker.records import cache_stories
@@ -28,8 +28,12 @@ _current: Runtime | None = None
 
 
 def configure(config: Config) -> Runtime:
+    """Load the topics and check the webhooks against them (``ConfigError`` when one names an unknown topic
+    or its ``secret_env`` is unset), then make this the process's runtime."""
     global _current
-    _current = Runtime(config=config, topics=load_topics(config.topics_path), keys=Keys(config.prefix))
+    topics = load_topics(config.topics_path)
+    check_webhooks(config, topics.names)
+    _current = Runtime(config=config, topics=topics, keys=Keys(config.prefix))
     cache_stories(config.worker.story_cache)
     return _current
 
