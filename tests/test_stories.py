@@ -51,6 +51,19 @@ def test_a_second_outlet_publishes_version_2_with_both_sources_on_stream_and_top
     assert (on_channel.id, on_channel.version, len(on_channel.sources)) == (versions[0].id, 2, 2)
 
 
+def test_the_next_day_of_a_daily_summary_is_a_new_entry_not_an_update(client: redis.Redis, redis_url: str) -> None:
+    # Same feed, same words but the day's number: a near-duplicate before, so day 101 went out as
+    # version 2 of day 100's entry, its headline never shown.
+    runtime = configure(make_config(redis_url, []))
+    lead = "The main developments of the conflict, from the front lines, the talks and the aid convoys."
+    for day in (100, 101):
+        run_batch(client, runtime, [make_item("daily", day, title=f"Conflict diary: key events, day {day}", text=lead)])
+
+    versions = [Entry.model_validate_json(f[b"entry"]) for _, f in client.xrange(runtime.keys.entries_stream)]
+    assert [(e.headline, e.version, e.status) for e in versions] == [
+        ("Conflict diary: key events, day 100", 1, "new"), ("Conflict diary: key events, day 101", 1, "new")]
+
+
 def test_a_worker_with_a_tiny_story_cache_merges_the_same_and_keeps_the_cache_that_small(
     client: redis.Redis, redis_url: str
 ) -> None:

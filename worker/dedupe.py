@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from importlib import resources
 from itertools import chain
-from typing import cast
+from typing import NamedTuple, cast
 
 from pydantic import BaseModel, Field
 
@@ -62,6 +62,9 @@ MIN_EXACT_TOKENS = 5  # fewer than this: no signature at all, texts this short m
 SIG_TOKENS = 24  # fingerprints kept: the first distinct content words of title + text
 LONG_TOKENS = 16  # at this size both sides may differ by MAX_DIFF_LONG fingerprints instead of MAX_DIFF
 MAX_DIFF = 2
+# A name this rare (IDF, as ``_View.rare_entities``) swapped for another one makes texts of otherwise the
+# same words two events; a common one (Trump, Ukraine) is as often an added word on each side.
+RARE_NAME_IDF = 4.0
 MAX_DIFF_LONG = 3
 GROUPS = 4  # GROUPS > MAX_DIFF_LONG: a near-duplicate leaves at least one group of fingerprints untouched
 # Only the start of a text is read (its first words decide both levels); cleaning a whole 20 kB article
@@ -130,6 +133,13 @@ _NUMBER_WORDS = {
     "third": "3rd",
     "fourth": "4th",
     "fifth": "5th",
+    "sixth": "6th",
+    "seventh": "7th",
+    "eighth": "8th",
+    "ninth": "9th",
+    "tenth": "10th",
+    "eleventh": "11th",
+    "twelfth": "12th",
 }
 
 _STOPWORDS_TEXT = """
@@ -166,7 +176,9 @@ _SYNONYMS_TEXT = """
     gop:republican republicans:republican dems:democrat democrats:democrat
     coronavirus:covid guv:governor gov:governor govt:government prez:president
     vaccination:vaccine vaccinations:vaccine vaccinated:vaccine vax:vaccine jab:vaccine jabs:vaccine
-    pm:minister premier:minister
+    pm:minister premier:minister thai:thailand
+    jan:january feb:february apr:april aug:august sep:september sept:september oct:october nov:november
+    dec:december
 """
 _SYNONYMS = dict(pair.split(":") for pair in _SYNONYMS_TEXT.split())
 # Several-word names folded into one word before tokenising (also in near-duplicate signatures).
@@ -189,9 +201,12 @@ _SCALED = re.compile(r"\d\s*[mb]", re.IGNORECASE)
 
 class TextSignature(BaseModel):
     """Near-duplicate signature: ``fp`` packs sorted 12-bit word fingerprints, two URL-safe base64
-    characters each (about 60 bytes of JSON for a long text)."""
+    characters each (about 60 bytes of JSON for a long text); ``keys`` those of its numbers and names."""
 
     fp: str = Field(description="sorted 12-bit fingerprints of content words, 2 base64 chars each")
+    # Empty in records written before it existed: their near-duplicates are then matched as before.
+    keys: str = Field(default="", description="which fingerprints of fp are numbers or rare names: their "
+                                              "places in it, one base64 char each")
 
 
 class StoryFeatures(BaseModel):
@@ -345,18 +360,47 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     """The near-duplicate signature of an item, or None when it has fewer than ``MIN_EXACT_TOKENS``
     distinct content words (short texts collide by accident, so they never match at this level).
     Below ``MIN_TOKENS`` words only the same set of words matches (a re-posted headline)."""
-    title_words, head_words, rest = _words_of(title, text)
+    title_words, head_words, rest, title_case = _words_of(title, text)
     # After a lead's first words, the rest of it, read only as far as needed (a lead of few words).
     rest_words = (raw for chunk in rest for raw in _WORD.findall(chunk))
     words: dict[str, None] = {}  # distinct, in order
-    for _, norm in _content_of(chain(title_words, head_words, rest_words)):
-        words[norm] = None
-        if len(words) == SIG_TOKENS:
-            break
+    # Capitalised words, by where they were first met: 0 the title, 1 the lead's first words, 2 the rest
+    # of the lead, -1 first of the title or lead (capitalised as a sentence's start).
+    capitals: dict[str, int] = {}
+    for where, raw_words in enumerate((title_words, head_words, rest_words)):
+        first = raw_words[0] if where < 2 and raw_words else None  # type: ignore[index]
+        for raw, norm in _content_of(raw_words):
+            if norm in words:
+                continue
+            words[norm] = None
+            if raw[0].isupper():
+                capitals[norm] = -1 if raw is first else where
+            if len(words) == SIG_TOKENS:
+                break
+        else:
+            continue
+        break
     fps = sorted({_fingerprint(w) for w in words})
     if len(fps) < MIN_EXACT_TOKENS:
         return None
-    return TextSignature(fp=_encode(fps))
+    keys = {_fingerprint(w) for w in chain(filter(str.isdigit, words), _rare_names(capitals, title_case))}
+    return TextSignature(fp=_encode(fps), keys="".join(_B64[i] for i, f in enumerate(fps) if f in keys))
+
+
+def _rare_names(capitals: dict[str, int], title_case: tuple[bool, bool]) -> Iterator[str]:
+    """Those of ``capitals`` (``text_signature``'s) that are rare names. A capital at a sentence's start or
+    in Title Case says nothing: there the corpus statistics (``proper``) decide, as for story entities."""
+    idf = _idf()
+    weight, proper = idf.weights.__getitem__, idf.proper
+    for norm, where in capitals.items():
+        if weight(norm) >= RARE_NAME_IDF and (norm in proper or (where >= 0 and (where == 2 or not title_case[where]))):
+            yield norm
+
+
+def _keys(sig: TextSignature) -> set[int]:
+    """The fingerprints of ``sig`` that are numbers or rare names."""
+    fp = sig.fp
+    return {_B64_INDEX[fp[2 * i]] << 6 | _B64_INDEX[fp[2 * i + 1]] for i in map(_B64_INDEX.__getitem__, sig.keys)}
 
 
 def lsh_buckets(sig: TextSignature) -> list[tuple[int, str]]:
@@ -386,6 +430,11 @@ def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
         return False
     limit = MAX_DIFF_LONG if smaller >= LONG_TOKENS else MAX_DIFF
     if len(fa ^ fb) > limit:
+        return False
+    # A number or a rare name swapped for another is another event told in the same words: "day 100" and
+    # "day 101" of a daily summary, the same shelling report for Kharkiv and for Donetsk. The story
+    # level may still join them, within its window and with its checks on names and numbers.
+    if _keys(a) - fb and _keys(b) - fa:
         return False
     return bool(set(_buckets(a.fp)) & set(_buckets(b.fp)))
 
@@ -432,20 +481,26 @@ def _is_title_case(words: list[str]) -> bool:
     return sum(w[:1].isupper() for w in letters) >= 0.7 * len(letters)
 
 
+class _Words(NamedTuple):
+    title: list[str]  # the words of the stripped title
+    head: list[str]  # those of the lead's first ``LEAD_WORDS`` words
+    rest: list[str]  # the rest of the lead, split at whitespace only (a signature may read on into it)
+    title_case: tuple[bool, bool]  # whether the title, the head, are in Title Case (``_is_title_case``)
+
+
 @lru_cache(maxsize=64)  # prepare reads an item's words twice: for its signature, then for its features
-def _words_of(title: str, text: str) -> tuple[list[str], list[str], list[str]]:
-    """The words of the stripped title, those of the lead's first ``LEAD_WORDS`` words, and the rest of the
-    lead, split at whitespace only (a signature may read on into it)."""
+def _words_of(title: str, text: str) -> _Words:
     lead = _strip_text(text[:LEAD_CHARS]).split()
-    return _WORD.findall(_strip_title(title)), _WORD.findall(" ".join(lead[:LEAD_WORDS])), lead[LEAD_WORDS:]
+    title_words, head_words = _WORD.findall(_strip_title(title)), _WORD.findall(" ".join(lead[:LEAD_WORDS]))
+    return _Words(title_words, head_words, lead[LEAD_WORDS:], (_is_title_case(title_words), _is_title_case(head_words)))
 
 
 def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
     idf = _idf()
     entities: set[str] = set()
     terms: dict[str, None] = {}
-    for raw_words in _words_of(title, text)[:2]:
-        title_case = _is_title_case(raw_words)
+    words = _words_of(title, text)
+    for raw_words, title_case in zip((words.title, words.head), words.title_case, strict=True):
         first = raw_words[0] if raw_words else ""
         for raw, norm in _content_of(raw_words):
             terms.setdefault(norm, None)
