@@ -12,13 +12,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
 import redis
 import structlog
 
 from livebrief.config import Config, load_config
-from livebrief.errors import LivebriefError, RedisUnavailableError, without_password
+from livebrief.errors import BadLineError, LivebriefError, RedisUnavailableError, without_password
 from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
@@ -208,28 +209,45 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _topics_path(config_file: str | None) -> Path:
+    """The topics file the workers classify with under the configuration ``--config`` (else
+    ``$LIVEBRIEF_CONFIG``, else the default) names: what ``classify`` and ``eval-topics`` read."""
+    return load_config(config_file).topics_path
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
+    from livebrief.jsonlines import numbered_lines, optional_string, parse_object
     from worker.classify import classify, load_topics
 
-    config = load_config(args.config)
-    topics = load_topics(config.topics_path)
+    topics = load_topics(_topics_path(args.config))
     status = 0
-    for number, line in enumerate(sys.stdin, 1):
-        if not line.strip():
-            continue
+    # Bytes, decoded line by line: a line that is not UTF-8 is one bad line, whatever the locale says.
+    for number, raw in numbered_lines(sys.stdin.buffer):
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict) or "title" not in record:
-                raise ValueError("expected an object with 'title' (and optional 'id', 'text')")
-        except ValueError as exc:
-            print(f"livebrief classify: line {number}: {exc}", file=sys.stderr)
+            record = parse_object(raw)
+            if "title" not in record:
+                raise BadLineError("expected an object with 'title' (and optional 'id', 'text')")
+            title, text = optional_string(record, "title"), optional_string(record, "text")
+        except BadLineError as exc:
+            print(f"livebrief classify: line {number}: {exc}", file=sys.stderr, flush=True)
             status = 1
             continue
-        result = classify(str(record.get("title") or ""), str(record.get("text") or ""), topics)
+        result = classify(title, text, topics)
         out = {"id": record.get("id"), "topics": result.topics, "scores": result.scores,
                "evidence": result.evidence}
-        print(json.dumps(out, ensure_ascii=False), flush=True)
+        _write_json_line(out)
     return status
+
+
+def _write_json_line(value: dict[str, Any]) -> None:
+    """``value`` as one UTF-8 JSON line on stdout, whatever the locale's encoding."""
+    try:
+        line = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a "\ud800" escape in the input) has no UTF-8: escape it again
+        line = json.dumps(value).encode("ascii")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(line + b"\n")
+    sys.stdout.buffer.flush()
 
 
 def cmd_feeds(args: argparse.Namespace) -> int:
@@ -327,6 +345,8 @@ def cmd_eval_topics(args: argparse.Namespace) -> int:
         argv += ["--panel", "--min-others", str(args.min_others)]
     if args.topics:
         argv += ["--topics", args.topics]
+    elif not args.agreement:  # two annotators' labels are compared without the classifier
+        argv += ["--topics", str(_topics_path(args.config))]
     if args.corpus:
         argv += ["--corpus", args.corpus]
     if args.agreement:

@@ -150,3 +150,8 @@ class ReceiverBusyError(DeliveryError):
         self.status = status
         self.wait = wait
         super().__init__(webhook_id, f"receiver answered HTTP {status}, asking to wait {wait:.0f} s")
+
+
+class BadLineError(LivebriefError):
+    """One line of a JSON-lines input cannot be used; the reader adds the file and line it came from."""
+

@@ -20,7 +20,6 @@ items, which says how close the classifier comes to a careful human reader of th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, Field
 
-from livebrief.errors import DataFileError, LivebriefError
+from livebrief.errors import BadLineError, DataFileError, LivebriefError
+from livebrief.jsonlines import numbered_lines, optional_string, parse_object, string_list
 from worker.classify import TopicSet, classify, load_topics
 
 __all__ = [
@@ -126,23 +126,77 @@ class EvalReport(BaseModel):
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
-    """Read JSON lines; blank lines are skipped. Raises ``DataFileError`` naming the bad line."""
-    records: list[dict[str, Any]] = []
+    """Read JSON lines; blank lines are skipped. Raises ``DataFileError`` naming every bad line."""
+    records, problems = _numbered_records(path)
+    if problems:
+        raise _bad_lines(path, problems)
+    return [record for _, record in records]
+
+
+def _numbered_records(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], dict[int, str]]:
+    """``(line number, object)`` per line that is not blank, and the problem of each line that is no JSON
+    object, by line number (every one of them, so that a file is fixed in one pass). Raises
+    ``DataFileError`` if the file cannot be read."""
+    records: list[tuple[int, dict[str, Any]]] = []
+    problems: dict[int, str] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with path.open("rb") as lines:
+            for number, raw in numbered_lines(lines):
+                try:
+                    records.append((number, parse_object(raw)))
+                except BadLineError as exc:
+                    problems[number] = exc.message
     except OSError as exc:
         raise DataFileError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    return records, problems
+
+
+def _bad_lines(path: Path, problems: dict[int, str]) -> DataFileError:
+    return DataFileError(str(path), [f"line {number}: {problem}" for number, problem in sorted(problems.items())])
+
+
+def _unlabelled(record: Mapping[str, Any]) -> bool:
+    # Lines marked boilerplate or ambiguous (as in the seed article's paragraph labels) are no labelled
+    # items: the annotation guide leaves ambiguous items out of evaluation sets.
+    return bool(record.get("boilerplate") or record.get("ambiguous"))
+
+
+def load_labels(path: Path, topics: TopicSet | None, keep_unlabelled: bool = False) -> list[dict[str, Any]]:
+    """A label file's items, each checked: ``id`` a string or number, ``title`` and ``text`` strings,
+    ``topics`` a list of names (of ``topics`` when given). Lines marked boilerplate or ambiguous need no
+    ``topics`` and are left out unless ``keep_unlabelled``. Raises ``DataFileError`` listing every bad line,
+    or saying the file holds no labelled item: figures from part of a file, or from none, would mislead."""
+    numbered, problems = _numbered_records(path)
+    records: list[dict[str, Any]] = []
+    for number, record in numbered:
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(str(path), [f"line {number}: not JSON ({exc.msg})"]) from exc
-        if not isinstance(record, dict):
-            raise DataFileError(str(path), [f"line {number}: expected a JSON object"])
-        records.append(record)
+            _check_label(record, topics)
+        except BadLineError as exc:
+            problems[number] = exc.message
+            continue
+        if keep_unlabelled or not _unlabelled(record):
+            records.append(record)
+    if problems:
+        raise _bad_lines(path, problems)
+    if all(_unlabelled(r) for r in records):
+        raise DataFileError(str(path), ["no labelled items (JSON lines of 'id', 'title' or 'text', and 'topics')"])
     return records
+
+
+def _check_label(record: Mapping[str, Any], topics: TopicSet | None) -> None:
+    """Raise ``BadLineError`` unless ``record`` is a label line; its topics must be of ``topics`` if given."""
+    item_id = record.get("id")
+    if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
+        raise BadLineError("'id' must be a string or a number")
+    optional_string(record, "title")
+    optional_string(record, "text")
+    if _unlabelled(record) and "topics" not in record:
+        return
+    labels = string_list(record, "topics")
+    unknown = [t for t in labels if t not in topics.names] if topics is not None else []
+    if topics is not None and unknown:
+        raise BadLineError(f"no topic {', '.join(map(repr, unknown))} in {topics.source} "
+                           f"(its topics: {', '.join(topics.names)})")
 
 
 def join_corpus(
@@ -168,7 +222,17 @@ def join_corpus(
 
 
 def _load_corpus(path: Path) -> dict[str, str]:
-    return {str(r["id"]): str(r.get("title", "")) for r in load_records(path) if "id" in r}
+    corpus: dict[str, str] = {}
+    numbered, problems = _numbered_records(path)
+    for number, record in numbered:
+        try:
+            if "id" in record:
+                corpus[str(record["id"])] = optional_string(record, "title")
+        except BadLineError as exc:
+            problems[number] = exc.message
+    if problems:
+        raise _bad_lines(path, problems)
+    return corpus
 
 
 # --- evaluation ------------------------------------------------------------------------------------
@@ -395,12 +459,6 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
 # --- CLI -------------------------------------------------------------------------------------------
 
 
-def _labelled(path: Path) -> list[dict[str, Any]]:
-    # Lines marked boilerplate or ambiguous (as in the seed article's paragraph labels) are no labelled
-    # items: the annotation guide leaves ambiguous items out of evaluation sets.
-    return [r for r in load_records(path) if not r.get("boilerplate") and not r.get("ambiguous")]
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m worker.evaluate_topics FILE [FILE ...] [--topics PATH] [--corpus PATH] [--agreement OTHER]
     [--panel [--min-others N]]``; exit 0, or 2 on error."""
@@ -420,10 +478,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-others", type=int, default=2,
                         help="with --panel: items at least this many other files labelled (default 2)")
     args = parser.parse_args(argv)
+    if len({path.name for path in args.file}) < len(args.file):
+        print("the same file name twice: each file must be a different label set", file=sys.stderr)
+        return 2
     try:
-        sets = {path.name: _labelled(path) for path in args.file}
-        if len(sets) < len(args.file):
-            print("the same file name twice: each file must be a different label set", file=sys.stderr)
+        # Two annotators' labels are compared without the classifier, so without its topics.
+        topics = load_topics(args.topics) if args.agreement is None else None
+        unusable: list[DataFileError] = []
+
+        def labels(path: Path, keep_unlabelled: bool = False) -> list[dict[str, Any]]:
+            try:
+                return load_labels(path, topics, keep_unlabelled)
+            except DataFileError as exc:
+                unusable.append(exc)
+                return []
+
+        sets = {path.name: labels(path) for path in args.file}
+        other = labels(args.agreement, keep_unlabelled=True) if args.agreement is not None else []
+        if unusable:  # every file's every bad line at once, and no figures from the rest
+            print("\n".join(exc.message for exc in unusable), file=sys.stderr)
             return 2
         if args.corpus is not None:
             corpus = _load_corpus(args.corpus)
@@ -432,10 +505,13 @@ def main(argv: list[str] | None = None) -> int:
                 if missing:
                     log.warning("labels_not_in_corpus", file=name, count=len(missing), first=missing[:5])
         records = [r for labelled in sets.values() for r in labelled]
-        if args.agreement is not None:
-            print(format_report(compare_labels(records, load_records(args.agreement)), args.max_mistakes))
+        if topics is None:
+            agreement = compare_labels(records, other)
+            if not agreement.items:
+                print(f"{args.agreement} labels none of the ids the other files label", file=sys.stderr)
+                return 2
+            print(format_report(agreement, args.max_mistakes))
             return 0
-        topics = load_topics(args.topics)
         textless = [str(r.get("id")) for r in records if not r.get("title") and not r.get("text")]
         if textless:
             print(
@@ -443,12 +519,19 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
+        if not records:
+            print(f"no labelled item is left: none of their ids is in {args.corpus}", file=sys.stderr)
+            return 2
         if args.panel:
             if len(sets) < args.min_others + 1:
                 print(f"--panel needs at least {args.min_others + 1} label files (--min-others {args.min_others})",
                       file=sys.stderr)
                 return 2
-            print(format_panel(panel(sets, topics, args.min_others), args.min_others, args.max_mistakes))
+            rows = panel(sets, topics, args.min_others)
+            if not rows[-1].annotator.items:
+                print(f"no item was labelled in at least {args.min_others + 1} of the files", file=sys.stderr)
+                return 2
+            print(format_panel(rows, args.min_others, args.max_mistakes))
             return 0
         report = evaluate(records, topics)
     except LivebriefError as exc:

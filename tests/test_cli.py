@@ -1,0 +1,135 @@
+"""The command line on bad input: each command answers a value it cannot use with one clear message and a
+non-zero exit, never a traceback, and a command whose reader goes away (`| head`) stops quietly. Every test
+runs `python -m livebrief.cli` as a real process, against a real redis-server where the command needs one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+SMALL_EVAL = REPO / "tests" / "fixtures" / "topics-eval-small.jsonl"
+FRUIT_TOPICS = "topics:\n  fruit:\n    phrases:\n      0.9: [apple, pear]\n"
+
+
+def livebrief(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None,
+              cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "livebrief.cli", *args], input=stdin, capture_output=True,
+                            timeout=90, cwd=cwd, env={**os.environ, **(env or {})})
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(),
+                                       result.stderr.decode())
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def write_lines(path: Path, records: list[object]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def fruit_config(tmp_path: Path) -> Path:
+    """A config whose topics file (beside it, relative) holds one topic of its own, ``fruit``."""
+    (tmp_path / "fruit-topics.yaml").write_text(FRUIT_TOPICS, encoding="utf-8")
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump({"topics_file": "fruit-topics.yaml", "feeds": []}), encoding="utf-8")
+    return path
+
+
+# --- eval-topics: the config's topics -------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["--config", "LIVEBRIEF_CONFIG"])
+def test_eval_topics_scores_the_topics_of_the_config_classify_uses(tmp_path: Path, how: str) -> None:
+    config = fruit_config(tmp_path)
+    labels = write_lines(tmp_path / "fruit.jsonl", [
+        {"id": "a", "title": "An apple a day", "topics": ["fruit"]},
+        {"id": "b", "title": "Missile strike on the port", "topics": []},
+    ])
+    args, env = ((["--config", str(config)], {}) if how == "--config"
+                 else ([], {"LIVEBRIEF_CONFIG": str(config)}))
+    result = livebrief("eval-topics", str(labels), *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "2 items, topics: fruit\n" in result.stdout
+    assert "exact match: 2/2" in result.stdout
+    classified = livebrief("classify", *args, stdin=b'{"id": "a", "title": "An apple a day"}\n', env=env)
+    assert json.loads(classified.stdout)["topics"] == ["fruit"]
+
+
+def test_eval_topics_refuses_a_label_naming_no_topic(tmp_path: Path) -> None:
+    labels = write_lines(tmp_path / "typo.jsonl", [
+        {"id": "a", "title": "Missile strike on the port", "topics": ["strikes"]},
+        {"id": "b", "title": "Shelling of the city", "topics": ["strikez"]},
+    ])
+    result = livebrief("eval-topics", str(labels))
+    assert_refused(result, f"cannot use {labels}:", "line 2: no topic 'strikez' in", "strikes, talks, humanitarian")
+    assert result.stdout == ""
+
+
+# --- eval-topics: bad input -----------------------------------------------------------------------
+
+_GOOD = json.dumps({"id": "ok", "title": "Missile strike on the port", "topics": ["strikes"]}).encode() + b"\n"
+
+
+@pytest.mark.parametrize(("line", "says"), [
+    (b'{"id": "x", "title": "caf\xe9", "topics": []}', "line 2: not UTF-8"),
+    (b'{"id": "x", "title": "t", "topics": 5}', "line 2: 'topics' must be a list of strings"),
+    (b'{"id": "x", "title": "t", "topics": [["strikes"]]}', "line 2: 'topics' must be a list of strings"),
+    (b'{"id": "x", "title": "t", "topics": "strikes"}', "line 2: 'topics' must be a list of strings"),
+    (b'{"id": "x", "title": "t", "topics": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     "line 2: not usable JSON: nested too deeply"),
+    (b'{"id": "x", "title": {"a": 1}, "topics": []}', "line 2: 'title' must be a string"),
+], ids=["not-utf8", "number", "nested-list", "string", "deep-nesting", "title-object"])
+def test_eval_topics_names_the_bad_line_and_prints_no_figures(tmp_path: Path, line: bytes, says: str) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_bytes(_GOOD + line + b"\n")
+    result = livebrief("eval-topics", str(labels))
+    assert_refused(result, f"cannot use {labels}:\n  {says}")
+    assert result.stdout == ""
+
+
+def test_eval_topics_refuses_an_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    result = livebrief("eval-topics", str(SMALL_EVAL), str(empty))
+    assert_refused(result, f"cannot use {empty}:\n  no labelled items")
+    assert "macro-F1" not in result.stdout
+
+
+def test_eval_topics_reports_every_bad_line_of_every_file(tmp_path: Path) -> None:
+    first = tmp_path / "first.jsonl"
+    first.write_bytes(_GOOD + b'{"id": "x", "title": "t", "topics": 5}\n' + _GOOD + b"[1]\n")
+    second = tmp_path / "second.jsonl"
+    second.write_bytes(b"\xff\n" + _GOOD)
+    result = livebrief("eval-topics", str(first), str(second))
+    assert_refused(result, f"cannot use {first}:\n  line 2: 'topics'", "\n  line 4: expected a JSON object",
+                   f"cannot use {second}:\n  line 1: not UTF-8")
+
+
+# --- classify: one error per bad line, the good lines still classified ----------------------------
+
+@pytest.mark.parametrize(("line", "says"), [
+    (b"[" * 200_000 + b"]" * 200_000, "line 2: not usable JSON: nested too deeply"),
+    (b'{"id": "x", "title": "caf\xe9 \xff"}', "line 2: not UTF-8 (byte 0xe9 at column 26)"),
+    (b'{"id": "x", "title": {"a": 1}}', "line 2: 'title' must be a string, not an object"),
+    (b'{"id": "x", "title": "t", "text": 5}', "line 2: 'text' must be a string, not a number"),
+    (b'{"id": ' + b"7" * 5000 + b', "title": "t"}',
+     "line 2: not usable JSON (Exceeds the limit (4300 digits) for integer string conversion)"),
+], ids=["deep-nesting", "not-utf8", "title-object", "text-number", "huge-number"])
+def test_classify_reports_a_bad_line_and_classifies_the_rest(line: bytes, says: str) -> None:
+    good = [json.dumps({"id": n, "title": "Missile strike on the port"}).encode() for n in (1, 3)]
+    result = livebrief("classify", stdin=b"\n".join([good[0], line, good[1]]) + b"\n",
+                       env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert result.returncode == 1
+    assert result.stderr == f"livebrief classify: {says}\n"
+    assert [json.loads(out)["id"] for out in result.stdout.splitlines()] == [1, 3]
