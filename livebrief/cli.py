@@ -194,16 +194,17 @@ def cmd_work(args: argparse.Namespace) -> int:
 # --- consumers ---------------------------------------------------------------------------------------------
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from livebrief.tail import entry_json, format_entry, read_stream
+    from livebrief.tail import check_since, entry_json, format_entry, read_stream
 
+    since = check_since(args.since) if args.since is not None else None
     config = load_config(args.config)
     keys = Keys(config.prefix)
     with _redis(config, embed=False, patient=not args.no_follow) as (_, client):
         try:
-            entries = read_stream(client, keys, args.since or "$", args.topic, follow=not args.no_follow)
+            entries = read_stream(client, keys, since or "$", args.topic, follow=not args.no_follow)
             for message_id, entry in entries:
                 text = entry_json(entry) if args.json else format_entry(entry)
-                print(f"{message_id}  {text}" if args.since and not args.json else text, flush=True)
+                print(f"{message_id}  {text}" if since and not args.json else text, flush=True)
         except KeyboardInterrupt:
             pass
     return 0

@@ -155,3 +155,7 @@ class ReceiverBusyError(DeliveryError):
 class BadLineError(LivebriefError):
     """One line of a JSON-lines input cannot be used; the reader adds the file and line it came from."""
 
+
+class UsageError(LivebriefError):
+    """A command's argument or option has a value the command cannot use; the message says which forms it takes."""
+

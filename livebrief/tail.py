@@ -8,8 +8,12 @@ from typing import Any, cast
 
 import redis
 
+from livebrief.errors import UsageError
 from livebrief.keys import Keys
 from livebrief.models import Entry
+from livebrief.numbers import ascii_int
+
+_ID_PART_LIMIT = 2**64  # each part of a stream id is an unsigned 64-bit number in Redis
 
 
 def format_entry(entry: Entry) -> str:
@@ -23,6 +27,21 @@ def format_entry(entry: Entry) -> str:
         lines.append(f"    {entry.summary}")
     lines.append(f"    sources: {names}   id={entry.id}")
     return "\n".join(lines)
+
+
+def check_since(value: str) -> str:
+    """``value`` when the stream can be read after it: ``$`` (from now on), ``0`` (all history), or an entry
+    id ``MS-SEQ`` or ``MS`` (``MS`` being a Unix time in milliseconds); raises ``UsageError`` otherwise, which
+    Redis would answer with an error only once the command runs."""
+    if value == "$":
+        return value
+    parts = value.split("-")
+    numbers = [ascii_int(part, max_digits=20) for part in parts]
+    if len(parts) > 2 or any(n is None or n >= _ID_PART_LIMIT or part != part.strip()
+                             for n, part in zip(numbers, parts, strict=True)):
+        raise UsageError(f"--since takes a stream id: 0 for all history, an id printed before (MS-SEQ), "
+                         f"or MS, a Unix time in milliseconds; not {value!r}")
+    return value
 
 
 def read_stream(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 import yaml
 
 from tests.conftest import REPO
@@ -133,3 +134,16 @@ def test_classify_reports_a_bad_line_and_classifies_the_rest(line: bytes, says: 
     assert result.returncode == 1
     assert result.stderr == f"livebrief classify: {says}\n"
     assert [json.loads(out)["id"] for out in result.stdout.splitlines()] == [1, 3]
+
+
+# --- tail --since ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("since", ["garbage", "-1", "1-1-1", "1-", "18446744073709551616", ""])
+def test_tail_refuses_a_since_that_is_no_stream_id(client: redis.Redis, since: str) -> None:
+    assert_refused(livebrief("tail", "--since", since, "--no-follow"), "--since takes a stream id", repr(since))
+
+
+@pytest.mark.parametrize("since", ["0", "1648533600000", "1648533600000-3", "$"])
+def test_tail_takes_an_id_a_time_in_milliseconds_or_now(client: redis.Redis, since: str) -> None:
+    result = livebrief("tail", "--since", since, "--no-follow")
+    assert result.returncode == 0, result.stderr
