@@ -30,7 +30,8 @@ from pydantic import BaseModel
 
 from feeds.parse import parse_feed
 from livebrief.config import Config, FeedConfig
-from livebrief.errors import FeedError, FetchError
+from livebrief.errors import FeedError, FetchError, ListenError
+from livebrief.exporter import parse_listen
 from livebrief.feedserver import QuietHTTPServer
 from livebrief.ingest import enqueue_new_items
 from livebrief.keys import Keys
@@ -162,7 +163,7 @@ class PushReceiver:
         self.keys = Keys(config.prefix)
         self.subs = Subscriptions(client, self.keys)
         self.feeds = {f.id: f for f in config.feeds}
-        host, _, port = (listen or config.push.listen).rpartition(":")
+        address = parse_listen(listen or config.push.listen, option="--listen" if listen else "push.listen")
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -175,7 +176,10 @@ class PushReceiver:
             def do_POST(self) -> None:  # noqa: N802
                 receiver._post(self)
 
-        self.httpd = QuietHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        try:
+            self.httpd = QuietHTTPServer(address, Handler)
+        except OSError as exc:
+            raise ListenError(address, exc) from exc
 
     @property
     def address(self) -> str:

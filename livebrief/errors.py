@@ -6,6 +6,8 @@ webhook id, config errors the file and field: messages say what happened, to wha
 
 from __future__ import annotations
 
+import errno
+
 
 class LivebriefError(Exception):
     """Root of every error livebrief raises on purpose."""
@@ -159,3 +161,20 @@ class BadLineError(LivebriefError):
 class UsageError(LivebriefError):
     """A command's argument or option has a value the command cannot use; the message says which forms it takes."""
 
+
+class ListenError(LivebriefError):
+    """A server cannot listen on the address it was given: the port is taken, or the address is not this
+    machine's."""
+
+    def __init__(self, address: tuple[str, int], exc: OSError) -> None:
+        host, port = address
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        hint = _LISTEN_HINTS.get(exc.errno or 0, "")
+        super().__init__(f"cannot listen on {self.address}: {exc.strerror or exc}{hint}")
+
+
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: " (another process listens there: stop it, or choose another port)",
+    errno.EADDRNOTAVAIL: " (not an address of this machine: use one of its own, 127.0.0.1 or 0.0.0.0 for all)",
+    errno.EACCES: " (ports below 1024 need privileges: choose a higher one)",
+}

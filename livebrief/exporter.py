@@ -14,19 +14,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import redis
 import structlog
 
-from livebrief.errors import LivebriefError
+from livebrief.errors import ListenError, UsageError
+from livebrief.numbers import ascii_int
 
 log = structlog.get_logger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text exposition format
 
 
-def parse_listen(value: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """``HOST:PORT`` or ``PORT`` (on ``default_host``); IPv6 hosts in brackets."""
+def parse_listen(value: str, default_host: str = "127.0.0.1", option: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT`` or ``PORT`` (on ``default_host``); IPv6 hosts in brackets. Raises ``UsageError`` naming
+    ``option`` (the option or setting the value came from)."""
     host, sep, port = value.rpartition(":")
     host = host.strip("[]") if sep else default_host
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise LivebriefError(f"--listen takes HOST:PORT or PORT, not {value!r}")
-    return host or default_host, int(port)
+    number = ascii_int(port, max_digits=5)
+    if number is None or not 0 < number < 65536:
+        raise UsageError(f"{option} takes HOST:PORT or PORT, not {value!r}")
+    return host or default_host, number
 
 
 class MetricsExporter:
@@ -34,7 +37,10 @@ class MetricsExporter:
 
     def __init__(self, render: Callable[[], str], listen: tuple[str, int]) -> None:
         self.render = render
-        self._server = ThreadingHTTPServer(listen, self._handler())
+        try:
+            self._server = ThreadingHTTPServer(listen, self._handler())
+        except OSError as exc:
+            raise ListenError(listen, exc) from exc
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,31 @@ def test_tail_refuses_a_since_that_is_no_stream_id(client: redis.Redis, since: s
 def test_tail_takes_an_id_a_time_in_milliseconds_or_now(client: redis.Redis, since: str) -> None:
     result = livebrief("tail", "--since", since, "--no-follow")
     assert result.returncode == 0, result.stderr
+
+
+# --- listening ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["metrics", "serve"])
+def test_a_taken_port_is_refused_in_one_line(redis_url: str, taken_port: int, command: str) -> None:
+    result = livebrief(command, "--listen", f"127.0.0.1:{taken_port}")
+    assert_refused(result, f"livebrief: cannot listen on 127.0.0.1:{taken_port}: Address already in use")
+    assert result.stderr.count("\n") == 1
+
+
+def test_an_address_not_on_this_machine_is_refused(redis_url: str, taken_port: int) -> None:
+    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737), never a host's own address
+    assert_refused(livebrief("metrics", "--listen", f"192.0.2.1:{taken_port}"),
+                   f"cannot listen on 192.0.2.1:{taken_port}", "not an address of this machine")
+
+
+@pytest.mark.parametrize("command", ["metrics", "serve"])
+def test_a_listen_value_that_is_no_address_is_refused(redis_url: str, command: str) -> None:
+    assert_refused(livebrief(command, "--listen", "garbage"), "--listen takes HOST:PORT or PORT, not 'garbage'")
