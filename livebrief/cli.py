@@ -442,10 +442,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is noticed below
+        return status
     except LivebriefError as exc:
         print(f"livebrief: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped reading (`livebrief schema | head -1`): stop quietly, as a process killed by
+        # SIGPIPE would, with its status. Python flushes stdout again at exit; point it at /dev/null so that
+        # flush does not fail too (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

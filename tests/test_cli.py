@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -177,3 +178,17 @@ def test_an_address_not_on_this_machine_is_refused(redis_url: str, taken_port: i
 @pytest.mark.parametrize("command", ["metrics", "serve"])
 def test_a_listen_value_that_is_no_address_is_refused(redis_url: str, command: str) -> None:
     assert_refused(livebrief(command, "--listen", "garbage"), "--listen takes HOST:PORT or PORT, not 'garbage'")
+
+
+# --- a reader that goes away ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["schema"], ["eval-topics", str(SMALL_EVAL)]], ids=["schema", "eval-topics"])
+def test_a_closed_pipe_ends_the_command_quietly(command: list[str]) -> None:
+    """As `livebrief schema | head -0` would: the reader is gone before the command writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "livebrief.cli", *command], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(90) == 128 + signal.SIGPIPE
+    assert err == b""
