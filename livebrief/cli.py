@@ -19,7 +19,7 @@ import redis
 import structlog
 
 from livebrief.config import Config, load_config
-from livebrief.errors import BadLineError, LivebriefError, RedisUnavailableError, without_password
+from livebrief.errors import BadLineError, LivebriefError, RedisUnavailableError, UsageError, without_password
 from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
@@ -315,6 +315,8 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     keys = Keys(config.prefix)
     with _redis(config, embed=False) as (_, client):
+        if args.action == "replay" and args.webhook is not None:
+            _check_webhook(config, args.webhook, client, keys)
         if args.action == "replay":
             count = replay_dead_letters(client, keys, config.webhooks, args.webhook,
                                         config.worker.finished_job_ttl)
@@ -329,6 +331,18 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                 print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
                       f"dead-lettered={n}{wait}")
     return 0
+
+
+def _check_webhook(config: Config, webhook_id: str, client: redis.Redis, keys: Keys) -> None:
+    """Raise ``UsageError`` unless ``webhook_id`` is a configured webhook: dead letters of one that is not
+    cannot be re-sent (its URL and secret are gone), and a typo would otherwise re-queue 0 and succeed."""
+    if any(w.id == webhook_id for w in config.webhooks):
+        return
+    dead = sum(1 for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))
+               if json.loads(r).get("webhook") == webhook_id)
+    known = ", ".join(w.id for w in config.webhooks) or "none"
+    held = f"; its {dead} dead-lettered deliveries wait until it is configured again" if dead else ""
+    raise UsageError(f"no webhook {webhook_id!r} in {config.source_path} (configured: {known}){held}")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

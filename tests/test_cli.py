@@ -17,7 +17,8 @@ import pytest
 import redis
 import yaml
 
-from tests.conftest import REPO
+from livebrief.keys import Keys
+from tests.conftest import REPO, TEST_SECRET
 
 SMALL_EVAL = REPO / "tests" / "fixtures" / "topics-eval-small.jsonl"
 FRUIT_TOPICS = "topics:\n  fruit:\n    phrases:\n      0.9: [apple, pear]\n"
@@ -192,3 +193,20 @@ def test_a_closed_pipe_ends_the_command_quietly(command: list[str]) -> None:
     err = proc.stderr.read()
     assert proc.wait(90) == 128 + signal.SIGPIPE
     assert err == b""
+
+
+# --- webhooks replay ------------------------------------------------------------------------------
+
+def test_replay_refuses_a_webhook_that_is_not_configured(tmp_path: Path, client: redis.Redis) -> None:
+    config = tmp_path / "lb.yaml"
+    config.write_text(yaml.safe_dump({"feeds": [], "webhooks": [
+        {"id": "desk", "url": "http://127.0.0.1:9/hook", "secret": TEST_SECRET}]}))
+    assert_refused(livebrief("webhooks", "replay", "--webhook", "nope", "--config", str(config)),
+                   "no webhook 'nope'", "(configured: desk)")
+    # dead letters of a webhook since removed from the config cannot be re-sent: said, not re-queued as 0
+    client.rpush(Keys("livebrief").deadletter, json.dumps({"webhook": "gone", "delivery": "d1", "entry": {}}))
+    assert_refused(livebrief("webhooks", "replay", "--webhook", "gone", "--config", str(config)),
+                   "no webhook 'gone'", "its 1 dead-lettered deliveries wait")
+    replayed = livebrief("webhooks", "replay", "--webhook", "desk", "--config", str(config))
+    assert replayed.returncode == 0, replayed.stderr
+    assert "re-queued 0" in replayed.stdout
