@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 _TRACKING_PARAMS = re.compile(
     r"^(utm_[a-z_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|yclid|igshid|_ga|_gl|"
@@ -65,11 +65,37 @@ def canonical_url(url: str | None) -> str | None:
     _, host, port, path, query = split
     if host.count(".") >= 2:
         host = _MOBILE_HOST.sub("", host)
-    host = host.removeprefix("www.")
-    path = _AMP_SEGMENT.sub("", path) or "/"
+    host = _ascii_host(host.removeprefix("www."))
+    path = _AMP_SEGMENT.sub("", _one_spelling(path)) or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
     return _join("https", host, port, path, sorted(query))
+
+
+# Characters a path may hold as they are (RFC 3986 pchar and '/'); quote adds letters, digits and "_.-~".
+_PATH_SAFE = "/:@!$&'()*+,;="
+_ESCAPED_SLASH = re.compile("%2F", re.IGNORECASE)
+
+
+def _one_spelling(path: str) -> str:
+    """A path as one string whichever way a link wrote it: ``/новини`` and ``/%D0%BD%D0%BE%D0%B2...`` (one
+    outlet's feed gives the one, another's the other), ``%7e`` and ``~``. Escapes of bytes that are not
+    UTF-8 are kept byte for byte, and an escaped '/' stays escaped: it is not a segment's end."""
+    if path.isascii() and "%" not in path:
+        return path
+    return "%2F".join(quote(unquote(part, errors="surrogateescape"), safe=_PATH_SAFE, errors="surrogateescape")
+                      for part in _ESCAPED_SLASH.split(path))
+
+
+def _ascii_host(host: str) -> str:
+    """An internationalised host name in its ASCII form (``пример.укр`` -> ``xn--e1afmkfd.xn--j1amh``), the
+    form a link to the same host may also give."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:  # a label IDNA 2003 refuses: kept as written
+        return host
 
 
 def _join(scheme: str, host: str, port: int | None, path: str, query: list[tuple[str, str]]) -> str:

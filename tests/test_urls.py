@@ -66,9 +66,9 @@ def _reference_canonical(url: str) -> str | None:
     _, host, port, path, query = split
     if host.count(".") >= 2:
         host = urls._MOBILE_HOST.sub("", host)
-    host = host.removeprefix("www.")
+    host = urls._ascii_host(host.removeprefix("www."))
     netloc = host if port in (None, 80, 443) else f"{host}:{port}"
-    path = urls._AMP_SEGMENT.sub("", path) or "/"
+    path = urls._AMP_SEGMENT.sub("", urls._one_spelling(path)) or "/"
     if len(path) > 1:
         path = path.rstrip("/") or "/"
     return urlunsplit(("https", netloc, path, urlencode(sorted(query)), ""))
@@ -89,3 +89,20 @@ def test_a_plain_link_is_split_as_urlsplit_splits_it(url: str) -> None:
 ])
 def test_an_ipv6_host_keeps_its_brackets(url: str, clean: str, canonical: str) -> None:
     assert (clean_url(url), canonical_url(url)) == (clean, canonical)
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("https://news.example.ua/2022/03/01/обстріл-харкова/",
+     "https://www.news.example.ua/2022/03/01/"
+     "%D0%BE%D0%B1%D1%81%D1%82%D1%80%D1%96%D0%BB-%D1%85%D0%B0%D1%80%D0%BA%D0%BE%D0%B2%D0%B0"),
+    ("https://example.org/%7euser/story", "https://example.org/~user/story"),
+    ("https://example.org/a%c3%a9", "https://example.org/aé"),
+    ("https://новини.укр/статья", "https://xn--b1amarcd.xn--j1amh/%D1%81%D1%82%D0%B0%D1%82%D1%8C%D1%8F"),
+])
+def test_a_path_or_host_written_escaped_or_not_folds_to_one_key(one: str, other: str) -> None:
+    assert canonical_url(one) == canonical_url(other)
+
+
+def test_an_escaped_slash_and_bytes_that_are_not_utf8_keep_their_meaning() -> None:
+    assert canonical_url("https://example.org/a%2Fb") != canonical_url("https://example.org/a/b")
+    assert canonical_url("https://example.org/x%FFy") != canonical_url("https://example.org/x%FEy")
