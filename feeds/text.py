@@ -23,6 +23,9 @@ _BLOCK_TAG = re.compile(
     re.IGNORECASE,
 )
 _TAG = re.compile(rf"</?[a-zA-Z][^\s/<>]*{_TAG_BODY}")
+# Line breaks in the HTML source. In HTML they are plain whitespace (only block elements and <br> break
+# lines), and CMSs wrap their output at a fixed width, so keeping them split sentences into paragraphs.
+_SOURCE_BREAKS = re.compile(r"\r\n?|\n")
 # After decoding, text that still looks like markup came from double-escaped HTML ("&amp;lt;p&amp;gt;").
 _MARKUP_LEFT = re.compile(r"<[a-zA-Z/!?]")
 _ENTITY_LEFT = re.compile(r"&(?:[a-zA-Z][a-zA-Z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
@@ -53,6 +56,10 @@ def _strip_markup(fragment: str) -> str:
     text = _DROPPED.sub(" ", fragment)
     if "<!" in text or "<?" in text:
         text = _COMMENT.sub(" ", text)
+    # Only text with block markup is laid out as HTML: without any (plain text, or text with a link or
+    # two), its line breaks are all the paragraph structure there is, and condense joins the wrapped ones.
+    if ("\n" in text or "\r" in text) and _BLOCK_TAG.search(text):
+        text = _SOURCE_BREAKS.sub(" ", text)
     text = _BLOCK_TAG.sub("\n", text)
     text = _TAG.sub("", text)
     return html.unescape(text) if "&" in text else text
@@ -60,7 +67,8 @@ def _strip_markup(fragment: str) -> str:
 
 def html_to_text(fragment: str, max_chars: int | None = None) -> str:
     """Plain text of an HTML fragment: no tags, entities decoded, paragraph breaks kept as newlines,
-    other whitespace folded; at most ``max_chars`` characters, cut at a word boundary when there is one.
+    other whitespace folded (in a fragment with block markup, a line break of the source is whitespace, as
+    in a browser); at most ``max_chars`` characters, cut at a word boundary when there is one.
 
     With ``max_chars``, only as much of the fragment is read as that text needs (a whole article's HTML was
     stripped to keep its first few thousand characters): a window of ``_FIRST_WINDOW`` times ``max_chars``,

@@ -210,6 +210,25 @@ def test_html_to_text_keeps_paragraph_breaks() -> None:
     assert html_to_text("<p>One.</p>\n\n<p>Two <b>bold</b>.</p><br/>Three") == "One.\nTwo bold.\nThree"
 
 
+def test_html_to_text_reads_a_line_break_in_the_html_source_as_a_space() -> None:
+    source = "<p>Ferries left the harbour at dawn,\ncarrying two hundred\r\npassengers. The\ncrossing took an hour.</p>"
+    assert html_to_text(source) == (
+        "Ferries left the harbour at dawn, carrying two hundred passengers. The crossing took an hour."
+    )
+
+
+def test_html_to_text_breaks_lines_only_at_block_elements_and_br() -> None:
+    source = "<h2>Harbour\nreopens</h2>\n<p>Ferries\nsailed again.</p>\n<p>Crews cheered.<br>\nTrade\nresumed.</p>"
+    assert html_to_text(source) == "Harbour reopens\nFerries sailed again.\nCrews cheered.\nTrade resumed."
+
+
+def test_html_to_text_keeps_the_line_breaks_of_text_without_block_markup() -> None:
+    # Plain text (or text with only a link in it) has no other paragraph structure.
+    assert html_to_text('Ferries sailed.\nSee <a href="/x">the timetable</a>.') == (
+        "Ferries sailed.\nSee the timetable."
+    )
+
+
 def test_html_to_text_drops_script_and_style_content() -> None:
     assert html_to_text("<style>p{}</style>Hello <script>alert(1)</script>world") == "Hello world"
 
