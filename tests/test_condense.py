@@ -132,6 +132,45 @@ def test_title_like_lines_are_not_summary_sentences() -> None:
     assert condense("T", text).summary == "Four people were wounded overnight."
 
 
+def test_hard_wrapped_lines_of_plain_text_are_read_as_one_paragraph() -> None:
+    text = (
+        "Ferries left the harbour at dawn, carrying\ntwo hundred passengers, the port said. The\n"
+        "crossing took an hour."
+    )
+    assert condense("T", text).summary == (
+        "Ferries left the harbour at dawn, carrying two hundred passengers, the port said. "
+        "The crossing took an hour."
+    )
+
+
+def test_a_line_break_in_mid_sentence_before_a_name_is_joined() -> None:
+    # As a <br> between "of" and "Velmora" leaves it.
+    text = "Ferries reached the port of\nVelmora on Monday after a week at sea."
+    assert condense("T", text).summary == "Ferries reached the port of Velmora on Monday after a week at sea."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Harbour reopens after storm\nFerries sailed again on Monday.",
+        "KYIV\nSirens sounded across the capital.",
+        "Casualties\nthree dead, the coast guard said.",
+        "Key facts:\nferries sailed again on Monday.",
+        "The telescope sees more clearly than its engineers hoped for\nFerries sailed again on Monday.",
+        "And everyone at the port should know that the ferries,\nFerries sailed again on Monday.",
+        "The Harbour Town You Have Never Heard Of\nFerries sailed again on Monday.",
+    ],
+)
+def test_short_lines_and_lines_that_end_a_sentence_stay_apart(text: str) -> None:
+    last = text.split("\n")[-1]
+    assert condense("T", text).summary == last
+
+
+def test_a_lone_word_after_a_sentence_is_not_joined_with_the_next_line() -> None:
+    text = "Crews cleared the pier. More\nferries sailed again on Monday."
+    assert condense("T", text).summary == "Crews cleared the pier. ferries sailed again on Monday."
+
+
 def test_text_without_any_sentence_falls_back_to_its_first_line() -> None:
     assert condense("T", "Storm hits coast\nMore to follow").summary == "Storm hits coast"
 

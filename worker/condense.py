@@ -9,10 +9,12 @@ names the item's outlet (or, with no outlet given, a well-known one), because da
 content ("Russia-Ukraine talks - what we know"). A pipe separates a headline from labels or from a packed
 summary, so the first part that is not a label is the headline.
 
-Summary. Boilerplate lines are dropped (``is_boilerplate``), then sentences are taken in source order from
-the start (the lead of a news text is its best summary) while they fit in ``max_chars``. The summary only
-ever contains whole sentences of the source, with one documented exception: when the first usable
-sentence alone is longer than ``max_chars`` it is cut at a word boundary and ends with "…".
+Summary. A line that breaks a sentence off (text hard-wrapped at a fixed width, a <br> in mid-sentence) is
+joined with the line that continues it. Boilerplate lines are dropped (``is_boilerplate``), then sentences
+are taken in source order from the start (the lead of a news text is its best summary) while they fit in
+``max_chars``. The summary only ever contains whole sentences of the source, with one documented exception:
+when the first usable sentence alone is longer than ``max_chars`` it is cut at a word boundary and ends
+with "…".
 """
 
 from __future__ import annotations
@@ -552,13 +554,63 @@ def _cut(sentence: str, max_chars: int) -> str:
     return head.rstrip(" ,;:-–—\"'“‘(") + ELLIPSIS
 
 
+# Words a line can end on only in the middle of a sentence. Not "for", "on", "with", "to", ...: a heading
+# can end on one ("... more clearly than its engineers hoped for").
+_OPEN_ENDINGS = frozenset(
+    {
+        "a", "an", "the", "of", "and", "or", "but", "nor", "than", "its", "their", "our", "your", "my", "whose",
+        "during",
+    }
+)  # fmt: skip
+_FIRST_WORD = re.compile(r"[^\W\d_]+")
+# A line of fewer words is a label, a heading or a list item even when it ends without punctuation.
+_MIN_WRAPPED_WORDS = 3
+
+
+def _continues(line: str, following: str) -> bool:
+    """Whether ``following`` carries on the sentence ``line`` breaks off: text hard-wrapped at a fixed width,
+    or a <br> in mid-sentence. Headings, captions, list items and datelines are lines too, so only a line
+    without terminal punctuation that ends on a word like "of" or is followed by an all lower-case word is
+    joined (not one that ends on a comma before a capital: that is how a feed cuts a long title)."""
+    tail = line.rstrip(_CLOSERS)
+    if not tail or tail[-1] in ".!?…:" or line.count(" ") + 1 < _MIN_WRAPPED_WORDS:
+        return False
+    end = max(tail.rfind(". "), tail.rfind("? "), tail.rfind("! "))
+    unfinished = tail[end + 2 :] if end >= 0 else tail  # what follows the line's last sentence
+    last = unfinished.rsplit(None, 1)[-1].lstrip("\"'‘“„([«")
+    # A title-case heading ends on a capital ("... You've Never Heard Of"), a sentence's first word may.
+    if (last if " " in unfinished else last.lower()) in _OPEN_ENDINGS:
+        return following[0].isalnum()
+    first = _FIRST_WORD.match(following)
+    # A lone word after the line's last sentence ("... try'. More") is a link's text, not a sentence.
+    return first is not None and first.group().islower() and " " in unfinished
+
+
+def _paragraphs(text: str) -> Iterator[str]:
+    """The non-empty lines of ``text``, normalised, each joined with the lines that continue its sentence."""
+    held = ""
+    for raw in text.split("\n"):
+        line = _normalise(raw)
+        if not line:
+            if held:  # a blank line always ends a paragraph
+                yield held
+                held = ""
+            continue
+        if held:
+            if _continues(held, line):
+                held = f"{held} {line}"
+                continue
+            yield held
+        held = line
+    if held:
+        yield held
+
+
 def _content_sentences(text: str) -> Iterator[str]:
     """Sentences of ``text`` in order, boilerplate lines and sentences left out."""
     first = True
-    for raw in text.split("\n"):
-        paragraph = checked = _normalise(raw)  # stripped
-        if not paragraph:
-            continue
+    for paragraph in _paragraphs(text):
+        checked = paragraph
         # Its sentences are parts of it: they hold none of the needles it does not (most paragraphs hold none).
         needles = _needles_in(paragraph)
         if _is_boilerplate(paragraph, needles):
