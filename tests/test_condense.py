@@ -344,6 +344,33 @@ def test_a_sentence_is_checked_for_what_its_paragraph_holds() -> None:
     assert condense("T", text).summary == f"{wounded} Mediators will meet again."
 
 
+def test_a_credit_after_news_drops_only_the_credit() -> None:
+    text = "Ferries were cancelled on Monday. Crews repaired the pier. (Photo by Ana Ruiz/AFP via Getty Images)"
+    assert condense("T", text).summary == "Ferries were cancelled on Monday. Crews repaired the pier."
+
+
+def test_a_promotion_after_news_drops_only_the_promotion() -> None:
+    text = "Ferries were cancelled on Monday. Sign up for our morning briefing. Crews repaired the pier."
+    assert condense("T", text).summary == "Ferries were cancelled on Monday. Crews repaired the pier."
+
+
+def test_news_that_mentions_signing_up_is_kept() -> None:
+    text = "Ferries were cancelled on Monday. Hundreds of dockworkers queued to sign up for the reserve."
+    assert condense("T", text).summary == text
+
+
+def test_a_caption_is_the_summary_only_when_the_text_has_nothing_else() -> None:
+    caption = "The images show the breached sea wall."
+    assert condense("T", f"{caption} Photo: Orbit Imaging").summary == caption
+    text = f"{caption} Photo: Orbit Imaging\nThe storm destroyed 40 boats."
+    assert condense("T", text).summary == "The storm destroyed 40 boats."
+
+
+def test_a_sentence_about_photos_before_a_link_is_not_a_caption() -> None:
+    text = "Residents share photos of the flooded harbour. More\nFerries resumed on Monday."
+    assert condense("T", text).summary == "Residents share photos of the flooded harbour. Ferries resumed on Monday."
+
+
 _STARTS = [
     "", "a", "ab", "(", "(Photo: Reuters", "photo: x", "PHOTO/AFP", "12 jan", "1 Jan 2022", "9/11 anniversary",
     "— Jane (@jane) March 1, 2022", "\u212aey live", "key live", "\u017fee also: x", "see also: x", "Ab", "cd",

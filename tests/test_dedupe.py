@@ -66,6 +66,18 @@ def test_appended_boilerplate_is_a_near_duplicate() -> None:
     assert dedupe.is_near_duplicate(original, copy)
 
 
+def test_news_that_mentions_signing_up_is_not_read_as_a_newsletter_trailer() -> None:
+    # The trailer pattern drops everything after it: "sign up for" must name a newsletter, not river patrols.
+    text = "Volunteers sign up for river patrols as the Turia rises."
+    features = dedupe.story_features("Valencia floods", text, [], 0.0)
+    assert {"patrol", "turia"} <= set(features.terms)
+
+
+def test_a_newsletter_trailer_is_left_out_of_the_features() -> None:
+    text = "Volunteers patrol the Turia. Sign up for our morning briefing on Madrid politics."
+    assert "madrid" not in dedupe.story_features("Valencia floods", text, [], 0.0).terms
+
+
 def test_short_texts_get_no_signature() -> None:
     assert dedupe.text_signature("Markets fall", "") is None
     assert dedupe.text_signature("Prime minister resigns after vote", "") is None

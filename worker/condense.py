@@ -304,6 +304,12 @@ _DATE = (
 )
 _AGENCY = r"(?:AP|Reuters|AFP|RFE/RL|dpa|UPI|Xinhua|TASS|Interfax|CNN|BBC|Bloomberg|Kyodo|Yonhap|ANI|PTI)"
 
+# What a newsletter or account promotion asks to sign up for ("... for our briefing", "... to receive ...").
+_PROMO_OBJECT = (
+    r"(?:our|my|(?:a )?free (?:\w+ )?(?:newsletter|trial|account|updates)|e-?mail|newsletters?|receive|get"
+    r"|the (?:\w+ ){0,3}(?:newsletter|briefing|alerts?|digest|podcast|email|e-mail|edition)s?)\b"
+)
+
 # Whole-line patterns (matched from the start, case-insensitive), each tried only on lines that can begin as
 # its matches do (``Scanner.match``): trying them all took half of ``is_boilerplate``'s time on a line of news.
 _BOILERPLATE_LINE = Scanner(
@@ -323,7 +329,9 @@ _BOILERPLATE_LINE = Scanner(
         r"story continues below\b",
         r"scroll (?:down )?to continue\b",
         r"listen to (?:this|the) (?:article|story)\b",
-        r"(?:subscribe|sign up|register)\b(?! (?:with|as) )",
+        # "Sign up for the army" and "Register of deeds" are news: sign up and register only as promotion.
+        r"subscribe\b(?! (?:with|as) )",
+        r"(?:sign up|register)(?: now| today| here| for free)?(?:\s*(?:[:!.>»|]|$)| (?:for|to) " + _PROMO_OBJECT + ")",
         r"(?:get|receive) (?:our|the) .{0,40}\bnewsletter\b",
         r"follow (?:us|our|the latest|@\w+|\S+(?: \S+)? on (?:twitter|x|facebook|instagram|telegram"
         r"|youtube|tiktok|linkedin|threads|mastodon))\b",
@@ -340,9 +348,11 @@ _BOILERPLATE_LINE = Scanner(
         r"(?:getty images|afp via getty images|shutterstock|ap photo|afp photo|epa-efe|reuters"
         r"|associated press|afp|tass|rfe/rl)\s*\W*$",
         # Agency trailers: "With additional reporting by ...", "(Reporting by ...; Editing by ...)".
+        # A credit names someone ("Reporting by Tomas Weller"); "Written by hand" and "Reporting by
+        # journalists has been ..." are news.
         r"\(?(?:with )?(?:additional )?(?:reporting|writing|editing|compiled|written|translated"
-        r"|fact-checked)(?: (?:and|&) \w+)? by\b",
-        r"based on (?:reporting|reports) (?:by|from)\b",
+        r"|fact-checked)(?: (?:and|&) \w+)? by (?-i:[A-Z])",
+        r"based on (?:reporting|reports) (?:by|from) (?:the )?(?-i:[A-Z])[^,;.!?]{0,60}\.?\s*$",
         # Bylines with a role: "By Jane Doe, Staff Writer".
         r"by [A-Z][\w.'’-]+(?: [A-Z][\w.'’-]+){0,3},? (?:staff|senior|chief|special)? ?"
         r"(?:writer|reporter|correspondent|editor)s?\s*$",
@@ -370,7 +380,10 @@ _GUARDED_LINE = [
     (("/", "via "), re.compile(
         r"[\w .'’-]{0,60}(?:/|\bvia )(?:getty images|afp|ap|reuters|epa|shutterstock|sputnik|tass)\b[^.!?]{0,40}$",
         re.I)),
-    ((" contributed ",), re.compile(r"\w[\w ,]{0,60} contributed (?:to )?(?:this )?report(?:ing)?\b", re.I)),
+    # A whole credit: "... contributed to this report.", not "... contributed to reporting that revealed ...".
+    ((" contributed ",), re.compile(
+        r"\w[\w ,.'’-]{0,60} contributed (?:to )?(?:this |the )?report(?:ing)?(?: (?:from|in) [^.;]{1,60})?[.)]?\s*$",
+        re.I)),
     # A dateline alone: "KYIV, Ukraine (AP) —".
     (("(",), re.compile(rf"[A-Z][A-Z.'’ -]+(?:,\s*[\w.'’ -]+)*\s*\({_AGENCY}\)\s*[-–—:]?\s*$", re.I)),
 ]
@@ -384,7 +397,7 @@ _BOILERPLATE_ANYWHERE = re.compile(
             r"\blive (?:briefing|blog|page|updates) .{0,60}\b(?:gives|brings|keeps) you\b",
             r"\bfor (?:all|more) of (?:our|\S+" + _APOS + r"s) (?:coverage|reporting)\b",
             r"\bappeared first on\b",
-            r"\bsign up (?:for|to) (?:our|the) \w+",
+            r"\bsign up (?:for|to) " + _PROMO_OBJECT,
             r"\bsubscribe (?:to|for) (?:our|the) (?:\w+ )?(?:newsletter|channel|podcast|updates)\b",
             r"\bdelivered (?:straight |directly )?to your inbox\b",
             r"[(\[](?:photo|photograph|image|picture|credit|file photo)s?(?: credit)?(?::| by)\s[^)\]]*[)\]]",
@@ -407,6 +420,8 @@ _ANYWHERE_TRIGGERS = (
 # Every needle above: a line holding none of them (~97% of lines in news) skips those checks after one loop
 # over them, not one pass per group (5.1 -> 3.5 us a call; ~10 calls an item).
 _NEEDLES = tuple(sorted({n for needles, _ in _GUARDED_LINE for n in needles} | set(_ANYWHERE_TRIGGERS)))
+# Needles of a photo credit: only a paragraph holding one can be a caption.
+_CREDIT_NEEDLES = ("credit", "getty", "image", "photo", "picture")
 
 # "By Jane Doe", "By JOHN SMITH and Anna Roe, Reuters": capitalised names after "By", nothing else.
 # Possessive quantifiers keep this linear on long capitalised runs.
@@ -421,10 +436,16 @@ def is_boilerplate(line: str) -> bool:
 
     Detects player and browser notices, promotion and navigation ("SEE ALSO:", "Read more", "Related:",
     "Follow us on ...", "Subscribe ...", "Click here"), credits and captions ("(Photo: ...)", "AFP via
-    Getty Images"), copyright lines, bylines, agency trailers ("With additional reporting by ..."),
-    lines holding only a dateline or timestamp, and stray links.
+    Getty Images", a caption sentence with its credit), copyright lines, bylines, agency trailers ("With
+    additional reporting by ..."), lines holding only a dateline or timestamp, and stray links. A line that
+    opens as none of these is boilerplate only when each of its sentences is: a credit or a promotion after
+    news does not make the news boilerplate.
     """
-    return _is_boilerplate(line.strip(), _NEEDLES)
+    line = line.strip()
+    if _opens_as_boilerplate(line):
+        return True
+    news, caption = _news_in(line, _needles_in(line))
+    return caption or not any(True for _ in news)
 
 
 def _needles_in(paragraph: str) -> Sequence[str]:
@@ -433,21 +454,53 @@ def _needles_in(paragraph: str) -> Sequence[str]:
     return [needle for needle in _NEEDLES if needle in lower]
 
 
+def _opens_as_boilerplate(line: str) -> bool:
+    """Whether a stripped line is boilerplate from its start ("Read more: ...", "Photo: ...", a byline):
+    what follows such an opening belongs to it, so the whole line goes."""
+    if not line or _BOILERPLATE_LINE.match(line) is not None:
+        return True
+    return len(line) < 120 and _BYLINE.match(line) is not None
+
+
 def _is_boilerplate(line: str, needles: Sequence[str]) -> bool:
-    """``is_boilerplate`` of a stripped line, given a superset of the ``_NEEDLES`` it holds."""
-    if not line:
-        return True
-    if _BOILERPLATE_LINE.match(line):
-        return True
-    lower = line.lower() if needles else ""
+    """``is_boilerplate`` of one stripped sentence, given a superset of the ``_NEEDLES`` it holds."""
+    return _opens_as_boilerplate(line) or _holds_boilerplate(line, needles)
+
+
+def _holds_boilerplate(line: str, needles: Sequence[str]) -> bool:
+    """The checks of a sentence that ``_opens_as_boilerplate`` leaves: credits, trailers and promotion."""
+    if not needles:
+        return False
+    lower = line.lower()
     if not any(needle in lower for needle in needles):
-        return len(line) < 120 and _BYLINE.match(line) is not None
+        return False
     for group, pattern in _GUARDED_LINE:
         if any(needle in lower for needle in group) and pattern.match(line):
             return True
-    if any(trigger in lower for trigger in _ANYWHERE_TRIGGERS) and _BOILERPLATE_ANYWHERE.search(line):
-        return True
-    return len(line) < 120 and _BYLINE.match(line) is not None
+    return any(trigger in lower for trigger in _ANYWHERE_TRIGGERS) and _BOILERPLATE_ANYWHERE.search(line) is not None
+
+
+def _news_in(paragraph: str, needles: Sequence[str]) -> tuple[Iterator[str], bool]:
+    """The sentences of a paragraph that does not open as boilerplate, without its boilerplate sentences;
+    and whether they are a caption: one sentence followed by a photo credit, as a picture's caption sits
+    above an article's lead (its sentence describes the picture, not the news)."""
+    if not any(word in needles for word in _CREDIT_NEEDLES):
+        # Its sentences are parts of it: they hold none of the needles it does not (most paragraphs hold none),
+        # and a paragraph of one sentence (a feed's description often is one) was checked for its opening.
+        return (
+            s for s in _sentences(paragraph)
+            if not (_holds_boilerplate(s, needles) if s == paragraph else _is_boilerplate(s.strip(), needles))
+        ), False
+    sentences = list(_sentences(paragraph))
+    boiler = [_is_boilerplate(s.strip(), needles) for s in sentences]
+    news = [s for s, b in zip(sentences, boiler, strict=True) if not b]
+    # The second must be a credit, not any boilerplate: "Photos of the flood. More" is a headline and its link.
+    caption = (
+        len(sentences) == 2
+        and boiler == [False, True]
+        and any(word in sentences[1].lower() for word in _CREDIT_NEEDLES)
+    )
+    return iter(news), caption
 
 
 # --------------------------------------------------------------------------------------------------
@@ -607,21 +660,26 @@ def _paragraphs(text: str) -> Iterator[str]:
 
 
 def _content_sentences(text: str) -> Iterator[str]:
-    """Sentences of ``text`` in order, boilerplate lines and sentences left out."""
+    """Sentences of ``text`` in order, boilerplate lines and sentences left out; captions come last, and only
+    when the text has no whole sentence of its own."""
     first = True
+    captions: list[str] = []
+    whole = False
     for paragraph in _paragraphs(text):
-        checked = paragraph
-        # Its sentences are parts of it: they hold none of the needles it does not (most paragraphs hold none).
-        needles = _needles_in(paragraph)
-        if _is_boilerplate(paragraph, needles):
+        if _opens_as_boilerplate(paragraph):
             continue
         if first:
             paragraph = _DATELINE_PREFIX.sub("", paragraph, count=1)
             first = False
-        for sentence in _sentences(paragraph):
-            # A paragraph of one sentence was checked already (a feed's description often is one).
-            if sentence == checked or not _is_boilerplate(sentence.strip(), needles):
-                yield sentence
+        news, caption = _news_in(paragraph, _needles_in(paragraph))
+        if caption:
+            captions.extend(news)
+            continue
+        for sentence in news:
+            whole = whole or _is_whole(sentence)
+            yield sentence
+    if not whole:
+        yield from captions
 
 
 def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:

@@ -92,9 +92,13 @@ _ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
 _NUMBER = re.compile(r"^\d+(?:[.,]\d+)*$")
 # " - Reuters", " | BBC News", " — The Guardian": a short trailing outlet name after a separator.
 _OUTLET_SUFFIX = re.compile(r"\s+[-–—|:]\s+(?:[A-Z][\w.&']*\.?\s?){1,4}\s*$")
+# Everything from a trailer to the end of the text goes, so a trailer must not match news: a credit names
+# someone ("Reporting by Tomas Weller", not "reporting by journalists has been ..."), and one signs up for a
+# newsletter or an account ("sign up for our ...", not "sign up for the army").
 _BOILERPLATE = re.compile(
     r"(?:the post\b.{0,200}?\bappeared first on .*$|continue reading.*$|read more.*$|click here.*$|"
-    r"\(?(?:reporting|editing|writing) by .*$|sign up for .*$|subscribe to .*$|"
+    r"\(?(?:reporting|editing|writing) by (?-i:[A-Z]).*$|sign up for (?:our|my|(?:a )?free|e-?mail|newsletters?"
+    r"|the (?:\w+ ){0,3}(?:newsletter|briefing|alerts?|digest|podcast|email|edition)s?)\b.*$|subscribe to .*$|"
     r"all rights reserved.*$|©.*$)",
     re.IGNORECASE | re.DOTALL,
 )
