@@ -281,6 +281,30 @@ def test_summary_packed_after_a_pipe_is_split_off_the_headline() -> None:
     assert clean_headline(title) == "Grain talks resume"
 
 
+@pytest.mark.parametrize(
+    ("title", "outlet"),
+    [
+        ("Eldria | Mob storms the customs house in Marrow Falls, burns its records", "eldria-daily.example"),
+        ("Perspective | A harbour town learns to live with the sea again", "capitalherald.example"),
+        ("World news | A harbour town learns to live with the sea again", None),
+    ],
+)
+def test_a_section_name_before_a_pipe_is_dropped(title: str, outlet: str | None) -> None:
+    assert clean_headline(title, outlet) == title.split(" | ")[1]
+
+
+@pytest.mark.parametrize(
+    ("title", "headline"),
+    [
+        ("Tidewater | Official Trailer | Streamline", "Tidewater"),
+        ("Tidewater | The Harbour Keeper Returns", "Tidewater"),
+        ("Storm hits | Negotiators met in Geneva on Tuesday after a two-week pause.", "Storm hits"),
+    ],
+)
+def test_a_short_headline_before_a_pipe_is_kept(title: str, headline: str) -> None:
+    assert clean_headline(title) == headline
+
+
 def test_headline_whitespace_and_quotes_are_normalised() -> None:
     assert clean_headline("  Mayor\u00a0vows   to ‘rebuild’ \n harbor ") == "Mayor vows to 'rebuild' harbor"
 

@@ -7,7 +7,8 @@ Headline. Outlet and section labels are taken off the ends of a title ("... - Re
 "The Guardian: ...", "Live updates: ...", "UPDATE 2-..."); a dash-separated part is removed only when it
 names the item's outlet (or, with no outlet given, a well-known one), because dashes also separate real
 content ("Russia-Ukraine talks - what we know"). A pipe separates a headline from labels or from a packed
-summary, so the first part that is not a label is the headline.
+summary, so the first part that is not a label is the headline (a word or two before a much longer headline,
+"Pakistan | Mob attacks ...", is a section name, so a label).
 
 Summary. A line that breaks a sentence off (text hard-wrapped at a fixed width, a <br> in mid-sentence) is
 joined with the line that continues it. Boilerplate lines are dropped (``is_boilerplate``), then sentences
@@ -201,6 +202,25 @@ def _is_label(part: str, outlet_cores: frozenset[str], sections: bool) -> bool:
     return _core(part) in outlet_cores or not _label_domain_cores(part).isdisjoint(outlet_cores)
 
 
+# A section name before a pipe ("Pakistan | Mob attacks ...", "Perspective | ..."): a word or two, then a
+# headline of at least _MIN_HEADLINE_WORDS words and at least three times as many. A headline before a
+# packed summary ("Grain talks resume | Negotiators met ...") is longer, and a summary ends as a sentence.
+_MIN_HEADLINE_WORDS = 6
+_SECTION_NAME = re.compile(r"[^\W\d_][\w&'’.-]*(?: [^\W\d_][\w&'’.-]*)?")
+
+
+def _is_section_before(part: str, following: str) -> bool:
+    """True when ``part`` reads as a section name placed before the headline ``following``."""
+    if not _SECTION_NAME.fullmatch(part) or part[-1] in _TERMINAL:
+        return False
+    words = following.count(" ") + 1
+    return (
+        words >= _MIN_HEADLINE_WORDS
+        and words >= 3 * (part.count(" ") + 1)
+        and following.rstrip(_CLOSERS)[-1:] != "."
+    )
+
+
 _NEWSY = re.compile(r"\b(?:news|times|post|tv|radio|daily|journal|herald|tribune|gazette|press|magazine|wire)\b", re.I)
 
 
@@ -262,7 +282,9 @@ def clean_headline(title: str, outlet: str | None = None) -> str:
 
     if "|" in headline:
         parts = [p for p in _PIPE.split(headline) if p.strip()]
-        while len(parts) > 1 and _is_label(parts[0], any_outlet, sections=True):
+        while len(parts) > 1 and (
+            _is_label(parts[0], any_outlet, sections=True) or _is_section_before(parts[0], parts[1])
+        ):
             parts.pop(0)
         headline = parts[0] if parts else ""
 
