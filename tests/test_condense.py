@@ -127,6 +127,22 @@ def test_ellipsis_truncated_fragment_is_not_used() -> None:
     assert "[…]" not in summary and "under" not in summary.split()
 
 
+@pytest.mark.parametrize("ellipsis", ["...", "…"])
+def test_a_sentence_ending_in_an_ellipsis_before_a_new_one_is_kept(ellipsis: str) -> None:
+    text = f"Ferries left the harbour on Monday{ellipsis} Two hundred passengers were aboard."
+    assert condense("T", text).summary == text
+
+
+def test_a_paragraph_cut_with_an_ellipsis_is_left_out_after_a_whole_sentence() -> None:
+    text = "Ferries left the harbour on Monday. The crossing was delayed by high winds and..."
+    assert condense("T", text).summary == "Ferries left the harbour on Monday."
+
+
+def test_a_text_cut_with_an_ellipsis_is_used_when_it_is_all_there_is() -> None:
+    text = "The crossing was delayed by high winds and..."
+    assert condense("T", text).summary == text
+
+
 def test_title_like_lines_are_not_summary_sentences() -> None:
     text = "Residents Describe Nights Under Fire\nFour people were wounded overnight."
     assert condense("T", text).summary == "Four people were wounded overnight."

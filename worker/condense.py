@@ -604,9 +604,11 @@ def _sentences(paragraph: str) -> Iterator[str]:
 
 
 def _is_whole(sentence: str) -> bool:
-    """True for a sentence that ends as one: not a subhead, a title or an ellipsis-cut fragment."""
+    """True for a sentence that ends as one: not a subhead, a title or a fragment ending in "[…]". An ellipsis
+    ends a sentence ("... on Tuesday... Three people were killed."); a text cut with one ends in a paragraph's
+    last sentence, which ``_content_sentences`` holds back."""
     end = sentence.rstrip(_CLOSERS)
-    return bool(end) and end[-1] in _TERMINAL and not end.endswith("..")
+    return bool(end) and (end[-1] in _TERMINAL or end[-1] == ELLIPSIS) and not end.endswith(("[…", "[..."))
 
 
 def _words(text: str) -> frozenset[str]:
@@ -682,10 +684,11 @@ def _paragraphs(text: str) -> Iterator[str]:
 
 
 def _content_sentences(text: str) -> Iterator[str]:
-    """Sentences of ``text`` in order, boilerplate lines and sentences left out; captions come last, and only
-    when the text has no whole sentence of its own."""
+    """Sentences of ``text`` in order, boilerplate lines and sentences left out. Captions and a paragraph's
+    last sentence when it ends with an ellipsis (a feed cut its text there) come last, and only when the
+    text has no whole sentence of its own."""
     first = True
-    captions: list[str] = []
+    held_back: list[str] = []
     whole = False
     for paragraph in _paragraphs(text):
         if _opens_as_boilerplate(paragraph):
@@ -695,13 +698,22 @@ def _content_sentences(text: str) -> Iterator[str]:
             first = False
         news, caption = _news_in(paragraph, _needles_in(paragraph))
         if caption:
-            captions.extend(news)
+            held_back.extend(news)
             continue
+        last: str | None = None  # yielded once the next one shows it is not the paragraph's last
         for sentence in news:
-            whole = whole or _is_whole(sentence)
-            yield sentence
+            if last is not None:
+                whole = whole or _is_whole(last)
+                yield last
+            last = sentence
+        if last is not None:
+            if last.rstrip(_CLOSERS).endswith(("..", ELLIPSIS)):
+                held_back.append(last)
+            else:
+                whole = whole or _is_whole(last)
+                yield last
     if not whole:
-        yield from captions
+        yield from held_back
 
 
 def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:
