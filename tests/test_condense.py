@@ -329,8 +329,15 @@ def test_headline_wrapped_in_quotes_is_unwrapped() -> None:
     assert clean_headline("“We will rebuild the harbor”") == "We will rebuild the harbor"
 
 
-def test_html_entities_in_the_headline_are_decoded() -> None:
-    assert clean_headline("Talks &amp; tensions in Geneva") == "Talks & tensions in Geneva"
+def test_headline_is_plain_text_and_is_not_decoded_again() -> None:
+    # The feed's HTML was decoded once (feeds.text.html_to_text): "&amp;" here is what the title says.
+    assert clean_headline("Escaping &amp; in HTML, explained") == "Escaping &amp; in HTML, explained"
+
+
+def test_summary_is_plain_text_and_is_not_decoded_again() -> None:
+    text = "The timetable is at https://ferries.example/?route=4&times=all&copy=1 from today."
+    assert condense("T", text).summary == text
+    assert condense("T", "The &lt;p&gt; tag starts a paragraph.").summary == "The &lt;p&gt; tag starts a paragraph."
 
 
 def test_title_that_is_only_a_label_falls_back_to_the_title() -> None:

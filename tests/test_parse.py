@@ -237,6 +237,11 @@ def test_html_to_text_strips_double_escaped_markup() -> None:
     assert html_to_text("&lt;p&gt;Escaped &amp;amp; twice&lt;/p&gt;") == "Escaped & twice"
 
 
+def test_html_to_text_decodes_a_title_escaped_twice() -> None:
+    # The only place double escaping is undone: condense takes the result as plain text.
+    assert html_to_text("Talks &amp;amp; tensions &amp;#8211; day two") == "Talks & tensions – day two"
+
+
 def test_html_to_text_keeps_a_lone_less_than_sign() -> None:
     assert html_to_text("3 < 4 and 5 > 2") == "3 < 4 and 5 > 2"
 

@@ -20,7 +20,6 @@ with "…".
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
@@ -253,8 +252,8 @@ _MEDIA_TAG = re.compile(r"\s*[(\[](?:video|videos|photos?|pictures|watch|live|up
 
 
 def _normalise(text: str) -> str:
-    if "&" in text:
-        text = html.unescape(text)
+    # Titles and text are plain text already (feeds.text.html_to_text decoded them, double escaping
+    # included): decoding again turned "&copy=2" in a URL into "©=2" and an escaped "&lt;b&gt;" into "<b>".
     if not text.isascii() and _INVISIBLE.search(text):
         text = _INVISIBLE.sub("", text)
     return " ".join(text.split())
