@@ -240,6 +240,53 @@ def test_sentence_ends_after_abbreviation_or_quote_when_a_new_one_starts(first: 
     assert condense("T", f"{first} {second}", max_chars=len(first)).summary == first
 
 
+_LEAD = "Storm Agnete destroyed at least 40 boats in the harbour of Velmora overnight, the coast guard said."
+
+
+@pytest.mark.parametrize("speaker", ["Lindahl", "Mayor Tove Lindahl"])
+def test_a_quoted_question_and_its_speaker_are_one_sentence(speaker: str) -> None:
+    quote = '"Where are the boats we were promised?"'
+    text = f"{_LEAD} {quote} {speaker} asked on Monday."
+    # Room for the question but not for who asked it: the question alone is not a sentence.
+    assert condense("T", text, max_chars=len(_LEAD) + len(quote) + 5).summary == _LEAD
+    assert condense("T", text).summary == text
+
+
+def test_a_summary_does_not_end_inside_a_quotation() -> None:
+    opening = 'She said: "We will rebuild the harbour.'
+    text = f"{_LEAD} {opening} Every boat will sail again by the summer.\" The crowd cheered."
+    assert condense("T", text, max_chars=len(_LEAD) + len(opening) + 5).summary == _LEAD
+    assert condense("T", text, max_chars=len(text) - len(" The crowd cheered.")).summary == (
+        text.removesuffix(" The crowd cheered.")
+    )
+
+
+def test_a_quotation_over_paragraphs_is_taken_whole_or_not_at_all() -> None:
+    # Each paragraph of a long quotation opens it again; only the last closes it.
+    text = f'{_LEAD}\n"We will rebuild the harbour.\n"Every boat will sail again," she said.'
+    assert condense("T", text, max_chars=len(_LEAD) + 35).summary == _LEAD
+    assert condense("T", text).summary == text.replace("\n", " ")
+
+
+def test_a_quotation_closed_with_another_kind_of_mark_is_closed() -> None:
+    text = f'{_LEAD} The mayor promised to “rebuild every pier". Repairs begin in May.'
+    assert condense("T", text, max_chars=len(text) - 5).summary == text.removesuffix(" Repairs begin in May.")
+
+
+def test_a_quotation_its_paragraph_never_closes_does_not_hold_the_summary_back() -> None:
+    # A stray quote mark: the next paragraph does not open a quotation again, so it was never one.
+    text = f'{_LEAD}\nThe mayor said "rebuild, and soon.\nRepairs begin in May.\nThe port reopens in June.'
+    assert condense("T", text, max_chars=len(text) - 5).summary == text[: -len(" The port reopens in June.")].replace(
+        "\n", " "
+    )
+
+
+def test_a_german_quotation_ends_a_sentence() -> None:
+    first = "„Wir bauen den Hafen wieder auf“, sagte die Bürgermeisterin. „Das Meer hat uns nicht besiegt.“"
+    text = f"{first} Die Menge jubelte am Montag."
+    assert condense("T", text, max_chars=len(first)).summary == first
+
+
 # --- headline --------------------------------------------------------------------------------------
 
 

@@ -13,9 +13,9 @@ summary, so the first part that is not a label is the headline (a word or two be
 Summary. A line that breaks a sentence off (text hard-wrapped at a fixed width, a <br> in mid-sentence) is
 joined with the line that continues it. Boilerplate lines are dropped (``is_boilerplate``), then sentences
 are taken in source order from the start (the lead of a news text is its best summary) while they fit in
-``max_chars``. The summary only ever contains whole sentences of the source, with one documented exception:
-when the first usable sentence alone is longer than ``max_chars`` it is cut at a word boundary and ends
-with "…".
+``max_chars``, and never ending inside a quotation. The summary only ever contains whole sentences of the
+source, with one documented exception: when the first usable sentence alone (or the quotation it opens) is
+longer than ``max_chars`` it is cut at a word boundary and ends with "…".
 """
 
 from __future__ import annotations
@@ -449,7 +449,7 @@ _CREDIT_NEEDLES = ("credit", "getty", "image", "photo", "picture")
 _BYLINE = re.compile(r"^[Bb][Yy]\s++(?:[A-Z][\w.'’-]*+|and|&|de|da|van|von|der|al|el|bin|le|la|[,\s|/·•-])++$")
 
 _TERMINAL = frozenset(".!?")
-_CLOSERS = "\"'’”)]»"
+_CLOSERS = "\"'’”“)]»"  # “ closes a German „quote“
 
 
 def is_boilerplate(line: str) -> bool:
@@ -528,7 +528,14 @@ def _news_in(paragraph: str, needles: Sequence[str]) -> tuple[Iterator[str], boo
 # Sentences
 
 # A candidate boundary: terminal punctuation, optional closing quotes or brackets, then whitespace.
-_BOUNDARY = re.compile(r"([.!?…]+[\"'’”)\]»]*)\s+")
+_BOUNDARY = re.compile(r"([.!?…]+[\"'’”“)\]»]*)\s+")
+# After a question or exclamation in quotes, a speaker and a verb of saying carry the sentence on:
+# '"Where are the weapons?" Zelensky asked on Tuesday.' (after a lower-case word it never ends).
+_ATTRIBUTION = re.compile(
+    r"(?:[A-Z][\w'’.-]*\s+){1,4}(?:said|says|asked|asks|added|adds|told|wrote|writes|tweeted|replied|"
+    r"responded|insisted|warned|noted|explained|continued|declared|shouted|cried|wondered|demanded|urged)\b"
+)
+_QUOTE_CLOSERS = "\"”“»"
 # Abbreviations that never end a sentence before a capitalised word ("Dr. Smith", "Jan. 5").
 _ABBREVIATIONS = frozenset(
     {
@@ -563,7 +570,7 @@ _DATELINE_PREFIX = re.compile(
 
 def _starts_sentence(rest: str) -> bool:
     for char in rest[:3]:
-        if char in "\"'‘“([«":
+        if char in "\"'‘“„([«":
             continue
         return char.isupper() or char.isdigit()
     return False
@@ -572,8 +579,11 @@ def _starts_sentence(rest: str) -> bool:
 def _is_boundary(paragraph: str, start: int, match: re.Match[str]) -> bool:
     if not _starts_sentence(paragraph[match.end() : match.end() + 3]):
         return False
-    if match.group(1) != ".":
-        return True
+    punctuation = match.group(1)
+    if punctuation != ".":
+        return not (
+            punctuation[0] in "?!" and punctuation[-1] in _QUOTE_CLOSERS and _ATTRIBUTION.match(paragraph, match.end())
+        )
     before = paragraph[start : match.start()].rsplit(None, 1)
     if not before:
         return True
@@ -682,10 +692,13 @@ def _paragraphs(text: str) -> Iterator[str]:
         yield held
 
 
+_PARAGRAPH_END = ""
+
+
 def _content_sentences(text: str) -> Iterator[str]:
     """Sentences of ``text`` in order, boilerplate lines and sentences left out. Captions and a paragraph's
     last sentence when it ends with an ellipsis (a feed cut its text there) come last, and only when the
-    text has no whole sentence of its own."""
+    text has no whole sentence of its own. An empty string marks the end of a paragraph."""
     first = True
     held_back: list[str] = []
     whole = False
@@ -711,8 +724,35 @@ def _content_sentences(text: str) -> Iterator[str]:
             else:
                 whole = whole or _is_whole(last)
                 yield last
+        yield _PARAGRAPH_END
     if not whole:
-        yield from held_back
+        for sentence in held_back:
+            yield sentence
+            yield _PARAGRAPH_END
+
+
+_QUOTE_MARK = re.compile("[\"“”„«»]")
+# What closes a quotation opened by each mark: a German „quote“ closes with “ (or ”).
+_QUOTE_CLOSE = {'"': '"', "“": "”", "„": "“”", "«": "»"}
+
+
+def _open_quote(sentence: str, quote: str | None) -> str | None:
+    """The mark of the quotation left open after ``sentence``, given the one open before it (None: none).
+    Single quotes are left alone: they double as apostrophes. A straight double quote opens at the start of
+    a word and closes elsewhere, so a quotation that runs over paragraphs (each opens again, only the last
+    closes) stays open."""
+    if '"' not in sentence and sentence.isascii():
+        return quote
+    for match in _QUOTE_MARK.finditer(sentence):
+        mark = match.group()
+        at = match.start()
+        opens = mark != '"' or at == 0 or sentence[at - 1] in " ([—–-"
+        if quote is None:
+            if mark in _QUOTE_CLOSE and opens:
+                quote = mark
+        elif mark in _QUOTE_CLOSE[quote] or (mark == '"' and not opens):
+            quote = None  # a straight quote closes a curly one too: sources mix them
+    return quote
 
 
 def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:
@@ -722,7 +762,18 @@ def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:
     chosen: list[str] = []
     length = 0
     fallback: str | None = None  # first non-sentence line, used only if the text has no sentence
+    quote: str | None = None  # the mark of a quotation the chosen sentences leave open
+    quote_from = 0  # the chosen sentence that opened it
+    paragraph_ended = False
     for sentence in sentences:
+        if not sentence:  # _PARAGRAPH_END
+            paragraph_ended = True
+            continue
+        if paragraph_ended and quote is not None and sentence[0] not in _QUOTE_CLOSE:
+            # A quotation runs on into a paragraph only if that opens with a quote mark again: this one
+            # was never closed (sources do that), so a summary may end after it.
+            quote = None
+        paragraph_ended = False
         # Only a sentence of about the headline's length can repeat it; skip the word sets otherwise.
         if len(sentence) <= headline_chars and _only_words_of(sentence, headline_words):
             continue
@@ -734,9 +785,20 @@ def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:
         if not chosen and added > max_chars:
             return _cut(sentence, max_chars)
         if length + added > max_chars:
+            if quote is not None and quote_from == 0:
+                # The lead opens a quotation that does not close in time: cut it, as a long lead is.
+                return _cut(" ".join([*chosen, sentence]), max_chars)
             break
+        if quote is None:
+            quote_from = len(chosen)
         chosen.append(sentence)
         length += added
+        quote = _open_quote(sentence, quote)
+    else:
+        quote = None  # the text ended: whatever it left open, it never closes
+    if quote is not None:
+        # Never end inside a quotation: end before the sentence that opened it.
+        chosen = chosen[:quote_from] or chosen
     if chosen:
         return " ".join(chosen)
     return _cut(fallback, max_chars) if fallback else ""
@@ -757,7 +819,7 @@ def condense(title: str, text: str, outlet: str | None = None, max_chars: int = 
         raise ValueError(f"max_chars must be at least 2, got {max_chars}")
     headline = clean_headline(title, outlet)
     if not headline:
-        first = next(_content_sentences(text), None)
+        first = next((s for s in _content_sentences(text) if s), None)
         headline = (
             _cut(first, min(max_chars, MAX_HEADLINE_CHARS)) if first else (_normalise(outlet or "") or "Untitled")
         )
