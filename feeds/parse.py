@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field
 
 from feeds.fastxml import read_plain_feed
 from feeds.guard import PreparedBody, prepare_body, xml_bytes
-from feeds.text import clean_text, html_to_text
+from feeds.text import clean_text, html_to_text, plain_text
 from livebrief.config import MAX_TEXT_CHARS
 from livebrief.errors import NotAFeedError, ParseError
 from livebrief.models import Item
@@ -401,11 +401,13 @@ def _public_url(link: Any) -> str | None:
 
 
 def _make_item(
-    limits: _Limits, guid: Any, link: Any, title: Any, raw_text: Any, published: datetime | None
+    limits: _Limits, guid: Any, link: Any, title: Any, raw_text: Any, published: datetime | None,
+    plain: bool = False,
 ) -> Item | None:
-    """One ``Item``, or None for an entry without a title or any text (nothing to show or classify)."""
+    """One ``Item``, or None for an entry without a title or any text (nothing to show or classify).
+    ``plain``: ``raw_text`` is text, not HTML (``plain_text``)."""
     title_text = html_to_text(str(title or ""), TITLE_MAX_CHARS)
-    text = html_to_text(str(raw_text or ""), limits.max_text)
+    text = (plain_text if plain else html_to_text)(str(raw_text or ""), limits.max_text)
     if not (title_text or text):
         return None
     guid_text = clean_text(str(guid)).strip()[:GUID_MAX_CHARS] if guid is not None else ""
@@ -465,11 +467,7 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
         if not isinstance(raw, dict):
             continue
         content_text = _json_str(raw.get("content_text"))
-        raw_text = (
-            content_text.replace("&", "&amp;").replace("<", "&lt;")
-            if content_text
-            else _json_str(raw.get("content_html")) or _json_str(raw.get("summary"))
-        )
+        raw_text = content_text or _json_str(raw.get("content_html")) or _json_str(raw.get("summary"))
         published = _json_date(raw.get("date_published")) or _json_date(raw.get("date_modified"))
         guid = raw.get("id")
         item = _make_item(
@@ -479,6 +477,7 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
             _json_str(raw.get("title")),
             raw_text,
             _bounded_date(published, limits.fetched),
+            plain=bool(content_text),
         )
         if item is not None:
             items.append(item)

@@ -92,11 +92,25 @@ def html_to_text(fragment: str, max_chars: int | None = None) -> str:
         if len(text) > max_chars + _WINDOW_MARGIN or window == limit:
             break
         window = min(window * 4, limit)
-    if len(text) > max_chars:
-        cut = text[:max_chars]
-        space = max(cut.rfind(" "), cut.rfind("\n"))
-        text = (cut[:space] if space > max_chars // 2 else cut).rstrip()
-    return text
+    return _cut(text, max_chars)
+
+
+def plain_text(value: str, max_chars: int | None = None) -> str:
+    """``value`` read as text, not HTML (a JSON Feed's ``content_text``): no entity decoded and no tag
+    stripped, so "&copy=2" in a link and "the <b> tag" stay as written; whitespace and unprintable
+    characters as in ``html_to_text``, and cut the same way."""
+    if max_chars is None:
+        return _tidy(value)
+    return _cut(_tidy(value[: max(_MIN_INPUT_WINDOW, max_chars * _INPUT_FACTOR)]), max_chars)
+
+
+def _cut(text: str, max_chars: int) -> str:
+    """At most ``max_chars`` characters of ``text``, cut at a word boundary when there is one."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    space = max(cut.rfind(" "), cut.rfind("\n"))
+    return (cut[:space] if space > max_chars // 2 else cut).rstrip()
 
 
 def _render(fragment: str) -> str:
@@ -113,6 +127,11 @@ def _render(fragment: str) -> str:
     else:
         # Still markup after three decodings: treat what is left as text, but make sure no tag survives.
         text = _TAG.sub("", text)
+    return _tidy(text)
+
+
+def _tidy(text: str) -> str:
+    """Unprintable characters out, runs of spaces and of blank lines folded, the ends stripped."""
     text = _UNPRINTABLE.sub("", text)
     text = _SPACES.sub(" ", text)
     if "\n" in text:
