@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from xml.sax.saxutils import escape
 
+import redis
+
 from livebrief.config import SOURCE_ROOT, Config, parse_config
 from livebrief.feedserver import FeedServer, QuietHTTPServer
 from livebrief.keys import Keys
@@ -159,10 +161,10 @@ class _Receiver:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
 
 
-def _config(redis_url: str, feeds: FeedServer, hook_url: str, secret: str) -> Config:
+def _config(redis_url: str, prefix: str, feeds: FeedServer, hook_url: str, secret: str) -> Config:
     return parse_config({
         "redis_url": redis_url,
-        "prefix": "livebrief-demo",
+        "prefix": prefix,
         "topics_file": str(SOURCE_ROOT / "config" / "topics.yaml"),
         "feeds": [
             {"id": "demo-wire", "name": OUTLETS["wire"], "url": feeds.url("/wire.rss")},
@@ -181,10 +183,13 @@ def run_demo(rounds: int = 3, pause: float = 2.0, out: Any = sys.stdout) -> int:
 
     server = None if os.environ.get("REDIS_URL") else EmbeddedRedis().start()
     redis_url = os.environ.get("REDIS_URL") or (server.url if server else "")
+    # In a Redis of the user's, a prefix of this run's own, forgotten at the end: with one name, a second
+    # demo found every item already published and showed nothing.
+    prefix = "livebrief-demo" if server else f"livebrief-demo-{secrets.token_hex(4)}"
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     feeds = FeedServer().start()
     receiver = _Receiver(secret, out)
-    config = _config(redis_url, feeds, receiver.url, secret)
+    config = _config(redis_url, prefix, feeds, receiver.url, secret)
     keys = Keys(config.prefix)
     client = connect(redis_url)
     stop = threading.Event()
@@ -228,4 +233,16 @@ def run_demo(rounds: int = 3, pause: float = 2.0, out: Any = sys.stdout) -> int:
         receiver.httpd.shutdown()
         if server is not None:
             server.stop()
+        else:
+            _forget(client, prefix)
     return 0
+
+
+def _forget(client: redis.Redis, prefix: str) -> None:
+    """Delete what a demo wrote under ``prefix`` in a Redis it does not own: its keys, and RQ's queues and
+    registries of its two queues (its finished jobs expire by themselves)."""
+    for pattern in (f"{prefix}:*", f"rq:*:{prefix}-*"):
+        found = list(client.scan_iter(match=pattern, count=1000))  # a demo writes a few hundred keys
+        for start in range(0, len(found), 500):
+            client.unlink(*found[start:start + 500])
+    client.srem("rq:queues", f"rq:queue:{prefix}-ingest", f"rq:queue:{prefix}-deliveries")
