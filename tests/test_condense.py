@@ -495,3 +495,25 @@ def test_long_byline_like_run_is_not_slow_to_reject() -> None:
 def test_overlong_title_is_cut_to_the_headline_bound() -> None:
     headline = clean_headline("word " * 1000)
     assert len(headline) <= MAX_HEADLINE_CHARS and headline.endswith(ELLIPSIS)
+
+
+# --- scripts without capital letters -------------------------------------------------------------------------
+# A sentence had to start with a capital or a digit, so Hebrew, Arabic or Chinese text was one run cut
+# mid-sentence with "…".
+
+@pytest.mark.parametrize(("sentence", "between"), [
+    ("הצבא תקף את העיר בלילה. שלושה אנשים נהרגו ועשרה נפצעו.", " "),
+    ("قصفت القوات المدينة ليلا. قتل ثلاثة أشخاص وأصيب عشرة آخرون.", " "),
+    ("谈判将于明天在伊斯坦布尔举行，双方代表已经抵达。外长表示，停火是首要议题！", ""),
+])
+def test_text_in_a_script_without_capitals_is_summarised_in_whole_sentences(sentence: str, between: str) -> None:
+    text = between.join([sentence] * 8)
+    summary = condense("T", text).summary
+    assert 0 < len(summary) <= 280 and not summary.endswith("…")
+    assert summary.rstrip().endswith((".", "。", "！")) and summary in text
+
+
+def test_chinese_sentences_are_joined_without_a_space_and_latin_ones_with_one() -> None:
+    assert condense("T", "第一句话。第二句话！").summary == "第一句话。第二句话！"
+    assert condense("T", "The talks resumed on Monday. Both sides met in Istanbul.").summary == (
+        "The talks resumed on Monday. Both sides met in Istanbul.")

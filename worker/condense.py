@@ -448,7 +448,7 @@ _CREDIT_NEEDLES = ("credit", "getty", "image", "photo", "picture")
 # Possessive quantifiers keep this linear on long capitalised runs.
 _BYLINE = re.compile(r"^[Bb][Yy]\s++(?:[A-Z][\w.'’-]*+|and|&|de|da|van|von|der|al|el|bin|le|la|[,\s|/·•-])++$")
 
-_TERMINAL = frozenset(".!?")
+_TERMINAL = frozenset(".!?。！？؟।")  # with the full stops and marks of Chinese/Japanese, Arabic, Hindi
 _CLOSERS = "\"'’”“)]»"  # “ closes a German „quote“
 
 
@@ -528,7 +528,10 @@ def _news_in(paragraph: str, needles: Sequence[str]) -> tuple[Iterator[str], boo
 # Sentences
 
 # A candidate boundary: terminal punctuation, optional closing quotes or brackets, then whitespace.
-_BOUNDARY = re.compile(r"([.!?…]+[\"'’”“)\]»]*)\s+")
+# Latin punctuation ends a sentence before a space; a Chinese or Japanese full stop needs none after it,
+# and sentences joined after one take none either.
+_CJK_SPACE = re.compile(r"(?<=[。！？」』）]) (?=[^\x00-\x7f])")
+_BOUNDARY = re.compile(r"((?:[.!?…؟।]+[\"'’”“)\]»]*(?=\s))|(?:[。！？]+[」』）”]*))\s*")
 # After a question or exclamation in quotes, a speaker and a verb of saying carry the sentence on:
 # '"Where are the weapons?" Zelensky asked on Tuesday.' (after a lower-case word it never ends).
 _ATTRIBUTION = re.compile(
@@ -570,9 +573,10 @@ _DATELINE_PREFIX = re.compile(
 
 def _starts_sentence(rest: str) -> bool:
     for char in rest[:3]:
-        if char in "\"'‘“„([«":
+        if char in "\"'‘“„([«「『（":
             continue
-        return char.isupper() or char.isdigit()
+        # A letter of a script without case (Hebrew, Arabic, Chinese, Hindi) may start one too.
+        return char.isupper() or char.isdigit() or (char.isalpha() and not char.islower())
     return False
 
 
@@ -800,7 +804,7 @@ def _summarise(sentences: Iterator[str], headline: str, max_chars: int) -> str:
         # Never end inside a quotation: end before the sentence that opened it.
         chosen = chosen[:quote_from] or chosen
     if chosen:
-        return " ".join(chosen)
+        return _CJK_SPACE.sub("", " ".join(chosen))
     return _cut(fallback, max_chars) if fallback else ""
 
 
