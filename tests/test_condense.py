@@ -517,3 +517,27 @@ def test_chinese_sentences_are_joined_without_a_space_and_latin_ones_with_one() 
     assert condense("T", "第一句话。第二句话！").summary == "第一句话。第二句话！"
     assert condense("T", "The talks resumed on Monday. Both sides met in Istanbul.").summary == (
         "The talks resumed on Monday. Both sides met in Istanbul.")
+
+
+def test_a_line_ending_in_a_sentence_and_a_stray_bracket_is_not_joined_and_does_not_raise() -> None:
+    # The line-joining check read the last word of what followed the line's last sentence: nothing here.
+    text = "Officials counted the damage in the city. )\nand the rest of the line follows here."
+    summary = condense("T", text).summary
+    assert summary and len(summary) <= 280
+
+
+_PIECES = [". ", "? ", "! ", "... ", "… ", '"', "'", "“", "”", "„", "«", "»", "(", ")", "[", "]", "\n", "\n\n", " ",
+           ": ", "&amp;", "Photo: Staff", "Read more:", "Sign up for our newsletter", "。", "！", "|", " - ",
+           "(Reuters) - ", "KYIV — ", "By Staff", "[…]", "\t", "\u00a0", "U.S.", "No. 3", "3.5", "e.g.", "Mr.",
+           "Shelling hit Kharkiv overnight", "the governor said", "Talks resume in Istanbul", "and", "of the"]
+
+
+def test_condense_never_raises_and_keeps_its_limit_on_scrambled_text() -> None:
+    import random
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        text = "".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 30)))
+        title = "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 4)))
+        result = condense(title, text, rng.choice([None, "Reuters"]))
+        assert len(result.summary) <= 280 and len(result.headline) <= MAX_HEADLINE_CHARS

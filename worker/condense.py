@@ -666,7 +666,9 @@ def _continues(line: str, following: str) -> bool:
     if not tail or tail[-1] in ".!?…:" or line.count(" ") + 1 < _MIN_WRAPPED_WORDS:
         return False
     end = max(tail.rfind(". "), tail.rfind("? "), tail.rfind("! "))
-    unfinished = tail[end + 2 :] if end >= 0 else tail  # what follows the line's last sentence
+    unfinished = (tail[end + 2 :] if end >= 0 else tail).strip()  # what follows the line's last sentence
+    if not unfinished:  # the line ends with a sentence after all, then a stray bracket or quote: '... city. )'
+        return False
     last = unfinished.rsplit(None, 1)[-1].lstrip("\"'‘“„([«")
     # A title-case heading ends on a capital ("... You've Never Heard Of"), a sentence's first word may.
     if (last if " " in unfinished else last.lower()) in _OPEN_ENDINGS:
