@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -250,7 +250,29 @@ class WorkerConfig(_Strict):
 EventType = Literal["entry.created", "entry.updated", "entry.withdrawn"]
 
 
-class WebhookConfig(_Strict):
+class _Signed(_Strict):
+    """A model with a Standard Webhooks secret: ``secret`` itself, or ``secret_env`` naming a variable that
+    holds it."""
+
+    if TYPE_CHECKING:  # declared by each model, so that they keep their place and description there
+        secret: str | None
+        secret_env: str | None
+
+    @field_validator("secret", check_fields=False)
+    @classmethod
+    def _secret_shape(cls, value: str | None) -> str | None:
+        problem = None if value is None else _secret_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def resolved_secret(self) -> str | None:
+        """The secret; read from ``secret_env`` when set (``ConfigError`` naming the variable when it is unset
+        or not a valid secret)."""
+        return _secret_from_env(self.secret_env) if self.secret_env else self.secret
+
+
+class WebhookConfig(_Signed):
     id: str
     url: str
     format: Literal["standard", "slack"] = "standard"
@@ -286,29 +308,15 @@ class WebhookConfig(_Strict):
     def _url_shape(cls, value: str) -> str:
         return _checked_url(value)
 
-    @field_validator("secret")
-    @classmethod
-    def _secret_shape(cls, value: str | None) -> str | None:
-        problem = None if value is None else _secret_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
     @model_validator(mode="after")
     def _secret_for_standard(self) -> WebhookConfig:
         if self.format == "standard" and not (self.secret or self.secret_env):
             raise ValueError("a 'standard' webhook needs 'secret' (whsec_...) or 'secret_env'")
         return self
 
-    def resolved_secret(self) -> str | None:
-        """The signing secret; read from ``secret_env`` when set (``ConfigError`` naming the variable when it
-        is unset or not a valid secret)."""
-        if self.secret_env:
-            return _secret_from_env(self.secret_env)
-        return self.secret
 
 
-class PushConfig(_Strict):
+class PushConfig(_Signed):
     """The push receiver (``livebrief serve``, and part of ``run`` when enabled): WebSub and direct pushes."""
 
     enabled: bool = False
@@ -323,24 +331,12 @@ class PushConfig(_Strict):
     secret: str | None = Field(default=None, description="whsec_... for signed direct pushes of ninjs items")
     secret_env: str | None = None
 
-    @field_validator("secret")
-    @classmethod
-    def _secret_shape(cls, value: str | None) -> str | None:
-        problem = None if value is None else _secret_problem(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
     @model_validator(mode="after")
     def _public_url_when_enabled(self) -> PushConfig:
         if self.enabled and not self.public_url:
             raise ValueError("push.enabled needs push.public_url (the address hubs call back)")
         return self
 
-    def resolved_secret(self) -> str | None:
-        """The direct-push secret; from ``secret_env`` when set (``ConfigError`` naming the variable when it
-        is unset or not a valid secret)."""
-        return _secret_from_env(self.secret_env) if self.secret_env else self.secret
 
 
 class Config(_Strict):

@@ -128,12 +128,16 @@ def test_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-def test_cli_reports_config_errors_and_exits_2(tmp_path: Path) -> None:
-    path = write(tmp_path, "feeds:\n  - {id: a, name: A}\n")
-    result = subprocess.run(
+def _run_once(path: Path) -> subprocess.CompletedProcess[str]:
+    """``livebrief run --once`` with ``path``, against a Redis that is not there: a config error must come first."""
+    return subprocess.run(
         [sys.executable, "-m", "livebrief.cli", "run", "--once", "--config", str(path)],
         capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
     )
+
+def test_cli_reports_config_errors_and_exits_2(tmp_path: Path) -> None:
+    path = write(tmp_path, "feeds:\n  - {id: a, name: A}\n")
+    result = _run_once(path)
     assert result.returncode == 2
     assert f"invalid configuration in {path}" in result.stderr
     assert "feeds.0.url: Field required" in result.stderr
@@ -180,10 +184,7 @@ def test_a_config_whose_topics_file_is_missing_loads_for_commands_that_need_no_t
 
 def test_run_refuses_a_webhook_naming_an_unknown_topic_before_it_polls(tmp_path: Path) -> None:
     path = _hook_config(tmp_path, f"secret: {SECRET}, topics: [strike]")
-    result = subprocess.run(
-        [sys.executable, "-m", "livebrief.cli", "run", "--once", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
-    )
+    result = _run_once(path)
     assert result.returncode == 2
     assert f"invalid configuration in {path}" in result.stderr
     assert "webhooks.0.topics.0: unknown topic 'strike'" in result.stderr
