@@ -44,6 +44,7 @@ ADDRESS_CACHE_SECONDS = 60.0
 DRAIN_MAX = 64 * 1024
 _ADDRESS_CACHE_MAX = 50_000
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
+_PERMANENT = frozenset((301, 308))
 _ACCEPT = (
     "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
     "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -68,6 +69,9 @@ class FetchResult(BaseModel):
     etag: str | None = None
     last_modified: str | None = None
     elapsed_ms: float = 0.0
+    # Where ``url`` moved for good: the last URL reached from it through permanent redirects (301, 308)
+    # alone; None when its first answer was no permanent redirect.
+    moved_to: str | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -169,12 +173,15 @@ class _Decoder:
         self.cap = cap
         self.size = 0
         self.parts: list[bytes] = []
-        encoding = encoding.strip().lower()
+        # "gzip, identity": identity adds nothing to the encodings applied before it.
+        codings = [c for c in (part.strip().lower() for part in encoding.split(",")) if c not in ("", "identity")]
+        encoding = codings[0] if len(codings) == 1 else ",".join(codings)
+        self._kind, self._raw_deflate_tried = encoding, False
         if encoding in ("gzip", "x-gzip"):
             self._z: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._z = zlib.decompressobj()
-        elif encoding in ("", "identity"):
+        elif encoding == "":
             self._z = None
         else:
             raise FetchError(feed_id, f"unsupported Content-Encoding {encoding!r}")
@@ -195,11 +202,22 @@ class _Decoder:
                 # max_length bounds each step's output, so a bomb never expands beyond cap + 64 KiB.
                 out = self._z.decompress(data, 65536)
             except zlib.error as exc:
+                if self._raw_deflate():
+                    continue
                 raise FetchError(self.feed_id, f"corrupt compressed body: {exc}") from exc
             self._add(out)
             data = self._z.unconsumed_tail
             if not out and not data:
                 break
+
+    def _raw_deflate(self) -> bool:
+        """For "deflate" without its zlib header (as some servers send it, and as browsers and urllib3 accept
+        it): start again reading raw deflate, once, if nothing was decoded yet."""
+        if self._kind != "deflate" or self._raw_deflate_tried or self.size:
+            return False
+        self._raw_deflate_tried = True
+        self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+        return True
 
     def finish(self) -> bytes:
         if self._z is not None:
@@ -249,6 +267,8 @@ async def _exchange(
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     current = url
+    moved: str | None = None  # the URL permanent redirects lead to
+    only_permanent = True  # every hop so far was one
     for _ in range(MAX_REDIRECTS + 1):
         await check_url(feed_id, current, limits)
         try:
@@ -260,14 +280,16 @@ async def _exchange(
         try:
             status = response.status
             if status in _REDIRECTS and "location" in response.headers:
+                only_permanent = only_permanent and status in _PERMANENT
                 current = urljoin(current, response.headers["location"])
+                moved = current if only_permanent else moved
                 await _drain(response)
                 continue
             result_headers = {k.lower(): v for k, v in response.headers.items()}
             if status == 304:
                 await _drain(response)
                 return FetchResult(url=url, final_url=current, status=304, headers=result_headers,
-                                   etag=etag, last_modified=last_modified)
+                                   etag=etag, last_modified=last_modified, moved_to=moved)
             if status >= 400:
                 raise HTTPStatusError(feed_id, status, parse_retry_after(response.headers.get("retry-after")))
             declared = response.headers.get("content-length")
@@ -290,7 +312,7 @@ async def _exchange(
             return FetchResult(
                 url=url, final_url=current, status=status, body=decoder.finish(),
                 headers=result_headers, etag=response.headers.get("etag"),
-                last_modified=response.headers.get("last-modified"),
+                last_modified=response.headers.get("last-modified"), moved_to=moved,
             )
         finally:
             response.release()

@@ -20,6 +20,10 @@ from livebrief.numbers import ascii_int
 
 
 class FeedState(BaseModel):
+    # The configured URL the validators, cursor and ``moved_to`` below were learnt from: when the config
+    # names another, they are dropped (the old URL's ETag or date could make the new one answer 304 forever).
+    url: str | None = None
+    moved_to: str | None = None  # where the URL moved for good (301, 308): fetched instead of it
     etag: str | None = None
     last_modified: str | None = None
     cursor: str | None = None

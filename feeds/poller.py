@@ -55,6 +55,7 @@ class PollReport:
     not_modified: int = 0
     failed: int = 0
     new_items: int = 0
+    held: int = 0  # due (a forced cycle) but their server asked, with Retry-After, not to be called yet
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -280,6 +281,13 @@ class Poller:
                     feed = self.feeds.get(feed_id)
                     if feed is None:  # another poller's feed; its lease runs out and that poller takes it
                         continue
+                    held_until = states[feed_id].retry_after_until
+                    if held_until is not None and held_until > now:
+                        # Its server asked not to be called before then; a forced cycle (``--once``) waits too.
+                        states[feed_id].next_attempt = held_until
+                        self._outcomes[feed_id] = states[feed_id]
+                        report.held += 1
+                        continue
                     task = asyncio.create_task(
                         self._poll_feed(client, feed, states[feed_id], report, pushed.get(feed_id))
                     )
@@ -327,15 +335,24 @@ class Poller:
         state.last_attempt = now
         state.fetches += 1
         polling = self.config.polling
+        if state.url != feed.url:
+            if state.url is not None:  # the config names another URL: what the old one taught is void
+                state.etag = state.last_modified = state.cursor = state.moved_to = None
+            state.url = feed.url
         try:
-            host = urlsplit(feed.url).hostname or ""  # in the try: a malformed URL fails this feed alone
-            await pool.acquire()  # the global bound: polling.concurrency fetches in flight
-            try:
-                async with self._hosts[host]:
-                    result = await fetch_feed(pool.session, feed.id, self._url(feed, state), self.limits,
-                                              state.etag, state.last_modified)
-            finally:
-                pool.release()
+            url = self._url(feed, state)
+            host = urlsplit(url).hostname or ""  # in the try: a malformed URL fails this feed alone
+            # The host's slot first: a global slot held while waiting on a slow host would idle.
+            async with self._hosts[host]:
+                await pool.acquire()  # the global bound: polling.concurrency fetches in flight
+                try:
+                    result = await fetch_feed(pool.session, feed.id, url, self.limits, state.etag,
+                                              state.last_modified)
+                finally:
+                    pool.release()
+            if result.moved_to is not None:
+                log.info("feed_moved", feed=feed.id, url=feed.url, moved_to=result.moved_to)
+                state.moved_to = None if result.moved_to == feed.url else result.moved_to
             state.last_status = result.status
             state.last_fetch_ms = round(result.elapsed_ms, 1)
             if result.not_modified:
@@ -397,11 +414,13 @@ class Poller:
 
     @staticmethod
     def _url(feed: FeedConfig, state: FeedState) -> str:
-        """The feed URL, continued from the last cursor for wire feeds that page by ``since``."""
+        """The feed URL (where it moved for good, if it did), continued from the last cursor for wire feeds
+        that page by ``since``."""
+        base = state.moved_to or feed.url
         if feed.kind != "ninjs" or not state.cursor or not feed.since_param:
-            return feed.url
-        joiner = "&" if "?" in feed.url else "?"
-        return f"{feed.url}{joiner}{urlencode({feed.since_param: state.cursor})}"
+            return base
+        joiner = "&" if "?" in base else "?"
+        return f"{base}{joiner}{urlencode({feed.since_param: state.cursor})}"
 
     async def _subscribe(
         self, client: aiohttp.ClientSession, feed: FeedConfig, hub: str, current: Subscription | None, now: float
@@ -421,12 +440,20 @@ class Poller:
         state.last_error_kind = exc.kind
         state.last_error_at = now
         retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
+        failures = state.failures
         if isinstance(exc, HTTPStatusError):
             state.last_status = exc.status
+            if exc.status in (404, 410) and state.moved_to is not None:
+                # Where the feed moved is gone: back to the configured URL at the next attempt.
+                state.moved_to = None
+            elif exc.status == 410:
+                # Gone for good, the server says: asked once a backoff cap, not more (it may still come back).
+                state.last_error = exc.reason + "; the server says the feed is gone for good: remove it from the config"
+                failures = 64
         report.failed += 1
-        report.errors[exc.feed_id] = exc.reason
+        report.errors[exc.feed_id] = state.last_error or exc.reason
         next_due = next_after_failure(
-            now, state.failures, self.config.polling.backoff_base, self.config.polling.backoff_cap,
+            now, failures, self.config.polling.backoff_base, self.config.polling.backoff_cap,
             self.rng, retry_after,
         )
         state.retry_after_until = now + retry_after if retry_after is not None else None

@@ -281,6 +281,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         st = s.state
         lag = f"{s.mean_lag:.0f}s" if s.mean_lag is not None else "-"
         error = f"{st.last_error_kind}: {st.last_error}" if st.failures else ""
+        if st.moved_to:  # a permanent redirect: the config could name the new URL
+            error = f"moved to {st.moved_to} (301/308){'; ' + error if error else ''}"
         print(f"{s.feed:<22} {s.health:<8} {ago(st.last_success):<13} {st.failures:>5} {ago(st.next_attempt):<13} "
               f"{s.entries:>7} {s.first:>5} {lag:>7}  {error}")
     return 0

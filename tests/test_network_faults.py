@@ -4,9 +4,11 @@ backed-off error, within the fetch deadline, and never the other feeds in the sa
 from __future__ import annotations
 
 import asyncio
+import gzip
 import random
 import socket
 import struct
+import threading
 import time
 import tracemalloc
 import zlib
@@ -483,3 +485,126 @@ def test_too_large_feed_is_recorded_and_others_still_succeed(
 
     assert states["bomb"].last_error_kind == TooLargeError.kind
     assert queued_items(client) == {"good": 3}
+
+
+# --- polite polling: moves, holds, hosts ---------------------------------------------------------------------
+
+
+def test_a_feed_whose_url_changes_forgets_what_the_old_url_taught(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    # The same body at the new URL has the same ETag: sent there, it got 304 forever and nothing was read.
+    feed_server.set("/old.xml", WIRE)
+    feed_server.set("/new.xml", WIRE)
+    poll(make_config(redis_url, [feed("mv", feed_server.url("/old.xml"))]), client)
+    client.delete(*client.keys(f"{KEYS.prefix}:feed:mv:items*") or ["-"])  # so its items count as new again
+
+    poll(make_config(redis_url, [feed("mv", feed_server.url("/new.xml"))]), client)
+
+    assert feed_server.count("/new.xml", "200") == 1 and feed_server.count("/new.xml", "304") == 0
+
+
+def test_a_permanent_redirect_is_remembered_and_a_temporary_one_is_not(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.set("/new.xml", WIRE)
+    feed_server.route("/moved.xml", respond(301, {"Location": "/new.xml"}))
+    feed_server.route("/away.xml", respond(302, {"Location": "/new.xml"}))
+    feed_server.route("/chain.xml", respond(302, {"Location": "/moved.xml"}))
+    config = make_config(redis_url, [feed("moved", feed_server.url("/moved.xml")),
+                                     feed("away", feed_server.url("/away.xml")),
+                                     feed("chain", feed_server.url("/chain.xml"))])
+
+    _, states = poll(config, client)
+    poll(config, client)
+
+    assert states["moved"].moved_to == feed_server.url("/new.xml")
+    assert states["away"].moved_to is None and states["chain"].moved_to is None  # a 302 before the 301
+    assert feed_server.count("/moved.xml") == 1 + 2  # "moved" asked it once; "chain" passes it at each poll
+    assert (feed_server.count("/away.xml"), feed_server.count("/chain.xml")) == (2, 2)
+
+
+def test_a_moved_feed_whose_new_url_is_gone_goes_back_to_the_configured_one(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.set("/new.xml", WIRE)
+    feed_server.route("/moved.xml", respond(301, {"Location": "/new.xml"}))
+    config = make_config(redis_url, [feed("moved", feed_server.url("/moved.xml"))])
+    poll(config, client)
+    feed_server.route("/new.xml", respond(404))
+
+    _, states = poll(config, client)
+    poll(config, client)
+
+    assert states["moved"].moved_to is None and feed_server.count("/moved.xml") == 2
+
+
+def test_a_forced_poll_waits_for_a_retry_after_but_not_for_backoff(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    # `poll --once` from cron fetched a feed whose server had just asked, with Retry-After, to wait.
+    feed_server.route("/busy.xml", respond(429, {"Retry-After": "120"}))
+    feed_server.route("/broken.xml", respond(500))
+    config = make_config(redis_url, [feed("busy", feed_server.url("/busy.xml")),
+                                     feed("broken", feed_server.url("/broken.xml"))])
+    poll(config, client)
+
+    report, states = poll(config, client)
+
+    assert (feed_server.count("/busy.xml"), feed_server.count("/broken.xml")) == (1, 2)
+    assert report.held == 1 and states["busy"].next_attempt == states["busy"].retry_after_until
+
+
+def test_a_feed_gone_for_good_is_asked_again_only_after_the_backoff_cap_and_says_why(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.route("/gone.xml", respond(410))
+    config = make_config(redis_url, [feed("gone", feed_server.url("/gone.xml"))])
+    before = time.time()
+
+    _, states = poll(config, client)
+
+    cap = config.polling.backoff_cap
+    assert before + cap / 2 <= (states["gone"].next_attempt or 0) <= time.time() + cap
+    assert "gone for good" in (states["gone"].last_error or "")
+
+
+def test_a_slow_host_does_not_hold_the_fetches_of_other_hosts(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    # Two fetch slots, one per host: the second slow feed used to take the other slot while waiting for its
+    # host, so the other host's feed waited for the first slow one to end.
+    other_seen = threading.Event()
+
+    def slow(req: BaseHTTPRequestHandler) -> bool:
+        other_seen.wait(10)
+        return False  # then serve the document
+
+    feed_server.set("/slow.xml", WIRE)
+    feed_server.route("/slow.xml", slow)
+    feed_server.set("/fast.xml", WIRE)
+    feed_server.route("/fast.xml", lambda req: bool(other_seen.set()))
+    other = f"http://localhost:{feed_server.port}/fast.xml"  # another host name for the same server
+    # Claimed in this order (same due time: by name), so the other host's feed comes last.
+    config = make_config(redis_url, [feed("a-slow1", feed_server.url("/slow.xml")),
+                                     feed("a-slow2", feed_server.url("/slow.xml") + "?2"),
+                                     feed("z-other", other)], polling={"concurrency": 2, "per_host": 1})
+    started = time.monotonic()
+
+    report, _ = poll(config, client)
+
+    assert report.failed == 0 and other_seen.is_set()
+    assert time.monotonic() - started < 10  # without the fix the slow fetch waits out its whole 10 s
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "gzip, identity"])
+def test_deflate_without_its_header_and_an_identity_after_gzip_are_read(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, encoding: str
+) -> None:
+    # As browsers and urllib3 read them: some servers send raw deflate under "deflate".
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    body = raw.compress(WIRE) + raw.flush() if encoding == "deflate" else gzip.compress(WIRE)
+    feed_server.route("/packed.xml", respond(200, {"Content-Type": "application/rss+xml",
+                                                  "Content-Encoding": encoding}, body))
+    report, _ = poll(make_config(redis_url, [feed("packed", feed_server.url("/packed.xml"))]), client)
+    assert report.failed == 0 and queued_items(client) == {"packed": 3}
