@@ -15,6 +15,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args, get_origin
 
+import structlog
 import yaml
 from pydantic import (
     BaseModel,
@@ -29,6 +30,8 @@ from pydantic import (
 from livebrief.errors import ConfigError, RedisUrlError
 from livebrief.redis_client import check_url
 from livebrief.urls import http_url_problem
+
+log = structlog.get_logger(__name__)
 
 # ``worker.story_cache``'s default, also the size the worker's caches start at (``worker/records.py``,
 # ``worker/dedupe.py``). 16,384 rather than 8,192 (before the twenty-sixth session): in `livebrief run`'s
@@ -493,13 +496,18 @@ def _opml_feeds(config: Config) -> list[FeedConfig]:
         for feed in listed:
             if feed["url"] in known_urls:
                 continue
+            # A list exported from another reader may hold a feed we cannot follow (a relative URL, another
+            # scheme): that one is left out and said so, the others are followed, as readers import them.
             try:
                 parsed = FeedConfig.model_validate(feed)
             except ValidationError as exc:
-                raise ConfigError(str(source), [f"outline {feed['name']!r}: {_format_error(e)}"
-                                                for e in exc.errors()]) from exc
+                log.warning("opml_outline_skipped", file=str(source), outline=feed["name"],
+                            problems="; ".join(_format_error(e) for e in exc.errors()))
+                continue
             if parsed.id in known_ids:  # the YAML took the id for a feed of another URL
-                raise ConfigError(str(source), [f"outline {feed['name']!r}: its id {parsed.id!r} is taken"])
+                log.warning("opml_outline_skipped", file=str(source), outline=feed["name"],
+                            problems=f"its id {parsed.id!r} is taken by a feed of the YAML")
+                continue
             known_urls.add(parsed.url)
             known_ids.add(parsed.id)
             found.append(parsed)

@@ -42,13 +42,25 @@ def read_opml(data: bytes) -> list[dict[str, str]]:
     feeds: list[dict[str, str]] = []
     seen: set[str] = set()
     for outline in root.iter("outline"):
-        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        url = _http_spelling((outline.get("xmlUrl") or outline.get("xmlurl") or "").strip())
         if not url or url in seen:
             continue
         seen.add(url)
         name = (outline.get("title") or outline.get("text") or _host(url) or url).strip()
         feeds.append({"id": feed_id(name, url), "url": url, "name": name})
     return feeds
+
+
+def _http_spelling(url: str) -> str:
+    """``url`` as http(s) spells it: ``feed://host/x`` and ``feed:https://host/x`` (the feed: pseudo-scheme
+    some readers export) and an upper-case scheme (``HTTP://``) are the URLs they stand for."""
+    lower = url[:14].lower()
+    if lower.startswith("feed:http://") or lower.startswith("feed:https://"):
+        url = url[5:]
+    elif lower.startswith("feed://"):
+        url = "http://" + url[7:]
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}" if sep and scheme.lower() in ("http", "https") else url
 
 
 def _host(url: str) -> str | None:

@@ -118,7 +118,7 @@ def http_url_problem(url: str) -> str | None:
     Every check a fetch or a delivery makes later on the URL's parts is made here, so that a URL it would
     stumble on (an unclosed IPv6 bracket, a port out of range, a host name IDNA cannot encode) is refused
     when the configuration is read, naming the setting, instead of failing every poll or delivery."""
-    if not re.match(r"https?://[^\s/]+", url):
+    if not re.match(r"https?://[^\s/]+", url, re.IGNORECASE):
         return "must be an absolute http:// or https:// URL"
     if re.search(r"[\x00-\x1f\x7f]", url):  # urlsplit drops tabs and newlines: what it checked is not the URL
         return "contains a control character (a tab or a line break?)"

@@ -4,12 +4,15 @@ written back by `livebrief feeds --opml`, and refused with the file and the reas
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import redis
+import structlog
+import structlog.testing
 import yaml
 
 from livebrief.config import load_config
@@ -94,10 +97,9 @@ def test_an_unreadable_list_is_refused_with_the_reason(body: bytes, says: str) -
         read_opml(body)
 
 
-def test_a_bad_list_fails_the_config_naming_the_list(tmp_path: Path) -> None:
-    (tmp_path / "bad.opml").write_bytes(
-        b"<opml><body><outline text='Gopher' xmlUrl='gopher://old.example/feed'/></body></opml>")
-    with pytest.raises(ConfigError, match=r"outline 'Gopher': url: must be an absolute http") as bad:
+def test_a_list_that_cannot_be_read_fails_the_config_naming_the_list(tmp_path: Path) -> None:
+    (tmp_path / "bad.opml").write_bytes(b"<opml><body><outline text='Unclosed'")
+    with pytest.raises(ConfigError, match=r"not valid XML") as bad:
         load_config(write_config(tmp_path, [], ["bad.opml"]))
     assert bad.value.path == str(tmp_path / "bad.opml")
 
@@ -106,14 +108,34 @@ def test_a_bad_list_fails_the_config_naming_the_list(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("outline", "says"), [
-    (b"<outline xmlUrl='http://[::1/feed'/>", r"outline 'http://\[::1/feed': url: is not a valid URL \(Invalid IPv6"),
-    (b"<outline text='Port' xmlUrl='http://a.example:99999/feed'/>", r"outline 'Port': url: .*Port out of range"),
+    (b"<outline text='Gopher' xmlUrl='gopher://old.example/feed'/>", r"url: must be an absolute http"),
+    (b"<outline text='Relative' xmlUrl='/feeds/rel.xml'/>", r"url: must be an absolute http"),
+    (b"<outline xmlUrl='http://[::1/feed'/>", r"url: is not a valid URL \(Invalid IPv6"),
+    (b"<outline text='Port' xmlUrl='http://a.example:99999/feed'/>", r"url: .*Port out of range"),
 ])
-def test_a_list_with_a_url_the_poller_could_not_split_fails_the_config_naming_the_outline(
+def test_an_outline_that_cannot_be_followed_is_left_out_and_said_so_and_the_others_followed(
     tmp_path: Path, outline: bytes, says: str
 ) -> None:
-    (tmp_path / "bad.opml").write_bytes(b"<opml><body>" + outline + b"</body></opml>")
+    # As readers import lists: one feed we cannot follow no longer stops every other.
+    (tmp_path / "list.opml").write_bytes(
+        b"<opml><body>" + outline + b"<outline text='Good' xmlUrl='https://good.example/feed'/></body></opml>")
 
-    with pytest.raises(ConfigError, match=says) as bad:
-        load_config(write_config(tmp_path, [], ["bad.opml"]))
-    assert bad.value.path == str(tmp_path / "bad.opml")
+    with structlog.testing.capture_logs() as logs:
+        config = load_config(write_config(tmp_path, [], ["list.opml"]))
+
+    assert [f.url for f in config.feeds] == ["https://good.example/feed"]
+    skipped = [e for e in logs if e["event"] == "opml_outline_skipped"]
+    assert len(skipped) == 1 and re.search(says, skipped[0]["problems"])
+    assert skipped[0]["file"] == str(tmp_path / "list.opml")
+
+
+@pytest.mark.parametrize(("written", "url"), [
+    ("feed://news.example/rss", "http://news.example/rss"),
+    ("feed:https://news.example/rss", "https://news.example/rss"),
+    ("HTTPS://news.example/RSS", "https://news.example/RSS"),
+])
+def test_feed_pseudo_urls_and_upper_case_schemes_are_read_as_their_http_url(
+    tmp_path: Path, written: str, url: str
+) -> None:
+    (tmp_path / "list.opml").write_bytes(f"<opml><body><outline text='N' xmlUrl='{written}'/></body></opml>".encode())
+    assert [f.url for f in load_config(write_config(tmp_path, [], ["list.opml"])).feeds] == [url]
