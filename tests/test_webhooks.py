@@ -24,6 +24,7 @@ from livebrief.config import Config
 from livebrief.ingest import enqueue_batches, enqueue_new_items
 from livebrief.keys import Keys, job_id_part
 from livebrief.recovery import recover_abandoned
+from livebrief.redis_client import connect, retry_options
 from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
@@ -234,6 +235,26 @@ def test_a_message_marked_delivered_by_two_racing_jobs_counts_once(client: redis
 
     assert read_counters(client, KEYS).delivered == {"desk": 2}
 
+
+
+def test_marks_a_slow_receiver_spreads_over_more_than_the_health_check_interval_are_all_read(
+    client: redis.Redis, redis_url: str
+) -> None:
+    # The client PINGs a connection idle for health_check_interval before its next command; between two
+    # marks of a slow receiver's job that PING read an earlier mark's reply, the connection was dropped with
+    # the other replies, and close() waited for them until the job's timeout.
+    checked = connect(redis_url, **{**retry_options(), "health_check_interval": 1})
+    marks = DeliveryMarks(checked, KEYS, "slow", 7 * 86400)
+    marks.add("msg_s1_v1")
+    time.sleep(1.5)
+    marks.add("msg_s2_v1")
+    closed = threading.Thread(target=marks.close, daemon=True)
+    closed.start()
+    closed.join(10)
+
+    assert not closed.is_alive()
+    assert read_counters(client, KEYS).delivered == {"slow": 2}
+    checked.close()
 
 def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver

@@ -378,7 +378,11 @@ class DeliveryMarks:
         mark = delivery_mark(self.webhook_id, msg_id)
         gen = generation(time.time(), self.ttl)
         key = self.keys.delivery_mark_set(gen, shard(mark))
-        self.conn.send_command("EVAL", _MARK_LUA, 0, key, mark, expires_at(gen, self.ttl), *self.counted)
+        # No health check: a PING sent now (the client's health_check_interval, when the last POST took that
+        # long) would read the reply of an earlier mark as its PONG, and the connection would be dropped with
+        # the other replies, leaving ``close`` waiting for them until the job's timeout.
+        self.conn.send_command("EVAL", _MARK_LUA, 0, key, mark, expires_at(gen, self.ttl), *self.counted,
+                               check_health=False)
         self.pending += 1
 
     def close(self) -> None:
