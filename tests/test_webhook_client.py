@@ -102,12 +102,34 @@ def test_a_receiver_that_never_answers_times_out_with_a_clear_error() -> None:
     listener.listen()
     try:
         started = time.monotonic()
-        with pytest.raises(PostError, match="timed out"):
+        with pytest.raises(PostError, match="no whole answer within 0.5 s"):
             webhook_client.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, 0.5)
         assert time.monotonic() - started < 5
     finally:
         listener.close()
 
+
+
+def test_a_receiver_trickling_its_answer_times_out_on_the_whole_answer() -> None:
+    # A byte every 0.2 s never trips a timeout per read: a worker was kept as long as the receiver liked.
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        sock, _ = listener.accept()
+        with sock, contextlib.suppress(OSError):
+            sock.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Slow: " + b"x" * 200 + b"\r\n\r\nok":
+                sock.sendall(bytes([byte]))
+                time.sleep(0.2)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(PostError, match="no whole answer within 1 s"):
+            webhook_client.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", b"{}", {}, 1.0)
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()
 
 def test_a_refused_connection_is_a_post_error() -> None:
     with pytest.raises(PostError, match="ConnectionRefused"):

@@ -8,7 +8,9 @@ package; this client 47-71 us. Deliveries need little of HTTP: send one request 
 body, read the answer's status and ``Retry-After``, and skip its body when that is cheap, so the
 connection can be used again. What the client does:
 
-- a timeout on connecting and on each read and write; TLS with certificate and host name checks;
+- a timeout on connecting and on each write, and on the whole answer: a receiver sending it a byte at a
+  time, which no timeout per read would catch, cannot keep a worker longer; TLS with certificate and host
+  name checks;
 - no redirects followed, no proxy from the environment, no compression asked for;
 - informational answers (1xx) skipped; the body skipped by its ``Content-Length`` or chunk by chunk, up to
   ``MAX_ANSWER_BYTES``; a larger body, or one that runs to the end of the connection, is not read: the
@@ -29,9 +31,10 @@ import os
 import re
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from functools import lru_cache
-from io import BufferedReader
+from io import BufferedReader, RawIOBase
 from urllib.parse import quote, unquote, urlsplit
 
 # What is read of a receiver's answer; deliveries only need its status. A larger body is not drained
@@ -116,6 +119,29 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+class _Deadline(RawIOBase):
+    """A socket read against a deadline for a whole answer: each read waits at most what is left of it."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        self.sock, self.timeout = sock, timeout
+        self.deadline = float("inf")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no whole answer within {self.timeout:g} s")
+        self.sock.settimeout(min(left, self.timeout))
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                raise TimeoutError(f"no whole answer within {self.timeout:g} s") from None
+            raise
+
+
 class _Connection:
     """One connection to a receiver: its socket and a buffered reader of what it answers."""
 
@@ -129,7 +155,8 @@ class _Connection:
             sock.close()
             raise
         self.sock = sock
-        self.reader: BufferedReader = sock.makefile("rb")
+        self.raw = _Deadline(sock, timeout)
+        self.reader = BufferedReader(self.raw)
 
     def close(self) -> None:
         self.reader.close()
@@ -267,7 +294,9 @@ def _skip_body(reader: BufferedReader, minor: int, status: int, fields: dict[byt
 
 def _exchange(conn: _Connection, head: bytes, body: bytes) -> tuple[Answer, bool]:
     """Send the request, read the answer; the answer and whether the connection can be used again."""
+    conn.sock.settimeout(conn.raw.timeout)
     conn.sock.sendall(head + body)
+    conn.raw.deadline = time.monotonic() + conn.raw.timeout
     minor, status, fields = _read_head(conn.reader)
     retry_after = None
     if status in (429, 503) and b"retry-after" in fields:
