@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from io import BufferedReader, RawIOBase
+from typing import cast
 from urllib.parse import quote, unquote, urlsplit
 
 # What is read of a receiver's answer; deliveries only need its status. A larger body is not drained
@@ -156,7 +157,7 @@ class _Connection:
             raise
         self.sock = sock
         self.raw = _Deadline(sock, timeout)
-        self.reader = BufferedReader(self.raw)
+        self.reader = cast(BufferedReader, BufferedReader(self.raw))  # typeshed types it by its raw stream
 
     def close(self) -> None:
         self.reader.close()
