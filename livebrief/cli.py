@@ -158,9 +158,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
         poller = Poller(config, client)
         try:
             if args.once:
+                if not poller.feeds:
+                    log.warning("no_feeds", config=config.source_path, hint="add feeds: or opml: to the config")
                 report = asyncio.run(poller.poll_once(force=True))
                 log.info("poll_done", fetched=report.fetched, not_modified=report.not_modified,
-                         failed=report.failed, new_items=report.new_items)
+                         failed=report.failed, new_items=report.new_items, held=report.held)
                 return 0
             _until_signalled(poller.run_forever)
         finally:

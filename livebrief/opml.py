@@ -13,6 +13,8 @@ import unicodedata
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
+from livebrief.urls import canonical_url
+
 _SLUG_CUT = re.compile(r"[^a-z0-9]+")
 
 
@@ -43,9 +45,11 @@ def read_opml(data: bytes) -> list[dict[str, str]]:
     seen: set[str] = set()
     for outline in root.iter("outline"):
         url = _http_spelling((outline.get("xmlUrl") or outline.get("xmlurl") or "").strip())
-        if not url or url in seen:
+        # One feed listed twice, in two folders or spelt two ways ("/rss" and "/rss/"), is followed once.
+        spelling = canonical_url(url) or url
+        if not url or spelling in seen:
             continue
-        seen.add(url)
+        seen.add(spelling)
         name = (outline.get("title") or outline.get("text") or _host(url) or url).strip()
         feeds.append({"id": feed_id(name, url), "url": url, "name": name})
     return feeds

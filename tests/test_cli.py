@@ -210,3 +210,10 @@ def test_replay_refuses_a_webhook_that_is_not_configured(tmp_path: Path, client:
     replayed = livebrief("webhooks", "replay", "--webhook", "desk", "--config", str(config))
     assert replayed.returncode == 0, replayed.stderr
     assert "re-queued 0" in replayed.stdout
+
+
+def test_poll_once_with_no_feeds_says_so(tmp_path: Path, redis_url: str) -> None:
+    config = tmp_path / "empty.yaml"
+    config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": []}))
+    result = livebrief("poll", "--once", "--config", str(config), env={"REDIS_URL": redis_url})
+    assert result.returncode == 0 and "no_feeds" in result.stdout + result.stderr

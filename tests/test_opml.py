@@ -139,3 +139,11 @@ def test_feed_pseudo_urls_and_upper_case_schemes_are_read_as_their_http_url(
 ) -> None:
     (tmp_path / "list.opml").write_bytes(f"<opml><body><outline text='N' xmlUrl='{written}'/></body></opml>".encode())
     assert [f.url for f in load_config(write_config(tmp_path, [], ["list.opml"])).feeds] == [url]
+
+
+def test_a_feed_listed_twice_in_two_spellings_is_followed_once() -> None:
+    # Two folders of one export often list a feed twice, with and without its trailing slash.
+    listed = read_opml(b"<opml><body><outline text='World'><outline text='A' xmlUrl='https://a.example/rss/'/>"
+                       b"</outline><outline text='Home'><outline text='A again' xmlUrl='https://a.example/rss'/>"
+                       b"<outline text='B' xmlUrl='https://b.example/rss'/></outline></body></opml>")
+    assert [f["url"] for f in listed] == ["https://a.example/rss/", "https://b.example/rss"]
