@@ -318,7 +318,6 @@ class WebhookConfig(_Signed):
         return self
 
 
-
 class PushConfig(_Signed):
     """The push receiver (``livebrief serve``, and part of ``run`` when enabled): WebSub and direct pushes."""
 
@@ -339,7 +338,6 @@ class PushConfig(_Signed):
         if self.enabled and not self.public_url:
             raise ValueError("push.enabled needs push.public_url (the address hubs call back)")
         return self
-
 
 
 class Config(_Strict):

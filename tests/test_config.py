@@ -135,6 +135,7 @@ def _run_once(path: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
     )
 
+
 def test_cli_reports_config_errors_and_exits_2(tmp_path: Path) -> None:
     path = write(tmp_path, "feeds:\n  - {id: a, name: A}\n")
     result = _run_once(path)

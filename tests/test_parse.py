@@ -173,7 +173,6 @@ def test_json_feed_content_text_is_kept_as_plain_text() -> None:
     assert text == "Replacement buses will run between Central and Riverside. Fares & tickets: free of charge."
 
 
-
 def test_json_feed_content_text_is_never_decoded_as_html() -> None:
     # Plain text: an entity-looking "&copy=" in a link, an escaped entity or a tag are what they say.
     body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "F", "items": [
@@ -181,6 +180,7 @@ def test_json_feed_content_text_is_never_decoded_as_html() -> None:
     ]})
     text = parse_feed(body.encode(), feed_id="f", outlet="F", fetched=datetime(2025, 3, 5, tzinfo=UTC)).items[0].text
     assert text == "See https://e.example/?id=1&copy=2 now.\nThe <b> tag &amp; more."
+
 
 def test_json_feed_numeric_id_and_non_object_items_are_handled() -> None:
     items = parse("jsonfeed11.json").items

@@ -118,7 +118,6 @@ def test_stories_older_than_the_retention_are_forgotten(client: redis.Redis, red
     assert entries[0].id != entries[1].id
 
 
-
 def _dictionary_deflate(data: bytes) -> bytes:
     packer = zlib.compressobj(6, zlib.DEFLATED, -15, zdict=_STORY_ZDICT)
     return b"\x01" + packer.compress(data) + packer.flush()

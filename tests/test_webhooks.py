@@ -236,7 +236,6 @@ def test_a_message_marked_delivered_by_two_racing_jobs_counts_once(client: redis
     assert read_counters(client, KEYS).delivered == {"desk": 2}
 
 
-
 def test_marks_a_slow_receiver_spreads_over_more_than_the_health_check_interval_are_all_read(
     client: redis.Redis, redis_url: str
 ) -> None:
@@ -432,7 +431,6 @@ def test_slack_payload_is_a_text_message_with_sources(redis_url: str, webhook_re
     text = json.loads(render_payload(config.webhooks[0], many))["text"]
     assert "<https://4.example/1|Wire 4>" in text and "Wire 5" not in text  # the first five, in order
     assert "and 3 more" in text
-
 
 
 def test_slack_shows_feed_text_literally_never_as_mentions_or_broken_links(redis_url: str) -> None:
