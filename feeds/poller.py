@@ -440,7 +440,8 @@ class Poller:
         state.last_error_kind = exc.kind
         state.last_error_at = now
         retry_after = exc.retry_after if isinstance(exc, HTTPStatusError) else None
-        failures = state.failures
+        polling = self.config.polling
+        backoff_base = polling.backoff_base
         if isinstance(exc, HTTPStatusError):
             state.last_status = exc.status
             if exc.status in (404, 410) and state.moved_to is not None:
@@ -449,13 +450,10 @@ class Poller:
             elif exc.status == 410:
                 # Gone for good, the server says: asked once a backoff cap, not more (it may still come back).
                 state.last_error = exc.reason + "; the server says the feed is gone for good: remove it from the config"
-                failures = 64
+                backoff_base = polling.backoff_cap
         report.failed += 1
-        report.errors[exc.feed_id] = state.last_error or exc.reason
-        next_due = next_after_failure(
-            now, failures, self.config.polling.backoff_base, self.config.polling.backoff_cap,
-            self.rng, retry_after,
-        )
+        report.errors[exc.feed_id] = state.last_error
+        next_due = next_after_failure(now, state.failures, backoff_base, polling.backoff_cap, self.rng, retry_after)
         state.retry_after_until = now + retry_after if retry_after is not None else None
         log.warning("feed_failed", feed=exc.feed_id, kind=exc.kind, error=exc.reason, failures=state.failures,
                       retry_in=round(next_due - now, 1))

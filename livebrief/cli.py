@@ -319,9 +319,9 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     keys = Keys(config.prefix)
     with _redis(config, embed=False) as (_, client):
-        if args.action == "replay" and args.webhook is not None:
-            _check_webhook(config, args.webhook, client, keys)
         if args.action == "replay":
+            if args.webhook is not None:
+                _check_webhook(config, args.webhook, client, keys)
             count = replay_dead_letters(client, keys, config.webhooks, args.webhook,
                                         config.worker.finished_job_ttl)
             print(f"re-queued {count} dead-lettered deliveries")

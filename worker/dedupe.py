@@ -368,17 +368,17 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     # After a lead's first words, the rest of it, read only as far as needed (a lead of few words).
     rest_words = (raw for chunk in rest for raw in _WORD.findall(chunk))
     words: dict[str, None] = {}  # distinct, in order
-    # Capitalised words, by where they were first met: 0 the title, 1 the lead's first words, 2 the rest
-    # of the lead, -1 first of the title or lead (capitalised as a sentence's start).
-    capitals: dict[str, int] = {}
-    for where, raw_words in enumerate((title_words, head_words, rest_words)):
-        first = raw_words[0] if where < 2 and raw_words else None  # type: ignore[index]
+    names: list[str] = []  # those of them that name someone or something, by ``_is_name``
+    # The title, the lead's first words, the rest of the lead (in none of Title Case, nor a first word).
+    for raw_words, in_title_case in ((title_words, title_case[0]), (head_words, title_case[1]), (rest_words, False)):
+        first = raw_words[0] if isinstance(raw_words, list) and raw_words else None
         for raw, norm in _content_of(raw_words):
             if norm in words:
                 continue
             words[norm] = None
-            if raw[0].isupper():
-                capitals[norm] = -1 if raw is first else where
+            # A key's name is written with a capital, even where the rule asks the corpus (in Title Case).
+            if raw[0].isupper() and _is_name(raw, norm, in_title_case or raw is first):
+                names.append(norm)
             if len(words) == SIG_TOKENS:
                 break
         else:
@@ -387,18 +387,19 @@ def text_signature(title: str, text: str) -> TextSignature | None:
     fps = sorted({_fingerprint(w) for w in words})
     if len(fps) < MIN_EXACT_TOKENS:
         return None
-    keys = {_fingerprint(w) for w in chain(filter(str.isdigit, words), _rare_names(capitals, title_case))}
+    weight = _idf().weights.__getitem__
+    rare = (name for name in names if weight(name) >= RARE_NAME_IDF)
+    keys = {_fingerprint(w) for w in chain(filter(str.isdigit, words), rare)}
     return TextSignature(fp=_encode(fps), keys="".join(_B64[i] for i, f in enumerate(fps) if f in keys))
 
 
-def _rare_names(capitals: dict[str, int], title_case: tuple[bool, bool]) -> Iterator[str]:
-    """Those of ``capitals`` (``text_signature``'s) that are rare names. A capital at a sentence's start or
-    in Title Case says nothing: there the corpus statistics (``proper``) decide, as for story entities."""
-    idf = _idf()
-    weight, proper = idf.weights.__getitem__, idf.proper
-    for norm, where in capitals.items():
-        if weight(norm) >= RARE_NAME_IDF and (norm in proper or (where >= 0 and (where == 2 or not title_case[where]))):
-            yield norm
+def _is_name(raw: str, norm: str, capitals_say_nothing: bool) -> bool:
+    """Whether a content word (as written, normalised) names someone or something: by its capital, except
+    where capitals say nothing (Title Case, a sentence's first word), where the corpus statistics decide
+    (``proper``: words the corpus mostly capitalises). Story entities and signature keys both use it."""
+    if capitals_say_nothing:
+        return norm in _idf().proper
+    return raw[:1].isupper() or (raw.isupper() and len(raw) > 1)
 
 
 def _keys(sig: TextSignature) -> set[int]:
@@ -500,7 +501,6 @@ def _words_of(title: str, text: str) -> _Words:
 
 
 def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
-    idf = _idf()
     entities: set[str] = set()
     terms: dict[str, None] = {}
     words = _words_of(title, text)
@@ -508,14 +508,7 @@ def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
         first = raw_words[0] if raw_words else ""
         for raw, norm in _content_of(raw_words):
             terms.setdefault(norm, None)
-            if norm.isdigit():
-                continue
-            capital = raw[:1].isupper()
-            # In Title Case or at the start, capitals say nothing: trust the corpus statistics instead.
-            if title_case or raw == first:
-                if norm in idf.proper:
-                    entities.add(norm)
-            elif capital or (raw.isupper() and len(raw) > 1):
+            if not norm.isdigit() and _is_name(raw, norm, title_case or raw == first):
                 entities.add(norm)
     return list(terms), entities
 

@@ -131,11 +131,11 @@ class _Deadline(RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no whole answer within {self.timeout:g} s")
-        self.sock.settimeout(min(left, self.timeout))
         try:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(min(left, self.timeout))
             return self.sock.recv_into(buffer)
         except TimeoutError:
             if time.monotonic() >= self.deadline:
