@@ -332,8 +332,11 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                 held = cast(bytes | None, client.get(keys.webhook_hold(webhook.id)))
                 wait = (f" waiting-until={datetime.fromtimestamp(float(held), UTC).isoformat(timespec='seconds')}"
                         if held is not None else "")  # the receiver asked to be called later (429/503)
+                # Jobs in its lanes (running, or leased by a worker that died) and parked behind them.
+                running = client.zcount(keys.webhook_lanes(webhook.id), time.time() * 1000, "+inf")
+                parked = client.zcard(keys.webhook_parked(webhook.id))
                 print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
-                      f"dead-lettered={n}{wait}")
+                      f"dead-lettered={n} running={running}/{webhook.concurrency} parked={parked}{wait}")
     return 0
 
 

@@ -241,6 +241,14 @@ class WorkerConfig(_Strict):
         description="a worker serving both queues: 'alternate' takes a waiting delivery job after each ingest "
                     "job (RQ's round robin), 'ingest_first' only when no ingest job waits",
     )
+    # Delivery workers serve every webhook: a job posting to a slow receiver hands the rest of its messages to
+    # a job at the back of the queue after this long, so the other webhooks' jobs queued meanwhile run first
+    # (worker/lanes.py).
+    delivery_slice: float = Field(
+        default=1.0, gt=0, le=3600,
+        description="seconds a delivery job posts before it hands the rest of its messages to a job at the "
+                    "back of the queue, so one slow receiver cannot keep a worker from the other webhooks",
+    )
     job_timeout: int = Field(default=300, gt=0)
     retries: int = Field(default=5, ge=0, description="RQ retries of a failed ingest batch")
     story_cache: int = Field(
@@ -293,6 +301,11 @@ class WebhookConfig(_Signed):
                     "changed, not when a source joined the story",
     )
     timeout: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(
+        default=1, ge=1, le=64,
+        description="delivery jobs of this webhook running at once, each in a delivery worker; with 1, entries "
+                    "arrive in the order they were published, and a slow receiver holds one worker at most",
+    )
     # Whole seconds, as RQ's Retry takes them (its scheduled registry counts whole seconds).
     retry_intervals: list[Annotated[int, Field(ge=0, le=MAX_RETRY_INTERVAL)]] = Field(
         default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400], max_length=MAX_RETRIES,

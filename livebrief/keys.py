@@ -37,6 +37,9 @@ P:delivered:<delivery>         string     the same, as earlier versions wrote it
                                           until the last of them expires
 P:webhook:<webhook>:hold       string     until when (unix s) the receiver asked not to be     that time
                                           called (429, or 503 with Retry-After)
+P:webhook:<webhook>:lanes      zset       delivery jobs running for the webhook -> lease end   the last lease
+                                          (ms); at most its ``concurrency`` (worker/lanes.py)
+P:webhook:<webhook>:parked     zset       delivery jobs waiting for a lane -> when parked (ms) 7 d
 P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
 P:commit:turn                  string     the token of the batch whose turn it is to commit    1 s, or deleted
                                           (worker/publish.py)                                  at its commit
@@ -160,6 +163,12 @@ class Keys:
 
     def webhook_hold(self, webhook_id: str) -> str:
         return f"{self.prefix}:webhook:{webhook_id}:hold"
+
+    def webhook_lanes(self, webhook_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}:lanes"
+
+    def webhook_parked(self, webhook_id: str) -> str:
+        return f"{self.prefix}:webhook:{webhook_id}:parked"
 
     def recovery_claim(self, job_id: str, execution_id: str) -> str:
         return f"{self.prefix}:recovering:{job_id}:{execution_id}"

@@ -29,6 +29,7 @@ import math
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -44,6 +45,7 @@ from livebrief.models import Entry
 from livebrief.retry_after import parse_retry_after
 from livebrief.signing import sign, verify
 from worker import webhook_client
+from worker.lanes import Lane, wake
 from worker.marks import REMEMBERED_LUA, delivery_mark, expires_at, generation, mark_args, shard
 from worker.runtime import Runtime, current
 
@@ -63,7 +65,7 @@ SLACK_SOURCES = 5
 BUSY_DEFAULT_SECONDS = 5.0
 BUSY_MIN_SECONDS = 1.0
 BUSY_MAX_SECONDS = 3600.0
-_DEFERRAL_SUFFIX = re.compile(r"-d\d+$")
+_CARRIED_SUFFIX = re.compile(r"-[cdp]\d+$")
 
 
 def delivery_id(entry: Entry) -> str:
@@ -210,7 +212,7 @@ def _defer(job: Job | None, runtime: Runtime, webhook: WebhookConfig, messages: 
     with job.connection.pipeline() as pipe:  # MULTI: the later job, the hold and the count together
         enqueue_delivery_batch(Queue(keys.delivery_queue, connection=job.connection), webhook, messages, pipe,
                                runtime.config.worker.finished_job_ttl, at=until, deferred_since=since,
-                               job_id=f"{_DEFERRAL_SUFFIX.sub('', job.id)}-d{int(time.time() * 1000)}")
+                               job_id=_next_job_id(job.id, "d"))
         if hold:
             pipe.set(keys.webhook_hold(webhook.id), repr(until), pxat=int(until * 1000))
         pipe.hincrby(keys.counters, counter_field(DEFERRED, webhook.id), 1)
@@ -272,47 +274,110 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
     """RQ job: deliver entry versions ([webhook-id, entry JSON] pairs) to one webhook, in order, skipping
     those already delivered; the first failure raises, and the retry resumes there. When the receiver asks
     to wait, or has asked and the wait is not over, what is left becomes a job for later (module docstring);
-    ``deferred_since`` is when this job's messages were first put off."""
+    ``deferred_since`` is when this job's messages were first put off. The job runs in one of the webhook's
+    lanes, or parks until one is free, and hands what is left to a job at the back of the queue after
+    ``worker.delivery_slice`` seconds (``worker/lanes.py``)."""
     runtime = current()
     job = get_current_job()
-    connection = job.connection if job else None
     webhook = runtime.webhook(webhook_id)
     if webhook is None:
         log.warning("webhook_not_configured", webhook=webhook_id, messages=len(messages))
         return "dropped: webhook no longer configured"
+    if job is None:  # called directly, outside RQ: no marks, no lanes
+        return _post_all(webhook, messages, [False] * len(messages), None)
     ttl = runtime.config.worker.seen_ttl
-    msg_ids = [msg_id for msg_id, _ in messages]
-    done, held = (_delivery_state(connection, runtime.keys, webhook_id, msg_ids, ttl) if connection is not None
-                  else ([False] * len(messages), None))
+    done, held = _delivery_state(job.connection, runtime.keys, webhook_id, [m for m, _ in messages], ttl)
+    rest = _undelivered(messages, done)
+    if not rest:
+        return f"delivered 0 of {len(messages)}: all were delivered before"
+    if held is not None and held > time.time() and _defer(job, runtime, webhook, rest, held, deferred_since,
+                                                          hold=False):
+        return f"delivered 0 of {len(messages)}: the receiver asked to wait; {len(rest)} put off"
+    lane = Lane(job.connection, runtime.keys, webhook, job.id, runtime.config.worker.delivery_slice)
+    if not lane.acquire():
+        _park(job, runtime, webhook, lane, rest, deferred_since)
+        return f"delivered 0 of {len(messages)}: every lane of {webhook_id} is taken; {len(rest)} parked"
+    try:
+        return _post_all(webhook, messages, done, _Run(job, runtime, lane, deferred_since))
+    finally:
+        lane.release()
 
-    if held is not None and held > time.time():
-        rest = _undelivered(messages, done)
-        if not rest:
-            return f"delivered 0 of {len(messages)}: all were delivered before"
-        if _defer(job, runtime, webhook, rest, held, deferred_since, hold=False):
-            return f"delivered 0 of {len(messages)}: the receiver asked to wait; {len(rest)} put off"
-    marks = DeliveryMarks(connection, runtime.keys, webhook_id, ttl) if connection is not None else None
+
+@dataclass(frozen=True)
+class _Run:
+    """The RQ job a delivery runs in, and its lane."""
+
+    job: Job
+    runtime: Runtime
+    lane: Lane
+    deferred_since: float | None
+
+
+def _post_all(webhook: WebhookConfig, messages: list[list[str]], done: list[bool], run: _Run | None) -> str:
+    """Post the ``messages`` not ``done`` in order, marking each delivered (``deliver_batch``); outside RQ
+    (``run`` None), without marks, waits or slices."""
+    marks = (DeliveryMarks(run.job.connection, run.runtime.keys, webhook.id, run.runtime.config.worker.seen_ttl)
+             if run is not None else None)
+    started = time.monotonic()
     sent = 0
     try:
         for index, ((msg_id, entry_json), already) in enumerate(zip(messages, done, strict=True)):
             if already:
-                log.info("delivery_already_done", webhook=webhook_id, delivery=msg_id)
+                log.info("delivery_already_done", webhook=webhook.id, delivery=msg_id)
                 continue
+            if sent and run is not None and time.monotonic() - started >= run.runtime.config.worker.delivery_slice:
+                rest = _undelivered(messages[index:], done[index:])
+                _continue(run, webhook, rest)
+                return f"delivered {sent} of {len(messages)}; {len(rest)} handed to a job at the back of the queue"
             try:
                 status = post(webhook, msg_id, render_message(webhook, entry_json))
             except ReceiverBusyError as busy:
                 rest = _undelivered(messages[index:], done[index:])
-                if not _defer(job, runtime, webhook, rest, time.time() + busy.wait, deferred_since, hold=True):
+                if run is None or not _defer(run.job, run.runtime, webhook, rest, time.time() + busy.wait,
+                                             run.deferred_since, hold=True):
                     raise
                 return f"delivered {sent} of {len(messages)}; the receiver asked to wait: {len(rest)} put off"
             if marks is not None:
                 marks.add(msg_id)
-            log.info("delivered", webhook=webhook_id, delivery=msg_id, status=status)
+            log.info("delivered", webhook=webhook.id, delivery=msg_id, status=status)
             sent += 1
     finally:
         if marks is not None:
             marks.close()
     return f"delivered {sent} of {len(messages)}"
+
+
+def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messages: list[list[str]],
+          deferred_since: float | None) -> None:
+    """Queue ``messages`` as a job parked behind ``webhook``'s lanes (``worker/lanes.py``), scheduled in RQ
+    for when their leases end; queued now if a lane was freed meanwhile."""
+    queue = Queue(runtime.keys.delivery_queue, connection=job.connection)
+    with job.connection.pipeline() as pipe:  # MULTI: the job exists before a hand-over can pick it
+        parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
+                                        at=time.time() + lane.lease, deferred_since=deferred_since,
+                                        job_id=_next_job_id(job.id, "p"))
+        lane.park(pipe, parked.id)
+        took = pipe.execute()[-1]
+    if took == 1:
+        wake(job.connection, queue, parked.id)
+    log.info("delivery_parked", webhook=webhook.id, messages=len(messages), job=parked.id, running=took != 1)
+
+
+def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> None:
+    """Queue ``messages`` as a job at the back of the queue and give it this job's lane, in one MULTI."""
+    queue = Queue(run.runtime.keys.delivery_queue, connection=run.job.connection)
+    with run.job.connection.pipeline() as pipe:
+        successor = enqueue_delivery_batch(queue, webhook, messages, pipe,
+                                           run.runtime.config.worker.finished_job_ttl,
+                                           deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"))
+        run.lane.hand_over(pipe, successor.id)
+        pipe.execute()
+    log.info("delivery_continued", webhook=webhook.id, messages=len(messages), job=successor.id)
+
+
+def _next_job_id(job_id: str, kind: str) -> str:
+    """The id of a job carrying on ``job_id``'s messages: put off (d), parked (p) or continued (c)."""
+    return f"{_CARRIED_SUFFIX.sub('', job_id)}-{kind}{int(time.time() * 1000)}"
 
 
 # One command per delivery: SADD and EXPIREAT sent apart cost twice the client CPU of one small EVAL. The

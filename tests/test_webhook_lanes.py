@@ -1,0 +1,216 @@
+"""A slow webhook receiver holds at most its lanes' share of the delivery workers (worker/lanes.py), on real
+parts: real receivers on 127.0.0.1, a real redis-server, real RQ workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+import yaml
+from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from livebrief.config import Config
+from livebrief.keys import Keys
+from livebrief.workers import run_worker
+from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
+from tests.helpers import make_item
+from worker.jobs import run_batch
+from worker.lanes import Lane
+from worker.runtime import configure
+
+KEYS = Keys("livebrief")
+
+
+def _hook(webhook_id: str, receiver: WebhookReceiver, **extra: object) -> dict[str, object]:
+    return {"id": webhook_id, "url": receiver.url, "secret": TEST_SECRET, "retry_intervals": [1], **extra}
+
+
+def _published_ids(client: redis.Redis) -> list[str]:
+    entries = [json.loads(f[b"entry"]) for _, f in client.xrange(KEYS.entries_stream)]
+    return [f"msg_{e['id']}_v{e['version']}" for e in entries]
+
+
+def _slow(receiver: WebhookReceiver, seconds: float, log: list[tuple[str, int]], name: str) -> list[int]:
+    """Make ``receiver`` answer after ``seconds``, logging each POST as (name, number); returns a one-item list
+    holding the most POSTs it ever had in flight at once."""
+    in_flight = [0]
+    most = [0]
+    lock = threading.Lock()
+
+    def on_post(number: int) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(seconds)
+        with lock:
+            in_flight[0] -= 1
+            log.append((name, number))
+
+    receiver.on_post = on_post
+    return most
+
+
+def test_a_slow_receiver_does_not_hold_up_another_webhook_even_with_one_delivery_worker(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Before lanes and slices, one delivery worker posted a slow receiver's whole job before the next job:
+    the fast receiver's entries waited behind every slow job queued ahead of them."""
+    fast = WebhookReceiver().start()
+    try:
+        runtime = configure(make_config(redis_url, [], worker={"delivery_slice": 0.1}, webhooks=[
+            _hook("slow", webhook_receiver, timeout=5), _hook("fast", fast)]))
+        order: list[tuple[str, int]] = []
+        _slow(webhook_receiver, 0.4, order, "slow")
+        fast.on_post = lambda number: order.append(("fast", number))
+        for batch in range(3):
+            run_batch(client, runtime, [make_item("wire", 3 * batch + n) for n in range(3)])
+
+        run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+
+        last_fast = max(i for i, (name, _) in enumerate(order) if name == "fast")
+        slow_before = sum(1 for name, _ in order[:last_fast] if name == "slow")
+        assert slow_before <= 2, order  # it was 9: every slow job, each posting all its messages first
+        published = _published_ids(client)
+        for receiver in (webhook_receiver, fast):  # all of them, each once, in the order published
+            assert [r["headers"]["webhook-id"] for r in receiver.delivered] == published
+        assert client.zcard(KEYS.webhook_lanes("slow")) == 0 and client.zcard(KEYS.webhook_parked("slow")) == 0
+    finally:
+        fast.stop()
+
+
+def _config_file(tmp_path: Path, config: Config) -> Path:
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump({
+        "topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
+        "worker": {"delivery_slice": config.worker.delivery_slice},
+        "webhooks": [w.model_dump(mode="json") for w in config.webhooks]}))
+    return path
+
+
+def _two_workers(tmp_path: Path, redis_url: str, config: Config) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url, "LIVEBRIEF_CONFIG": str(_config_file(tmp_path, config))}
+    command = [sys.executable, "-m", "livebrief.cli", "work", "--burst", "--queues", "deliveries"]
+    workers = [subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+
+
+def test_a_webhook_gets_one_delivery_at_a_time_in_the_order_published_even_from_two_workers(
+    tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Two delivery workers used to post two batches to one receiver at once, in either order."""
+    runtime = configure(make_config(redis_url, [], webhooks=[_hook("desk", webhook_receiver)]))
+    most = _slow(webhook_receiver, 0.15, [], "desk")
+    for batch in range(4):
+        run_batch(client, runtime, [make_item("wire", 2 * batch + n) for n in range(2)])
+    assert len(Queue(KEYS.delivery_queue, connection=client).get_jobs()) == 4
+
+    _two_workers(tmp_path, redis_url, runtime.config)
+    deadline = time.time() + 30  # a worker may stop while the other still holds the lane: it wakes the rest
+    while len(webhook_receiver.delivered) < 8 and time.time() < deadline:
+        run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+        time.sleep(0.1)
+
+    assert most[0] == 1
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == _published_ids(client)
+
+
+def test_a_webhook_with_more_lanes_gets_that_many_deliveries_at_once(
+    tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(make_config(redis_url, [], webhooks=[_hook("desk", webhook_receiver, concurrency=2)]))
+    most = _slow(webhook_receiver, 0.3, [], "desk")
+    for batch in range(4):
+        run_batch(client, runtime, [make_item("wire", 2 * batch + n) for n in range(2)])
+
+    _two_workers(tmp_path, redis_url, runtime.config)
+
+    assert most[0] == 2
+    assert sorted(r["headers"]["webhook-id"] for r in webhook_receiver.delivered) == sorted(_published_ids(client))
+
+
+def _lane(client: redis.Redis, job_id: str, concurrency: int = 1) -> Lane:
+    config = make_config("redis://unused", [], webhooks=[{"id": "desk", "url": "http://127.0.0.1:9/hook",
+                                                          "secret": TEST_SECRET, "concurrency": concurrency}])
+    return Lane(client, KEYS, config.webhooks[0], job_id, config.worker.delivery_slice)
+
+
+def _park(client: redis.Redis, lane: Lane, job_id: str) -> bool:
+    """Schedule a job ``job_id`` far ahead as a parked delivery would be, parked behind ``lane``'s webhook;
+    whether it got a lane instead."""
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    job = queue.create_job("worker.notify.deliver_batch", args=("desk", []), job_id=job_id)
+    with client.pipeline() as pipe:
+        queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=600), pipeline=pipe)
+        lane.park(pipe, job_id)
+        return bool(pipe.execute()[-1] == 1)
+
+
+def test_a_freed_lane_goes_to_the_oldest_parked_job_which_is_queued_at_once(
+    tmp_path: Path, client: redis.Redis, redis_url: str
+) -> None:
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    first = _lane(client, "job-1")
+    assert first.acquire()
+    assert not _lane(client, "job-2").acquire()
+    assert not _park(client, first, "parked-a") and not _park(client, first, "parked-b")
+    assert queue.get_job_ids() == []
+    config = make_config(redis_url, [], webhooks=[{"id": "desk", "url": "http://127.0.0.1:9/hook",
+                                                   "secret": TEST_SECRET}])
+    listing = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "--config",
+                              str(_config_file(tmp_path, config))], env={**os.environ, "REDIS_URL": redis_url},
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert "running=1/1 parked=2" in listing.stdout, listing.stderr
+
+    first.release()
+
+    assert queue.get_job_ids() == ["parked-a"]  # not at its scheduled time, 10 minutes on
+    assert "parked-a" not in ScheduledJobRegistry(queue=queue).get_job_ids()
+    assert Job.fetch("parked-a", connection=client).get_status() == "queued"
+    assert _lane(client, "parked-a").acquire()  # the lane was handed to it: nobody else can take it
+    assert not _lane(client, "job-3").acquire()
+    assert [m.decode() for m in client.zrange(KEYS.webhook_parked("desk"), 0, -1)] == ["parked-b"]
+
+
+def test_a_job_run_again_keeps_its_lane_and_a_dead_holder_frees_it_when_its_lease_ends(client: redis.Redis) -> None:
+    holder = _lane(client, "job-1")
+    assert holder.acquire()
+    assert _lane(client, "job-1").acquire()  # the watchdog's re-run of an abandoned job: same id
+    assert not _lane(client, "job-2").acquire()
+    client.zadd(KEYS.webhook_lanes("desk"), {"job-1": (time.time() - 1) * 1000})  # its lease is over
+    assert _lane(client, "job-2").acquire()
+    assert 0 < client.pttl(KEYS.webhook_lanes("desk")) <= holder.lease * 1000
+
+
+def test_a_hand_over_to_a_parked_job_that_is_gone_passes_the_lane_on(client: redis.Redis) -> None:
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    holder = _lane(client, "job-1")
+    assert holder.acquire()
+    _park(client, holder, "parked-a")
+    _park(client, holder, "parked-b")
+    Job.fetch("parked-a", connection=client).delete()
+
+    holder.release()
+
+    assert queue.get_job_ids() == ["parked-b"]
+    assert [m.decode() for m in client.zrange(KEYS.webhook_lanes("desk"), 0, -1)] == ["parked-b"]
+
+
+def test_a_job_that_finds_a_lane_free_as_it_parks_is_queued_at_once(client: redis.Redis) -> None:
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    lane = _lane(client, "job-1", concurrency=2)
+    assert lane.acquire()
+    assert _park(client, lane, "parked-a")  # a second lane is free
+    assert client.zcard(KEYS.webhook_parked("desk")) == 0
+    assert queue.get_job_ids() == []  # ``notify._park`` wakes it; the Lua only gave it the lane

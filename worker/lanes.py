@@ -1,0 +1,163 @@
+"""Webhook lanes: at most ``concurrency`` delivery jobs of one webhook run at a time; the others wait parked.
+
+Delivery workers serve every webhook. Without a bound, a receiver that answers slowly, or only at the
+timeout, had every worker posting to it in turn while the other webhooks' jobs waited behind: QA measured
+a fast receiver's entries 128 s late at the median beside slow ones, with six delivery workers. Now:
+
+- A job first takes one of its webhook's lanes (``acquire``). When all are taken it does not wait in a
+  worker: ``worker/notify.py`` parks its messages as a job of their own, out of the queue, in the same
+  call that finds the lanes taken, so no lane can be freed in between unseen.
+- A job that ends hands its lane to the oldest parked job and queues that job at once (``release``).
+- A job that has posted for ``worker.delivery_slice`` seconds hands its lane, with the rest of its
+  messages, to a new job at the back of the queue (``notify.py``): the jobs of other webhooks queued
+  meanwhile run first, even with a single delivery worker.
+
+So a slow receiver holds at most ``concurrency`` workers, and with one lane (the default) its deliveries
+keep the order their batches were published in.
+
+A lane is leased for as long as its job can take: the slice, one POST (bounded by the webhook's
+``timeout``) and a margin. A worker killed mid-job leaves its lane leased until then, or until the
+watchdog runs that job again (same id: it finds the lane still its own). A parked job is also scheduled
+in RQ for when that lease ends, so nothing waits on a hand-over alone: a lost one only delays it.
+
+Keys (``livebrief/keys.py``): ``P:webhook:<id>:lanes`` (job id -> lease end, ms) and
+``P:webhook:<id>:parked`` (job id -> when it parked, ms).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import redis
+import structlog
+from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from livebrief.config import WebhookConfig
+from livebrief.keys import Keys
+
+log = structlog.get_logger(__name__)
+
+LEASE_MARGIN = 10.0  # seconds past slice + timeout: a job's bookkeeping around its POSTs
+
+# KEYS: lanes, parked. ARGV: job, now (ms), lease end (ms), concurrency, job to park ('' for none), park
+# score. 1: ``job`` holds a lane (it held one already: a watchdog re-run, a hand-over). 0: the lanes are
+# taken, and the job to park, if any, is parked.
+_ACQUIRE_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[1], last[2])
+  return 1
+end
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[6], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], 7 * 86400 * 1000)
+end
+return 0
+"""
+
+# KEYS: lanes, parked. ARGV: job, now (ms), lease end for the next (ms), concurrency, successor ('': the
+# oldest parked job). The job that now holds the freed lane, or nil when none does.
+_RELEASE_LUA = """
+local held = redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if held == 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+  return false
+end
+local successor = ARGV[5]
+if successor == '' then
+  local oldest = redis.call('ZPOPMIN', KEYS[2])
+  if #oldest == 0 then return false end
+  successor = oldest[1]
+end
+redis.call('ZADD', KEYS[1], ARGV[3], successor)
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return successor
+"""
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _args(*values: object) -> list[str]:
+    return [str(v) for v in values]
+
+
+def lease_seconds(webhook: WebhookConfig, delivery_slice: float) -> float:
+    """How long a lane is leased to a job (the module docstring)."""
+    return delivery_slice + webhook.timeout + LEASE_MARGIN
+
+
+class Lane:
+    """One job's hold on a lane of its webhook."""
+
+    def __init__(self, connection: redis.Redis, keys: Keys, webhook: WebhookConfig, job_id: str,
+                 delivery_slice: float) -> None:
+        self.connection = connection
+        self.webhook = webhook
+        self.job_id = job_id
+        self.lease = lease_seconds(webhook, delivery_slice)
+        self.keys = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
+        self.queue = Queue(keys.delivery_queue, connection=connection)
+        self.held = False
+
+    def acquire(self) -> bool:
+        """Take a lane for this job (or keep the one it holds); False when all are taken."""
+        now = time.time()
+        self.held = self.connection.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(self.job_id, _ms(now),
+                                         _ms(now + self.lease), self.webhook.concurrency, "", 0)) == 1
+        return self.held
+
+    def park(self, pipe: redis.client.Pipeline, job_id: str) -> None:
+        """On ``pipe``, a MULTI that schedules the job ``job_id``: give that job a lane if one is free (its
+        reply is then 1: ``wake`` it), else park it behind the lanes."""
+        now = time.time()
+        pipe.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(job_id, _ms(now), _ms(now + self.lease),
+                                                       self.webhook.concurrency, job_id, _ms(now)))
+
+    def hand_over(self, pipe: redis.client.Pipeline, successor: str) -> None:
+        """On ``pipe``, a MULTI that queues the job ``successor``: give it this job's lane."""
+        now = time.time()
+        pipe.eval(_RELEASE_LUA, 2, *self.keys, *_args(self.job_id, _ms(now), _ms(now + self.lease),
+                                                       self.webhook.concurrency, successor))
+        self.held = False
+
+    def release(self) -> None:
+        """Free this job's lane: the oldest parked job gets it and is queued now."""
+        if self.held:
+            self.held = False
+            _release(self.connection, self.queue, self.keys, self.job_id, self.lease, self.webhook)
+
+
+def _release(connection: redis.Redis, queue: Queue, keys: tuple[str, str], job_id: str, lease: float,
+             webhook: WebhookConfig) -> None:
+    while True:
+        now = time.time()
+        successor = cast(bytes | None, connection.eval(
+            _RELEASE_LUA, 2, *keys, *_args(job_id, _ms(now), _ms(now + lease), webhook.concurrency, "")))
+        if successor is None:
+            return
+        job_id = successor.decode()
+        if wake(connection, queue, job_id):
+            return
+        # Gone (deleted by hand, or expired): its lane goes on to the next parked job.
+
+
+def wake(connection: redis.Redis, queue: Queue, job_id: str) -> bool:
+    """Queue the parked job ``job_id`` now instead of at its scheduled time; False when it no longer exists.
+
+    Only the caller that takes it out of RQ's scheduled registry queues it: if RQ's scheduler got there first,
+    the job is queued already, and queuing it twice would run it twice."""
+    job = Job.fetch(job_id, connection=connection) if Job.exists(job_id, connection=connection) else None
+    if job is None:
+        return False
+    if connection.zrem(ScheduledJobRegistry(queue=queue).key, job_id):
+        queue.enqueue_job(job)
+    log.debug("delivery_unparked", webhook=job.args[0] if job.args else None, job=job_id)
+    return True
