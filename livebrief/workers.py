@@ -152,11 +152,15 @@ def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES
     return [Queue(names[role], connection=client) for role in roles]
 
 
-def _watchdog(client: redis.Redis, keys: Keys, names: list[str], worker: Worker, stop: threading.Event) -> None:
+def _watchdog(client: redis.Redis, config: Config, names: list[str], worker: Worker, stop: threading.Event) -> None:
+    from worker.lanes import fill_free_lanes
+
+    keys = Keys(config.prefix)
     while not stop.wait(RECOVERY_INTERVAL):
         try:
             recover_abandoned(client, keys, names)
             schedule_if_scheduler_died(worker)
+            fill_free_lanes(client, keys, config.webhooks, config.worker.delivery_slice)
         except redis.RedisError as exc:  # Redis restarting: try again next round
             log.warning("recovery_check_failed", error=str(exc))
         except Exception:  # anything else: log it, but never let the thread die and recovery stop
@@ -201,7 +205,7 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     worker = worker_class(queues(client, keys, roles), connection=client)
     if not burst:
         # The client's pool hands the thread its own connection while the worker blocks on another.
-        threading.Thread(target=_watchdog, args=(client, keys, names, worker, stop), daemon=True).start()
+        threading.Thread(target=_watchdog, args=(client, config, names, worker, stop), daemon=True).start()
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING",
                                 dequeue_strategy=DEQUEUE_STRATEGIES[config.worker.queue_order]))

@@ -12,10 +12,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import redis
 import yaml
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from livebrief.config import Config
@@ -24,7 +25,7 @@ from livebrief.workers import run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
-from worker.lanes import Lane
+from worker.lanes import Lane, fill_free_lanes
 from worker.runtime import configure
 
 KEYS = Keys("livebrief")
@@ -146,15 +147,19 @@ def _lane(client: redis.Redis, job_id: str, concurrency: int = 1) -> Lane:
     return Lane(client, KEYS, config.webhooks[0], job_id, config.worker.delivery_slice)
 
 
-def _park(client: redis.Redis, lane: Lane, job_id: str) -> bool:
+def _park(client: redis.Redis, lane: Lane, job_id: str, since: float | None = None) -> bool:
     """Schedule a job ``job_id`` far ahead as a parked delivery would be, parked behind ``lane``'s webhook;
     whether it got a lane instead."""
     queue = Queue(KEYS.delivery_queue, connection=client)
     job = queue.create_job("worker.notify.deliver_batch", args=("desk", []), job_id=job_id)
     with client.pipeline() as pipe:
         queue.schedule_job(job, datetime.now(UTC) + timedelta(seconds=600), pipeline=pipe)
-        lane.park(pipe, job_id)
+        lane.park(pipe, job_id, time.time() if since is None else since)
         return bool(pipe.execute()[-1] == 1)
+
+
+def _parked(client: redis.Redis) -> list[str]:
+    return [m.decode() for m in client.zrange(KEYS.webhook_parked("desk"), 0, -1)]
 
 
 def test_a_freed_lane_goes_to_the_oldest_parked_job_which_is_queued_at_once(
@@ -180,7 +185,7 @@ def test_a_freed_lane_goes_to_the_oldest_parked_job_which_is_queued_at_once(
     assert Job.fetch("parked-a", connection=client).get_status() == "queued"
     assert _lane(client, "parked-a").acquire()  # the lane was handed to it: nobody else can take it
     assert not _lane(client, "job-3").acquire()
-    assert [m.decode() for m in client.zrange(KEYS.webhook_parked("desk"), 0, -1)] == ["parked-b"]
+    assert _parked(client) == ["parked-b"]
 
 
 def test_a_job_run_again_keeps_its_lane_and_a_dead_holder_frees_it_when_its_lease_ends(client: redis.Redis) -> None:
@@ -197,14 +202,17 @@ def test_a_hand_over_to_a_parked_job_that_is_gone_passes_the_lane_on(client: red
     queue = Queue(KEYS.delivery_queue, connection=client)
     holder = _lane(client, "job-1")
     assert holder.acquire()
-    _park(client, holder, "parked-a")
-    _park(client, holder, "parked-b")
+    for name in ("parked-a", "parked-b", "parked-c"):
+        _park(client, holder, name)
     Job.fetch("parked-a", connection=client).delete()
+    ran = Job.fetch("parked-b", connection=client)  # it ran at its scheduled time, then finished
+    client.zrem(ScheduledJobRegistry(queue=queue).key, ran.id)
+    ran.set_status(JobStatus.FINISHED)
 
     holder.release()
 
-    assert queue.get_job_ids() == ["parked-b"]
-    assert [m.decode() for m in client.zrange(KEYS.webhook_lanes("desk"), 0, -1)] == ["parked-b"]
+    assert queue.get_job_ids() == ["parked-c"]
+    assert [m.decode() for m in client.zrange(KEYS.webhook_lanes("desk"), 0, -1)] == ["parked-c"]
 
 
 def test_a_job_that_finds_a_lane_free_as_it_parks_is_queued_at_once(client: redis.Redis) -> None:
@@ -214,3 +222,56 @@ def test_a_job_that_finds_a_lane_free_as_it_parks_is_queued_at_once(client: redi
     assert _park(client, lane, "parked-a")  # a second lane is free
     assert client.zcard(KEYS.webhook_parked("desk")) == 0
     assert queue.get_job_ids() == []  # ``notify._park`` wakes it; the Lua only gave it the lane
+
+
+def test_the_watchdog_gives_a_lane_whose_holder_died_to_the_oldest_parked_job(client: redis.Redis) -> None:
+    """A worker killed mid-job never hands its lane over: the jobs parked behind it used to wait for their
+    scheduled time. Each worker's watchdog now fills a free lane every few seconds."""
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    holder = _lane(client, "job-1")
+    assert holder.acquire()
+    _park(client, holder, "parked-a")
+    _park(client, holder, "parked-b")
+    webhooks = [holder.webhook]
+
+    assert fill_free_lanes(client, KEYS, webhooks, 1.0) == 0  # the holder's lease still runs
+    assert queue.get_job_ids() == []
+    client.zadd(KEYS.webhook_lanes("desk"), {"job-1": (time.time() - 1) * 1000})  # it died; its lease ended
+
+    assert fill_free_lanes(client, KEYS, webhooks, 1.0) == 1
+    assert queue.get_job_ids() == ["parked-a"]
+    assert fill_free_lanes(client, KEYS, webhooks, 1.0) == 0  # parked-a holds the lane now
+    assert _parked(client) == ["parked-b"]
+
+
+def test_a_parked_job_woken_while_the_lanes_are_still_taken_parks_again_in_its_old_place(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(make_config(redis_url, [], webhooks=[_hook("desk", webhook_receiver)]))
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    other = Lane(client, KEYS, runtime.config.webhooks[0], "a-running-job", 1.0)
+    assert other.acquire()
+    run_batch(client, runtime, [make_item("wire", 1)])
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+    (first,) = _parked_jobs(client)
+    since = client.zscore(KEYS.webhook_parked("desk"), first.id)
+    assert first.kwargs["parked_since"] * 1000 == pytest.approx(since, abs=1)
+    run_batch(client, runtime, [make_item("wire", 2)])
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))  # parks behind it
+    assert len(_parked_jobs(client)) == 2 and webhook_receiver.received == []
+
+    # The first one's scheduled time comes (an hour on), the lane still taken.
+    client.zrem(ScheduledJobRegistry(queue=queue).key, first.id)
+    queue.enqueue_job(first)
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+
+    again = _parked_jobs(client)
+    assert first.id not in [j.id for j in again] and len(again) == 2
+    assert again[0].kwargs["parked_since"] == first.kwargs["parked_since"]  # still first in line
+    other.release()
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == _published_ids(client)
+
+
+def _parked_jobs(client: redis.Redis) -> list[Job]:
+    return [Job.fetch(job_id, connection=client) for job_id in _parked(client)]

@@ -17,8 +17,10 @@ keep the order their batches were published in.
 
 A lane is leased for as long as its job can take: the slice, one POST (bounded by the webhook's
 ``timeout``) and a margin. A worker killed mid-job leaves its lane leased until then, or until the
-watchdog runs that job again (same id: it finds the lane still its own). A parked job is also scheduled
-in RQ for when that lease ends, so nothing waits on a hand-over alone: a lost one only delays it.
+watchdog runs that job again (same id: it finds the lane still its own). Nothing waits on a hand-over
+alone: each worker's watchdog gives a lane free with jobs parked behind it to the oldest of them
+(``fill_free_lanes``), and a parked job is also scheduled in RQ an hour on, for a Redis without any
+running worker. One that wakes so and finds the lanes still taken parks again in its old place.
 
 Keys (``livebrief/keys.py``): ``P:webhook:<id>:lanes`` (job id -> lease end, ms) and
 ``P:webhook:<id>:parked`` (job id -> when it parked, ms).
@@ -32,7 +34,8 @@ from typing import cast
 import redis
 import structlog
 from rq import Queue
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from livebrief.config import WebhookConfig
@@ -41,12 +44,15 @@ from livebrief.keys import Keys
 log = structlog.get_logger(__name__)
 
 LEASE_MARGIN = 10.0  # seconds past slice + timeout: a job's bookkeeping around its POSTs
+PARKED_FOR = 3600.0  # seconds after which a parked job runs anyway (the module docstring)
 
 # KEYS: lanes, parked. ARGV: job, now (ms), lease end (ms), concurrency, job to park ('' for none), park
 # score. 1: ``job`` holds a lane (it held one already: a watchdog re-run, a hand-over). 0: the lanes are
-# taken, and the job to park, if any, is parked.
+# taken, and the job to park, if any, is parked. Either way ``job`` is no longer parked: a parked job that
+# runs at its scheduled time parks again as a new job.
 _ACQUIRE_LUA = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
   local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -114,12 +120,13 @@ class Lane:
                                          _ms(now + self.lease), self.webhook.concurrency, "", 0)) == 1
         return self.held
 
-    def park(self, pipe: redis.client.Pipeline, job_id: str) -> None:
+    def park(self, pipe: redis.client.Pipeline, job_id: str, since: float) -> None:
         """On ``pipe``, a MULTI that schedules the job ``job_id``: give that job a lane if one is free (its
-        reply is then 1: ``wake`` it), else park it behind the lanes."""
+        reply is then 1: ``wake`` it), else park it behind the lanes, in its place for ``since`` (when its
+        messages were first parked)."""
         now = time.time()
         pipe.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(job_id, _ms(now), _ms(now + self.lease),
-                                                       self.webhook.concurrency, job_id, _ms(now)))
+                                                       self.webhook.concurrency, job_id, _ms(since)))
 
     def hand_over(self, pipe: redis.client.Pipeline, successor: str) -> None:
         """On ``pipe``, a MULTI that queues the job ``successor``: give it this job's lane."""
@@ -136,28 +143,48 @@ class Lane:
 
 
 def _release(connection: redis.Redis, queue: Queue, keys: tuple[str, str], job_id: str, lease: float,
-             webhook: WebhookConfig) -> None:
+             webhook: WebhookConfig) -> bool:
+    """Free ``job_id``'s lane ('': none, fill a free one) for the oldest parked job; whether one was woken."""
     while True:
         now = time.time()
         successor = cast(bytes | None, connection.eval(
             _RELEASE_LUA, 2, *keys, *_args(job_id, _ms(now), _ms(now + lease), webhook.concurrency, "")))
         if successor is None:
-            return
+            return False
         job_id = successor.decode()
         if wake(connection, queue, job_id):
-            return
+            return True
         # Gone (deleted by hand, or expired): its lane goes on to the next parked job.
 
 
+def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], delivery_slice: float) -> int:
+    """Wake the oldest parked job of each webhook that has a lane free (its holder died, or its hand-over was
+    lost on the way); the number woken. The watchdog's round, every few seconds."""
+    queue = Queue(keys.delivery_queue, connection=connection)
+    woken = 0
+    for webhook in webhooks:
+        if not connection.exists(keys.webhook_parked(webhook.id)):
+            continue
+        lanes = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
+        if _release(connection, queue, lanes, "", lease_seconds(webhook, delivery_slice), webhook):
+            log.warning("delivery_lane_recovered", webhook=webhook.id)
+            woken += 1
+    return woken
+
+
 def wake(connection: redis.Redis, queue: Queue, job_id: str) -> bool:
-    """Queue the parked job ``job_id`` now instead of at its scheduled time; False when it no longer exists.
+    """Queue the parked job ``job_id`` now instead of at its scheduled time; False when it will not run (it no
+    longer exists, or has run).
 
     Only the caller that takes it out of RQ's scheduled registry queues it: if RQ's scheduler got there first,
     the job is queued already, and queuing it twice would run it twice."""
-    job = Job.fetch(job_id, connection=connection) if Job.exists(job_id, connection=connection) else None
-    if job is None:
+    try:
+        job = Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
         return False
     if connection.zrem(ScheduledJobRegistry(queue=queue).key, job_id):
-        queue.enqueue_job(job)
-    log.debug("delivery_unparked", webhook=job.args[0] if job.args else None, job=job_id)
-    return True
+        # At the front: it holds the lane, so its webhook's other jobs can only park until it has run.
+        queue.enqueue_job(job, at_front=True)
+        log.debug("delivery_unparked", webhook=job.args[0] if job.args else None, job=job_id)
+        return True
+    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED)

@@ -18,6 +18,9 @@ now". Waiting is bounded: once a job's messages have waited, all told, as long a
 above take over. A worker killed after queuing the later job but before finishing this one leaves both to
 run: the marks make whichever runs second skip what the first delivered.
 
+A job runs in one of its webhook's lanes, and a job posting to a slow receiver makes way for the other
+webhooks' jobs after ``worker.delivery_slice`` (``worker/lanes.py``).
+
 Why a job per batch and not per entry: an RQ job costs ~1-2 ms of worker CPU around its work, more than
 the POST; at 1,000 entries/s one job per entry took more CPU than producing the entries.
 """
@@ -45,7 +48,7 @@ from livebrief.models import Entry
 from livebrief.retry_after import parse_retry_after
 from livebrief.signing import sign, verify
 from worker import webhook_client
-from worker.lanes import Lane, wake
+from worker.lanes import PARKED_FOR, Lane, wake
 from worker.marks import REMEMBERED_LUA, delivery_mark, expires_at, generation, mark_args, shard
 from worker.runtime import Runtime, current
 
@@ -177,10 +180,12 @@ def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int) -> di
 
 def enqueue_delivery_batch(
     queue: Queue, webhook: WebhookConfig, messages: Sequence[Sequence[str]], pipe: redis.client.Pipeline,
-    finished_ttl: int, *, at: float | None = None, deferred_since: float | None = None, job_id: str | None = None,
+    finished_ttl: int, *, at: float | None = None, deferred_since: float | None = None,
+    parked_since: float | None = None, job_id: str | None = None,
 ) -> Job:
     """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order; with ``at``,
-    a job put off until then (the module docstring), its messages waiting since ``deferred_since``."""
+    a job put off until then (the module docstring), its messages waiting since ``deferred_since``, or parked
+    since ``parked_since`` (``worker/lanes.py``)."""
     options: dict[str, Any] = {
         "args": (webhook.id, [list(m) for m in messages]),
         # The time first: deferred jobs due in the same second are queued in the order of their ids
@@ -193,8 +198,10 @@ def enqueue_delivery_batch(
     }
     if at is None:
         return queue.enqueue_call(DELIVER_BATCH_JOB, pipeline=pipe, **options)
-    job = queue.create_job(DELIVER_BATCH_JOB, kwargs={"deferred_since": deferred_since}, status=JobStatus.SCHEDULED,
-                           **options)
+    kwargs: dict[str, float | None] = {"deferred_since": deferred_since}
+    if parked_since is not None:
+        kwargs["parked_since"] = parked_since
+    job = queue.create_job(DELIVER_BATCH_JOB, kwargs=kwargs, status=JobStatus.SCHEDULED, **options)
     # RQ's scheduled registry counts whole seconds, rounded down: round up, or the job runs before ``at``.
     return queue.schedule_job(job, datetime.fromtimestamp(math.ceil(at), UTC), pipeline=pipe)
 
@@ -270,13 +277,14 @@ def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
     return deliver_batch(webhook_id, [[msg_id, entry_json]])
 
 
-def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: float | None = None) -> str:
+def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: float | None = None,
+                  parked_since: float | None = None) -> str:
     """RQ job: deliver entry versions ([webhook-id, entry JSON] pairs) to one webhook, in order, skipping
     those already delivered; the first failure raises, and the retry resumes there. When the receiver asks
     to wait, or has asked and the wait is not over, what is left becomes a job for later (module docstring);
     ``deferred_since`` is when this job's messages were first put off. The job runs in one of the webhook's
-    lanes, or parks until one is free, and hands what is left to a job at the back of the queue after
-    ``worker.delivery_slice`` seconds (``worker/lanes.py``)."""
+    lanes, or parks until one is free (``parked_since``: when its messages first parked), and hands what is
+    left to a job at the back of the queue after ``worker.delivery_slice`` seconds (``worker/lanes.py``)."""
     runtime = current()
     job = get_current_job()
     webhook = runtime.webhook(webhook_id)
@@ -295,7 +303,7 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
         return f"delivered 0 of {len(messages)}: the receiver asked to wait; {len(rest)} put off"
     lane = Lane(job.connection, runtime.keys, webhook, job.id, runtime.config.worker.delivery_slice)
     if not lane.acquire():
-        _park(job, runtime, webhook, lane, rest, deferred_since)
+        _park(job, runtime, webhook, lane, rest, deferred_since, parked_since)
         return f"delivered 0 of {len(messages)}: every lane of {webhook_id} is taken; {len(rest)} parked"
     try:
         return _post_all(webhook, messages, done, _Run(job, runtime, lane, deferred_since))
@@ -348,19 +356,20 @@ def _post_all(webhook: WebhookConfig, messages: list[list[str]], done: list[bool
 
 
 def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messages: list[list[str]],
-          deferred_since: float | None) -> None:
-    """Queue ``messages`` as a job parked behind ``webhook``'s lanes (``worker/lanes.py``), scheduled in RQ
-    for when their leases end; queued now if a lane was freed meanwhile."""
+          deferred_since: float | None, parked_since: float | None) -> None:
+    """Queue ``messages`` as a job parked behind ``webhook``'s lanes (``worker/lanes.py``); queued now if a
+    lane was freed meanwhile."""
     queue = Queue(runtime.keys.delivery_queue, connection=job.connection)
+    since = time.time() if parked_since is None else parked_since
     with job.connection.pipeline() as pipe:  # MULTI: the job exists before a hand-over can pick it
         parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
-                                        at=time.time() + lane.lease, deferred_since=deferred_since,
-                                        job_id=_next_job_id(job.id, "p"))
-        lane.park(pipe, parked.id)
+                                        at=time.time() + PARKED_FOR, deferred_since=deferred_since,
+                                        parked_since=since, job_id=_next_job_id(job.id, "p"))
+        lane.park(pipe, parked.id, since)
         took = pipe.execute()[-1]
     if took == 1:
         wake(job.connection, queue, parked.id)
-    log.info("delivery_parked", webhook=webhook.id, messages=len(messages), job=parked.id, running=took != 1)
+    log.info("delivery_parked", webhook=webhook.id, messages=len(messages), job=parked.id, woken=took == 1)
 
 
 def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> None:
