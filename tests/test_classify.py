@@ -113,6 +113,35 @@ def test_warning_of_an_attack_that_has_not_happened_is_not_strikes(topics: Topic
     assert topics_of("US warns Russia has plans for 'large scale' attack on Ukraine", topics) == []
 
 
+@pytest.mark.parametrize(
+    "title",
+    ["No strikes on Kyiv overnight, officials say", "Ukraine reports no shelling in Kharkiv for first time in weeks",
+     "Kyiv quiet as no Russian missile strikes reported for second night"],
+)
+def test_an_attack_reported_as_not_having_happened_is_not_strikes(topics: TopicSet, title: str) -> None:
+    assert topics_of(title, topics) == []
+
+
+def test_a_no_elsewhere_in_the_headline_does_not_undo_a_strike(topics: TopicSet) -> None:
+    title = "Missile strike kills 3 in Odesa; no air raid alert sounded"
+    assert topics_of(title, topics) == ["strikes", "humanitarian"]
+
+
+def test_people_killed_by_lightning_are_no_topic(topics: TopicSet) -> None:
+    assert topics_of("Lightning strike kills 2 hikers in Colorado", topics) == []
+
+
+@pytest.mark.parametrize("label", ["Related:", "SEE ALSO:", "Read more »", "More on this story |", "Related coverage:"])
+def test_a_line_pointing_to_another_story_does_not_give_its_topics(topics: TopicSet, label: str) -> None:
+    text = f"Museums in Lviv reopen their doors to visitors.\n{label} Russian missile strike kills 5 in Odesa"
+    assert topics_of("Lviv museums reopen", topics, text) == []
+
+
+def test_a_live_label_opens_news_and_is_read(topics: TopicSet) -> None:
+    text = "Museums in Lviv reopen their doors to visitors.\nLive: Russian missile strike kills 5 in Odesa"
+    assert topics_of("Lviv museums reopen", topics, text) == ["strikes", "humanitarian"]
+
+
 def test_climate_summit_is_not_talks(topics: TopicSet) -> None:
     assert topics_of("Oil lease sale held days after climate summit", topics) == []
 

@@ -440,6 +440,27 @@ def _score_topic(
     return round(min(max(score, 0.0), 1.0), 4), evidence
 
 
+# Lines that point to other stories ("Related: <its headline>", "See also: ..."): their words are another
+# story's, and gave an item that story's topics. Summaries drop them too (``condense.is_boilerplate``); the
+# labels that may open news ("Live:", "Watch:") are left.
+_POINTER = (r"[ \t]*(?:see also|also see|read more|read also|also read|related(?: stories| articles| content"
+            r"| coverage| reading)?|recommended(?: reading| stories)?|further reading|more on this(?: story)?"
+            r"|most read|top stories|editor'?s picks?)[ \t]*[:>»|][^\n]*")
+# Each line but the first found by its newline: a pattern opening with a literal lets the regex engine skip
+# to the next newline, where one anchored with MULTILINE's ^ was tried at every character. Over 1,500
+# characters in 19 lines that took 11.5 us more than ``lead`` alone; this takes 6.5 (4 in 6 paragraphs).
+_POINTER_LINES = re.compile("\n" + _POINTER, re.IGNORECASE)
+_POINTER_FIRST_LINE = re.compile(_POINTER + "\n?", re.IGNORECASE)
+
+
+def read_text(text: str, limit: int) -> str:
+    """What of ``text`` is read with the headline: its lead (``lead``), without the lines pointing to other
+    stories."""
+    head = _POINTER_LINES.sub("", text[: 2 * limit])
+    first = _POINTER_FIRST_LINE.match(head)
+    return lead(head[first.end() :] if first else head, limit)
+
+
 def lead(text: str, limit: int) -> str:
     """``text`` up to ``limit`` characters, cut at the last whitespace before it (a word cut in two could
     match as another word: "attack" from "attacker")."""
@@ -453,10 +474,10 @@ def lead(text: str, limit: int) -> str:
 def classify(title: str, text: str, topics: TopicSet) -> Classification:
     """Score every topic for one item and keep those at or above their threshold.
 
-    ``title`` and the lead of ``text`` (its first ``topics.lead_chars`` characters, cut at a space) are read
-    as one passage; ``text`` may be empty (headline-only items).
+    ``title`` and the lead of ``text`` (its first ``topics.lead_chars`` characters, cut at a space, without
+    lines such as "Related: ...") are read as one passage; ``text`` may be empty (headline-only items).
     """
-    text = lead(text, topics.lead_chars)
+    text = read_text(text, topics.lead_chars)
     blob = f"{title}\n{text}" if text else title
     if not blob.isascii():  # every character QUOTES maps is non-ASCII
         blob = fold(blob, QUOTES)
