@@ -196,17 +196,20 @@ def cmd_work(args: argparse.Namespace) -> int:
 # --- consumers ---------------------------------------------------------------------------------------------
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from livebrief.tail import check_since, entry_json, format_entry, read_stream
+    from livebrief.tail import check_since, check_topic, entry_json, format_entry, read_stream
 
     since = check_since(args.since) if args.since is not None else None
     config = load_config(args.config)
+    if args.topic is not None:
+        check_topic(args.topic, config.topics_path)
     keys = Keys(config.prefix)
     with _redis(config, embed=False, patient=not args.no_follow) as (_, client):
         try:
             entries = read_stream(client, keys, since or "$", args.topic, follow=not args.no_follow)
+            # Each with its stream id, the point to go on from (--since) after a stop.
             for message_id, entry in entries:
-                text = entry_json(entry) if args.json else format_entry(entry)
-                print(f"{message_id}  {text}" if since and not args.json else text, flush=True)
+                text = entry_json(entry, message_id) if args.json else f"{message_id}  {format_entry(entry)}"
+                print(text, flush=True)
         except KeyboardInterrupt:
             pass
     return 0
@@ -421,7 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic")
     p.add_argument("--since", help="stream id to read after: 0 for all history, or an id printed before")
     p.add_argument("--no-follow", action="store_true", help="with --since: stop at the end of the stream")
-    p.add_argument("--json", action="store_true", help="print entry JSON lines")
+    p.add_argument("--json", action="store_true",
+                   help="print entry JSON lines, each with its stream id as 'stream_id' (for --since)")
     p.set_defaults(func=cmd_tail)
     p = add("classify", "classify JSON lines {id,title,text?} from stdin")
     p.set_defaults(func=cmd_classify)

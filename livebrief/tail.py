@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import redis
+import yaml
 
-from livebrief.errors import UsageError
+from livebrief.config import read_utf8
+from livebrief.errors import ConfigError, UsageError
 from livebrief.keys import Keys
 from livebrief.models import Entry
 from livebrief.numbers import ascii_int
@@ -73,5 +76,22 @@ def _last_id(client: redis.Redis, keys: Keys) -> str:
     return newest[0][0].decode() if newest else "0"
 
 
-def entry_json(entry: Entry) -> str:
-    return json.dumps(entry.model_dump(mode="json"), ensure_ascii=False)
+def entry_json(entry: Entry, stream_id: str | None = None) -> str:
+    """The entry's JSON, with ``stream_id`` (its id on the stream, to read on from with ``--since``) when given:
+    an extra field, which the entry schema allows and ``Entry`` ignores."""
+    fields = entry.model_dump(mode="json")
+    if stream_id is not None:
+        fields["stream_id"] = stream_id
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def check_topic(topic: str, topics_path: Path) -> None:
+    """``UsageError`` when the topics file the workers read (when this machine has it) defines no ``topic``:
+    a typo would print nothing, forever."""
+    try:
+        data = yaml.safe_load(read_utf8(topics_path))
+    except (OSError, ConfigError, yaml.YAMLError):
+        return  # a subscriber's machine may not have the workers' topics file
+    names = data.get("topics") if isinstance(data, dict) else None
+    if isinstance(names, dict) and topic not in names:
+        raise UsageError(f"--topic {topic!r} is not a topic of {topics_path}: {', '.join(map(str, names))}")

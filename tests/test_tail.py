@@ -48,6 +48,36 @@ def test_offline_subscriber_catches_up_from_the_stream(tmp_path: Path, client: r
     assert len(entries) == 4  # everything after the given id
 
 
+def _tail(tmp_path: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "livebrief.cli", "tail", *args, "--config", str(_config_file(tmp_path))]
+    return subprocess.run(command, env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+
+
+def test_every_line_tail_prints_says_where_to_go_on_from(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
+    """Stream ids used to be printed only with --since, and never with --json: a follower that stopped had no
+    point to go on from."""
+    runtime = configure(make_config(redis_url, []))
+    run_batch(client, runtime, [make_item("wire", n) for n in range(4)])
+    ids = [i.decode() for i, _ in client.xrange(runtime.keys.entries_stream)]
+
+    as_json = _tail(tmp_path, redis_url, "--since", "0", "--no-follow", "--json")
+    readable = _tail(tmp_path, redis_url, "--since", "0", "--no-follow")
+
+    entries = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [e["stream_id"] for e in entries] == ids
+    assert [line.split()[0] for line in readable.stdout.splitlines() if not line.startswith(" ")] == ids
+    rest = _tail(tmp_path, redis_url, "--since", entries[1]["stream_id"], "--no-follow", "--json")
+    assert [json.loads(line)["id"] for line in rest.stdout.splitlines()] == [e["id"] for e in entries[2:]]
+
+
+def test_tail_refuses_a_topic_no_rule_defines(tmp_path: Path, redis_url: str) -> None:
+    result = _tail(tmp_path, redis_url, "--topic", "strike", "--no-follow")
+
+    assert result.returncode == 2
+    assert "'strike' is not a topic" in result.stderr and "strikes, talks, humanitarian" in result.stderr
+
+
 def test_tail_prints_entries_live_for_its_topic(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
     runtime = configure(make_config(redis_url, []))
     tail = subprocess.Popen(
