@@ -4,15 +4,23 @@ died and stands in for a scheduler process that died."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
+import signal
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import redis
 import structlog
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 from rq.worker import DequeueStrategy
+from rq.worker.base import BaseWorker
 
 from livebrief.config import Config
 from livebrief.keys import Keys
@@ -66,7 +74,59 @@ class PayloadKeepingJob(Job):
         return out
 
 
-class FreezingWorker(SimpleWorker):
+# Set only while a worker forks its RQ scheduler process (the child sees them in its copy of memory): that
+# a scheduler is being forked, and by which process.
+_forking_scheduler = False
+_worker_pid = 0
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _scheduler_dies_with_its_worker() -> None:
+    """In a worker's RQ scheduler process, just forked: have Linux send it SIGTERM when the worker dies.
+
+    Why: a worker killed with SIGKILL cannot stop the scheduler it forked, which lived on, orphaned, until
+    its Redis connection failed, while ``livebrief run`` started a new worker (and scheduler) beside it.
+    SIGTERM is the scheduler's own signal to stop (RQ releases its locks). Other forks are left alone."""
+    if not _forking_scheduler or not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != _worker_pid:  # the worker died before the line above: no signal will come
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+os.register_at_fork(after_in_child=_scheduler_dies_with_its_worker)
+
+
+@contextmanager
+def _forking_its_scheduler() -> Iterator[None]:
+    """Around RQ's calls that fork a worker's scheduler, marking the fork for ``_scheduler_dies_with_its_worker``."""
+    global _forking_scheduler, _worker_pid
+    _forking_scheduler, _worker_pid = True, os.getpid()
+    try:
+        yield
+    finally:
+        _forking_scheduler = False
+
+
+class _SchedulerEndsWithWorker(BaseWorker):
+    """A worker whose RQ scheduler process ends when the worker does, however it ends. RQ forks it at the
+    start (``_start_scheduler``, private in RQ 2) and again in maintenance when it has exited."""
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        with _forking_its_scheduler():
+            super()._start_scheduler(*args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        with _forking_its_scheduler():
+            super().run_maintenance_tasks()
+
+
+class ForkingWorker(_SchedulerEndsWithWorker, Worker):
+    """RQ's Worker (a forked work-horse per job: ``livebrief work --fork``), its scheduler ending with it."""
+
+
+class FreezingWorker(_SchedulerEndsWithWorker, SimpleWorker):
     """A SimpleWorker that, after each job, collects what the job left unreachable and freezes the rest.
 
     Why: a worker's caches hold hundreds of thousands of long-lived objects, and the collector's young
@@ -201,7 +261,7 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     names = [queue.name for queue in queues(client, keys)]  # recover every role's jobs, not just ours
     recover_abandoned(client, keys, names)
     stop = threading.Event()
-    worker_class = FreezingWorker if simple else Worker  # a forked work-horse's heap dies with it
+    worker_class = FreezingWorker if simple else ForkingWorker  # a forked work-horse's heap dies with it
     worker = worker_class(queues(client, keys, roles), connection=client)
     if not burst:
         # The client's pool hands the thread its own connection while the worker blocks on another.

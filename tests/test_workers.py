@@ -3,18 +3,27 @@ what it wrote a moment before; what RQ and its tools read of a worker stays as R
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 
+import psutil
+import pytest
 import redis
+import yaml
 from rq import Queue, get_current_job
 from rq.job import Job
 from rq.suspension import resume, suspend
 from rq.worker import WorkerStatus
 
 from livebrief.workers import FreezingWorker
+from tests.conftest import REPO
+from tests.helpers import until
 
 
 def test_a_worker_between_short_jobs_keeps_its_record_as_rq_would(client: redis.Redis) -> None:
@@ -85,3 +94,34 @@ def _replace_own_arguments(text: str) -> int:
     assert job is not None
     job.args = ("replaced",)
     return len(text)
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_worker_killed_with_sigkill_takes_its_scheduler_process_with_it(
+    tmp_path: Path, redis_url: str, fork: bool
+) -> None:
+    """RQ forks a scheduler process beside each worker; a worker killed with SIGKILL left it running, orphaned,
+    until its Redis connection failed, while ``livebrief run`` started a new worker and scheduler beside it."""
+    config = tmp_path / "lb.yaml"
+    config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": []}))
+    command = [sys.executable, "-m", "livebrief.cli", "work", "--config", str(config), *(["--fork"] if fork else [])]
+    worker = subprocess.Popen(command, env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scheduler: list[psutil.Process] = []
+    try:
+        process = psutil.Process(worker.pid)
+        assert until(lambda: len(process.children()) == 1, 30), "the worker never started its scheduler"
+        scheduler = process.children()
+
+        worker.kill()
+        worker.wait(10)
+
+        _, alive = psutil.wait_procs(scheduler, timeout=15)
+        assert alive == [], "the scheduler outlived its worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+        for child in scheduler:
+            if child.is_running():
+                child.kill()
