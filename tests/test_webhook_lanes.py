@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from rq.registry import ScheduledJobRegistry
 
 from livebrief.config import Config
 from livebrief.keys import Keys
-from livebrief.workers import run_worker
+from livebrief.workers import FreezingWorker, run_worker
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
@@ -275,3 +276,32 @@ def test_a_parked_job_woken_while_the_lanes_are_still_taken_parks_again_in_its_o
 
 def _parked_jobs(client: redis.Redis) -> list[Job]:
     return [Job.fetch(job_id, connection=client) for job_id in _parked(client)]
+
+
+def test_a_job_parked_or_continued_goes_on_with_the_retries_it_had_left(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """A parked or continued job is a new RQ job: with a fresh retry schedule, a receiver that kept failing
+    while its lanes stayed busy would have had its messages retried for ever, never dead-lettered."""
+    runtime = configure(make_config(redis_url, [], worker={"delivery_slice": 0.05},
+                                    webhooks=[_hook("desk", webhook_receiver, retry_intervals=[1, 2, 3])]))
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    other = Lane(client, KEYS, runtime.config.webhooks[0], "a-running-job", 1.0)
+    assert other.acquire()
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
+    (job,) = queue.get_jobs()
+    job.retries_left = 1  # as RQ leaves it after two failed runs
+    job.save()
+
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+    (parked,) = _parked_jobs(client)
+    assert (parked.retries_left, parked.retry_intervals) == (1, [1, 2, 3])  # next interval: 3 s, as RQ picks it
+
+    _slow(webhook_receiver, 0.1, [], "desk")  # each POST past the slice: the job hands the rest on
+    other.release()
+    queue.remove(parked.id)  # run it alone, to catch the job it hands the rest to
+    worker = FreezingWorker([queue], connection=client)
+    worker.execute_job(parked, queue)
+    (continued,) = queue.get_jobs()
+    assert re.search(r"-c\d+$", continued.id)
+    assert (continued.retries_left, len(continued.args[1])) == (1, 2)

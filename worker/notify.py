@@ -167,11 +167,14 @@ class DeliveryEnqueuer:
         return count
 
 
-def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int) -> dict[str, Any]:
+def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int,
+                 retries_left: int | None = None) -> dict[str, Any]:
+    """RQ options of a delivery job; ``retries_left``: those of the job it carries on (parked, continued),
+    whose schedule it goes on with (RQ picks the interval by the retries left)."""
+    left = len(webhook.retry_intervals) if retries_left is None else min(retries_left, len(webhook.retry_intervals))
     return {
         "timeout": int((webhook.timeout + 1) * messages + 10),
-        "retry": Retry(max=len(webhook.retry_intervals), interval=webhook.retry_intervals)
-        if webhook.retry_intervals else None,
+        "retry": Retry(max=left, interval=webhook.retry_intervals) if webhook.retry_intervals and left else None,
         "on_failure": Callback("worker.notify.on_delivery_failure"),
         "result_ttl": finished_ttl,
         "failure_ttl": 7 * 86400,
@@ -181,11 +184,11 @@ def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int) -> di
 def enqueue_delivery_batch(
     queue: Queue, webhook: WebhookConfig, messages: Sequence[Sequence[str]], pipe: redis.client.Pipeline,
     finished_ttl: int, *, at: float | None = None, deferred_since: float | None = None,
-    parked_since: float | None = None, job_id: str | None = None,
+    parked_since: float | None = None, job_id: str | None = None, retries_left: int | None = None,
 ) -> Job:
     """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order; with ``at``,
     a job put off until then (the module docstring), its messages waiting since ``deferred_since``, or parked
-    since ``parked_since`` (``worker/lanes.py``)."""
+    since ``parked_since`` (``worker/lanes.py``); with ``retries_left``, going on with another job's retries."""
     options: dict[str, Any] = {
         "args": (webhook.id, [list(m) for m in messages]),
         # The time first: deferred jobs due in the same second are queued in the order of their ids
@@ -194,7 +197,7 @@ def enqueue_delivery_batch(
                              f"-{len(messages)}"),
         # Not RQ's repr of every entry.
         "description": f"deliveries to {webhook.id}: {len(messages)}" + ("" if at is None else ", put off"),
-        **_job_options(webhook, len(messages), finished_ttl),
+        **_job_options(webhook, len(messages), finished_ttl, retries_left),
     }
     if at is None:
         return queue.enqueue_call(DELIVER_BATCH_JOB, pipeline=pipe, **options)
@@ -364,7 +367,8 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
     with job.connection.pipeline() as pipe:  # MULTI: the job exists before a hand-over can pick it
         parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
                                         at=time.time() + PARKED_FOR, deferred_since=deferred_since,
-                                        parked_since=since, job_id=_next_job_id(job.id, "p"))
+                                        parked_since=since, job_id=_next_job_id(job.id, "p"),
+                                        retries_left=job.retries_left)
         lane.park(pipe, parked.id, since)
         took = pipe.execute()[-1]
     if took == 1:
@@ -378,7 +382,8 @@ def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> N
     with run.job.connection.pipeline() as pipe:
         successor = enqueue_delivery_batch(queue, webhook, messages, pipe,
                                            run.runtime.config.worker.finished_job_ttl,
-                                           deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"))
+                                           deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"),
+                                           retries_left=run.job.retries_left)
         run.lane.hand_over(pipe, successor.id)
         pipe.execute()
     log.info("delivery_continued", webhook=webhook.id, messages=len(messages), job=successor.id)
