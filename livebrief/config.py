@@ -304,7 +304,8 @@ class WebhookConfig(_Signed):
     concurrency: int = Field(
         default=1, ge=1, le=64,
         description="delivery jobs of this webhook running at once, each in a delivery worker; with 1, entries "
-                    "arrive in the order they were published, and a slow receiver holds one worker at most",
+                    "arrive in the order they were published (but for a failed delivery's retry), and a slow "
+                    "receiver holds one worker at most",
     )
     # Whole seconds, as RQ's Retry takes them (its scheduled registry counts whole seconds).
     retry_intervals: list[Annotated[int, Field(ge=0, le=MAX_RETRY_INTERVAL)]] = Field(

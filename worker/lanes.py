@@ -13,7 +13,8 @@ a fast receiver's entries 128 s late at the median beside slow ones, with six de
   meanwhile run first, even with a single delivery worker.
 
 So a slow receiver holds at most ``concurrency`` workers, and with one lane (the default) its deliveries
-keep the order their batches were published in.
+keep the order their batches were published in, but for a failed job's retry: its lane goes to the next
+job meanwhile.
 
 A lane is leased for as long as its job can take: the slice, one POST (bounded by the webhook's
 ``timeout``) and a margin. A worker killed mid-job leaves its lane leased until then, or until the
