@@ -115,10 +115,14 @@ def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.N
     env = {**os.environ, "REDIS_URL": url}
     if config.source_path:
         env["LIVEBRIEF_CONFIG"] = config.source_path
-    # Deliveries get workers of their own, so a slow webhook receiver never holds up the pipeline; each
-    # posts one message at a time, so more of them deliver more to slow receivers.
+    # Deliveries get workers of their own, so a slow webhook receiver never holds up the pipeline.
+    # With several webhooks, two: a slow receiver holds one delivery worker at most (its lane, worker/lanes.py),
+    # and the other's entries do not wait for its POST under way (bench_slow_receiver.py: 1.9 s at the median
+    # beside a receiver answering in 2 s, with one worker; 8-12 ms with two).
+    delivery_workers = (args.delivery_workers if args.delivery_workers is not None
+                        else 2 if len(config.webhooks) > 1 else 1)
     workers = WorkerProcesses([["--queues", "ingest"]] * args.workers
-                              + [["--queues", "deliveries"]] * args.delivery_workers, env)
+                              + [["--queues", "deliveries"]] * delivery_workers, env)
     poller = Poller(config, client)
     exporter = receiver = None
     try:
@@ -400,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", "poll and process together (embedded Redis when none is configured or reachable)")
     p.add_argument("--once", action="store_true", help="poll every feed once, drain the queues, exit")
     p.add_argument("--workers", type=int, default=2, help="ingest worker processes (default 2)")
-    p.add_argument("--delivery-workers", type=int, default=1,
-                   help="webhook delivery worker processes (default 1; more for slow receivers)")
+    p.add_argument("--delivery-workers", type=int, default=None,
+                   help="webhook delivery worker processes (default 2 with several webhooks, else 1)")
     p.add_argument("--metrics-listen", metavar="[HOST:]PORT",
                    help="also serve `livebrief metrics` at http://HOST:PORT/metrics (see `metrics --listen`)")
     p.set_defaults(func=cmd_run)

@@ -293,6 +293,28 @@ def test_run_starts_the_ingest_and_delivery_workers_asked_for(
         stop_session(run, 30)
 
 
+def test_run_gives_several_webhooks_two_delivery_workers(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
+    """So that a slow receiver, holding one of them (its lane), does not hold up the others' entries."""
+    from rq import Worker
+
+    hooks = [{"id": name, "url": f"http://127.0.0.1:9/{name}", "secret": TEST_SECRET} for name in ("a", "b")]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config",
+         str(write_config(tmp_path, [], hooks))],
+        env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        serving: list[list[str]] = []
+        give_up = time.monotonic() + 60
+        while len(serving) < 3 and time.monotonic() < give_up:
+            time.sleep(0.3)
+            serving = [w.queue_names() for w in Worker.all(connection=client)]
+        assert sorted(serving) == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
+    finally:
+        stop_session(run, 30)
+
+
 def _run_forever(config: Path, redis_url: str, *args: str) -> subprocess.Popen[str]:
     """``livebrief run`` writing its log to ``run.log`` beside ``config``: a worker's RQ scheduler process
     left behind by a SIGKILL would hold a pipe open after run exits."""
