@@ -177,15 +177,28 @@ def wake(connection: redis.Redis, queue: Queue, job_id: str) -> bool:
     """Queue the parked job ``job_id`` now instead of at its scheduled time; False when it will not run (it no
     longer exists, or has run).
 
-    Only the caller that takes it out of RQ's scheduled registry queues it: if RQ's scheduler got there first,
-    the job is queued already, and queuing it twice would run it twice."""
+    Taken out of RQ's scheduled registry and queued in one MULTI, while the registry is watched: if RQ's
+    scheduler got there first, the job is queued already (queued twice, it would run twice), and a worker
+    dying between the two steps would leave it in neither."""
     try:
         job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return False
-    if connection.zrem(ScheduledJobRegistry(queue=queue).key, job_id):
-        # At the front: it holds the lane, so its webhook's other jobs can only park until it has run.
-        queue.enqueue_job(job, at_front=True)
-        log.debug("delivery_unparked", webhook=job.args[0] if job.args else None, job=job_id)
-        return True
-    return job.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.STARTED)
+    registry = ScheduledJobRegistry(queue=queue).key
+    with connection.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(registry)
+                if pipe.zscore(registry, job_id) is None:
+                    pipe.unwatch()
+                    return job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED)
+                pipe.multi()
+                pipe.zrem(registry, job_id)
+                # At the front: it holds the lane, so its webhook's other jobs can only park until it has run.
+                queue.enqueue_job(job, pipeline=pipe, at_front=True)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue  # another job was scheduled or moved meanwhile: look again
+    log.debug("delivery_unparked", webhook=job.args[0] if job.args else None, job=job_id)
+    return True
