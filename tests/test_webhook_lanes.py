@@ -291,11 +291,13 @@ def test_a_job_parked_or_continued_goes_on_with_the_retries_it_had_left(
     run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
     (job,) = queue.get_jobs()
     job.retries_left = 1  # as RQ leaves it after two failed runs
+    job.kwargs = {**job.kwargs, "deferred_since": 1_700_000_000.0}  # and the receiver once asked it to wait
     job.save()
 
     run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
     (parked,) = _parked_jobs(client)
     assert (parked.retries_left, parked.retry_intervals) == (1, [1, 2, 3])  # next interval: 3 s, as RQ picks it
+    assert parked.kwargs["deferred_since"] == 1_700_000_000.0
 
     _slow(webhook_receiver, 0.1, [], "desk")  # each POST past the slice: the job hands the rest on
     other.release()
@@ -305,3 +307,4 @@ def test_a_job_parked_or_continued_goes_on_with_the_retries_it_had_left(
     (continued,) = queue.get_jobs()
     assert re.search(r"-c\d+$", continued.id)
     assert (continued.retries_left, len(continued.args[1])) == (1, 2)
+    assert continued.kwargs == {"deferred_since": 1_700_000_000.0}  # how long its messages may still wait

@@ -191,6 +191,9 @@ def enqueue_delivery_batch(
     since ``parked_since`` (``worker/lanes.py``); with ``retries_left``, going on with another job's retries."""
     options: dict[str, Any] = {
         "args": (webhook.id, [list(m) for m in messages]),
+        # What a job carrying on another one's messages must know of their past (a new batch's job: nothing).
+        "kwargs": {name: value for name, value in (("deferred_since", deferred_since), ("parked_since", parked_since))
+                   if value is not None},
         # The time first: deferred jobs due in the same second are queued in the order of their ids
         # (RQ's scheduled registry scores whole seconds), so they keep the order their batches came in.
         "job_id": job_id or (f"delivery-{job_id_part(webhook.id)}-{int(time.time() * 1000):013d}-{messages[0][0]}"
@@ -201,10 +204,7 @@ def enqueue_delivery_batch(
     }
     if at is None:
         return queue.enqueue_call(DELIVER_BATCH_JOB, pipeline=pipe, **options)
-    kwargs: dict[str, float | None] = {"deferred_since": deferred_since}
-    if parked_since is not None:
-        kwargs["parked_since"] = parked_since
-    job = queue.create_job(DELIVER_BATCH_JOB, kwargs=kwargs, status=JobStatus.SCHEDULED, **options)
+    job = queue.create_job(DELIVER_BATCH_JOB, status=JobStatus.SCHEDULED, **options)
     # RQ's scheduled registry counts whole seconds, rounded down: round up, or the job runs before ``at``.
     return queue.schedule_job(job, datetime.fromtimestamp(math.ceil(at), UTC), pipeline=pipe)
 
