@@ -270,15 +270,12 @@ def test_the_poller_gathers_fetches_that_finish_while_an_enqueue_is_in_flight() 
     assert all(isinstance(o, redis.ConnectionError) for o in outcomes)
 
 
-def test_run_starts_the_ingest_and_delivery_workers_asked_for(
-    tmp_path: Path, client: redis.Redis, redis_url: str
-) -> None:
+def _queues_served_by_run(client: redis.Redis, config: Path, redis_url: str, *args: str) -> list[list[str]]:
+    """The queues of each worker ``livebrief run *args`` starts (with one ingest worker), sorted."""
     from rq import Worker
 
-    config = write_config(tmp_path, [])
     run = subprocess.Popen(
-        [sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--delivery-workers", "2",
-         "--config", str(config)],
+        [sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", *args, "--config", str(config)],
         env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -288,31 +285,23 @@ def test_run_starts_the_ingest_and_delivery_workers_asked_for(
         while len(serving) < 3 and time.monotonic() < give_up:
             time.sleep(0.3)
             serving = [w.queue_names() for w in Worker.all(connection=client)]
-        assert sorted(serving) == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
+        return sorted(serving)
     finally:
         stop_session(run, 30)
+
+
+def test_run_starts_the_ingest_and_delivery_workers_asked_for(
+    tmp_path: Path, client: redis.Redis, redis_url: str
+) -> None:
+    serving = _queues_served_by_run(client, write_config(tmp_path, []), redis_url, "--delivery-workers", "2")
+    assert serving == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
 
 
 def test_run_gives_several_webhooks_two_delivery_workers(tmp_path: Path, client: redis.Redis, redis_url: str) -> None:
     """So that a slow receiver, holding one of them (its lane), does not hold up the others' entries."""
-    from rq import Worker
-
     hooks = [{"id": name, "url": f"http://127.0.0.1:9/{name}", "secret": TEST_SECRET} for name in ("a", "b")]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "livebrief.cli", "run", "--workers", "1", "--config",
-         str(write_config(tmp_path, [], hooks))],
-        env={**os.environ, "REDIS_URL": redis_url}, cwd=REPO, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        serving: list[list[str]] = []
-        give_up = time.monotonic() + 60
-        while len(serving) < 3 and time.monotonic() < give_up:
-            time.sleep(0.3)
-            serving = [w.queue_names() for w in Worker.all(connection=client)]
-        assert sorted(serving) == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
-    finally:
-        stop_session(run, 30)
+    serving = _queues_served_by_run(client, write_config(tmp_path, [], hooks), redis_url)
+    assert serving == [[KEYS.delivery_queue]] * 2 + [[KEYS.ingest_queue]]
 
 
 def _run_forever(config: Path, redis_url: str, *args: str) -> subprocess.Popen[str]:
