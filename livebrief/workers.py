@@ -250,6 +250,7 @@ def schedule_if_scheduler_died(worker: Worker) -> None:
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,
                roles: tuple[str, ...] = QUEUE_ROLES) -> bool:
     """Run one RQ worker on the queues of ``roles`` until stopped (with ``burst``, until they are empty)."""
+    from worker.lanes import fill_free_lanes
     from worker.runtime import configure
 
     runtime = configure(config)  # compile topics once, before forking work-horses
@@ -260,6 +261,9 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     keys = Keys(config.prefix)
     names = [queue.name for queue in queues(client, keys)]  # recover every role's jobs, not just ours
     recover_abandoned(client, keys, names)
+    # Jobs parked behind a lane whose holder died (a worker killed, a `run --once` stopped) would otherwise
+    # wait for a running worker's watchdog, or an hour: a burst worker (`run --once`) has no watchdog.
+    fill_free_lanes(client, keys, config.webhooks, config.worker.delivery_slice)
     stop = threading.Event()
     worker_class = FreezingWorker if simple else ForkingWorker  # a forked work-horse's heap dies with it
     worker = worker_class(queues(client, keys, roles), connection=client)

@@ -308,3 +308,20 @@ def test_a_job_parked_or_continued_goes_on_with_the_retries_it_had_left(
     assert re.search(r"-c\d+$", continued.id)
     assert (continued.retries_left, len(continued.args[1])) == (1, 2)
     assert continued.kwargs == {"deferred_since": 1_700_000_000.0}  # how long its messages may still wait
+
+
+def test_a_burst_worker_runs_the_jobs_parked_behind_a_lane_whose_holder_died(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """``run --once`` (a burst worker, no watchdog) used to leave them for an hour."""
+    runtime = configure(make_config(redis_url, [], webhooks=[_hook("desk", webhook_receiver)]))
+    holder = Lane(client, KEYS, runtime.config.webhooks[0], "a-job-of-a-killed-worker", 1.0)
+    assert holder.acquire()
+    run_batch(client, runtime, [make_item("wire", n) for n in range(2)])
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+    assert len(_parked_jobs(client)) == 1 and webhook_receiver.received == []
+    client.zadd(KEYS.webhook_lanes("desk"), {holder.job_id: (time.time() - 1) * 1000})  # its lease ran out
+
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == _published_ids(client)
