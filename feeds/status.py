@@ -77,8 +77,9 @@ def read_counters(client: redis.Redis, keys: Keys) -> Counters:
 
 
 def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length: int, counters: Counters,
-               dead_letters: int) -> str:
-    """The figures in Prometheus text exposition format."""
+               dead_letters: int, parked: dict[str, int] | None = None) -> str:
+    """The figures in Prometheus text exposition format; ``parked``: each webhook's delivery jobs waiting for
+    one of its lanes (``worker/lanes.py``)."""
     lines = [
         "# HELP livebrief_feed_failures Consecutive failed fetches of the feed.",
         "# TYPE livebrief_feed_failures gauge",
@@ -128,6 +129,10 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
         "asked to wait (429, or 503 with Retry-After).",
         "# TYPE livebrief_webhook_deferrals_total counter",
         *(f'livebrief_webhook_deferrals_total{{webhook="{w}"}} {n}' for w, n in sorted(counters.deferred.items())),
+        "# HELP livebrief_webhook_parked_jobs Delivery jobs of each webhook waiting for one of its lanes: a "
+        "receiver that does not keep up.",
+        "# TYPE livebrief_webhook_parked_jobs gauge",
+        *(f'livebrief_webhook_parked_jobs{{webhook="{w}"}} {n}' for w, n in sorted((parked or {}).items())),
         "# HELP livebrief_dead_letters Deliveries waiting in the dead-letter list for a replay.",
         "# TYPE livebrief_dead_letters gauge",
         f"livebrief_dead_letters {dead_letters}",
@@ -138,6 +143,7 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
 def metrics_text(client: redis.Redis, config: Config) -> str:
     """What ``livebrief metrics`` prints and its exporter serves, read from Redis now."""
     keys = Keys(config.prefix)
+    parked = {w.id: int(cast(int, client.zcard(keys.webhook_parked(w.id)))) for w in config.webhooks}
     return prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
                       int(cast(int, client.xlen(keys.entries_stream))), read_counters(client, keys),
-                      int(cast(int, client.llen(keys.deadletter))))
+                      int(cast(int, client.llen(keys.deadletter))), parked)

@@ -20,6 +20,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
+from feeds.status import metrics_text
 from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.workers import FreezingWorker, run_worker
@@ -178,6 +179,7 @@ def test_a_freed_lane_goes_to_the_oldest_parked_job_which_is_queued_at_once(
                               str(_config_file(tmp_path, config))], env={**os.environ, "REDIS_URL": redis_url},
                              capture_output=True, text=True, timeout=60, cwd=REPO)
     assert "running=1/1 parked=2" in listing.stdout, listing.stderr
+    assert 'livebrief_webhook_parked_jobs{webhook="desk"} 2' in metrics_text(client, config)
 
     first.release()
 
