@@ -220,7 +220,7 @@ def _watchdog(client: redis.Redis, config: Config, names: list[str], worker: Wor
         try:
             recover_abandoned(client, keys, names)
             schedule_if_scheduler_died(worker)
-            fill_free_lanes(client, keys, config.webhooks, config.worker.delivery_slice)
+            fill_free_lanes(client, keys, config.webhooks)
         except redis.RedisError as exc:  # Redis restarting: try again next round
             log.warning("recovery_check_failed", error=str(exc))
         except Exception:  # anything else: log it, but never let the thread die and recovery stop
@@ -263,7 +263,7 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     recover_abandoned(client, keys, names)
     # Jobs parked behind a lane whose holder died (a worker killed, a `run --once` stopped) would otherwise
     # wait for a running worker's watchdog, or an hour: a burst worker (`run --once`) has no watchdog.
-    fill_free_lanes(client, keys, config.webhooks, config.worker.delivery_slice)
+    fill_free_lanes(client, keys, config.webhooks)
     stop = threading.Event()
     worker_class = FreezingWorker if simple else ForkingWorker  # a forked work-horse's heap dies with it
     worker = worker_class(queues(client, keys, roles), connection=client)

@@ -237,13 +237,13 @@ def test_the_watchdog_gives_a_lane_whose_holder_died_to_the_oldest_parked_job(cl
     _park(client, holder, "parked-b")
     webhooks = [holder.webhook]
 
-    assert fill_free_lanes(client, KEYS, webhooks, 1.0) == 0  # the holder's lease still runs
+    assert fill_free_lanes(client, KEYS, webhooks) == 0  # the holder's lease still runs
     assert queue.get_job_ids() == []
     client.zadd(KEYS.webhook_lanes("desk"), {"job-1": (time.time() - 1) * 1000})  # it died; its lease ended
 
-    assert fill_free_lanes(client, KEYS, webhooks, 1.0) == 1
+    assert fill_free_lanes(client, KEYS, webhooks) == 1
     assert queue.get_job_ids() == ["parked-a"]
-    assert fill_free_lanes(client, KEYS, webhooks, 1.0) == 0  # parked-a holds the lane now
+    assert fill_free_lanes(client, KEYS, webhooks) == 0  # parked-a holds the lane now
     assert _parked(client) == ["parked-b"]
 
 
@@ -327,3 +327,40 @@ def test_a_burst_worker_runs_the_jobs_parked_behind_a_lane_whose_holder_died(
     run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
 
     assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == _published_ids(client)
+
+
+def test_a_woken_job_that_finds_its_receiver_asked_to_wait_gives_its_lane_back(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    """Found by QA: it returned (put off) still holding the lane handed to it, and its webhook's other jobs
+    parked behind a job that had ended, until the lease ran out."""
+    # Its messages may wait as long as its retries would take (60 s), so a 30 s wait is waited.
+    runtime = configure(make_config(redis_url, [], webhooks=[_hook("desk", webhook_receiver, retry_intervals=[60])]))
+    other = Lane(client, KEYS, runtime.config.webhooks[0], "a-running-job", 1.0)
+    assert other.acquire()
+    run_batch(client, runtime, [make_item("wire", 1)])
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+    (parked,) = _parked_jobs(client)
+    client.set(KEYS.webhook_hold("desk"), repr(time.time() + 30))  # a 429 answered meanwhile
+    other.release()  # hands the lane to the parked job, queued now
+    assert [m.decode() for m in client.zrange(KEYS.webhook_lanes("desk"), 0, -1)] == [parked.id]
+
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+
+    assert client.zcard(KEYS.webhook_lanes("desk")) == 0
+    assert webhook_receiver.received == []  # put off until the receiver's time, as it asked
+
+
+def test_a_lane_handed_to_a_queued_job_is_kept_for_it_however_long_the_queue(client: redis.Redis) -> None:
+    """Found by QA: behind many slow webhooks' jobs, one delivery worker took longer than a running job's
+    lease to reach a continued job; its lane went to a later job, and the webhook's order was broken."""
+    holder = _lane(client, "job-1")
+    assert holder.acquire()
+    with client.pipeline() as pipe:
+        holder.hand_over(pipe, "job-1-c1")
+        pipe.execute()
+    _park(client, holder, "parked-a")  # no lane free: parked
+
+    lease_end = (client.zscore(KEYS.webhook_lanes("desk"), "job-1-c1") or 0) / 1000
+    assert lease_end - time.time() > 10 * holder.lease  # an hour, where a running job's is slice + timeout + 10 s
+    assert _parked(client) == ["parked-a"]

@@ -16,9 +16,13 @@ So a slow receiver holds at most ``concurrency`` workers, and with one lane (the
 keep the order their batches were published in, but for a failed job's retry: its lane goes to the next
 job meanwhile.
 
-A lane is leased for as long as its job can take: the slice, one POST (bounded by the webhook's
-``timeout``) and a margin. A worker killed mid-job leaves its lane leased until then, or until the
-watchdog runs that job again (same id: it finds the lane still its own). Nothing waits on a hand-over
+A running job's lane is leased for as long as the job can take: the slice, one POST (bounded by the
+webhook's ``timeout``) and a margin. A worker killed mid-job leaves its lane leased until then, or until
+the watchdog runs that job again (same id: it finds the lane still its own). A lane given to a job that
+is queued, not yet running (a hand-over), is leased for an hour: a queued job runs, however long the queue
+(behind many slow webhooks' jobs, one delivery worker can take longer than a running job's lease, and the
+lane went to a later job: QA found the order broken so). However a job ends, early or by an error, it
+gives back the lane it holds (``release``). Nothing waits on a hand-over
 alone: each worker's watchdog gives a lane free with jobs parked behind it to the oldest of them
 (``fill_free_lanes``), and a parked job is also scheduled in RQ an hour on, for a Redis without any
 running worker. One that wakes so and finds the lanes still taken parks again in its old place.
@@ -46,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 LEASE_MARGIN = 10.0  # seconds past slice + timeout: a job's bookkeeping around its POSTs
 PARKED_FOR = 3600.0  # seconds after which a parked job runs anyway (the module docstring)
+QUEUED_LEASE = 3600.0  # seconds a lane given to a queued job is leased for (the module docstring)
 
 # KEYS: lanes, parked. ARGV: job, now (ms), lease end (ms), concurrency, job to park ('' for none), park
 # score. 1: ``job`` holds a lane (it held one already: a watchdog re-run, a hand-over). 0: the lanes are
@@ -112,44 +117,40 @@ class Lane:
         self.lease = lease_seconds(webhook, delivery_slice)
         self.keys = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
         self.queue = Queue(keys.delivery_queue, connection=connection)
-        self.held = False
 
     def acquire(self) -> bool:
         """Take a lane for this job (or keep the one it holds); False when all are taken."""
         now = time.time()
-        self.held = self.connection.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(self.job_id, _ms(now),
-                                         _ms(now + self.lease), self.webhook.concurrency, "", 0)) == 1
-        return self.held
+        return self.connection.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(self.job_id, _ms(now),
+                                    _ms(now + self.lease), self.webhook.concurrency, "", 0)) == 1
 
     def park(self, pipe: redis.client.Pipeline, job_id: str, since: float) -> None:
         """On ``pipe``, a MULTI that schedules the job ``job_id``: give that job a lane if one is free (its
         reply is then 1: ``wake`` it), else park it behind the lanes, in its place for ``since`` (when its
         messages were first parked)."""
         now = time.time()
-        pipe.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(job_id, _ms(now), _ms(now + self.lease),
+        pipe.eval(_ACQUIRE_LUA, 2, *self.keys, *_args(job_id, _ms(now), _ms(now + QUEUED_LEASE),
                                                        self.webhook.concurrency, job_id, _ms(since)))
 
     def hand_over(self, pipe: redis.client.Pipeline, successor: str) -> None:
         """On ``pipe``, a MULTI that queues the job ``successor``: give it this job's lane."""
         now = time.time()
-        pipe.eval(_RELEASE_LUA, 2, *self.keys, *_args(self.job_id, _ms(now), _ms(now + self.lease),
+        pipe.eval(_RELEASE_LUA, 2, *self.keys, *_args(self.job_id, _ms(now), _ms(now + QUEUED_LEASE),
                                                        self.webhook.concurrency, successor))
-        self.held = False
 
     def release(self) -> None:
-        """Free this job's lane: the oldest parked job gets it and is queued now."""
-        if self.held:
-            self.held = False
-            _release(self.connection, self.queue, self.keys, self.job_id, self.lease, self.webhook)
+        """Free the lane this job holds, if any (one handed to it while it was queued included): the oldest
+        parked job gets it, or a lane already free, and is queued now."""
+        _release(self.connection, self.queue, self.keys, self.job_id, self.webhook)
 
 
-def _release(connection: redis.Redis, queue: Queue, keys: tuple[str, str], job_id: str, lease: float,
+def _release(connection: redis.Redis, queue: Queue, keys: tuple[str, str], job_id: str,
              webhook: WebhookConfig) -> bool:
     """Free ``job_id``'s lane ('': none, fill a free one) for the oldest parked job; whether one was woken."""
     while True:
         now = time.time()
         successor = cast(bytes | None, connection.eval(
-            _RELEASE_LUA, 2, *keys, *_args(job_id, _ms(now), _ms(now + lease), webhook.concurrency, "")))
+            _RELEASE_LUA, 2, *keys, *_args(job_id, _ms(now), _ms(now + QUEUED_LEASE), webhook.concurrency, "")))
         if successor is None:
             return False
         job_id = successor.decode()
@@ -158,7 +159,7 @@ def _release(connection: redis.Redis, queue: Queue, keys: tuple[str, str], job_i
         # Gone (deleted by hand, or expired): its lane goes on to the next parked job.
 
 
-def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], delivery_slice: float) -> int:
+def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookConfig]) -> int:
     """Wake the oldest parked job of each webhook that has a lane free (its holder died, or its hand-over was
     lost on the way); the number woken. The watchdog's round, every few seconds."""
     queue = Queue(keys.delivery_queue, connection=connection)
@@ -167,7 +168,7 @@ def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookC
         if not connection.exists(keys.webhook_parked(webhook.id)):
             continue
         lanes = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
-        if _release(connection, queue, lanes, "", lease_seconds(webhook, delivery_slice), webhook):
+        if _release(connection, queue, lanes, "", webhook):
             log.warning("delivery_lane_recovered", webhook=webhook.id)
             woken += 1
     return woken

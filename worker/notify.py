@@ -296,19 +296,19 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
         return "dropped: webhook no longer configured"
     if job is None:  # called directly, outside RQ: no marks, no lanes
         return _post_all(webhook, messages, [False] * len(messages), None)
-    ttl = runtime.config.worker.seen_ttl
-    done, held = _delivery_state(job.connection, runtime.keys, webhook_id, [m for m, _ in messages], ttl)
-    rest = _undelivered(messages, done)
-    if not rest:
-        return f"delivered 0 of {len(messages)}: all were delivered before"
-    if held is not None and held > time.time() and _defer(job, runtime, webhook, rest, held, deferred_since,
-                                                          hold=False):
-        return f"delivered 0 of {len(messages)}: the receiver asked to wait; {len(rest)} put off"
     lane = Lane(job.connection, runtime.keys, webhook, job.id, runtime.config.worker.delivery_slice)
-    if not lane.acquire():
-        _park(job, runtime, webhook, lane, rest, deferred_since, parked_since)
-        return f"delivered 0 of {len(messages)}: every lane of {webhook_id} is taken; {len(rest)} parked"
-    try:
+    try:  # however it ends: a woken parked job holds a lane from the start (QA: a 429 hold kept it leased)
+        ttl = runtime.config.worker.seen_ttl
+        done, held = _delivery_state(job.connection, runtime.keys, webhook_id, [m for m, _ in messages], ttl)
+        rest = _undelivered(messages, done)
+        if not rest:
+            return f"delivered 0 of {len(messages)}: all were delivered before"
+        if held is not None and held > time.time() and _defer(job, runtime, webhook, rest, held, deferred_since,
+                                                              hold=False):
+            return f"delivered 0 of {len(messages)}: the receiver asked to wait; {len(rest)} put off"
+        if not lane.acquire():
+            _park(job, runtime, webhook, lane, rest, deferred_since, parked_since)
+            return f"delivered 0 of {len(messages)}: every lane of {webhook_id} is taken; {len(rest)} parked"
         return _post_all(webhook, messages, done, _Run(job, runtime, lane, deferred_since))
     finally:
         lane.release()
