@@ -364,3 +364,26 @@ def test_a_lane_handed_to_a_queued_job_is_kept_for_it_however_long_the_queue(cli
     lease_end = (client.zscore(KEYS.webhook_lanes("desk"), "job-1-c1") or 0) / 1000
     assert lease_end - time.time() > 10 * holder.lease  # an hour, where a running job's is slice + timeout + 10 s
     assert _parked(client) == ["parked-a"]
+
+
+def test_the_watchdog_queues_a_parked_job_given_a_lane_by_a_worker_that_died_before_queuing_it(
+    client: redis.Redis,
+) -> None:
+    """Found by QA (a SIGKILL between the two steps of a hand-over): the lane was the parked job's, but the job
+    stayed scheduled an hour on, and its webhook's deliveries with it."""
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    holder = _lane(client, "job-1")
+    assert holder.acquire()
+    _park(client, holder, "parked-a")
+    _park(client, holder, "parked-b")
+    client.zpopmin(KEYS.webhook_parked("desk"))  # the release's first step, for parked-a; its worker died then
+    with client.pipeline() as pipe:
+        holder.hand_over(pipe, "parked-a")
+        pipe.execute()
+    assert queue.get_job_ids() == []
+
+    assert fill_free_lanes(client, KEYS, [holder.webhook]) == 1
+
+    assert queue.get_job_ids() == ["parked-a"]
+    assert _parked(client) == ["parked-b"]
+    assert fill_free_lanes(client, KEYS, [holder.webhook]) == 0

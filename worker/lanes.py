@@ -23,8 +23,9 @@ is queued, not yet running (a hand-over), is leased for an hour: a queued job ru
 (behind many slow webhooks' jobs, one delivery worker can take longer than a running job's lease, and the
 lane went to a later job: QA found the order broken so). However a job ends, early or by an error, it
 gives back the lane it holds (``release``). Nothing waits on a hand-over
-alone: each worker's watchdog gives a lane free with jobs parked behind it to the oldest of them
-(``fill_free_lanes``), and a parked job is also scheduled in RQ an hour on, for a Redis without any
+alone: each worker's watchdog queues a parked job given a lane but never queued (its worker died between
+the two steps), and gives a lane free with jobs parked behind it to the oldest of them
+(``fill_free_lanes``); and a parked job is also scheduled in RQ an hour on, for a Redis without any
 running worker. One that wakes so and finds the lanes still taken parks again in its old place.
 
 Keys (``livebrief/keys.py``): ``P:webhook:<id>:lanes`` (job id -> lease end, ms) and
@@ -160,16 +161,26 @@ def _release(connection: redis.Redis, queue: Queue, keys: tuple[str, str], job_i
 
 
 def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookConfig]) -> int:
-    """Wake the oldest parked job of each webhook that has a lane free (its holder died, or its hand-over was
-    lost on the way); the number woken. The watchdog's round, every few seconds."""
+    """The watchdog's round, every few seconds: queue each parked job that was given a lane but never queued
+    (the worker handing it over died in between), and give each lane free with jobs parked behind it (its
+    holder died) to the oldest of them. The number of jobs queued."""
     queue = Queue(keys.delivery_queue, connection=connection)
+    scheduled = ScheduledJobRegistry(queue=queue).key
+    with connection.pipeline(transaction=False) as pipe:
+        for webhook in webhooks:
+            pipe.zrange(keys.webhook_lanes(webhook.id), 0, -1)
+            pipe.exists(keys.webhook_parked(webhook.id))
+        replies = pipe.execute()
+    holders = cast(list[list[bytes]], replies[0::2])
     woken = 0
-    for webhook in webhooks:
-        if not connection.exists(keys.webhook_parked(webhook.id)):
-            continue
+    for webhook, held_by, parked in zip(webhooks, holders, replies[1::2], strict=True):
+        for job_id in (h.decode() for h in held_by):
+            if connection.zscore(scheduled, job_id) is not None and wake(connection, queue, job_id):
+                log.warning("delivery_lane_recovered", webhook=webhook.id, job=job_id, how="queued its holder")
+                woken += 1
         lanes = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
-        if _release(connection, queue, lanes, "", webhook):
-            log.warning("delivery_lane_recovered", webhook=webhook.id)
+        if parked and _release(connection, queue, lanes, "", webhook):
+            log.warning("delivery_lane_recovered", webhook=webhook.id, how="gave a free lane to a parked job")
             woken += 1
     return woken
 
