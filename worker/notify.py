@@ -175,6 +175,10 @@ def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int,
     return {
         "timeout": int((webhook.timeout + 1) * messages + 10),
         "retry": Retry(max=left, interval=webhook.retry_intervals) if webhook.retry_intervals and left else None,
+        # RQ keeps no count for a job without a Retry: none left is said here, or the next job carrying its
+        # messages on would start the schedule afresh (found by QA: a receiver failing every other message was
+        # never dead-lettered).
+        "meta": {"retries_left": 0} if retries_left is not None and not left else None,
         "on_failure": Callback("worker.notify.on_delivery_failure"),
         "result_ttl": finished_ttl,
         "failure_ttl": 7 * 86400,
@@ -368,7 +372,7 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
         parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
                                         at=time.time() + PARKED_FOR, deferred_since=deferred_since,
                                         parked_since=since, job_id=_next_job_id(job.id, "p"),
-                                        retries_left=job.retries_left)
+                                        retries_left=_retries_left(job))
         lane.park(pipe, parked.id, since)
         took = pipe.execute()[-1]
     if took == 1:
@@ -383,10 +387,17 @@ def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> N
         successor = enqueue_delivery_batch(queue, webhook, messages, pipe,
                                            run.runtime.config.worker.finished_job_ttl,
                                            deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"),
-                                           retries_left=run.job.retries_left)
+                                           retries_left=_retries_left(run.job))
         run.lane.hand_over(pipe, successor.id)
         pipe.execute()
     log.info("delivery_continued", webhook=webhook.id, messages=len(messages), job=successor.id)
+
+
+def _retries_left(job: Job) -> int | None:
+    """The retries ``job`` has left; None: the whole schedule (a job no other carried on to)."""
+    if job.retries_left is not None:
+        return job.retries_left
+    return 0 if job.meta.get("retries_left") == 0 else None
 
 
 def _next_job_id(job_id: str, kind: str) -> str:
