@@ -391,3 +391,31 @@ def test_the_watchdog_queues_a_parked_job_given_a_lane_by_a_worker_that_died_bef
     assert queue.get_job_ids() == ["parked-a"]
     assert _parked(client) == ["parked-b"]
     assert fill_free_lanes(client, KEYS, [holder.webhook]) == 0
+
+
+@pytest.mark.parametrize("put_off", [False, True])
+def test_jobs_park_in_the_order_of_their_batches_whatever_order_they_start_in(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver, put_off: bool
+) -> None:
+    """Two workers race, or a batch a 429 put off comes back: the later batch's job may start (and park)
+    first. Found by QA: parked in the order they started, the webhook got the later batch first."""
+    runtime = configure(make_config(redis_url, [], webhooks=[_hook("desk", webhook_receiver, retry_intervals=[600])]))
+    queue = Queue(KEYS.delivery_queue, connection=client)
+    other = Lane(client, KEYS, runtime.config.webhooks[0], "a-running-job", 1.0)
+    assert other.acquire()
+    run_batch(client, runtime, [make_item("wire", 1)])
+    time.sleep(0.01)
+    run_batch(client, runtime, [make_item("wire", 2)])
+    first, second = queue.get_jobs()
+    if put_off:
+        first.kwargs = {**first.kwargs, "deferred_since": time.time() - 100}  # its messages waited since then
+        first.save()
+    queue.remove(first.id)
+    queue.enqueue_job(first)  # now behind the second batch's job
+
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+
+    assert [j.args[1] for j in _parked_jobs(client)] == [first.args[1], second.args[1]]
+    other.release()
+    run_worker(runtime.config, client, burst=True, simple=True, roles=("deliveries",))
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == _published_ids(client)

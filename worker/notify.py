@@ -367,7 +367,9 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
     """Queue ``messages`` as a job parked behind ``webhook``'s lanes (``worker/lanes.py``); queued now if a
     lane was freed meanwhile."""
     queue = Queue(runtime.keys.delivery_queue, connection=job.connection)
-    since = time.time() if parked_since is None else parked_since
+    # Its place: when its messages first parked, else first were put off (found by QA: a batch a 429 put off
+    # parked behind later ones), else when its job was made (two workers racing park in batch order).
+    since = next(t for t in (parked_since, deferred_since, job.created_at.timestamp()) if t is not None)
     with job.connection.pipeline() as pipe:  # MULTI: the job exists before a hand-over can pick it
         parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
                                         at=time.time() + PARKED_FOR, deferred_since=deferred_since,
