@@ -40,7 +40,8 @@ P:webhook:<webhook>:hold       string     until when (unix s) the receiver asked
 P:webhook:<webhook>:lanes      zset       delivery jobs running for the webhook -> lease end   the last lease
                                           (ms); at most its ``concurrency`` (worker/lanes.py)
 P:webhook:<webhook>:parked     zset       delivery jobs waiting for a lane -> when parked (ms) 7 d
-P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job             60 s
+P:recovering:<job>:<exec>      string     one watchdog's claim on an abandoned job (<exec>     60 s
+                                          ``dequeued``: one taken from a queue, never started)
 P:commit:turn                  string     the token of the batch whose turn it is to commit    1 s, or deleted
                                           (worker/publish.py)                                  at its commit
 P:commit:stamp                 string     a random stamp that every commit sets anew, so a     none

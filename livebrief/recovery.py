@@ -21,6 +21,7 @@ import structlog
 from rq import Queue
 from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.timeouts import TimerDeathPenalty
@@ -114,4 +115,43 @@ def recover_abandoned(client: redis.Redis, keys: Keys, queue_names: list[str]) -
             recovered += 1
             log.warning("abandoned_job_recovered", job=job_id, worker=worker_name or "(unknown)",
                         retried=bool(job.retries_left))
-    return recovered
+    return recovered + _requeue_stuck_in_dequeue(client, keys, queue_names)
+
+
+def _requeue_stuck_in_dequeue(client: redis.Redis, keys: Keys, queue_names: list[str]) -> int:
+    """Queue again every job a worker took from these queues but never started: killed between RQ's two steps
+    (the job moved to the queue's intermediate list, then listed as started). Found by QA with SIGKILLs;
+    RQ's own cleanup comes with its maintenance, every 10 minutes or more, and then counts a failure,
+    though nothing of the job ran. RQ's rule for "stuck" is kept: still there a minute after first seen."""
+    requeued = 0
+    for name in queue_names:
+        queue = Queue(name, connection=client)
+        intermediate = IntermediateQueue(queue.key, connection=client)
+        for job_id in intermediate.get_job_ids():
+            if job_id in queue.started_job_registry or intermediate.set_first_seen(job_id):
+                continue
+            if not intermediate.should_be_cleaned_up(job_id):
+                continue
+            if not client.set(keys.recovery_claim(job_id, "dequeued"), "-", nx=True, ex=CLAIM_SECONDS):
+                continue
+            try:
+                job = Job.fetch(job_id, connection=client)
+            except NoSuchJobError:
+                intermediate.remove(job_id)
+                continue
+            with client.pipeline() as pipe:  # out of the list and into the queue together, or not at all
+                pipe.watch(intermediate.key)
+                if pipe.lpos(intermediate.key, job_id) is None:  # started after all, just now
+                    pipe.unwatch()
+                    continue
+                pipe.multi()
+                pipe.lrem(intermediate.key, 1, job_id)
+                queue.enqueue_job(job, pipeline=pipe, at_front=True)
+                try:
+                    pipe.execute()
+                except redis.WatchError:  # a worker took or started another job meanwhile: next round
+                    client.delete(keys.recovery_claim(job_id, "dequeued"))
+                    continue
+            requeued += 1
+            log.warning("dequeued_job_requeued", job=job_id, queue=name)
+    return requeued

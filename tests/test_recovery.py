@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 from rq import Queue, Retry, SimpleWorker
+from rq.intermediate_queue import IntermediateQueue
 from rq.registry import StartedJobRegistry
 
 from livebrief.keys import Keys
@@ -52,3 +55,22 @@ def test_a_job_another_watchdog_is_recovering_is_left_to_it(client: redis.Redis)
     assert queue.get_job_ids() == [job.id]
     assert recover_abandoned(client, KEYS, [queue.name]) == 0  # recovered once, even when asked again
     assert queue.get_job_ids() == [job.id]
+
+
+def test_a_job_taken_by_a_worker_killed_before_it_started_is_queued_again_a_minute_on(client: redis.Redis) -> None:
+    """A worker on one queue moves the job it takes to the queue's intermediate list, then lists it as started:
+    killed in between (found by QA with SIGKILLs), the job was in no queue and no registry until RQ's own
+    maintenance, ten minutes or more later, which then counted a failure though nothing of the job ran."""
+    queue = Queue("recovery-test", connection=client)
+    job = queue.enqueue(len, "abc")
+    intermediate = IntermediateQueue(queue.key, connection=client)
+    assert client.lmove(queue.key, intermediate.key) == job.id.encode()  # the dequeue, as RQ does it
+
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0  # first seen now: a worker may be starting it
+    assert queue.count == 0
+    client.set(intermediate.get_first_seen_key(job.id), time.time() - 61)  # a minute on, still there
+
+    assert recover_abandoned(client, KEYS, [queue.name]) == 1
+    assert queue.get_job_ids() == [job.id] and intermediate.get_job_ids() == []
+    SimpleWorker([queue], connection=client).work(burst=True)
+    assert job.get_status(refresh=True) == "finished" and job.return_value() == 3
