@@ -28,7 +28,7 @@ from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item
 from worker.jobs import run_batch
 from worker.lanes import Lane, fill_free_lanes
-from worker.notify import _retries_left as retries_left
+from worker.notify import retries_left
 from worker.runtime import configure
 
 KEYS = Keys("livebrief")

@@ -374,7 +374,7 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
         parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
                                         at=time.time() + PARKED_FOR, deferred_since=deferred_since,
                                         parked_since=since, job_id=_next_job_id(job.id, "p"),
-                                        retries_left=_retries_left(job))
+                                        retries_left=retries_left(job))
         lane.park(pipe, parked.id, since)
         took = pipe.execute()[-1]
     if took == 1:
@@ -389,13 +389,13 @@ def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> N
         successor = enqueue_delivery_batch(queue, webhook, messages, pipe,
                                            run.runtime.config.worker.finished_job_ttl,
                                            deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"),
-                                           retries_left=_retries_left(run.job))
+                                           retries_left=retries_left(run.job))
         run.lane.hand_over(pipe, successor.id)
         pipe.execute()
     log.info("delivery_continued", webhook=webhook.id, messages=len(messages), job=successor.id)
 
 
-def _retries_left(job: Job) -> int | None:
+def retries_left(job: Job) -> int | None:
     """The retries ``job`` has left; None: the whole schedule (a job no other carried on to)."""
     if job.retries_left is not None:
         return job.retries_left
