@@ -143,7 +143,10 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
 def metrics_text(client: redis.Redis, config: Config) -> str:
     """What ``livebrief metrics`` prints and its exporter serves, read from Redis now."""
     keys = Keys(config.prefix)
-    parked = {w.id: int(cast(int, client.zcard(keys.webhook_parked(w.id)))) for w in config.webhooks}
+    with client.pipeline(transaction=False) as pipe:  # one round trip for every webhook
+        for webhook in config.webhooks:
+            pipe.zcard(keys.webhook_parked(webhook.id))
+        parked = dict(zip((w.id for w in config.webhooks), cast(list[int], pipe.execute()), strict=True))
     return prometheus(feed_statuses(client, config), {q.name: q.count for q in queues(client, keys)},
                       int(cast(int, client.xlen(keys.entries_stream))), read_counters(client, keys),
                       int(cast(int, client.llen(keys.deadletter))), parked)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import structlog
@@ -25,6 +25,9 @@ from livebrief.keys import Keys
 from livebrief.log import configure_logging
 from livebrief.redis_client import connect, retry_options
 from livebrief.redis_server import redis_url_for, running_url
+
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
 
 log = structlog.get_logger("livebrief")
 
@@ -82,19 +85,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     # The workers load the topics and check the webhooks against them when they start: a broken topics file
     # or a webhook naming no topic is reported here, before anything is polled or started.
-    configure(config)
+    runtime = configure(config)
     if args.metrics_listen:
         parse_listen(args.metrics_listen)  # a bad address is reported before anything starts
     with _redis(config, embed=True) as (url, client):
         if args.once:
-            return _run_once(config, client)
+            return _run_once(runtime, client)
         return _run_forever(config, url, client, args)
 
 
-def _run_once(config: Config, client: redis.Redis) -> int:
+def _run_once(runtime: Runtime, client: redis.Redis) -> int:
     from feeds.poller import Poller
     from livebrief.workers import pending_jobs, run_worker
 
+    config = runtime.config
     poller = Poller(config, client)
     try:
         report = asyncio.run(poller.poll_once(force=True))
@@ -102,7 +106,7 @@ def _run_once(config: Config, client: redis.Redis) -> int:
         poller.close()
     log.info("poll_done", fetched=report.fetched, not_modified=report.not_modified, failed=report.failed,
              new_items=report.new_items)
-    run_worker(config, client, burst=True, simple=True)
+    run_worker(config, client, burst=True, simple=True, runtime=runtime)  # topics loaded once, by cmd_run
     left = pending_jobs(client, Keys(config.prefix))
     log.info("run_once_done", queued_left=left)
     return 0

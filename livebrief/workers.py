@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import structlog
@@ -25,6 +25,9 @@ from rq.worker.base import BaseWorker
 from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.recovery import recover_abandoned
+
+if TYPE_CHECKING:
+    from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 RECOVERY_INTERVAL = 5.0
@@ -248,12 +251,14 @@ def schedule_if_scheduler_died(worker: Worker) -> None:
 
 
 def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simple: bool = False,
-               roles: tuple[str, ...] = QUEUE_ROLES) -> bool:
-    """Run one RQ worker on the queues of ``roles`` until stopped (with ``burst``, until they are empty)."""
+               roles: tuple[str, ...] = QUEUE_ROLES, runtime: Runtime | None = None) -> bool:
+    """Run one RQ worker on the queues of ``roles`` until stopped (with ``burst``, until they are empty);
+    ``runtime``: ``config``'s, when the caller has configured this process already (``run --once``)."""
     from worker.lanes import fill_free_lanes
     from worker.runtime import configure
 
-    runtime = configure(config)  # compile topics once, before forking work-horses
+    if runtime is None:
+        runtime = configure(config)  # compile topics once, before forking work-horses
     if not simple:
         runtime.topics.compile_all()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -331,14 +331,19 @@ _PROMO_OBJECT = (
     r"|the (?:\w+ ){0,3}(?:newsletter|briefing|alerts?|digest|podcast|email|e-mail|edition)s?)\b"
 )
 
+# Labels of a line that points to other stories ("Related: <a headline>"), case-insensitive: the classifier
+# leaves such lines out too (``classify.read_text``).
+POINTER_LABELS = (
+    r"(?:see also|also see|read more|read also|also read|related|related (?:stories|articles|content|coverage"
+    r"|topics|reading)|recommended|further reading|more on this(?: story)?|most read|top stories|editor'?s picks?)"
+)
+
 # Whole-line patterns (matched from the start, case-insensitive), each tried only on lines that can begin as
 # its matches do (``Scanner.match``): trying them all took half of ``is_boilerplate``'s time on a line of news.
 _BOILERPLATE_LINE = Scanner(
     [
         # Promotion and navigation: "SEE ALSO: ...", "Read more", "Related: ...", "Watch: ...".
-        r"(?:see also|also see|read more|read also|also read|more|related|related (?:stories|articles"
-        r"|content|coverage|topics|reading)|recommended|further reading|more on this(?: story)?"
-        r"|watch|listen|live|most read|top stories|editor'?s picks?)\s*(?:[:>»|]|$)",
+        r"(?:" + POINTER_LABELS + r"|more|watch|listen|live)\s*(?:[:>»|]|$)",
         r"live (?:briefing|blog|updates?|coverage|page|tv)\s*[:|]",
         r"(?:continue|keep|start) reading\b",
         r"read (?:the )?(?:full|whole|original|complete) (?:story|article|report|interview)\b",

@@ -213,12 +213,10 @@ def enqueue_delivery_batch(
     return queue.schedule_job(job, datetime.fromtimestamp(math.ceil(at), UTC), pipeline=pipe)
 
 
-def _defer(job: Job | None, runtime: Runtime, webhook: WebhookConfig, messages: list[list[str]], until: float,
+def _defer(job: Job, runtime: Runtime, webhook: WebhookConfig, messages: list[list[str]], until: float,
            since: float | None, *, hold: bool) -> bool:
     """Queue ``messages`` again as a job due at ``until`` and, with ``hold``, hold the webhook until then; False,
-    with nothing done, when there is no job to put off or its messages have waited as long as they may."""
-    if job is None:
-        return False
+    with nothing done, when its messages have waited as long as they may."""
     since = time.time() if since is None else since
     if until - since > sum(webhook.retry_intervals):
         return False
@@ -298,8 +296,8 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
     if webhook is None:
         log.warning("webhook_not_configured", webhook=webhook_id, messages=len(messages))
         return "dropped: webhook no longer configured"
-    if job is None:  # called directly, outside RQ: no marks, no lanes
-        return _post_all(webhook, messages, [False] * len(messages), None)
+    if job is None:  # its marks, lanes and later jobs all live with the RQ job
+        raise DeliveryError(webhook_id, "deliveries run as RQ jobs, in a delivery worker")
     lane = Lane(job.connection, runtime.keys, webhook, job.id, runtime.config.worker.delivery_slice)
     try:  # however it ends: a woken parked job holds a lane from the start (QA: a 429 hold kept it leased)
         ttl = runtime.config.worker.seen_ttl
@@ -328,11 +326,9 @@ class _Run:
     deferred_since: float | None
 
 
-def _post_all(webhook: WebhookConfig, messages: list[list[str]], done: list[bool], run: _Run | None) -> str:
-    """Post the ``messages`` not ``done`` in order, marking each delivered (``deliver_batch``); outside RQ
-    (``run`` None), without marks, waits or slices."""
-    marks = (DeliveryMarks(run.job.connection, run.runtime.keys, webhook.id, run.runtime.config.worker.seen_ttl)
-             if run is not None else None)
+def _post_all(webhook: WebhookConfig, messages: list[list[str]], done: list[bool], run: _Run) -> str:
+    """Post the ``messages`` not ``done`` in order, marking each delivered (``deliver_batch``)."""
+    marks = DeliveryMarks(run.job.connection, run.runtime.keys, webhook.id, run.runtime.config.worker.seen_ttl)
     started = time.monotonic()
     sent = 0
     try:
@@ -340,7 +336,7 @@ def _post_all(webhook: WebhookConfig, messages: list[list[str]], done: list[bool
             if already:
                 log.info("delivery_already_done", webhook=webhook.id, delivery=msg_id)
                 continue
-            if sent and run is not None and time.monotonic() - started >= run.runtime.config.worker.delivery_slice:
+            if sent and time.monotonic() - started >= run.runtime.config.worker.delivery_slice:
                 rest = _undelivered(messages[index:], done[index:])
                 _continue(run, webhook, rest)
                 return f"delivered {sent} of {len(messages)}; {len(rest)} handed to a job at the back of the queue"
@@ -348,17 +344,15 @@ def _post_all(webhook: WebhookConfig, messages: list[list[str]], done: list[bool
                 status = post(webhook, msg_id, render_message(webhook, entry_json))
             except ReceiverBusyError as busy:
                 rest = _undelivered(messages[index:], done[index:])
-                if run is None or not _defer(run.job, run.runtime, webhook, rest, time.time() + busy.wait,
-                                             run.deferred_since, hold=True):
+                if not _defer(run.job, run.runtime, webhook, rest, time.time() + busy.wait, run.deferred_since,
+                              hold=True):
                     raise
                 return f"delivered {sent} of {len(messages)}; the receiver asked to wait: {len(rest)} put off"
-            if marks is not None:
-                marks.add(msg_id)
+            marks.add(msg_id)
             log.info("delivered", webhook=webhook.id, delivery=msg_id, status=status)
             sent += 1
     finally:
-        if marks is not None:
-            marks.close()
+        marks.close()
     return f"delivered {sent} of {len(messages)}"
 
 
