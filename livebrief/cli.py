@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, cast
 
 import redis
@@ -23,7 +24,7 @@ from livebrief.errors import BadLineError, LivebriefError, RedisUnavailableError
 from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
-from livebrief.redis_client import connect, retry_options
+from livebrief.redis_client import connect, retry_options, stop_waiting_for_redis
 from livebrief.redis_server import redis_url_for, running_url
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tu
     ``livebrief run`` keeps, else localhost:6379; with ``embed``, that private one is started when none of
     them answers (``livebrief/redis_server.py``). Commands retry a lost connection with backoff for ~33 s,
     so a Redis restart is ridden out; ``patient`` (``tail``) never stops retrying. The services do not wait
-    without end: a process blocked in a retry could not stop on SIGTERM, and each of them carries on after
-    a failed command anyway (the poller's next round, RQ's worker loop, the watchdog standing in for RQ's
-    scheduler: ``livebrief/workers.py``)."""
+    without end: each of them carries on after a failed command anyway (the poller's next round, RQ's
+    worker loop, the watchdog standing in for RQ's scheduler: ``livebrief/workers.py``). SIGTERM ends a
+    wait under way (``_stop_waiting_for_redis``)."""
     where = redis_url_for(config.redis_url) if embed else contextlib.nullcontext(running_url(config.redis_url))
     with where as url:
         client = connect(url, **retry_options(forever=patient))
@@ -52,6 +53,10 @@ def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tu
             client.close()
 
 
+def _stop_waiting_for_redis(signum: int, frame: FrameType | None) -> None:
+    stop_waiting_for_redis()
+
+
 def _until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``body(stop)`` on an event loop until SIGINT or SIGTERM sets ``stop``."""
 
@@ -60,6 +65,10 @@ def _until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+            # The loop runs ``stop.set`` between callbacks only, so a call waiting out a lost Redis (~33 s)
+            # would hold up the stop: the signal ends those waits at once, in whatever thread. asyncio learns
+            # of the signal from its wakeup fd, which Python writes whatever the handler.
+            signal.signal(sig, _stop_waiting_for_redis)
         await body(stop)
 
     asyncio.run(main())

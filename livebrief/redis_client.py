@@ -21,6 +21,8 @@ URL names must come back from the URL alone.
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis
 import structlog
-from redis.backoff import ExponentialBackoff
+from redis.backoff import AbstractBackoff, ExponentialBackoff
 from redis.connection import SSLConnection, parse_url
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelManagedConnection
@@ -161,22 +163,71 @@ class MasterSSLConnection(MasterConnection, SSLConnection):
     pass
 
 
+# How deep this thread is in ``LoggedRetry.call_with_retry``: redis-py nests a reconnect's retries inside a
+# command's, and nested retries would multiply the wait (~33 s each, so minutes for one command).
+_nesting = threading.local()
+_stopping = threading.Event()
+
+
+def stop_waiting_for_redis() -> None:
+    """Give up waiting for a lost Redis in this process: a retry under way tries once more at once, then
+    raises its error. Signal handlers call it, so that SIGTERM stops a process that waits for Redis."""
+    _stopping.set()
+
+
 class LoggedRetry(Retry):
-    """redis-py's retry with backoff, logging each lost attempt, so a process that waits for Redis says so."""
+    """redis-py's retry with backoff, logging each lost attempt, so a process that waits for Redis says so.
+
+    Unlike redis-py's, it retries a refused or failed socket connect (``OSError``) once its client has
+    reached Redis: redis-py connects a pooled connection before a command's retries begin, so a command that
+    needed a new connection while Redis restarted failed at once, and RQ workers quit on it. A client that
+    never reached Redis still fails at once, as a wrong URL should. It retries at the outermost level only:
+    inside another retry (redis-py reconnects within a command's) it tries once, and the outer one waits.
+    Once ``stop_waiting_for_redis`` is called, it tries once more without waiting, then gives up."""
+
+    def __init__(self, backoff: AbstractBackoff, retries: int, supported_errors: tuple[type[Exception], ...]) -> None:
+        super().__init__(backoff, retries, supported_errors)
+        self._reached = [False]  # shared by the copies redis-py makes for each connection (``__deepcopy__``)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LoggedRetry:
+        twin = copy.copy(self)
+        twin._backoff = copy.deepcopy(self._backoff, memo)
+        return twin
 
     def call_with_retry(self, do: Callable[[], _T], fail: Callable[[Exception], Any]) -> _T:
+        depth = getattr(_nesting, "depth", 0)
+        if depth:
+            try:
+                return do()
+            except self._supported_errors as error:
+                fail(error)
+                raise
+        _nesting.depth = depth + 1
+        try:
+            return self._retrying(do, fail)
+        finally:
+            _nesting.depth = depth
+
+    def _retrying(self, do: Callable[[], _T], fail: Callable[[Exception], Any]) -> _T:
+        self._backoff.reset()
         failures = 0
-
-        def logged(error: Exception) -> None:
-            nonlocal failures
-            failures += 1
-            # One lost connection is routine (an idle one the server closed); more is an outage.
-            (log.warning if failures > 1 else log.debug)(
-                "redis_unreachable", error=str(error), attempt=failures,
-                gives_up_after=None if self._retries < 0 else self._retries)
-            fail(error)
-
-        return super().call_with_retry(do, logged)
+        while True:
+            try:
+                result = do()
+                self._reached[0] = True
+                return result
+            except self._supported_errors as error:
+                failures += 1
+                # One lost connection is routine (an idle one the server closed); more is an outage.
+                (log.warning if failures > 1 else log.debug)(
+                    "redis_unreachable", error=str(error), attempt=failures,
+                    gives_up_after=None if self._retries < 0 else self._retries)
+                fail(error)
+                if (0 <= self._retries < failures or (isinstance(error, OSError) and not self._reached[0])
+                        # Stopping, it still tries once more, at once: one lost connection is routine.
+                        or (failures > 1 and _stopping.is_set())):
+                    raise
+                _stopping.wait(self._backoff.compute(failures))
 
 
 RETRIES = 8  # ~33 s of backoff (0.2 s doubling, at most 10 s apart): a Redis restart, a Sentinel failover
@@ -185,7 +236,7 @@ RETRIES = 8  # ~33 s of backoff (0.2 s doubling, at most 10 s apart): a Redis re
 def retry_options(*, forever: bool = False) -> dict[str, Any]:
     """Client options that ride out a lost Redis: ``RETRIES`` retries (~33 s), or retries without end for a
     reader that has nothing else to do and no signal handler of its own to wait for (``livebrief tail``)."""
-    errors = (redis.ConnectionError, redis.TimeoutError)
+    errors = (redis.ConnectionError, redis.TimeoutError, OSError)
     return {"retry": LoggedRetry(ExponentialBackoff(cap=10, base=0.1), -1 if forever else RETRIES, errors),
             "retry_on_error": list(errors), "health_check_interval": 30}
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -25,6 +26,7 @@ from rq.worker.base import BaseWorker
 from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.recovery import recover_abandoned
+from livebrief.redis_client import stop_waiting_for_redis
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
@@ -80,17 +82,33 @@ class PayloadKeepingJob(Job):
 # Set only while a worker forks its RQ scheduler process (the child sees them in its copy of memory): that
 # a scheduler is being forked, and by which process.
 _forking_scheduler = False
+_forking_worker: BaseWorker | None = None
 _worker_pid = 0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _scheduler_dies_with_its_worker() -> None:
-    """In a worker's RQ scheduler process, just forked: have Linux send it SIGTERM when the worker dies.
+    """In a worker's RQ scheduler process, just forked: have Linux send it SIGTERM when the worker dies, and
+    have SIGTERM end its waits for a lost Redis.
 
     Why: a worker killed with SIGKILL cannot stop the scheduler it forked, which lived on, orphaned, until
     its Redis connection failed, while ``livebrief run`` started a new worker (and scheduler) beside it.
-    SIGTERM is the scheduler's own signal to stop (RQ releases its locks). Other forks are left alone."""
-    if not _forking_scheduler or not sys.platform.startswith("linux"):
+    SIGTERM is the scheduler's own signal to stop (RQ releases its locks); RQ's handler only marks the
+    stop, which a scheduler waiting out a Redis restart would read ~33 s later, while the worker stopping
+    it waits. Other forks are left alone."""
+    if not _forking_scheduler or _forking_worker is None:
+        return
+    scheduler = _forking_worker.scheduler
+    if scheduler is not None:
+        marks_stop = scheduler.request_stop
+
+        def request_stop(signum: int | None = None, frame: FrameType | None = None) -> None:
+            stop_waiting_for_redis()
+            marks_stop(signum, frame)
+
+        # RQ installs ``scheduler.request_stop`` as its handler as the scheduler starts, after this hook.
+        scheduler.request_stop = request_stop  # type: ignore[method-assign]
+    if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -102,14 +120,14 @@ os.register_at_fork(after_in_child=_scheduler_dies_with_its_worker)
 
 
 @contextmanager
-def _forking_its_scheduler() -> Iterator[None]:
-    """Around RQ's calls that fork a worker's scheduler, marking the fork for ``_scheduler_dies_with_its_worker``."""
-    global _forking_scheduler, _worker_pid
-    _forking_scheduler, _worker_pid = True, os.getpid()
+def _forking_its_scheduler(worker: BaseWorker) -> Iterator[None]:
+    """Around RQ's calls that fork ``worker``'s scheduler, marking the fork for ``_scheduler_dies_with_its_worker``."""
+    global _forking_scheduler, _forking_worker, _worker_pid
+    _forking_scheduler, _forking_worker, _worker_pid = True, worker, os.getpid()
     try:
         yield
     finally:
-        _forking_scheduler = False
+        _forking_scheduler, _forking_worker = False, None
 
 
 class _SchedulerEndsWithWorker(BaseWorker):
@@ -117,12 +135,17 @@ class _SchedulerEndsWithWorker(BaseWorker):
     start (``_start_scheduler``, private in RQ 2) and again in maintenance when it has exited."""
 
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
-        with _forking_its_scheduler():
+        with _forking_its_scheduler(self):
             super()._start_scheduler(*args, **kwargs)
 
     def run_maintenance_tasks(self) -> None:
-        with _forking_its_scheduler():
+        with _forking_its_scheduler(self):
             super().run_maintenance_tasks()
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's warm shutdown; a job or command waiting for a lost Redis gives up now, not ~33 s on."""
+        stop_waiting_for_redis()
+        super().request_stop(signum, frame)
 
 
 class ForkingWorker(_SchedulerEndsWithWorker, Worker):

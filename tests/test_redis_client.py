@@ -1,6 +1,6 @@
 """Redis URLs beyond a single plain server: Sentinel (``redis+sentinel://``) and TLS (``rediss://``), on real
 redis-servers: a master, its replica and a sentinel that fails over when the master dies; a server that
-speaks only TLS, with a throwaway CA."""
+speaks only TLS, with a throwaway CA. And how a client waits for a Redis it lost."""
 
 from __future__ import annotations
 
@@ -9,18 +9,30 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import structlog
 import yaml
+from redis.backoff import NoBackoff
 
+from livebrief import redis_client
 from livebrief.config import load_config
 from livebrief.errors import ConfigError, RedisUnavailableError, RedisUrlError
 from livebrief.feedserver import FeedServer
-from livebrief.redis_client import SENTINEL_PORT, check_url, connect, parse_sentinel_url
+from livebrief.redis_client import (
+    SENTINEL_PORT,
+    LoggedRetry,
+    check_url,
+    connect,
+    parse_sentinel_url,
+    retry_options,
+    stop_waiting_for_redis,
+)
 from livebrief.redis_server import EmbeddedRedis, find_redis_server, free_port
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
 from tests.helpers import rss, stop_session, stream_headlines, until
@@ -364,3 +376,108 @@ def test_a_command_refused_by_redis_says_so_without_a_traceback(tmp_path: Path) 
     assert result.returncode == 2
     assert f"Redis at redis://:***@127.0.0.1:{server.port}/0 cannot be used" in result.stderr
     assert "Traceback" not in result.stderr and "wrong" not in result.stderr
+
+
+# --- waiting out a lost Redis ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def waiting_for_redis() -> Iterator[None]:
+    yield
+    redis_client._stopping.clear()  # a test's stop must not reach the tests after it in this process
+
+
+def _attempts(logs: list[dict[str, object]]) -> int:
+    return sum(1 for line in logs if line["event"] == "redis_unreachable")
+
+
+def test_a_client_that_reached_redis_waits_for_it_to_accept_connections_again() -> None:
+    """The pooled connection is dead, so the command needs a new one while Redis refuses connections.
+    redis-py connects it before the command's retries begin, without retrying a refused connect itself:
+    the command failed at once, and an RQ worker quit on it."""
+    server = EmbeddedRedis().start()
+    client = connect(server.url, **retry_options())
+    restarted: list[EmbeddedRedis] = []
+    try:
+        assert client.set("livebrief:test:key", "value")
+        server.stop()
+        back = threading.Timer(1.5, lambda: restarted.append(EmbeddedRedis(port=server.port).start()))
+        back.start()
+
+        with structlog.testing.capture_logs() as logs:
+            assert client.ping()
+
+        back.join()
+        assert _attempts(logs) >= 2  # it was refused, and waited
+    finally:
+        client.close()
+        for each in (server, *restarted):
+            each.stop()
+
+
+def test_a_client_that_never_reached_redis_fails_at_once() -> None:
+    client = connect(f"redis://127.0.0.1:{free_port()}/0", **retry_options())
+    with structlog.testing.capture_logs() as logs, pytest.raises(redis.ConnectionError, match="refused"):
+        client.ping()
+
+    assert _attempts(logs) == 1
+
+
+def test_a_lost_redis_is_waited_for_once_per_command_not_once_per_reconnect_too() -> None:
+    """Redis stops under a command (a blocking pop): redis-py then reconnects inside each of the command's
+    retries, through the same retry. Nested, each retry of the command would wait out a whole schedule of
+    connects: 4 x 4 tries here, 9 x 9 (minutes) with ``retry_options``."""
+    server = EmbeddedRedis().start()
+    client = connect(server.url, **{**retry_options(), "retry": LoggedRetry(NoBackoff(), 3, (OSError,))})
+    errors: list[Exception] = []
+
+    def pop() -> None:
+        try:
+            client.blpop(["livebrief:test:none"], timeout=20)
+        except redis.ConnectionError as exc:
+            errors.append(exc)
+
+    watcher = redis.Redis.from_url(server.url)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            popping = threading.Thread(target=pop, daemon=True)
+            popping.start()
+            assert until(lambda: any(c["cmd"] == "blpop" for c in watcher.client_list()), 10)
+            watcher.close()
+            server.stop()
+            popping.join(30)
+
+        assert len(errors) == 1
+        assert _attempts(logs) == 4  # the pop, and three tries again, each with one connect
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_stopping_ends_a_wait_for_redis_under_way(waiting_for_redis: None) -> None:
+    """What SIGTERM does in every livebrief process (``stop_waiting_for_redis``): a command that would wait
+    for Redis without end gives up, so the process can stop."""
+    server = EmbeddedRedis().start()
+    client = connect(server.url, **retry_options(forever=True))
+    errors: list[Exception] = []
+
+    def ping() -> None:
+        try:
+            client.ping()
+        except redis.ConnectionError as exc:
+            errors.append(exc)
+
+    try:
+        assert client.ping()
+        server.stop()
+        waiting = threading.Thread(target=ping, daemon=True)
+        with structlog.testing.capture_logs() as logs:
+            waiting.start()
+            assert until(lambda: _attempts(logs) >= 3, 30)  # waiting, and would go on
+            stop_waiting_for_redis()
+            waiting.join(15)
+
+        assert not waiting.is_alive()
+        assert len(errors) == 1
+    finally:
+        client.close()

@@ -1,4 +1,5 @@
-"""A Redis restart under a running poller and worker: both reconnect and carry on, and so does RQ's scheduler."""
+"""A Redis restart under a running poller and worker: both reconnect and carry on, and so does RQ's scheduler;
+a delivery worker restarted under mid-job carries on without sending a message twice."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import yaml
 
 from livebrief.feedserver import FeedServer
 from livebrief.redis_server import EmbeddedRedis
-from tests.conftest import REPO, TEST_SECRET, WebhookReceiver
-from tests.helpers import rss, stop_session, stream_headlines, until
+from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
+from tests.helpers import make_item, rss, stop_session, stream_headlines, until
+from worker.jobs import run_batch
+from worker.runtime import configure
 
 
 def wait_for_headline(url: str, headline: str, timeout: float) -> bool:
@@ -99,3 +103,48 @@ def test_run_stops_on_sigterm_while_redis_is_down(tmp_path: Path, feed_server: F
         if run.poll() is None:
             stop_session(run)
         server.stop()
+
+
+def test_a_delivery_worker_rides_out_a_redis_restart_mid_job_and_sends_each_message_once(
+    tmp_path: Path, webhook_receiver: WebhookReceiver,
+) -> None:
+    """Redis stops as the receiver gets the second of five POSTs and is back 3 s later. The worker's next
+    command needs a new connection while Redis refuses them: redis-py connected it without retrying, and RQ
+    quit on the error, with three messages undelivered; the mark of the message posted during the outage
+    was lost with its connection, so the job's retry would have posted it again."""
+    durable = ["--appendonly", "yes", "--dir", str(tmp_path)]
+    server = EmbeddedRedis(extra_args=durable).start()
+    config = make_config(server.url, [], webhooks=[
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [1, 1, 1]}])
+    client = redis.Redis.from_url(server.url)
+    run_batch(client, configure(config), [make_item("wire", n) for n in range(5)])
+    client.close()
+    path = tmp_path / "lb.yaml"
+    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
+                                    "webhooks": [w.model_dump(mode="json") for w in config.webhooks]}))
+    restarted: list[EmbeddedRedis] = []
+
+    def restart_later() -> None:
+        time.sleep(3)
+        restarted.append(EmbeddedRedis(port=server.port, extra_args=durable).start())
+
+    def stop_redis_at_the_second(number: int) -> None:
+        if number == 2:
+            server.stop()
+            threading.Thread(target=restart_later, daemon=True).start()
+
+    webhook_receiver.on_post = stop_redis_at_the_second
+    worker = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", "--queues", "deliveries"],
+                              env={**os.environ, "REDIS_URL": server.url, "LIVEBRIEF_CONFIG": str(path)},
+                              cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert until(lambda: len(webhook_receiver.delivered) >= 5, 60), "the worker stopped delivering"
+        time.sleep(2)  # a message posted twice would have come by now (retries 1 s apart)
+
+        assert worker.poll() is None, "the worker quit"
+        ids = [r["headers"]["webhook-id"] for r in webhook_receiver.received]
+        assert len(ids) == 5 and len(set(ids)) == 5
+    finally:
+        stop_session(worker)
+        for each in (server, *restarted):
+            each.stop()

@@ -447,46 +447,67 @@ class DeliveryMarks:
     socket buffer), so a retry resumes after the last message delivered. Waiting for each reply (a
     blocking round trip between two POSTs) cost more: 355-361 us of worker CPU per delivery against
     300-305 us, and 1,860-1,890 deliveries/s against 2,300-2,390 (``benchmarks/bench_webhooks.py``, 2 cores).
+
+    A mark is the same command however often it runs, so when the connection fails (Redis restarting while
+    the job posts) the marks whose replies are unread are sent again on a new connection, waiting for Redis
+    as the client's retries do. Before, the job failed there, and its retry posted again the messages
+    delivered during the outage.
     """
 
     def __init__(self, client: redis.Redis, keys: Keys, webhook_id: str, ttl: int) -> None:
-        self.pool = client.connection_pool
+        self.client = client
         self.keys = keys
         self.webhook_id = webhook_id
         self.ttl = ttl
         self.counted = (keys.counters, counter_field(DELIVERED, webhook_id))
         self.conn: redis.connection.Connection | None = None
-        self.pending = 0
+        self.unread: list[tuple[str, ...]] = []  # ARGV of the marks whose replies are unread
 
     def add(self, msg_id: str) -> None:
-        if self.conn is None:
-            self.conn = self.pool.get_connection()
         mark = delivery_mark(self.webhook_id, msg_id)
         gen = generation(time.time(), self.ttl)
         key = self.keys.delivery_mark_set(gen, shard(mark))
-        # No health check: a PING sent now (the client's health_check_interval, when the last POST took that
-        # long) would read the reply of an earlier mark as its PONG, and the connection would be dropped with
-        # the other replies, leaving ``close`` waiting for them until the job's timeout.
-        self.conn.send_command("EVAL", _MARK_LUA, 0, key, mark, expires_at(gen, self.ttl), *self.counted,
-                               check_health=False)
-        self.pending += 1
+        args = (key, str(mark), str(expires_at(gen, self.ttl)), *self.counted)  # as redis-py sends them
+        self.unread.append(args)
+        try:
+            if self.conn is None:
+                self.conn = self.client.connection_pool.get_connection()
+            # No health check: a PING sent now (the client's health_check_interval, when the last POST took
+            # that long) would read the reply of an earlier mark as its PONG, and the connection would be
+            # dropped with the other replies, leaving ``close`` waiting for them until the job's timeout.
+            self.conn.send_command("EVAL", _MARK_LUA, 0, *args, check_health=False)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._send_again(exc)
 
     def close(self) -> None:
         """Read every reply (an error reply raises, so the job fails and its retry re-sends what is not
         marked) and give the connection back, dropped when replies may be left unread on it."""
-        conn, self.conn = self.conn, None
-        if conn is None:
-            return
-        clean = False
         try:
-            while self.pending:
-                self.pending -= 1
-                conn.read_response()
-            clean = True
+            if self.conn is not None:
+                for _ in self.unread:
+                    self.conn.read_response()
+                self.unread.clear()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self._send_again(exc)
         finally:
+            self._drop_connection(clean=not self.unread)
+
+    def _send_again(self, exc: Exception) -> None:
+        """The unread marks again, in one pipeline on a new connection, retried as any command is."""
+        log.warning("delivery_marks_sent_again", webhook=self.webhook_id, marks=len(self.unread), error=str(exc))
+        self._drop_connection(clean=False)
+        with self.client.pipeline(transaction=False) as pipe:
+            for args in self.unread:
+                pipe.eval(_MARK_LUA, 0, *args)
+            pipe.execute()
+        self.unread.clear()
+
+    def _drop_connection(self, *, clean: bool) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
             if not clean:
                 conn.disconnect()
-            self.pool.release(conn)
+            self.client.connection_pool.release(conn)
 
 
 def _job_messages(job: Job) -> tuple[str, list[list[str]]]:
