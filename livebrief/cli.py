@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -20,12 +21,19 @@ import redis
 import structlog
 
 from livebrief.config import Config, load_config
-from livebrief.errors import BadLineError, LivebriefError, RedisUnavailableError, UsageError, without_password
+from livebrief.errors import (
+    BadLineError,
+    LivebriefError,
+    RedisUnavailableError,
+    UsageError,
+    WorkerExitedError,
+    without_password,
+)
 from livebrief.exporter import MetricsExporter, parse_listen
 from livebrief.keys import Keys
 from livebrief.log import configure_logging
 from livebrief.redis_client import connect, retry_options, stop_waiting_for_redis
-from livebrief.redis_server import redis_url_for, running_url
+from livebrief.redis_server import answers, redis_url_for, running_url
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
@@ -49,6 +57,9 @@ def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tu
             yield url, client
         except redis.ConnectionError as exc:  # out of retries, or refused credentials: say so, no traceback
             raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: {exc}") from exc
+        except redis.exceptions.InvalidResponse as exc:  # something else listens there (an HTTP server, say)
+            raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: it does not answer "
+                                        f"as Redis does ({exc})") from exc
         finally:
             client.close()
 
@@ -135,7 +146,7 @@ def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.N
     delivery_workers = (args.delivery_workers if args.delivery_workers is not None
                         else 2 if len(config.webhooks) > 1 else 1)
     workers = WorkerProcesses([["--queues", "ingest"]] * args.workers
-                              + [["--queues", "deliveries"]] * delivery_workers, env)
+                              + [["--queues", "deliveries"]] * delivery_workers, env, lambda: answers(url))
     poller = Poller(config, client)
     exporter = receiver = None
     try:
@@ -149,12 +160,24 @@ def _run_forever(config: Config, url: str, client: redis.Redis, args: argparse.N
         log.info("running", feeds=len(poller.feeds), workers=len(workers), redis=url)
 
         async def body(stop: asyncio.Event) -> None:
-            watcher = asyncio.create_task(workers.watch(stop))
+            loop = asyncio.get_running_loop()
+            failed: list[WorkerExitedError] = []
+
+            def worker_failed(exc: WorkerExitedError) -> None:
+                failed.append(exc)
+                loop.call_soon_threadsafe(stop.set)
+
+            watching = threading.Event()
+            watcher = threading.Thread(target=workers.watch, args=(watching, worker_failed), daemon=True,
+                                       name="livebrief-supervisor")
+            watcher.start()
             try:
                 await poller.run_forever(stop)
             finally:
-                stop.set()
-                await watcher  # raises WorkerExitedError when that is why the poller stopped
+                watching.set()
+                watcher.join()
+            if failed:
+                raise failed[0]  # why the poller stopped
 
         _until_signalled(body)
     finally:

@@ -25,6 +25,7 @@ import redis
 import structlog
 
 from livebrief.errors import RedisUnavailableError
+from livebrief.redis_client import connect
 
 log = structlog.get_logger(__name__)
 LOCAL_DEFAULT = "redis://localhost:6379/0"
@@ -158,9 +159,11 @@ class EmbeddedRedis:
         self.stop()
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether the Redis at ``url`` (any URL ``connect`` takes) answers a PING, with the URL's credentials,
+    within half a second and without retrying."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = connect(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         client.ping()
         client.close()
         return True
@@ -176,7 +179,7 @@ def _answering(configured: str | None, *, allow_local: bool = True) -> str | Non
     if url:
         return url
     for candidate in (private_url(), *((LOCAL_DEFAULT,) if allow_local else ())):
-        if _answers(candidate):
+        if answers(candidate):
             return candidate
     return None
 
@@ -210,7 +213,7 @@ def redis_url_for(configured: str | None, *, allow_local: bool = True) -> Iterat
 
 def _wait_for(url: str, timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
-    while not _answers(url):
+    while not answers(url):
         if time.monotonic() > deadline:
             raise RedisUnavailableError(f"another livebrief holds {url} but it does not answer")
         time.sleep(0.1)

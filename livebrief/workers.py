@@ -20,7 +20,7 @@ import redis
 import structlog
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
-from rq.worker import DequeueStrategy
+from rq.worker import DequeueStrategy, WorkerStatus
 from rq.worker.base import BaseWorker
 
 from livebrief.config import Config
@@ -143,9 +143,32 @@ class _SchedulerEndsWithWorker(BaseWorker):
             super().run_maintenance_tasks()
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        """RQ's warm shutdown; a job or command waiting for a lost Redis gives up now, not ~33 s on."""
+        """RQ's warm shutdown. An idle worker's waits for a lost Redis end now, not ~33 s on; a busy one's
+        job goes on waiting, since finishing it needs Redis: a delivery job cut short there would have its
+        retry post again what it posted during the outage (``execute_job`` ends the waits after it)."""
+        if self.get_state() != WorkerStatus.BUSY:
+            stop_waiting_for_redis()
+            super().request_stop(signum, frame)  # raises StopRequested
+            return
+        try:
+            super().request_stop(signum, frame)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # RQ records the stop in Redis from inside the signal handler, whose error, Redis being down, was
+            # raised into the job it interrupted. The stop itself is marked before that write.
+            log.warning("worker_stop_not_recorded", error=str(exc))
+            if self.scheduler:
+                self.stop_scheduler()
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         stop_waiting_for_redis()
-        super().request_stop(signum, frame)
+        super().request_force_stop(signum, frame)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        finally:
+            if self._stop_requested:  # the warm shutdown's job is done: the rest of the stop waits for nothing
+                stop_waiting_for_redis()
 
 
 class ForkingWorker(_SchedulerEndsWithWorker, Worker):

@@ -378,6 +378,20 @@ def test_a_command_refused_by_redis_says_so_without_a_traceback(tmp_path: Path) 
     assert "Traceback" not in result.stderr and "wrong" not in result.stderr
 
 
+def test_a_url_of_something_other_than_redis_says_so_without_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "livebrief.yaml"
+    path.write_text(yaml.safe_dump({}))
+    with FeedServer() as http:
+        url = http.url("/").replace("http://", "redis://").rstrip("/") + "/0"
+        result = subprocess.run([sys.executable, "-m", "livebrief.cli", "metrics", "--config", str(path)],
+                                env={**os.environ, "REDIS_URL": url}, cwd=REPO, capture_output=True, text=True,
+                                timeout=60)
+
+    assert result.returncode == 2
+    assert f"Redis at {url} cannot be used: it does not answer as Redis does" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- waiting out a lost Redis ------------------------------------------------------------------------------
 
 

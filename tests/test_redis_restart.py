@@ -3,6 +3,7 @@ a delivery worker restarted under mid-job carries on without sending a message t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,11 +12,15 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import redis
+import structlog
 import yaml
 
+from livebrief.errors import WorkerExitedError
 from livebrief.feedserver import FeedServer
-from livebrief.redis_server import EmbeddedRedis
+from livebrief.redis_server import EmbeddedRedis, answers, free_port
+from livebrief.supervisor import WorkerProcesses
 from tests.conftest import REPO, TEST_SECRET, WebhookReceiver, make_config
 from tests.helpers import make_item, rss, stop_session, stream_headlines, until
 from worker.jobs import run_batch
@@ -105,46 +110,132 @@ def test_run_stops_on_sigterm_while_redis_is_down(tmp_path: Path, feed_server: F
         server.stop()
 
 
+class _OutageMidJob:
+    """Five messages queued for one webhook on a Redis kept on disk, and a delivery worker (``livebrief work
+    --queues deliveries``) posting them; Redis stops as the receiver gets the second POST, back 3 s later."""
+
+    def __init__(self, tmp_path: Path, receiver: WebhookReceiver) -> None:
+        self.durable = ["--appendonly", "yes", "--dir", str(tmp_path)]
+        self.server = EmbeddedRedis(extra_args=self.durable).start()
+        self.restarted: list[EmbeddedRedis] = []
+        self.stopped = threading.Event()
+        self.receiver = receiver
+        config = make_config(self.server.url, [], webhooks=[
+            {"id": "desk", "url": receiver.url, "secret": TEST_SECRET, "retry_intervals": [1, 1, 1]}])
+        client = redis.Redis.from_url(self.server.url)
+        run_batch(client, configure(config), [make_item("wire", n) for n in range(5)])
+        client.close()
+        path = tmp_path / "lb.yaml"
+        path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
+                                        "webhooks": [w.model_dump(mode="json") for w in config.webhooks]}))
+        receiver.on_post = self._stop_redis_at_the_second
+        self.worker_env = {**os.environ, "REDIS_URL": self.server.url, "LIVEBRIEF_CONFIG": str(path)}
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "livebrief.cli", "work", "--queues", "deliveries"], env=self.worker_env,
+            cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _stop_redis_at_the_second(self, number: int) -> None:
+        if number == 2:
+            self.server.stop()
+            self.stopped.set()
+            threading.Thread(target=self._restart_later, daemon=True).start()
+
+    def _restart_later(self) -> None:
+        time.sleep(3)
+        self.restarted.append(EmbeddedRedis(port=self.server.port, extra_args=self.durable).start())
+
+    def posted(self) -> list[str]:
+        return [r["headers"]["webhook-id"] for r in self.receiver.received]
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):  # its session already ended
+            stop_session(self.worker)
+        for each in (self.server, *self.restarted):
+            each.stop()
+
+
 def test_a_delivery_worker_rides_out_a_redis_restart_mid_job_and_sends_each_message_once(
     tmp_path: Path, webhook_receiver: WebhookReceiver,
 ) -> None:
-    """Redis stops as the receiver gets the second of five POSTs and is back 3 s later. The worker's next
-    command needs a new connection while Redis refuses them: redis-py connected it without retrying, and RQ
-    quit on the error, with three messages undelivered; the mark of the message posted during the outage
-    was lost with its connection, so the job's retry would have posted it again."""
-    durable = ["--appendonly", "yes", "--dir", str(tmp_path)]
-    server = EmbeddedRedis(extra_args=durable).start()
-    config = make_config(server.url, [], webhooks=[
-        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [1, 1, 1]}])
-    client = redis.Redis.from_url(server.url)
-    run_batch(client, configure(config), [make_item("wire", n) for n in range(5)])
-    client.close()
-    path = tmp_path / "lb.yaml"
-    path.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
-                                    "webhooks": [w.model_dump(mode="json") for w in config.webhooks]}))
-    restarted: list[EmbeddedRedis] = []
-
-    def restart_later() -> None:
-        time.sleep(3)
-        restarted.append(EmbeddedRedis(port=server.port, extra_args=durable).start())
-
-    def stop_redis_at_the_second(number: int) -> None:
-        if number == 2:
-            server.stop()
-            threading.Thread(target=restart_later, daemon=True).start()
-
-    webhook_receiver.on_post = stop_redis_at_the_second
-    worker = subprocess.Popen([sys.executable, "-m", "livebrief.cli", "work", "--queues", "deliveries"],
-                              env={**os.environ, "REDIS_URL": server.url, "LIVEBRIEF_CONFIG": str(path)},
-                              cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """The worker's next command needs a new connection while Redis refuses them: redis-py connected it
+    without retrying, and RQ quit on the error, with three messages undelivered; the mark of the message
+    posted during the outage was lost with its connection, so the job's retry would have posted it again."""
+    outage = _OutageMidJob(tmp_path, webhook_receiver)
     try:
         assert until(lambda: len(webhook_receiver.delivered) >= 5, 60), "the worker stopped delivering"
         time.sleep(2)  # a message posted twice would have come by now (retries 1 s apart)
 
-        assert worker.poll() is None, "the worker quit"
-        ids = [r["headers"]["webhook-id"] for r in webhook_receiver.received]
-        assert len(ids) == 5 and len(set(ids)) == 5
+        assert outage.worker.poll() is None, "the worker quit"
+        assert len(outage.posted()) == 5 and len(set(outage.posted())) == 5
     finally:
-        stop_session(worker)
-        for each in (server, *restarted):
-            each.stop()
+        outage.close()
+
+
+def test_a_delivery_worker_stopped_while_redis_is_down_finishes_its_job_when_redis_returns(
+    tmp_path: Path, webhook_receiver: WebhookReceiver,
+) -> None:
+    """SIGTERM is a warm shutdown: the worker finishes its job, which needs Redis to mark what it posted.
+    Giving up at the signal left the message posted during the outage unmarked, posted again by the job's
+    retry; and RQ's handler, writing the stop to Redis, raised its error into the job. The job, having
+    posted for longer than a slice, hands its last messages to a job that a later worker runs."""
+    outage = _OutageMidJob(tmp_path, webhook_receiver)
+    try:
+        assert outage.stopped.wait(60)
+        time.sleep(1)
+        outage.worker.terminate()
+        assert outage.worker.wait(60) == 0
+
+        later = subprocess.run([sys.executable, "-m", "livebrief.cli", "work", "--burst", "--queues", "deliveries"],
+                               env=outage.worker_env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert later.returncode == 0, later.stderr
+        assert len(outage.posted()) == 5 and len(set(outage.posted())) == 5
+    finally:
+        outage.close()
+
+
+def test_run_keeps_starting_a_worker_that_died_while_redis_is_down(tmp_path: Path, feed_server: FeedServer) -> None:
+    """A worker started while Redis is down exits at once (it never reached it). Counted as quick exits,
+    three of them stopped `livebrief run` ~7 s into an outage that the rest of it rides out."""
+    durable = ["--appendonly", "yes", "--dir", str(tmp_path)]
+    server = EmbeddedRedis(extra_args=durable).start()
+    run = start_run(tmp_path, feed_server, server.url)
+    try:
+        assert wait_for_headline(server.url, "Harbour authority reopens northern pier", 30)
+        workers = [p for p in psutil.Process(run.pid).children() if "work" in p.cmdline()]
+        server.stop()
+        for worker in workers:
+            worker.kill()
+        time.sleep(20)  # three restarts and more: each exits at once
+        assert run.poll() is None, "livebrief run stopped"
+
+        server = EmbeddedRedis(port=server.port, extra_args=durable).start()
+        feed_server.set("/r.xml", rss([("g2", "Regional library extends opening hours"),
+                                       ("g1", "Harbour authority reopens northern pier")]))
+        assert wait_for_headline(server.url, "Regional library extends opening hours", 60)
+    finally:
+        stop_session(run)
+        server.stop()
+
+
+def test_workers_exiting_at_once_while_redis_is_down_are_started_again_without_end(tmp_path: Path) -> None:
+    """What `livebrief run` does with its workers while Redis is down (`livebrief/supervisor.py`): each
+    exits at once, and is started again; three such exits in a row used to stop `run` with an error."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    config = tmp_path / "lb.yaml"
+    config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": []}))
+    workers = WorkerProcesses([["--queues", "ingest"]], {**os.environ, "REDIS_URL": url,
+                                                        "LIVEBRIEF_CONFIG": str(config)}, lambda: answers(url))
+    errors: list[WorkerExitedError] = []
+    done = threading.Event()
+    watcher = threading.Thread(target=workers.watch, args=(done, errors.append), daemon=True)
+    with structlog.testing.capture_logs() as logs:
+        workers.start()
+        watcher.start()
+        # Not a timing figure: long enough for three quick exits with the old pauses (1 s, 2 s), and more.
+        until(lambda: errors, 15)
+        done.set()
+        watcher.join()
+        workers.stop()
+
+    assert errors == []
+    assert sum(1 for line in logs if line["event"] == "worker_exited_redis_down") >= 2
