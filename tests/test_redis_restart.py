@@ -1,5 +1,6 @@
 """A Redis restart under a running poller and worker: both reconnect and carry on, and so does RQ's scheduler;
-a delivery worker restarted under mid-job carries on without sending a message twice."""
+a delivery worker whose Redis restarts mid-job carries on (or, stopped, finishes its job) without posting a
+message twice; `livebrief run` keeps starting the workers that exit while Redis is down."""
 
 from __future__ import annotations
 
