@@ -495,3 +495,4 @@ def test_stopping_ends_a_wait_for_redis_under_way(waiting_for_redis: None) -> No
         assert len(errors) == 1
     finally:
         client.close()
+        server.stop()
