@@ -370,14 +370,18 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             print(f"re-queued {count} dead-lettered deliveries")
         else:
             dead = [json.loads(r) for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))]
-            for webhook in config.webhooks:
+            with client.pipeline(transaction=False) as pipe:  # one round trip for every webhook
+                for webhook in config.webhooks:
+                    pipe.get(keys.webhook_hold(webhook.id))
+                    # Jobs in its lanes (running, or leased by a worker that died) and parked behind them.
+                    pipe.zcount(keys.webhook_lanes(webhook.id), time.time() * 1000, "+inf")
+                    pipe.zcard(keys.webhook_parked(webhook.id))
+                replies = pipe.execute()
+            for index, webhook in enumerate(config.webhooks):
                 n = sum(1 for d in dead if d["webhook"] == webhook.id)
-                held = cast(bytes | None, client.get(keys.webhook_hold(webhook.id)))
+                held, running, parked = replies[3 * index:3 * index + 3]
                 wait = (f" waiting-until={datetime.fromtimestamp(float(held), UTC).isoformat(timespec='seconds')}"
                         if held is not None else "")  # the receiver asked to be called later (429/503)
-                # Jobs in its lanes (running, or leased by a worker that died) and parked behind them.
-                running = client.zcount(keys.webhook_lanes(webhook.id), time.time() * 1000, "+inf")
-                parked = client.zcard(keys.webhook_parked(webhook.id))
                 print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
                       f"dead-lettered={n} running={running}/{webhook.concurrency} parked={parked}{wait}")
     return 0

@@ -79,9 +79,8 @@ class PayloadKeepingJob(Job):
         return out
 
 
-# Set only while a worker forks its RQ scheduler process (the child sees them in its copy of memory): that
-# a scheduler is being forked, and by which process.
-_forking_scheduler = False
+# Set only while a worker forks its RQ scheduler process (the child sees them in its copy of memory): the
+# worker forking it, and its process.
 _forking_worker: BaseWorker | None = None
 _worker_pid = 0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -96,7 +95,7 @@ def _scheduler_dies_with_its_worker() -> None:
     SIGTERM is the scheduler's own signal to stop (RQ releases its locks); RQ's handler only marks the
     stop, which a scheduler waiting out a Redis restart would read ~33 s later, while the worker stopping
     it waits. Other forks are left alone."""
-    if not _forking_scheduler or _forking_worker is None:
+    if _forking_worker is None:
         return
     scheduler = _forking_worker.scheduler
     if scheduler is not None:
@@ -122,12 +121,12 @@ os.register_at_fork(after_in_child=_scheduler_dies_with_its_worker)
 @contextmanager
 def _forking_its_scheduler(worker: BaseWorker) -> Iterator[None]:
     """Around RQ's calls that fork ``worker``'s scheduler, marking the fork for ``_scheduler_dies_with_its_worker``."""
-    global _forking_scheduler, _forking_worker, _worker_pid
-    _forking_scheduler, _forking_worker, _worker_pid = True, worker, os.getpid()
+    global _forking_worker, _worker_pid
+    _forking_worker, _worker_pid = worker, os.getpid()
     try:
         yield
     finally:
-        _forking_scheduler, _forking_worker = False, None
+        _forking_worker = None
 
 
 class _SchedulerEndsWithWorker(BaseWorker):

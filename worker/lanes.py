@@ -102,6 +102,11 @@ def _args(*values: object) -> list[str]:
     return [str(v) for v in values]
 
 
+def _lane_keys(keys: Keys, webhook_id: str) -> tuple[str, str]:
+    """KEYS of both scripts: the webhook's lanes and its parked jobs."""
+    return keys.webhook_lanes(webhook_id), keys.webhook_parked(webhook_id)
+
+
 def lease_seconds(webhook: WebhookConfig, delivery_slice: float) -> float:
     """How long a lane is leased to a job (the module docstring)."""
     return delivery_slice + webhook.timeout + LEASE_MARGIN
@@ -116,7 +121,7 @@ class Lane:
         self.webhook = webhook
         self.job_id = job_id
         self.lease = lease_seconds(webhook, delivery_slice)
-        self.keys = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
+        self.keys = _lane_keys(keys, webhook.id)
         self.queue = Queue(keys.delivery_queue, connection=connection)
 
     def acquire(self) -> bool:
@@ -166,20 +171,24 @@ def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookC
     holder died) to the oldest of them. The number of jobs queued."""
     queue = Queue(keys.delivery_queue, connection=connection)
     scheduled = ScheduledJobRegistry(queue=queue).key
+    lanes = [_lane_keys(keys, webhook.id) for webhook in webhooks]
     with connection.pipeline(transaction=False) as pipe:
-        for webhook in webhooks:
-            pipe.zrange(keys.webhook_lanes(webhook.id), 0, -1)
-            pipe.exists(keys.webhook_parked(webhook.id))
+        for held, parked in lanes:
+            pipe.zrange(held, 0, -1)
+            pipe.exists(parked)
         replies = pipe.execute()
-    holders = cast(list[list[bytes]], replies[0::2])
+    holders = [[h.decode() for h in cast(list[bytes], held_by)] for held_by in replies[0::2]]
+    with connection.pipeline(transaction=False) as pipe:  # which holders sit scheduled, in one round trip
+        for job_id in (job_id for held_by in holders for job_id in held_by):
+            pipe.zscore(scheduled, job_id)
+        left_scheduled = iter(pipe.execute())
     woken = 0
-    for webhook, held_by, parked in zip(webhooks, holders, replies[1::2], strict=True):
-        for job_id in (h.decode() for h in held_by):
-            if connection.zscore(scheduled, job_id) is not None and wake(connection, queue, job_id):
+    for webhook, webhook_lanes, held_by, parked in zip(webhooks, lanes, holders, replies[1::2], strict=True):
+        for job_id in held_by:
+            if next(left_scheduled) is not None and wake(connection, queue, job_id):
                 log.warning("delivery_lane_recovered", webhook=webhook.id, job=job_id, how="queued its holder")
                 woken += 1
-        lanes = (keys.webhook_lanes(webhook.id), keys.webhook_parked(webhook.id))
-        if parked and _release(connection, queue, lanes, "", webhook):
+        if parked and _release(connection, queue, webhook_lanes, "", webhook):
             log.warning("delivery_lane_recovered", webhook=webhook.id, how="gave a free lane to a parked job")
             woken += 1
     return woken

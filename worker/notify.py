@@ -360,7 +360,7 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
           deferred_since: float | None, parked_since: float | None) -> None:
     """Queue ``messages`` as a job parked behind ``webhook``'s lanes (``worker/lanes.py``); queued now if a
     lane was freed meanwhile."""
-    queue = Queue(runtime.keys.delivery_queue, connection=job.connection)
+    queue = lane.queue
     # Its place: when its messages first parked, else first were put off (found by QA: a batch a 429 put off
     # parked behind later ones), else when its job was made (two workers racing park in batch order).
     since = next(t for t in (parked_since, deferred_since, job.created_at.timestamp()) if t is not None)
@@ -378,9 +378,8 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
 
 def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> None:
     """Queue ``messages`` as a job at the back of the queue and give it this job's lane, in one MULTI."""
-    queue = Queue(run.runtime.keys.delivery_queue, connection=run.job.connection)
     with run.job.connection.pipeline() as pipe:
-        successor = enqueue_delivery_batch(queue, webhook, messages, pipe,
+        successor = enqueue_delivery_batch(run.lane.queue, webhook, messages, pipe,
                                            run.runtime.config.worker.finished_job_ttl,
                                            deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"),
                                            retries_left=retries_left(run.job))
