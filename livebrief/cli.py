@@ -55,7 +55,8 @@ def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tu
         client = connect(url, **retry_options(forever=patient))
         try:
             yield url, client
-        except redis.ConnectionError as exc:  # out of retries, or refused credentials: say so, no traceback
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # out of retries, refused credentials, or
+            # no reply (a frozen Redis, at a SIGTERM): say so, no traceback
             raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: {exc}") from exc
         except redis.exceptions.InvalidResponse as exc:  # something else listens there (an HTTP server, say)
             raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: it does not answer "

@@ -33,6 +33,7 @@ from rq import Queue, Retry
 from livebrief.config import Config, WorkerConfig
 from livebrief.keys import Keys, job_id_part
 from livebrief.models import Item
+from livebrief.queues import LivebriefQueue
 
 INGEST_JOB = "worker.jobs.process_batch"
 # Jobs waiting in the ingest queue from which a fetch is queued in jobs of ``worker.busy_job_items``: a
@@ -100,7 +101,7 @@ def enqueue_fetches(client: redis.Redis, config: Config, fetches: Sequence[tuple
     if not any(items for _, items in fetches):
         return [0] * len(fetches)
     keys = Keys(config.prefix)
-    queue = Queue(keys.ingest_queue, connection=client)
+    queue = LivebriefQueue(keys.ingest_queue, connection=client)
     members = [[f"{item.id}:{item.content_hash}" for item in items] for _, items in fetches]
     with client.pipeline(transaction=False) as reader:
         for (feed_id, _), names in zip(fetches, members, strict=True):

@@ -55,7 +55,13 @@ P:counters                     hash       what the workers did, for ``livebrief 
 
 RQ's own keys live under ``rq:``; livebrief's two RQ queues are named ``P-ingest`` and ``P-deliveries``,
 so two installations with different prefixes can share one Redis without taking each other's jobs. Job ids
-(``rq:job:<id>``) name the feed or webhook they serve through ``job_id_part``.
+(``rq:job:<id>``) name the feed or webhook they serve through ``job_id_part``. Beside each queue's list
+(``rq:queue:<name>``), next to RQ's ``rq:queue:<name>:intermediate``, livebrief keeps one key of its own:
+
+=============================  =========  ===================================================  ==================
+rq:queue:<name>:doorbell       stream     rung by every push to the queue, so that a worker    MAXLEN 1
+                                          waiting on several queues wakes (livebrief/queues.py)
+=============================  =========  ===================================================  ==================
 """
 
 from __future__ import annotations
@@ -76,6 +82,11 @@ DEFERRED = "deferred"  # delivery jobs put off because the receiver asked to wai
 
 def counter_field(kind: str, label: str) -> str:
     return f"{kind}:{label}"
+
+
+def queue_doorbell(queue_key: str) -> str:
+    """The doorbell of the RQ queue whose list is ``queue_key`` (``rq:queue:<name>``)."""
+    return f"{queue_key}:doorbell"
 
 
 def job_id_part(name: str) -> str:

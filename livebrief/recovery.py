@@ -18,7 +18,6 @@ from typing import cast
 
 import redis
 import structlog
-from rq import Queue
 from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
@@ -28,6 +27,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import Worker
 
 from livebrief.keys import Keys
+from livebrief.queues import LivebriefQueue
 
 log = structlog.get_logger(__name__)
 # Longer than any one recovery takes (a failure callback, a retry).
@@ -76,7 +76,7 @@ def recover_abandoned(client: redis.Redis, keys: Keys, queue_names: list[str]) -
     """Retry (or fail, when out of retries) every started job of these queues whose worker is dead."""
     recovered = 0
     for name in queue_names:
-        queue = Queue(name, connection=client)
+        queue = LivebriefQueue(name, connection=client)
         registry = StartedJobRegistry(queue=queue)
         for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
             member = f"{job_id}:{execution_id}"  # the job's entry in the registry
@@ -125,7 +125,7 @@ def _requeue_stuck_in_dequeue(client: redis.Redis, keys: Keys, queue_names: list
     though nothing of the job ran. RQ's rule for "stuck" is kept: still there a minute after first seen."""
     requeued = 0
     for name in queue_names:
-        queue = Queue(name, connection=client)
+        queue = LivebriefQueue(name, connection=client)
         intermediate = IntermediateQueue(queue.key, connection=client)
         for job_id in intermediate.get_job_ids():
             if job_id in queue.started_job_registry or intermediate.set_first_seen(job_id):

@@ -224,30 +224,42 @@ class LoggedRetry(Retry):
                     gives_up_after=None if self._retries < 0 else self._retries)
                 fail(error)
                 if (0 <= self._retries < failures or (isinstance(error, OSError) and not self._reached[0])
-                        # Stopping, it still tries once more, at once: one lost connection is routine.
-                        or (failures > 1 and _stopping.is_set())):
+                        # Stopping, it still tries once more, at once: one lost connection is routine. A reply
+                        # that never came is not: another try would wait as long again.
+                        or (_stopping.is_set() and (failures > 1 or isinstance(error, redis.TimeoutError)))):
                     raise
                 _stopping.wait(self._backoff.compute(failures))
 
 
 RETRIES = 8  # ~33 s of backoff (0.2 s doubling, at most 10 s apart): a Redis restart, a Sentinel failover
+# How long a command waits for its reply, and a connect for its answer, before they count as a lost
+# connection (retried as one). Without them a Redis that accepts connections but never answers (frozen, or
+# behind a partition that drops packets) held a process for ever, past SIGTERM. No command livebrief sends
+# blocks for more than a second (``livebrief/queues.py``, ``livebrief tail``), and a healthy Redis answers
+# the others in milliseconds; RQ's workers block longer, and add their pop to it (``livebrief/workers.py``).
+# A timeout in the URL (``?socket_timeout=30``) wins.
+REPLY_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 5.0
 
 
 def retry_options(*, forever: bool = False) -> dict[str, Any]:
-    """Client options that ride out a lost Redis: ``RETRIES`` retries (~33 s), or retries without end for a
-    reader that has nothing else to do and no signal handler of its own to wait for (``livebrief tail``)."""
+    """Client options that ride out a lost or silent Redis: ``RETRIES`` retries (~33 s), or retries without
+    end for a reader that has nothing else to do and no signal handler of its own to wait for (``livebrief
+    tail``); each command waits ``REPLY_TIMEOUT`` for its reply."""
     errors = (redis.ConnectionError, redis.TimeoutError, OSError)
     return {"retry": LoggedRetry(ExponentialBackoff(cap=10, base=0.1), -1 if forever else RETRIES, errors),
-            "retry_on_error": list(errors), "health_check_interval": 30}
+            "retry_on_error": list(errors), "health_check_interval": 30,
+            "socket_timeout": REPLY_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
 
 
 def connect(url: str, **options: Any) -> redis.Redis:
-    """A client for ``url``; ``options`` (retries, timeouts) apply to the master's connections."""
+    """A client for ``url``; ``options`` (retries, timeouts) apply to the master's connections, where the URL
+    does not set them itself."""
     if scheme_of(url) in SENTINEL_SCHEMES:
         target = parse_sentinel_url(url)  # checks it too
         sentinel = Sentinel(target.sentinels, sentinel_kwargs=target.sentinel_options)
         connection_class = MasterSSLConnection if target.client_options.get("ssl") else MasterConnection
         return sentinel.master_for(target.service, connection_class=connection_class,
-                                   **{**target.client_options, **options})
+                                   **{**options, **target.client_options})  # the URL's options win
     check_url(url)
     return redis.Redis.from_url(url, **options)

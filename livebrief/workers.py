@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import math
 import os
 import signal
 import sys
@@ -25,8 +26,9 @@ from rq.worker.base import BaseWorker
 
 from livebrief.config import Config
 from livebrief.keys import Keys
+from livebrief.queues import LivebriefQueue
 from livebrief.recovery import recover_abandoned
-from livebrief.redis_client import stop_waiting_for_redis
+from livebrief.redis_client import REPLY_TIMEOUT, stop_waiting_for_redis
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
@@ -43,6 +45,8 @@ GC_THRESHOLDS = (50_000, 20, 100)
 QUEUE_ROLES = ("ingest", "deliveries")
 # ``worker.queue_order``, in RQ's terms: after a job, round robin puts its queue last.
 DEQUEUE_STRATEGIES = {"alternate": DequeueStrategy.ROUND_ROBIN, "ingest_first": DequeueStrategy.DEFAULT}
+# How long an idle worker on one queue blocks in one pop (RQ's ``dequeue_timeout``); see ``_SchedulerEndsWithWorker``.
+DEQUEUE_WAIT = 3
 # How long a worker trusts what it wrote to its own RQ record (see ``FreezingWorker``).
 SAME_SECOND = 1.0
 
@@ -131,7 +135,33 @@ def _forking_its_scheduler(worker: BaseWorker) -> Iterator[None]:
 
 class _SchedulerEndsWithWorker(BaseWorker):
     """A worker whose RQ scheduler process ends when the worker does, however it ends. RQ forks it at the
-    start (``_start_scheduler``, private in RQ 2) and again in maintenance when it has exited."""
+    start (``_start_scheduler``, private in RQ 2) and again in maintenance when it has exited. It takes jobs
+    through ``LivebriefQueue``, which never loses one taken from several queues."""
+
+    queue_class = LivebriefQueue
+
+    def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
+        # RQ wants every queue to be of the worker's queue class: RQ's own are taken by name.
+        listed = [queues] if isinstance(queues, str | Queue) else list(queues)
+        names: list[str | Queue] = [q.name if type(q) is Queue else q for q in listed]
+        super().__init__(names, *args, **kwargs)  # type: ignore[arg-type]  # RQ takes a mixed list too
+
+    # RQ blocks on a single queue for ``dequeue_timeout`` (405 s by default) and raises its client's reply
+    # timeout above that: a frozen Redis then held the worker, past SIGTERM, for minutes. An idle worker now
+    # pops again every few seconds (with a heartbeat), and its client waits for a reply that long plus
+    # ``livebrief.redis_client.REPLY_TIMEOUT``.
+    @property
+    def dequeue_timeout(self) -> int:
+        return DEQUEUE_WAIT
+
+    @property
+    def connection_timeout(self) -> int:
+        return DEQUEUE_WAIT + math.ceil(REPLY_TIMEOUT)
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        # RQ takes a job through the intermediate list only from a single queue, and clears it from there only
+        # then; ``LivebriefQueue`` always does (the job leaves the list as it is listed as started, in one MULTI).
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
 
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
         with _forking_its_scheduler(self):
@@ -257,7 +287,7 @@ def queues(client: redis.Redis, keys: Keys, roles: tuple[str, ...] = QUEUE_ROLES
     """RQ queues by role, in the order given (with ``queue_order`` ingest_first, a worker serves earlier
     queues first)."""
     names = {"ingest": keys.ingest_queue, "deliveries": keys.delivery_queue}
-    return [Queue(names[role], connection=client) for role in roles]
+    return [LivebriefQueue(names[role], connection=client) for role in roles]
 
 
 def _watchdog(client: redis.Redis, config: Config, names: list[str], worker: Worker, stop: threading.Event) -> None:

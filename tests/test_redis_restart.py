@@ -111,6 +111,30 @@ def test_run_stops_on_sigterm_while_redis_is_down(tmp_path: Path, feed_server: F
         server.stop()
 
 
+def test_run_stops_on_sigterm_while_redis_is_frozen(tmp_path: Path, feed_server: FeedServer) -> None:
+    """A Redis that accepts connections but never answers: stopped with SIGSTOP, as a frozen server or a
+    partition that drops packets looks to its clients. They waited for a reply without end (RQ's workers for
+    415 s), so SIGTERM did not stop `livebrief run` or its workers."""
+    server = EmbeddedRedis().start()
+    run = start_run(tmp_path, feed_server, server.url)
+    assert server.process is not None
+    try:
+        assert wait_for_headline(server.url, "Harbour authority reopens northern pier", 30)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        time.sleep(2)  # every process now waits on a reply, or will at its next command
+
+        os.killpg(run.pid, signal.SIGTERM)
+
+        # Not a speed figure: each process gives up waiting once its reply is overdue; before, none did.
+        run.wait(60)
+        assert not [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        if run.poll() is None:
+            stop_session(run)
+        server.stop()
+
+
 class _OutageMidJob:
     """Five messages queued for one webhook on a Redis kept on disk, and a delivery worker (``livebrief work
     --queues deliveries``) posting them; Redis stops as the receiver gets the second POST, back 3 s later."""

@@ -8,10 +8,11 @@ from typing import Any
 
 import redis
 import structlog
-from rq import Queue, get_current_job
+from rq import get_current_job
 
 from livebrief.ingest import enqueue_batches
 from livebrief.models import Item
+from livebrief.queues import LivebriefQueue
 from worker.notify import DeliveryEnqueuer
 from worker.prepare import prepare
 from worker.publish import commit_batch
@@ -31,7 +32,7 @@ def hold_embargoed(client: redis.Redis, runtime: Runtime, items: list[Item], now
         if item.embargoed is not None and item.embargoed > now and not item.withdrawn:
             held.setdefault(item.embargoed, []).append(item)
     if held:
-        queue = Queue(runtime.keys.ingest_queue, connection=client)
+        queue = LivebriefQueue(runtime.keys.ingest_queue, connection=client)
         for until, batch in held.items():
             enqueue_batches(queue, batch, runtime.config.worker, label="embargo", at=until)
             log.info("embargo_held", items=len(batch), until=until.isoformat())

@@ -45,6 +45,7 @@ from livebrief.config import WebhookConfig
 from livebrief.errors import ConfigError, DeliveryError, ReceiverBusyError
 from livebrief.keys import DEAD_LETTERS, DEFERRED, DELIVERED, Keys, counter_field, job_id_part
 from livebrief.models import Entry
+from livebrief.queues import LivebriefQueue
 from livebrief.retry_after import parse_retry_after
 from livebrief.signing import sign, verify
 from worker import webhook_client
@@ -149,7 +150,7 @@ class DeliveryEnqueuer:
     """Queues delivery jobs on ``pipe``, which the publishing step records and runs atomically with the entries."""
 
     def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], finished_ttl: int) -> None:
-        self.queue = Queue(keys.delivery_queue, connection=client)
+        self.queue = LivebriefQueue(keys.delivery_queue, connection=client)
         self.webhooks = webhooks
         self.finished_ttl = finished_ttl
 
@@ -222,7 +223,7 @@ def _defer(job: Job, runtime: Runtime, webhook: WebhookConfig, messages: list[li
         return False
     keys = runtime.keys
     with job.connection.pipeline() as pipe:  # MULTI: the later job, the hold and the count together
-        enqueue_delivery_batch(Queue(keys.delivery_queue, connection=job.connection), webhook, messages, pipe,
+        enqueue_delivery_batch(LivebriefQueue(keys.delivery_queue, connection=job.connection), webhook, messages, pipe,
                                runtime.config.worker.finished_job_ttl, at=until, deferred_since=since,
                                job_id=_next_job_id(job.id, "d"))
         if hold:
@@ -544,7 +545,7 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
                         finished_ttl: int) -> int:
     """Re-queue dead-lettered deliveries (all, or one webhook's) with a fresh retry schedule."""
-    queue = Queue(keys.delivery_queue, connection=client)
+    queue = LivebriefQueue(keys.delivery_queue, connection=client)
     by_id = {w.id: w for w in webhooks}
     count = 0
     for raw in cast(list[bytes], client.lrange(keys.deadletter, 0, -1)):
