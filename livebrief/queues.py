@@ -10,8 +10,9 @@ reply came, lost the job for good (its entries never published, its messages nev
 ``LivebriefQueue.dequeue_any`` takes from several queues the way RQ takes from one: one script moves the
 first waiting job, in the worker's order, into its queue's intermediate list. When none waits, the worker
 blocks on the queues' doorbells, a one-entry stream per queue that every push to the queue through this
-class rings in the same round trip, so it wakes as soon as a job arrives. Pushes that do not ring (RQ's
-scheduler queuing a retry or an embargoed batch through RQ's own class) are found within ``WAIT_SLICE``.
+class rings in the same round trip, so it wakes as soon as a job arrives (RQ's scheduler pushes through this
+class too in livebrief's workers: ``livebrief/workers.py``). A push that does not ring (another program
+queuing through RQ's own class, ``rq requeue`` say) is found within ``WAIT_SLICE``.
 """
 
 from __future__ import annotations

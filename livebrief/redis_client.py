@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -166,13 +167,33 @@ class MasterSSLConnection(MasterConnection, SSLConnection):
 # How deep this thread is in ``LoggedRetry.call_with_retry``: redis-py nests a reconnect's retries inside a
 # command's, and nested retries would multiply the wait (~33 s each, so minutes for one command).
 _nesting = threading.local()
-_stopping = threading.Event()
+# Set by ``stop_waiting_for_redis``, from signal handlers, so a plain flag that waits poll: a handler taking a
+# lock (a threading.Event's) could interrupt the code holding it, or its own earlier run, and wait on it for
+# ever (QA: an RQ scheduler hung so on a second SIGTERM).
+_stop_asked = False
+STOP_POLL = 0.05  # how often a wait looks at the flag
 
 
 def stop_waiting_for_redis() -> None:
     """Give up waiting for a lost Redis in this process: a retry under way tries once more at once, then
-    raises its error. Signal handlers call it, so that SIGTERM stops a process that waits for Redis."""
-    _stopping.set()
+    raises its error. Signal handlers call it, so that SIGTERM stops a process that waits for Redis; it takes
+    no lock, so a signal arriving while it runs cannot hang the process."""
+    global _stop_asked
+    _stop_asked = True
+
+
+def stop_was_asked() -> bool:
+    return _stop_asked
+
+
+def _pause(seconds: float) -> None:
+    """Sleep ``seconds``, or less if a stop is asked meanwhile."""
+    end = time.monotonic() + seconds
+    while not _stop_asked:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, STOP_POLL))
 
 
 class LoggedRetry(Retry):
@@ -226,9 +247,9 @@ class LoggedRetry(Retry):
                 if (0 <= self._retries < failures or (isinstance(error, OSError) and not self._reached[0])
                         # Stopping, it still tries once more, at once: one lost connection is routine. A reply
                         # that never came is not: another try would wait as long again.
-                        or (_stopping.is_set() and (failures > 1 or isinstance(error, redis.TimeoutError)))):
+                        or (_stop_asked and (failures > 1 or isinstance(error, redis.TimeoutError)))):
                     raise
-                _stopping.wait(self._backoff.compute(failures))
+                _pause(self._backoff.compute(failures))
 
 
 RETRIES = 8  # ~33 s of backoff (0.2 s doubling, at most 10 s apart): a Redis restart, a Sentinel failover

@@ -93,3 +93,16 @@ def rss(items: list[tuple[str, str]]) -> str:
         for g, t in items
     )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>R</title>{body}</channel></rss>'
+
+
+def a_minute_on_in_the_intermediate_list(client: redis.Redis, queue_key: str, job_id: str) -> None:
+    """What the recovery watchdog finds a minute after a worker took the job and died before starting it:
+    the job queued over a minute ago, and first seen in the queue's intermediate list over a minute ago."""
+    from rq.intermediate_queue import IntermediateQueue
+    from rq.job import Job
+
+    job = Job.fetch(job_id, connection=client)
+    job.enqueued_at = datetime.now(UTC) - timedelta(seconds=62)
+    job.save()
+    client.set(IntermediateQueue(queue_key, connection=client).get_first_seen_key(job_id), time.time() - 61)
+

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 from rq import Queue, Retry, SimpleWorker
 from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
 from rq.registry import StartedJobRegistry
 
 from livebrief.keys import Keys
 from livebrief.recovery import _abandoned, recover_abandoned
+from tests.helpers import a_minute_on_in_the_intermediate_list
 
 KEYS = Keys("livebrief")
 
@@ -68,9 +68,32 @@ def test_a_job_taken_by_a_worker_killed_before_it_started_is_queued_again_a_minu
 
     assert recover_abandoned(client, KEYS, [queue.name]) == 0  # first seen now: a worker may be starting it
     assert queue.count == 0
-    client.set(intermediate.get_first_seen_key(job.id), time.time() - 61)  # a minute on, still there
+    a_minute_on_in_the_intermediate_list(client, queue.key, job.id)  # still there
 
     assert recover_abandoned(client, KEYS, [queue.name]) == 1
     assert queue.get_job_ids() == [job.id] and intermediate.get_job_ids() == []
     SimpleWorker([queue], connection=client).work(burst=True)
     assert job.get_status(refresh=True) == "finished" and job.return_value() == 3
+
+
+def test_a_job_queued_again_is_not_taken_for_stuck_by_the_mark_of_an_earlier_take(client: redis.Redis) -> None:
+    """RQ marks when it first sees a job in a queue's intermediate list and keeps the mark a day. A job taken,
+    seen there, then started, and queued again under its id (a retry) was, when taken again, recovered at
+    once as stuck while its worker was starting it: it could have run twice (QA, reading the code)."""
+    queue = Queue("recovery-test", connection=client)
+    job = queue.enqueue(len, "abc")
+    intermediate = IntermediateQueue(queue.key, connection=client)
+    client.lmove(queue.key, intermediate.key)  # the first take
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0  # first seen now
+    a_minute_on_in_the_intermediate_list(client, queue.key, job.id)
+    client.lrem(intermediate.key, 1, job.id)  # that take started the job, which ran
+    queue.enqueue_job(Job.fetch(job.id, connection=client))  # queued again, as a retry does
+    assert client.lmove(queue.key, intermediate.key) == job.id.encode()  # taken again, about to start
+
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0
+    assert intermediate.get_job_ids() == [job.id] and queue.count == 0
+
+    a_minute_on_in_the_intermediate_list(client, queue.key, job.id)  # this take stuck, a minute on
+    assert recover_abandoned(client, KEYS, [queue.name]) == 1
+    assert queue.get_job_ids() == [job.id] and intermediate.get_job_ids() == []
+

@@ -398,7 +398,7 @@ def test_a_url_of_something_other_than_redis_says_so_without_a_traceback(tmp_pat
 @pytest.fixture
 def waiting_for_redis() -> Iterator[None]:
     yield
-    redis_client._stopping.clear()  # a test's stop must not reach the tests after it in this process
+    redis_client._stop_asked = False  # a test's stop must not reach the tests after it in this process
 
 
 def _attempts(logs: list[dict[str, object]]) -> int:
@@ -496,3 +496,37 @@ def test_stopping_ends_a_wait_for_redis_under_way(waiting_for_redis: None) -> No
     finally:
         client.close()
         server.stop()
+
+
+# Asks for a stop in a loop while another thread keeps sending the signal whose handler asks for it too, so
+# that handler runs in the middle of a stop being asked, and in the middle of its own earlier run.
+_SIGNALS_DURING_A_STOP = """
+import os, signal, threading, time
+from livebrief import redis_client
+
+signal.signal(signal.SIGUSR1, lambda signum, frame: redis_client.stop_waiting_for_redis())
+done = threading.Event()
+
+def send() -> None:
+    while not done.is_set():
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+sender = threading.Thread(target=send, daemon=True)
+sender.start()
+end = time.monotonic() + 2
+while time.monotonic() < end:
+    redis_client.stop_waiting_for_redis()
+done.set()
+print("ok")
+"""
+
+
+def test_a_stop_asked_from_a_signal_that_interrupts_a_stop_returns(tmp_path: Path) -> None:
+    """SIGTERM's handler asks for the stop. When it took a lock (a threading.Event's), a second signal arriving
+    while the first handler held it ran the handler again, which waited on that lock for ever: QA found an
+    RQ scheduler hung so, sent SIGTERM both by Linux, as its worker died, and by itself."""
+    script = tmp_path / "signals.py"
+    script.write_text(_SIGNALS_DURING_A_STOP)
+    result = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (result.returncode, result.stdout.strip()) == (0, "ok"), result.stderr[-2000:]
