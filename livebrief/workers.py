@@ -362,8 +362,8 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         if not stop_was_asked():
             raise
-        # Stopped as asked (SIGTERM), only without telling a Redis that is gone or does not answer: its record
-        # expires, and the watchdogs of other workers see it dead sooner (``livebrief/recovery.py``).
+        # Stopped as asked (SIGTERM), only without telling a Redis that is gone or does not answer. Its record
+        # expires later; a watchdog on this host sees at once that its process is gone (``livebrief/recovery.py``).
         log.warning("worker_stopped_without_redis", error=str(exc))
         return False
     finally:
