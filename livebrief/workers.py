@@ -4,6 +4,7 @@ died and stands in for a scheduler process that died."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import math
@@ -13,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -98,7 +98,7 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def _scheduler_dies_with_its_worker() -> None:
     """In a worker's RQ scheduler process, just forked: have Linux send it SIGTERM when the worker dies, and
-    have SIGTERM end its waits for a lost Redis.
+    have SIGTERM end its waits for a lost Redis (a stop that Redis could not hear of is then no crash).
 
     Why: a worker killed with SIGKILL cannot stop the scheduler it forked, which lived on, orphaned, until
     its Redis connection failed, while ``livebrief run`` started a new worker (and scheduler) beside it.
@@ -115,8 +115,20 @@ def _scheduler_dies_with_its_worker() -> None:
             stop_waiting_for_redis()
             marks_stop(signum, frame)
 
+        works = scheduler.work
+
+        def work() -> None:
+            try:
+                works()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if not stop_was_asked():
+                    raise
+                # Stopped as asked, only Redis did not hear of it: a warning, not the traceback of a crash.
+                log.warning("scheduler_stopped_without_redis", error=str(exc))
+
         # RQ installs ``scheduler.request_stop`` as its handler as the scheduler starts, after this hook.
         scheduler.request_stop = request_stop  # type: ignore[method-assign]
+        scheduler.work = work  # type: ignore[method-assign]
     if not sys.platform.startswith("linux"):
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -128,7 +140,7 @@ def _scheduler_dies_with_its_worker() -> None:
 os.register_at_fork(after_in_child=_scheduler_dies_with_its_worker)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _forking_its_scheduler(worker: BaseWorker) -> Iterator[None]:
     """Around RQ's calls that fork ``worker``'s scheduler, marking the fork for ``_scheduler_dies_with_its_worker``."""
     global _forking_worker, _worker_pid
@@ -197,6 +209,23 @@ class _SchedulerEndsWithWorker(BaseWorker):
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         stop_waiting_for_redis()
         super().request_force_stop(signum, frame)
+
+    def stop_scheduler(self) -> None:
+        """RQ's, without waiting there for the scheduler process to end: ``teardown`` waits for it after this
+        worker's own last commands. RQ waits first, and against a Redis that does not answer the two waits
+        added up (~15 s to stop, past a container's usual 10 s grace)."""
+        process = self.scheduler._process if self.scheduler else None
+        if process is not None and process.pid:
+            with contextlib.suppress(OSError):  # already gone
+                os.kill(process.pid, signal.SIGTERM)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            process = self.scheduler._process if self.scheduler else None
+            if process is not None and process.pid and not self.is_horse:
+                process.join()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
