@@ -60,14 +60,13 @@ class LivebriefQueue(Queue):
     the job it takes into an intermediate list (see the module docstring)."""
 
     def push_job_id(self, job_id: str, pipeline: Pipeline | None = None, at_front: bool = False) -> None:
-        if pipeline is not None:
-            super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
-            _ring(pipeline, self.key)
+        if pipeline is None:  # the push and its ring in one round trip
+            with self.connection.pipeline(transaction=False) as pipe:
+                self.push_job_id(job_id, pipe, at_front)
+                pipe.execute()
             return
-        with self.connection.pipeline(transaction=False) as pipe:  # the push and its ring in one round trip
-            super().push_job_id(job_id, pipeline=pipe, at_front=at_front)
-            _ring(pipe, self.key)
-            pipe.execute()
+        super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
+        pipeline.xadd(queue_doorbell(self.key), {"push": 1}, maxlen=_DOORBELL_LENGTH, approximate=False)
 
     @classmethod
     def dequeue_any(  # type: ignore[override]
@@ -97,10 +96,6 @@ class LivebriefQueue(Queue):
                 # As RQ does: a job deleted while it waited is skipped (its id, left in the intermediate
                 # list, is cleared by ``livebrief.recovery``).
                 continue
-
-
-def _ring(pipe: Pipeline, queue_key: str) -> None:
-    pipe.xadd(queue_doorbell(queue_key), {"push": 1}, maxlen=_DOORBELL_LENGTH, approximate=False)
 
 
 def _take_first(connection: redis.Redis, queue_keys: Sequence[str], timeout: int | None) -> tuple[str, str] | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 import traceback
 from typing import cast
 
@@ -33,7 +32,6 @@ from livebrief.queues import LivebriefQueue
 log = structlog.get_logger(__name__)
 # Longer than any one recovery takes (a failure callback, a retry).
 CLAIM_SECONDS = 60
-FIRST_SEEN_SECONDS = 24 * 3600  # as RQ keeps its mark of when a job was first seen in an intermediate list
 
 
 def _process_exists(pid: int) -> bool:
@@ -134,8 +132,6 @@ def _requeue_stuck_in_dequeue(client: redis.Redis, keys: Keys, queue_names: list
                 continue
             if not intermediate.should_be_cleaned_up(job_id):
                 continue
-            if not client.set(keys.recovery_claim(job_id, "dequeued"), "-", nx=True, ex=CLAIM_SECONDS):
-                continue
             try:
                 job = Job.fetch(job_id, connection=client)
             except NoSuchJobError:
@@ -145,8 +141,10 @@ def _requeue_stuck_in_dequeue(client: redis.Redis, keys: Keys, queue_names: list
             if first_seen is not None and job.enqueued_at is not None and first_seen < job.enqueued_at:
                 # Seen in the list before this queuing of the job: an earlier take of the same id (a retry
                 # queues it again), which RQ's mark (kept a day) outlives. Taken just now: seen from now on.
-                client.set(intermediate.get_first_seen_key(job_id), time.time(), ex=FIRST_SEEN_SECONDS)
-                client.delete(keys.recovery_claim(job_id, "dequeued"))
+                client.delete(intermediate.get_first_seen_key(job_id))
+                intermediate.set_first_seen(job_id)
+                continue
+            if not client.set(keys.recovery_claim(job_id, "dequeued"), "-", nx=True, ex=CLAIM_SECONDS):
                 continue
             with client.pipeline() as pipe:  # out of the list and into the queue together, or not at all
                 pipe.watch(intermediate.key)

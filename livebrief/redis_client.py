@@ -21,10 +21,11 @@ URL names must come back from the URL alone.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -182,8 +183,17 @@ def stop_waiting_for_redis() -> None:
     _stop_asked = True
 
 
-def stop_was_asked() -> bool:
-    return _stop_asked
+@contextlib.contextmanager
+def stopping_without_redis(event: str) -> Iterator[None]:
+    """Around a process's main loop: a Redis error (down, or not answering) raised once a stop was asked is
+    the stop, which Redis did not hear of; it is logged as ``event``, a warning, instead of ending the
+    process as a crash. Any other error goes on."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        if not _stop_asked:
+            raise
+        log.warning(event, error=str(exc))
 
 
 def _pause(seconds: float) -> None:

@@ -29,7 +29,7 @@ from livebrief.config import Config
 from livebrief.keys import Keys
 from livebrief.queues import LivebriefQueue
 from livebrief.recovery import recover_abandoned
-from livebrief.redis_client import REPLY_TIMEOUT, stop_waiting_for_redis, stop_was_asked
+from livebrief.redis_client import REPLY_TIMEOUT, stop_waiting_for_redis, stopping_without_redis
 
 if TYPE_CHECKING:
     from worker.runtime import Runtime
@@ -118,13 +118,8 @@ def _scheduler_dies_with_its_worker() -> None:
         works = scheduler.work
 
         def work() -> None:
-            try:
+            with stopping_without_redis("scheduler_stopped_without_redis"):
                 works()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if not stop_was_asked():
-                    raise
-                # Stopped as asked, only Redis did not hear of it: a warning, not the traceback of a crash.
-                log.warning("scheduler_stopped_without_redis", error=str(exc))
 
         # RQ installs ``scheduler.request_stop`` as its handler as the scheduler starts, after this hook.
         scheduler.request_stop = request_stop  # type: ignore[method-assign]
@@ -210,22 +205,26 @@ class _SchedulerEndsWithWorker(BaseWorker):
         stop_waiting_for_redis()
         super().request_force_stop(signum, frame)
 
+    @property
+    def _scheduler_process(self) -> Any:
+        """The scheduler process RQ started, if it did (``multiprocessing.Process``)."""
+        process = self.scheduler._process if self.scheduler else None
+        return process if process is not None and process.pid else None
+
     def stop_scheduler(self) -> None:
         """RQ's, without waiting there for the scheduler process to end: ``teardown`` waits for it after this
         worker's own last commands. RQ waits first, and against a Redis that does not answer the two waits
         added up (~15 s to stop, past a container's usual 10 s grace)."""
-        process = self.scheduler._process if self.scheduler else None
-        if process is not None and process.pid:
+        if self._scheduler_process is not None:
             with contextlib.suppress(OSError):  # already gone
-                os.kill(process.pid, signal.SIGTERM)
+                os.kill(self._scheduler_process.pid, signal.SIGTERM)
 
     def teardown(self) -> None:
         try:
             super().teardown()
         finally:
-            process = self.scheduler._process if self.scheduler else None
-            if process is not None and process.pid and not self.is_horse:
-                process.join()
+            if self._scheduler_process is not None and not self.is_horse:
+                self._scheduler_process.join()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         try:
@@ -386,14 +385,11 @@ def run_worker(config: Config, client: redis.Redis, *, burst: bool = False, simp
         # The client's pool hands the thread its own connection while the worker blocks on another.
         threading.Thread(target=_watchdog, args=(client, config, names, worker, stop), daemon=True).start()
     try:
-        return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING",
-                                dequeue_strategy=DEQUEUE_STRATEGIES[config.worker.queue_order]))
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        if not stop_was_asked():
-            raise
-        # Stopped as asked (SIGTERM), only without telling a Redis that is gone or does not answer. Its record
-        # expires later; a watchdog on this host sees at once that its process is gone (``livebrief/recovery.py``).
-        log.warning("worker_stopped_without_redis", error=str(exc))
+        # A worker stopped without telling Redis: its record expires later, and a watchdog on this host sees at
+        # once that its process is gone (``livebrief/recovery.py``).
+        with stopping_without_redis("worker_stopped_without_redis"):
+            return bool(worker.work(burst=burst, with_scheduler=True, logging_level="WARNING",
+                                    dequeue_strategy=DEQUEUE_STRATEGIES[config.worker.queue_order]))
         return False
     finally:
         stop.set()
