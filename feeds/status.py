@@ -62,6 +62,7 @@ class Counters(BaseModel):
     versions: int = 0
     delivered: dict[str, int] = {}  # by webhook
     dead_letters: dict[str, int] = {}  # by webhook
+    dead_letters_dropped: dict[str, int] = {}  # by webhook: dropped, oldest first, past worker.dead_letters_max
     deferred: dict[str, int] = {}  # by webhook: deliveries put off because the receiver asked to wait
 
 
@@ -125,6 +126,11 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
         "# TYPE livebrief_webhook_dead_letters_total counter",
         *(f'livebrief_webhook_dead_letters_total{{webhook="{w}"}} {n}'
           for w, n in sorted(counters.dead_letters.items())),
+        "# HELP livebrief_webhook_dead_letters_dropped_total Dead letters to each webhook dropped, oldest first, "
+        "to keep the list within worker.dead_letters_max.",
+        "# TYPE livebrief_webhook_dead_letters_dropped_total counter",
+        *(f'livebrief_webhook_dead_letters_dropped_total{{webhook="{w}"}} {n}'
+          for w, n in sorted(counters.dead_letters_dropped.items())),
         "# HELP livebrief_webhook_deferrals_total Times each webhook's deliveries were put off because its receiver "
         "asked to wait (429, or 503 with Retry-After).",
         "# TYPE livebrief_webhook_deferrals_total counter",

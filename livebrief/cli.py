@@ -358,7 +358,8 @@ def _start_exporter(config: Config, listen: str, url: str | None = None) -> Metr
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
-    from worker.notify import replay_dead_letters
+    from feeds.status import read_counters
+    from worker.notify import clear_dead_letters, replay_dead_letters
 
     config = load_config(args.config)
     keys = Keys(config.prefix)
@@ -369,8 +370,11 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             count = replay_dead_letters(client, keys, config.webhooks, args.webhook,
                                         config.worker.finished_job_ttl)
             print(f"re-queued {count} dead-lettered deliveries")
+        elif args.action == "clear":  # a webhook no longer configured included: its letters can only go
+            print(f"deleted {clear_dead_letters(client, keys, args.webhook)} dead-lettered deliveries")
         else:
             dead = [json.loads(r) for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))]
+            dropped = read_counters(client, keys).dead_letters_dropped
             with client.pipeline(transaction=False) as pipe:  # one round trip for every webhook
                 for webhook in config.webhooks:
                     pipe.get(keys.webhook_hold(webhook.id))
@@ -383,8 +387,10 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                 held, running, parked = replies[3 * index:3 * index + 3]
                 wait = (f" waiting-until={datetime.fromtimestamp(float(held), UTC).isoformat(timespec='seconds')}"
                         if held is not None else "")  # the receiver asked to be called later (429/503)
+                # older dead letters dropped past worker.dead_letters_max: gone for good, so said
+                lost = f" dead-letters-dropped={dropped[webhook.id]}" if webhook.id in dropped else ""
                 print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
-                      f"dead-lettered={n} running={running}/{webhook.concurrency} parked={parked}{wait}")
+                      f"dead-lettered={n}{lost} running={running}/{webhook.concurrency} parked={parked}{wait}")
     return 0
 
 
@@ -484,8 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", help="[HOST:]PORT: serve them at http://HOST:PORT/metrics for Prometheus to scrape "
                                     "(HOST 127.0.0.1 by default), until stopped")
     p.set_defaults(func=cmd_metrics)
-    p = add("webhooks", "list webhooks, or replay dead-lettered deliveries")
-    p.add_argument("action", choices=["list", "replay"], nargs="?", default="list")
+    p = add("webhooks", "list webhooks, or replay or delete dead-lettered deliveries")
+    p.add_argument("action", choices=["list", "replay", "clear"], nargs="?", default="list")
     p.add_argument("--webhook", help="only this webhook id")
     p.set_defaults(func=cmd_webhooks)
     p = add("eval-topics", "evaluate the classifier on labelled JSON lines")

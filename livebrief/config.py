@@ -232,6 +232,13 @@ class WorkerConfig(_Strict):
         description="seconds RQ keeps a finished ingest or delivery job, its payload included (what `rq info` "
                     "lists); 0 deletes it at once",
     )
+    # A webhook that stays down dead-letters every message after its retries; each letter holds its entry
+    # (~1 KB), so without a bound a receiver gone for good would grow Redis for as long as nobody looks.
+    dead_letters_max: int = Field(
+        default=100_000, ge=0,
+        description="dead-lettered deliveries kept for `livebrief webhooks replay`; past it the oldest are "
+                    "dropped, counted per webhook and logged; 0 keeps every one",
+    )
     # Serving ingest strictly first left the webhooks of `livebrief work` (workers on both queues) further
     # behind the longer a 1,000 items/s load lasted (p99 0.35-27 s over 60 s), even with cores to spare:
     # a worker waiting for the commit turn is busy for RQ, so the ingest queue was seldom empty when one

@@ -30,7 +30,8 @@ P:lsh:<band>:<bucket>          string     (earlier versions) an LSH bucket; read
 P:tok:<token>                  string     recent story ids sharing a significant token         story_ttl
 P:story:<story>                string     story record (entry, signature, features) JSON       story_ttl
 P:push:<feed>                  hash       WebSub subscription: hub, topic, secret, state, lease none (one per feed)
-P:deadletter                   list       webhook deliveries that exhausted their retries      none
+P:deadletter                   list       webhook deliveries that exhausted their retries,     newest
+                                          newest first                                         dead_letters_max
 P:dmark:<gen>:<shard>          set        64-bit marks of deliveries done (webhook, message),  2 generations
                                           so a retry or replay never re-sends one (intsets)    of seen_ttl
 P:delivered:<delivery>         string     the same, as earlier versions wrote it; read only,   seen_ttl
@@ -68,7 +69,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Fields of the ``P:counters`` hash (``Keys.counters``): counts, only ever incremented; the last four are
+# Fields of the ``P:counters`` hash (``Keys.counters``): counts, only ever incremented; the last five are
 # kept per label, as "<kind>:<label>" (``counter_field``). ``feeds.status.Counters`` reads each into the
 # attribute of the same name.
 BATCHES = "batches"  # batches committed
@@ -77,6 +78,7 @@ VERSIONS = "versions"  # entry versions published
 ITEMS = "items"  # items decided, per outcome (worker/stories.py: new_story, near_duplicate, seen, ...)
 DELIVERED = "delivered"  # messages a webhook's receiver accepted, per webhook
 DEAD_LETTERS = "dead_letters"  # messages dead-lettered after their last retry, per webhook
+DEAD_LETTERS_DROPPED = "dead_letters_dropped"  # dead letters dropped past worker.dead_letters_max, per webhook
 DEFERRED = "deferred"  # delivery jobs put off because the receiver asked to wait (worker/notify.py), per webhook
 
 

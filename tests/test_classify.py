@@ -117,7 +117,8 @@ def test_warning_of_an_attack_that_has_not_happened_is_not_strikes(topics: Topic
     "title",
     ["No strikes on Kyiv overnight, officials say", "Ukraine reports no shelling in Kharkiv for first time in weeks",
      "Kyiv quiet as no Russian missile strikes reported for second night", "Not a single strike on Kyiv overnight",
-     "Officials say the feared missile strike on Kyiv didn’t happen", "Air raid alert lifted after no missiles hit Kyiv",
+     "Officials say the feared missile strike on Kyiv didn’t happen",
+     "Air raid alert lifted after no missiles hit Kyiv",
      "Explosion at Kyiv fuel depot was a false alarm, officials say",
      "Russian offensive in the north that was expected this week has not materialised"],
 )

@@ -36,6 +36,8 @@ from worker.notify import (
     BUSY_MIN_SECONDS,
     DeliveryMarks,
     busy_wait,
+    clear_dead_letters,
+    dead_letter,
     enqueue_delivery_batch,
     render_message,
     render_payload,
@@ -290,6 +292,59 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     assert client.llen(KEYS.deadletter) == 0
     counters = read_counters(client, KEYS)
     assert (counters.delivered, counters.dead_letters) == ({"desk": 3}, {"desk": 3})
+
+
+def test_past_dead_letters_max_the_oldest_dead_letters_are_dropped_and_counted(
+    tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    config = make_config(redis_url, [], worker={"dead_letters_max": 2}, webhooks=[
+        {"id": "desk", "url": webhook_receiver.url, "secret": TEST_SECRET, "retry_intervals": [1]}])
+    runtime = configure(config)
+    webhook_receiver.status = 500
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
+    (job,) = Queue(KEYS.delivery_queue, connection=client).get_jobs()
+    first, *newer = [msg_id for msg_id, _ in job.args[1]]
+    run_worker(runtime.config, client, burst=True, simple=True)
+    time.sleep(1.2)
+    run_worker(runtime.config, client, burst=True, simple=True)  # the last retry fails: 3 dead letters
+    kept = [json.loads(raw)["delivery"] for raw in client.lrange(KEYS.deadletter, 0, -1)]
+    assert sorted(kept) == sorted(newer) and first not in kept
+    counters = read_counters(client, KEYS)
+    assert (counters.dead_letters, counters.dead_letters_dropped) == ({"desk": 3}, {"desk": 1})
+
+    path = _config_file(tmp_path, runtime.config)
+    env = {**os.environ, "REDIS_URL": redis_url}
+    listing = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "--config", str(path)],
+                             env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert "dead-lettered=2 dead-letters-dropped=1" in listing.stdout, listing.stdout + listing.stderr
+    metrics = subprocess.run([sys.executable, "-m", "livebrief.cli", "metrics", "--config", str(path)],
+                             env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert 'livebrief_webhook_dead_letters_dropped_total{webhook="desk"} 1' in metrics.stdout
+    cleared = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "clear", "--config", str(path)],
+                             env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert "deleted 2 dead-lettered deliveries" in cleared.stdout, cleared.stdout + cleared.stderr
+    assert client.llen(KEYS.deadletter) == 0
+
+
+def test_dead_letters_dropped_past_the_bound_are_counted_for_their_own_webhook(client: redis.Redis) -> None:
+    def letters(webhook: str, *ids: str) -> list[dict[str, str]]:
+        return [{"webhook": webhook, "delivery": i, "entry": "{}", "error": "500", "failed_at": "-"} for i in ids]
+
+    assert dead_letter(client, KEYS, "a", letters("a", "a1", "a2"), 3) == {}
+    assert dead_letter(client, KEYS, "b", letters("b", "b1", "b2"), 3) == {"a": 1}  # the oldest, a1, goes
+    assert [json.loads(raw)["delivery"] for raw in client.lrange(KEYS.deadletter, 0, -1)] == ["b2", "b1", "a2"]
+    assert dead_letter(client, KEYS, "c", letters("c", "c1", "c2", "c3", "c4"), 3) == {"a": 1, "b": 2, "c": 1}
+    assert [json.loads(raw)["delivery"] for raw in client.lrange(KEYS.deadletter, 0, -1)] == ["c4", "c3", "c2"]
+    assert dead_letter(client, KEYS, "d", letters("d", "d1"), 0) == {}  # 0: no bound
+    assert client.llen(KEYS.deadletter) == 4
+    counters = read_counters(client, KEYS)
+    assert counters.dead_letters == {"a": 2, "b": 2, "c": 4, "d": 1}
+    assert counters.dead_letters_dropped == {"a": 2, "b": 2, "c": 1}
+
+    assert clear_dead_letters(client, KEYS, "c") == 3  # one webhook's (configured or not: none is, here)
+    assert [json.loads(raw)["delivery"] for raw in client.lrange(KEYS.deadletter, 0, -1)] == ["d1"]
+    assert clear_dead_letters(client, KEYS, None) == 1
+    assert not client.exists(KEYS.deadletter)
 
 
 def _wait_until(moment: float) -> None:

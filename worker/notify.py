@@ -43,7 +43,7 @@ from rq.job import Job, JobStatus
 
 from livebrief.config import WebhookConfig
 from livebrief.errors import ConfigError, DeliveryError, ReceiverBusyError
-from livebrief.keys import DEAD_LETTERS, DEFERRED, DELIVERED, Keys, counter_field, job_id_part
+from livebrief.keys import DEAD_LETTERS, DEAD_LETTERS_DROPPED, DEFERRED, DELIVERED, Keys, counter_field, job_id_part
 from livebrief.models import Entry
 from livebrief.queues import LivebriefQueue
 from livebrief.retry_after import parse_retry_after
@@ -58,8 +58,8 @@ DELIVER_JOB = "worker.notify.deliver"
 DELIVER_BATCH_JOB = "worker.notify.deliver_batch"
 MAX_BATCH_MESSAGES = 100
 __all__ = [
-    "DeliveryEnqueuer", "DeliveryMarks", "busy_wait", "deliver", "deliver_batch", "delivered", "render_message",
-    "render_payload", "replay_dead_letters", "sign", "verify",
+    "DeliveryEnqueuer", "DeliveryMarks", "busy_wait", "clear_dead_letters", "dead_letter", "deliver", "deliver_batch",
+    "delivered", "render_message", "render_payload", "replay_dead_letters", "sign", "verify",
 ]
 EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
 # Sources named in a Slack message: a story many outlets report would otherwise end in a wall of links.
@@ -532,14 +532,50 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
     undelivered = _undelivered(messages, done)  # the others were delivered by an earlier attempt of this job
     if not undelivered:
         return
-    with connection.pipeline() as pipe:  # MULTI: the letters and their count together
-        pipe.lpush(keys.deadletter, *(json.dumps({"webhook": webhook_id, "delivery": msg_id, "entry": entry_json,
-                                                   "error": str(exc), "failed_at": failed_at})
-                                       for msg_id, entry_json in undelivered))
-        pipe.hincrby(keys.counters, counter_field(DEAD_LETTERS, webhook_id), len(undelivered))
-        pipe.execute()
+    dead_letter(connection, keys, webhook_id, [{"webhook": webhook_id, "delivery": msg_id, "entry": entry_json,
+                                                "error": str(exc), "failed_at": failed_at}
+                                               for msg_id, entry_json in undelivered],
+                runtime.config.worker.dead_letters_max)
     for msg_id, _ in undelivered:
         log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
+
+
+# Push the letters (ARGV[4..]) and count them (ARGV[2]); past ARGV[1] letters (0: no bound), drop the oldest
+# and count those per webhook (ARGV[3] .. webhook): one call, so no letter is dropped uncounted.
+_DEAD_LETTER_LUA = """
+local n = redis.call('LPUSH', KEYS[1], unpack(ARGV, 4))
+redis.call('HINCRBY', KEYS[2], ARGV[2], #ARGV - 3)
+local most = tonumber(ARGV[1])
+if most == 0 or n <= most then return {} end
+local by_webhook = {}
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], most, -1)) do
+  local ok, letter = pcall(cjson.decode, raw)
+  local webhook = ok and type(letter) == 'table' and type(letter.webhook) == 'string' and letter.webhook or '?'
+  by_webhook[webhook] = (by_webhook[webhook] or 0) + 1
+end
+redis.call('LTRIM', KEYS[1], 0, most - 1)
+local dropped = {}
+for webhook, count in pairs(by_webhook) do
+  redis.call('HINCRBY', KEYS[2], ARGV[3] .. webhook, count)
+  table.insert(dropped, webhook)
+  table.insert(dropped, count)
+end
+return dropped
+"""
+
+
+def dead_letter(connection: redis.Redis, keys: Keys, webhook_id: str, letters: list[dict[str, str]],
+                most: int) -> dict[str, int]:
+    """Put ``letters`` (of ``webhook_id``) first in the dead-letter list, which keeps the ``most`` newest (0:
+    all; ``worker.dead_letters_max``); returns how many older letters were dropped, per webhook."""
+    reply = cast(list[bytes | int], connection.eval(
+        _DEAD_LETTER_LUA, 2, keys.deadletter, keys.counters, str(most), counter_field(DEAD_LETTERS, webhook_id),
+        counter_field(DEAD_LETTERS_DROPPED, ""), *(json.dumps(letter) for letter in letters)))
+    dropped = {cast(bytes, reply[i]).decode(): int(reply[i + 1]) for i in range(0, len(reply), 2)}
+    if dropped:
+        log.warning("dead_letters_dropped", dropped=dropped, kept=most,
+                    hint="replay or clear the dead letters, or raise worker.dead_letters_max")
+    return dropped
 
 
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
@@ -561,4 +597,18 @@ def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookC
             enqueue_delivery(queue, webhook, record["delivery"], record["entry"], pipe, finished_ttl)
             pipe.execute()
         count += 1
+    return count
+
+
+def clear_dead_letters(client: redis.Redis, keys: Keys, webhook_id: str | None) -> int:
+    """Delete the dead letters (all, or one webhook's, configured or not); returns how many were deleted."""
+    if webhook_id is None:
+        with client.pipeline() as pipe:  # MULTI: what is counted is what is deleted
+            pipe.llen(keys.deadletter)
+            pipe.delete(keys.deadletter)
+            return int(pipe.execute()[0])
+    count = 0
+    for raw in cast(list[bytes], client.lrange(keys.deadletter, 0, -1)):
+        if json.loads(raw).get("webhook") == webhook_id:
+            count += int(cast(int, client.lrem(keys.deadletter, 1, raw.decode())))
     return count
