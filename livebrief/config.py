@@ -319,6 +319,12 @@ class WebhookConfig(_Signed):
         default_factory=lambda: [5, 30, 120, 600, 1800, 3600, 7200, 14400], max_length=MAX_RETRIES,
         description="seconds before each retry; after the last, the delivery is dead-lettered",
     )
+    max_age: int | None = Field(
+        default=None, gt=0,
+        description="seconds after an entry version's publication past which its message is dead-lettered "
+                    "instead of posted (a receiver that fell behind gets the news, not a backlog of old news); "
+                    "a replayed dead letter counts from its replay. Unset: posted however late",
+    )
 
     @field_validator("id")
     @classmethod

@@ -23,6 +23,7 @@ from feeds.status import prometheus, read_counters
 from livebrief.config import Config
 from livebrief.ingest import enqueue_batches, enqueue_new_items
 from livebrief.keys import Keys, job_id_part
+from livebrief.queues import LivebriefQueue
 from livebrief.recovery import recover_abandoned
 from livebrief.redis_client import connect, retry_options
 from livebrief.workers import run_worker
@@ -292,6 +293,54 @@ def test_exhausted_deliveries_are_dead_lettered_and_replayed_by_the_cli(
     assert client.llen(KEYS.deadletter) == 0
     counters = read_counters(client, KEYS)
     assert (counters.delivered, counters.dead_letters) == ({"desk": 3}, {"desk": 3})
+
+
+def test_messages_past_max_age_are_dead_lettered_not_posted_and_a_replay_posts_them(
+    tmp_path: Path, client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(_config(redis_url, webhook_receiver, max_age=1))
+    run_batch(client, runtime, [make_item("wire", n) for n in range(3)])
+    (job,) = Queue(KEYS.delivery_queue, connection=client).get_jobs()
+    ids = [msg_id for msg_id, _ in job.args[1]]
+    time.sleep(1.2)  # the receiver fell behind: its worker comes too late for these
+    run_worker(runtime.config, client, burst=True, simple=True)
+    assert webhook_receiver.received == []
+    letters = [json.loads(raw) for raw in client.lrange(KEYS.deadletter, 0, -1)]
+    assert sorted(letter["delivery"] for letter in letters) == sorted(ids)
+    assert all("max_age" in letter["error"] for letter in letters)
+    assert read_counters(client, KEYS).dead_letters == {"desk": 3}
+
+    env = {**os.environ, "REDIS_URL": redis_url}
+    replay = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "replay", "--config",
+                             str(_config_file(tmp_path, runtime.config))],
+                            env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert "re-queued 3" in replay.stdout, replay.stdout + replay.stderr
+    run_worker(runtime.config, client, burst=True, simple=True)  # max_age counts from the replay
+    assert sorted(r["headers"]["webhook-id"] for r in webhook_receiver.delivered) == sorted(ids)
+    assert client.llen(KEYS.deadletter) == 0
+
+
+def test_a_job_with_late_and_fresh_messages_dead_letters_the_late_and_posts_the_fresh_in_order(
+    client: redis.Redis, redis_url: str, webhook_receiver: WebhookReceiver
+) -> None:
+    runtime = configure(_config(redis_url, webhook_receiver, max_age=60))
+    run_batch(client, runtime, [make_item("wire", n) for n in range(4)])
+    (job,) = Queue(KEYS.delivery_queue, connection=client).get_jobs()
+    messages = [list(m) for m in job.args[1]]
+    for message in messages[:2]:  # published two minutes ago
+        entry = json.loads(message[1])
+        entry["updated"] = datetime.fromtimestamp(time.time() - 120).astimezone().isoformat()
+        message[1] = json.dumps(entry)
+    job.delete()
+    with client.pipeline() as pipe:
+        enqueue_delivery_batch(LivebriefQueue(KEYS.delivery_queue, connection=client), runtime.config.webhooks[0],
+                               messages, pipe, 60)
+        pipe.execute()
+    run_worker(runtime.config, client, burst=True, simple=True)  # the job, then the one it hands the fresh to
+    assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == [m[0] for m in messages[2:]]
+    assert sorted(json.loads(raw)["delivery"] for raw in client.lrange(KEYS.deadletter, 0, -1)) == sorted(
+        m[0] for m in messages[:2])
+    assert client.zcard(KEYS.webhook_lanes("desk")) == 0  # the lane handed on was freed at the end
 
 
 def test_past_dead_letters_max_the_oldest_dead_letters_are_dropped_and_counted(

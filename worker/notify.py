@@ -21,6 +21,10 @@ run: the marks make whichever runs second skip what the first delivered.
 A job runs in one of its webhook's lanes, and a job posting to a slow receiver makes way for the other
 webhooks' jobs after ``worker.delivery_slice`` (``worker/lanes.py``).
 
+A webhook with ``max_age`` does not want old news: a job that starts posting dead-letters the messages
+published longer ago than that, and hands the others on. The dead-letter list keeps the newest
+``worker.dead_letters_max`` letters, dropping (and counting) the oldest past that.
+
 Why a job per batch and not per entry: an RQ job costs ~1-2 ms of worker CPU around its work, more than
 the POST; at 1,000 entries/s one job per entry took more CPU than producing the entries.
 """
@@ -31,7 +35,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -189,16 +193,18 @@ def _job_options(webhook: WebhookConfig, messages: int, finished_ttl: int,
 def enqueue_delivery_batch(
     queue: Queue, webhook: WebhookConfig, messages: Sequence[Sequence[str]], pipe: redis.client.Pipeline,
     finished_ttl: int, *, at: float | None = None, deferred_since: float | None = None,
-    parked_since: float | None = None, job_id: str | None = None, retries_left: int | None = None,
+    parked_since: float | None = None, replayed_at: float | None = None, job_id: str | None = None,
+    retries_left: int | None = None,
 ) -> Job:
     """One job delivering ``messages`` ((webhook-id, entry JSON) pairs) to ``webhook``, in order; with ``at``,
     a job put off until then (the module docstring), its messages waiting since ``deferred_since``, or parked
-    since ``parked_since`` (``worker/lanes.py``); with ``retries_left``, going on with another job's retries."""
+    since ``parked_since`` (``worker/lanes.py``), or replayed from the dead letters at ``replayed_at``; with
+    ``retries_left``, going on with another job's retries."""
+    past = (("deferred_since", deferred_since), ("parked_since", parked_since), ("replayed_at", replayed_at))
     options: dict[str, Any] = {
         "args": (webhook.id, [list(m) for m in messages]),
         # What a job carrying on another one's messages must know of their past (a new batch's job: nothing).
-        "kwargs": {name: value for name, value in (("deferred_since", deferred_since), ("parked_since", parked_since))
-                   if value is not None},
+        "kwargs": {name: value for name, value in past if value is not None},
         # The time first: deferred jobs due in the same second are queued in the order of their ids
         # (RQ's scheduled registry scores whole seconds), so they keep the order their batches came in.
         "job_id": job_id or (f"delivery-{job_id_part(webhook.id)}-{int(time.time() * 1000):013d}-{messages[0][0]}"
@@ -225,7 +231,7 @@ def _defer(job: Job, runtime: Runtime, webhook: WebhookConfig, messages: list[li
     with job.connection.pipeline() as pipe:  # MULTI: the later job, the hold and the count together
         enqueue_delivery_batch(LivebriefQueue(keys.delivery_queue, connection=job.connection), webhook, messages, pipe,
                                runtime.config.worker.finished_job_ttl, at=until, deferred_since=since,
-                               job_id=_next_job_id(job.id, "d"))
+                               replayed_at=job.kwargs.get("replayed_at"), job_id=_next_job_id(job.id, "d"))
         if hold:
             pipe.set(keys.webhook_hold(webhook.id), repr(until), pxat=int(until * 1000))
         pipe.hincrby(keys.counters, counter_field(DEFERRED, webhook.id), 1)
@@ -240,10 +246,11 @@ def enqueue_delivery(
     queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline,
     finished_ttl: int,
 ) -> Job:
-    """One job delivering one message (replays of dead letters)."""
+    """One job delivering one message (replays of dead letters: the webhook's ``max_age`` counts from now)."""
     return queue.enqueue_call(
         DELIVER_JOB,
         args=(webhook.id, msg_id, entry_json),
+        kwargs={"replayed_at": time.time()},
         job_id=f"delivery-{job_id_part(webhook.id)}-{msg_id}-{int(time.time() * 1000)}",
         description=f"deliver {msg_id} to {webhook.id}",
         pipeline=pipe,
@@ -278,19 +285,21 @@ def post(webhook: WebhookConfig, msg_id: str, body: bytes) -> int:
     raise DeliveryError(webhook.id, f"receiver answered HTTP {answer.status}")
 
 
-def deliver(webhook_id: str, msg_id: str, entry_json: str) -> str:
+def deliver(webhook_id: str, msg_id: str, entry_json: str, replayed_at: float | None = None) -> str:
     """RQ job: deliver one entry version to one webhook (skipped when already delivered)."""
-    return deliver_batch(webhook_id, [[msg_id, entry_json]])
+    return deliver_batch(webhook_id, [[msg_id, entry_json]], replayed_at=replayed_at)
 
 
 def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: float | None = None,
-                  parked_since: float | None = None) -> str:
+                  parked_since: float | None = None, replayed_at: float | None = None) -> str:
     """RQ job: deliver entry versions ([webhook-id, entry JSON] pairs) to one webhook, in order, skipping
     those already delivered; the first failure raises, and the retry resumes there. When the receiver asks
     to wait, or has asked and the wait is not over, what is left becomes a job for later (module docstring);
     ``deferred_since`` is when this job's messages were first put off. The job runs in one of the webhook's
     lanes, or parks until one is free (``parked_since``: when its messages first parked), and hands what is
-    left to a job at the back of the queue after ``worker.delivery_slice`` seconds (``worker/lanes.py``)."""
+    left to a job at the back of the queue after ``worker.delivery_slice`` seconds (``worker/lanes.py``).
+    With the webhook's ``max_age``, the messages published longer ago than that (or replayed, ``replayed_at``)
+    are dead-lettered instead of posted."""
     runtime = current()
     job = get_current_job()
     webhook = runtime.webhook(webhook_id)
@@ -312,7 +321,13 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
         if not lane.acquire():
             _park(job, runtime, webhook, lane, rest, deferred_since, parked_since)
             return f"delivered 0 of {len(messages)}: every lane of {webhook_id} is taken; {len(rest)} parked"
-        return _post_all(webhook, messages, done, _Run(job, runtime, lane, deferred_since))
+        run = _Run(job, runtime, lane, deferred_since)
+        late, fresh = _past_max_age(webhook, rest, replayed_at)
+        if late:
+            _expire(run, webhook, late, fresh)
+            return (f"delivered 0 of {len(messages)}: {len(late)} past max_age dead-lettered; "
+                    f"{len(fresh)} handed to a job at the back of the queue")
+        return _post_all(webhook, messages, done, run)
     finally:
         lane.release()
 
@@ -368,7 +383,8 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
     with job.connection.pipeline() as pipe:  # MULTI: the job exists before a hand-over can pick it
         parked = enqueue_delivery_batch(queue, webhook, messages, pipe, runtime.config.worker.finished_job_ttl,
                                         at=time.time() + PARKED_FOR, deferred_since=deferred_since,
-                                        parked_since=since, job_id=_next_job_id(job.id, "p"),
+                                        parked_since=since, replayed_at=job.kwargs.get("replayed_at"),
+                                        job_id=_next_job_id(job.id, "p"),
                                         retries_left=retries_left(job))
         lane.park(pipe, parked.id, since)
         took = pipe.execute()[-1]
@@ -380,13 +396,52 @@ def _park(job: Job, runtime: Runtime, webhook: WebhookConfig, lane: Lane, messag
 def _continue(run: _Run, webhook: WebhookConfig, messages: list[list[str]]) -> None:
     """Queue ``messages`` as a job at the back of the queue and give it this job's lane, in one MULTI."""
     with run.job.connection.pipeline() as pipe:
-        successor = enqueue_delivery_batch(run.lane.queue, webhook, messages, pipe,
-                                           run.runtime.config.worker.finished_job_ttl,
-                                           deferred_since=run.deferred_since, job_id=_next_job_id(run.job.id, "c"),
-                                           retries_left=retries_left(run.job))
-        run.lane.hand_over(pipe, successor.id)
+        successor = _hand_on(run, webhook, messages, pipe)
         pipe.execute()
     log.info("delivery_continued", webhook=webhook.id, messages=len(messages), job=successor.id)
+
+
+def _hand_on(run: _Run, webhook: WebhookConfig, messages: list[list[str]], pipe: redis.client.Pipeline) -> Job:
+    """On ``pipe``: a job at the back of the queue carrying ``messages`` on, given this job's lane."""
+    successor = enqueue_delivery_batch(run.lane.queue, webhook, messages, pipe,
+                                       run.runtime.config.worker.finished_job_ttl, deferred_since=run.deferred_since,
+                                       replayed_at=run.job.kwargs.get("replayed_at"),
+                                       job_id=_next_job_id(run.job.id, "c"), retries_left=retries_left(run.job))
+    run.lane.hand_over(pipe, successor.id)
+    return successor
+
+
+def _past_max_age(webhook: WebhookConfig, messages: list[list[str]],
+                  replayed_at: float | None) -> tuple[list[list[str]], list[list[str]]]:
+    """(messages past the webhook's ``max_age``, the others): age counts from the entry version's publication,
+    or from ``replayed_at`` for a replayed dead letter."""
+    if webhook.max_age is None:
+        return [], messages
+    oldest = time.time() - webhook.max_age
+    if replayed_at is not None and replayed_at > oldest:
+        return [], messages
+    late: list[list[str]] = []
+    fresh: list[list[str]] = []
+    for message in messages:
+        published = datetime.fromisoformat(json.loads(message[1])["updated"]).timestamp()
+        (late if published < oldest else fresh).append(message)
+    return late, fresh
+
+
+def _expire(run: _Run, webhook: WebhookConfig, late: list[list[str]], fresh: list[list[str]]) -> None:
+    """Dead-letter the ``late`` messages and hand the ``fresh`` ones, with this job's lane, to a job at the back
+    of the queue, in one MULTI: a failure of the later posts is then the other job's, and no retry of this one
+    dead-letters the late ones again. (A worker killed between the MULTI and the end of this job leaves its
+    re-run to dead-letter them a second time; a replay posts each once, the second copy skipped by its mark.)"""
+    failed_at = datetime.now(UTC).isoformat()
+    error = f"not delivered within max_age ({webhook.max_age} s) of its publication"
+    dead_letter(run.job.connection, run.runtime.keys, webhook.id,
+                [{"webhook": webhook.id, "delivery": msg_id, "entry": entry_json, "error": error,
+                  "failed_at": failed_at} for msg_id, entry_json in late],
+                run.runtime.config.worker.dead_letters_max,
+                also=(lambda pipe: _hand_on(run, webhook, fresh, pipe)) if fresh else None)
+    log.warning("delivery_expired", webhook=webhook.id, messages=len(late), max_age=webhook.max_age,
+                handed_on=len(fresh))
 
 
 def retries_left(job: Job) -> int | None:
@@ -564,13 +619,18 @@ return dropped
 """
 
 
-def dead_letter(connection: redis.Redis, keys: Keys, webhook_id: str, letters: list[dict[str, str]],
-                most: int) -> dict[str, int]:
+def dead_letter(connection: redis.Redis, keys: Keys, webhook_id: str, letters: list[dict[str, str]], most: int,
+                also: Callable[[redis.client.Pipeline], object] | None = None) -> dict[str, int]:
     """Put ``letters`` (of ``webhook_id``) first in the dead-letter list, which keeps the ``most`` newest (0:
-    all; ``worker.dead_letters_max``); returns how many older letters were dropped, per webhook."""
-    reply = cast(list[bytes | int], connection.eval(
-        _DEAD_LETTER_LUA, 2, keys.deadletter, keys.counters, str(most), counter_field(DEAD_LETTERS, webhook_id),
-        counter_field(DEAD_LETTERS_DROPPED, ""), *(json.dumps(letter) for letter in letters)))
+    all; ``worker.dead_letters_max``), with what ``also`` queues on the same MULTI; returns how many older
+    letters were dropped, per webhook."""
+    with connection.pipeline() as pipe:
+        if also is not None:  # first: RQ's enqueue on a pipeline starts its MULTI itself (and refuses a late one)
+            also(pipe)
+        pipe.eval(_DEAD_LETTER_LUA, 2, keys.deadletter, keys.counters, str(most),
+                  counter_field(DEAD_LETTERS, webhook_id), counter_field(DEAD_LETTERS_DROPPED, ""),
+                  *(json.dumps(letter) for letter in letters))
+        reply = cast(list[bytes | int], pipe.execute()[-1])
     dropped = {cast(bytes, reply[i]).decode(): int(reply[i + 1]) for i in range(0, len(reply), 2)}
     if dropped:
         log.warning("dead_letters_dropped", dropped=dropped, kept=most,
