@@ -101,7 +101,7 @@ def enqueue_fetches(client: redis.Redis, config: Config, fetches: Sequence[tuple
     if not any(items for _, items in fetches):
         return [0] * len(fetches)
     keys = Keys(config.prefix)
-    queue = LivebriefQueue(keys.ingest_queue, connection=client)
+    queue = LivebriefQueue.ingest(keys, client)
     members = [[f"{item.id}:{item.content_hash}" for item in items] for _, items in fetches]
     with client.pipeline(transaction=False) as reader:
         for (feed_id, _), names in zip(fetches, members, strict=True):

@@ -29,7 +29,7 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.utils import get_version
 
-from livebrief.keys import queue_doorbell
+from livebrief.keys import Keys, queue_doorbell
 
 # The longest an idle worker on several queues waits between looks at them: how late it may find a job
 # that was pushed without ringing (see the module docstring). Each look is one small script.
@@ -58,6 +58,16 @@ return {0, latest}
 class LivebriefQueue(Queue):
     """RQ's Queue whose pushes ring the queue's doorbell and whose ``dequeue_any`` over several queues moves
     the job it takes into an intermediate list (see the module docstring)."""
+
+    @classmethod
+    def ingest(cls, keys: Keys, connection: redis.Redis) -> LivebriefQueue:
+        """The queue of ingest jobs (``worker.jobs``)."""
+        return cls(keys.ingest_queue, connection=connection)
+
+    @classmethod
+    def deliveries(cls, keys: Keys, connection: redis.Redis) -> LivebriefQueue:
+        """The queue of delivery jobs (``worker.notify``)."""
+        return cls(keys.delivery_queue, connection=connection)
 
     def push_job_id(self, job_id: str, pipeline: Pipeline | None = None, at_front: bool = False) -> None:
         if pipeline is None:  # the push and its ring in one round trip

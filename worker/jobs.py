@@ -32,7 +32,7 @@ def hold_embargoed(client: redis.Redis, runtime: Runtime, items: list[Item], now
         if item.embargoed is not None and item.embargoed > now and not item.withdrawn:
             held.setdefault(item.embargoed, []).append(item)
     if held:
-        queue = LivebriefQueue(runtime.keys.ingest_queue, connection=client)
+        queue = LivebriefQueue.ingest(runtime.keys, client)
         for until, batch in held.items():
             enqueue_batches(queue, batch, runtime.config.worker, label="embargo", at=until)
             log.info("embargo_held", items=len(batch), until=until.isoformat())

@@ -123,7 +123,7 @@ class Lane:
         self.job_id = job_id
         self.lease = lease_seconds(webhook, delivery_slice)
         self.keys = _lane_keys(keys, webhook.id)
-        self.queue = LivebriefQueue(keys.delivery_queue, connection=connection)
+        self.queue = LivebriefQueue.deliveries(keys, connection)
 
     def acquire(self) -> bool:
         """Take a lane for this job (or keep the one it holds); False when all are taken."""
@@ -170,7 +170,7 @@ def fill_free_lanes(connection: redis.Redis, keys: Keys, webhooks: list[WebhookC
     """The watchdog's round, every few seconds: queue each parked job that was given a lane but never queued
     (the worker handing it over died in between), and give each lane free with jobs parked behind it (its
     holder died) to the oldest of them. The number of jobs queued."""
-    queue = LivebriefQueue(keys.delivery_queue, connection=connection)
+    queue = LivebriefQueue.deliveries(keys, connection)
     scheduled = ScheduledJobRegistry(queue=queue).key
     lanes = [_lane_keys(keys, webhook.id) for webhook in webhooks]
     with connection.pipeline(transaction=False) as pipe:

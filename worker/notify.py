@@ -154,7 +154,7 @@ class DeliveryEnqueuer:
     """Queues delivery jobs on ``pipe``, which the publishing step records and runs atomically with the entries."""
 
     def __init__(self, client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], finished_ttl: int) -> None:
-        self.queue = LivebriefQueue(keys.delivery_queue, connection=client)
+        self.queue = LivebriefQueue.deliveries(keys, client)
         self.webhooks = webhooks
         self.finished_ttl = finished_ttl
 
@@ -229,7 +229,7 @@ def _defer(job: Job, runtime: Runtime, webhook: WebhookConfig, messages: list[li
         return False
     keys = runtime.keys
     with job.connection.pipeline() as pipe:  # MULTI: the later job, the hold and the count together
-        enqueue_delivery_batch(LivebriefQueue(keys.delivery_queue, connection=job.connection), webhook, messages, pipe,
+        enqueue_delivery_batch(LivebriefQueue.deliveries(keys, job.connection), webhook, messages, pipe,
                                runtime.config.worker.finished_job_ttl, at=until, deferred_since=since,
                                replayed_at=job.kwargs.get("replayed_at"), job_id=_next_job_id(job.id, "d"))
         if hold:
@@ -641,7 +641,7 @@ def dead_letter(connection: redis.Redis, keys: Keys, webhook_id: str, letters: l
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
                         finished_ttl: int) -> int:
     """Re-queue dead-lettered deliveries (all, or one webhook's) with a fresh retry schedule."""
-    queue = LivebriefQueue(keys.delivery_queue, connection=client)
+    queue = LivebriefQueue.deliveries(keys, client)
     by_id = {w.id: w for w in webhooks}
     count = 0
     for raw in cast(list[bytes], client.lrange(keys.deadletter, 0, -1)):
