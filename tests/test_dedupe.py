@@ -114,6 +114,11 @@ SUMMARY_LEAD = ("Here are the main developments of the conflict, from the front 
      "Attacks killed three civilians and injured twelve in the Kharkiv region over the past day.",
      "Shelling kills three civilians in Donetsk region over past day, governor says",
      "Attacks killed three civilians and injured twelve in the Donetsk region over the past day."),
+    # Two conflicts, names too common to be rare: one meeting's notice in the same words for each.
+    ("UN Security Council to meet on Ukraine", "The council will hold an emergency session on Friday at the "
+     "request of several members, diplomats said, as fighting continues.",
+     "UN Security Council to meet on Gaza", "The council will hold an emergency session on Friday at the "
+     "request of several members, diplomats said, as fighting continues."),
 ])
 def test_a_number_or_rare_name_swapped_is_another_event(title: str, lead: str, other_title: str,
                                                          other_lead: str) -> None:
@@ -183,6 +188,12 @@ def test_same_event_in_other_words_scores_above_threshold() -> None:
     assert dedupe.story_score(a, b) >= 0.5
 
 
+def test_names_of_one_conflict_on_each_side_do_not_cut_a_story() -> None:
+    a = _features("UN Security Council to meet on Ukraine as Russian forces shell Kharkiv")
+    b = _features("UN Security Council to meet as Moscow presses offensive near Kharkiv")
+    assert dedupe.story_score(a, b) >= 0.5
+
+
 @pytest.mark.parametrize(
     ("first", "second"),
     [
@@ -198,6 +209,10 @@ def test_same_event_in_other_words_scores_above_threshold() -> None:
             "Rail workers in Leeds begin 48-hour strike over pay",
             "Bus drivers in Glasgow begin 48-hour strike over pay",
         ),
+        # names of two conflicts, each too common to count as a rare name
+        ("UN Security Council to meet on Ukraine", "UN Security Council to meet on Gaza"),
+        ("UN Security Council to hold emergency meeting on Syria",
+         "UN Security Council to hold emergency meeting on Yemen"),
     ],
 )
 def test_same_topic_different_events_score_below_threshold(first: str, second: str) -> None:

@@ -15,8 +15,9 @@ Three levels, each stricter about what it needs and looser about what it accepts
    number words as digits, spelling variants folded: "U.S."/"United States", "Pakistani"/"Pakistan",
    "GOP"/"Republicans", "$2M"/"2 million"; capitalised names marked as entities); ``story_score`` is an
    IDF-weighted overlap that needs shared names and is cut when each side names a place or person the
-   other lacks. A story remembers up to ``MAX_ALSO`` other wordings of later members (``also``) and
-   scores the best of its descriptions, so a paraphrase of any member can join.
+   other lacks, or when each names only armed conflicts the other does not (``_THEATRES_TEXT``). A story
+   remembers up to ``MAX_ALSO`` other wordings of later members (``also``) and scores the best of its
+   descriptions, so a paraphrase of any member can join.
 
 The Redis index that stores these is written by ``worker/publish.py`` as ``worker/stories.py`` decides.
 IDF statistics come from ``worker/data/idf.json``, built offline by ``python -m worker.evaluate_dedupe build-idf``.
@@ -209,8 +210,8 @@ class TextSignature(BaseModel):
 
     fp: str = Field(description="sorted 12-bit fingerprints of content words, 2 base64 chars each")
     # Empty in records written before it existed: their near-duplicates are then matched as before.
-    keys: str = Field(default="", description="which fingerprints of fp are numbers or rare names: their "
-                                              "places in it, one base64 char each")
+    keys: str = Field(default="", description="which fingerprints of fp are numbers, rare names or names "
+                                              "of a conflict: their places in it, one base64 char each")
 
 
 class StoryFeatures(BaseModel):
@@ -389,7 +390,8 @@ def text_signature(title: str, text: str) -> TextSignature | None:
         return None
     weight = _idf().weights.__getitem__
     rare = (name for name in names if weight(name) >= RARE_NAME_IDF)
-    keys = {_fingerprint(w) for w in chain(filter(str.isdigit, words), rare)}
+    conflicts = (word for word in words if word in _THEATRE)  # names, however written
+    keys = {_fingerprint(w) for w in chain(filter(str.isdigit, words), rare, conflicts)}
     return TextSignature(fp=_encode(fps), keys="".join(_B64[i] for i, f in enumerate(fps) if f in keys))
 
 
@@ -403,7 +405,7 @@ def _is_name(raw: str, norm: str, capitals_say_nothing: bool) -> bool:
 
 
 def _keys(sig: TextSignature) -> set[int]:
-    """The fingerprints of ``sig`` that are numbers or rare names."""
+    """The fingerprints of ``sig`` that are numbers, rare names or names of a conflict."""
     fp = sig.fp
     return {_B64_INDEX[fp[2 * i]] << 6 | _B64_INDEX[fp[2 * i + 1]] for i in map(_B64_INDEX.__getitem__, sig.keys)}
 
@@ -437,7 +439,8 @@ def is_near_duplicate(a: TextSignature, b: TextSignature) -> bool:
     if len(fa ^ fb) > limit:
         return False
     # A number or a rare name swapped for another is another event told in the same words: "day 100" and
-    # "day 101" of a daily summary, the same shelling report for Kharkiv and for Donetsk. The story
+    # "day 101" of a daily summary, the same shelling report for Kharkiv and for Donetsk; so is a conflict's
+    # name ("Security Council to meet on Ukraine", "... on Gaza"), however common. The story
     # level may still join them, within its window and with its checks on names and numbers.
     if _keys(a) - fb and _keys(b) - fa:
         return False
@@ -500,6 +503,36 @@ def _words_of(title: str, text: str) -> _Words:
     return _Words(title_words, head_words, lead[LEAD_WORDS:], (_is_title_case(title_words), _is_title_case(head_words)))
 
 
+# Armed conflicts in the news, each named by its places, parties and leaders. Two items that each name only
+# conflicts the other does not ("UN Security Council meets on Ukraine", "... on Gaza") report two events,
+# however alike the rest: names this common are no rare names (``RARE_NAME_IDF``), so nothing else cuts them.
+_THEATRES_TEXT = {
+    "russia-ukraine": """ukraine ukrainian russia russian kyiv kiev kharkiv kharkov odesa odessa mariupol lviv donbas
+        donbass donetsk luhansk lugansk crimea kherson zaporizhzhia zaporizhia mykolaiv chernihiv sumy dnipro bucha
+        irpin severodonetsk sievierodonetsk lysychansk izium melitopol azovstal belgorod kremlin moscow putin
+        zelensky zelenskyy zelenskiy lavrov kuleba shoigu belarus belarusian minsk lukashenko""",
+    "israel-palestine": "israel israeli gaza palestine palestinian palestinians hamas jerusalem jenin netanyahu idf",
+    "lebanon": "lebanon lebanese beirut hezbollah",
+    "syria": "syria syrian damascus aleppo idlib assad",
+    "yemen": "yemen yemeni houthi houthis sanaa",
+    "ethiopia": "ethiopia ethiopian tigray tigrayan amhara abiy eritrea eritrean",
+    "afghanistan": "afghanistan afghan kabul taliban",
+    "myanmar": "myanmar burma rohingya",
+    "sudan": "sudan sudanese khartoum darfur",
+    "sahel": "mali malian burkina sahel",
+    "iraq": "iraq iraqi baghdad",
+    "libya": "libya libyan tripoli",
+    "somalia": "somalia somali mogadishu shabaab",
+}
+
+
+def _theatres() -> dict[str, str]:
+    return {_normalise(word): name for name, words in _THEATRES_TEXT.items() for word in words.split()}
+
+
+_THEATRE = _theatres()  # normalised term -> its conflict (``_THEATRES_TEXT``)
+
+
 def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:
     entities: set[str] = set()
     terms: dict[str, None] = {}
@@ -557,7 +590,8 @@ class _View:
     pairs in four share fewer and are decided on the term sets alone.
     """
 
-    __slots__ = ("terms", "entities", "base", "base_sum", "entity_boost", "rare", "rare_entities", "ordinals")
+    __slots__ = ("terms", "entities", "base", "base_sum", "entity_boost", "rare", "rare_entities", "ordinals",
+                 "theatres")
 
     def __init__(self, terms: set[str], entities: set[str]) -> None:
         self.terms = terms
@@ -575,6 +609,7 @@ class _View:
         self.rare = {t for t, w in full.items() if w >= 5.0}
         self.rare_entities = {t for t in entities if weight(t, unseen) >= 4.0}
         self.ordinals = {t for t in terms if _ORDINAL.match(t)}
+        self.theatres = {_THEATRE[t] for t in terms if t in _THEATRE}
         return base
 
     def weight(self, other: _View) -> float:
@@ -660,9 +695,9 @@ def _pair_score(a: _View, b: _View) -> float:
 
     IDF-weighted overlap of significant terms (the mean of overlap over the smaller side and over the
     larger), zero unless at least ``MIN_SHARED`` terms are shared including a name or a rare word, and
-    cut when both sides name someone or somewhere the other does not (Kharkiv vs Odesa) or give
-    different ordinals ("second round" vs "third round"). Names weigh 1.3x, numbers 0.5x (they change
-    as a story develops: "7 killed" then "12 killed").
+    cut when both sides name someone or somewhere the other does not (Kharkiv vs Odesa), give different
+    ordinals ("second round" vs "third round") or name different conflicts only (Ukraine vs Gaza). Names
+    weigh 1.3x, numbers 0.5x (they change as a story develops: "7 killed" then "12 killed").
     """
     shared = a.terms & b.terms
     if len(shared) < MIN_SHARED:
@@ -682,5 +717,8 @@ def _pair_score(a: _View, b: _View) -> float:
         score *= 0.6
     # "second round of talks" vs "third round": ordinals that disagree name different events.
     if a.ordinals and b.ordinals and not a.ordinals & b.ordinals:
+        score *= 0.5
+    # "Security Council meets on Ukraine" vs "... on Gaza": conflicts that disagree, the same.
+    if a.theatres and b.theatres and not a.theatres & b.theatres:
         score *= 0.5
     return max(0.0, min(1.0, score))
