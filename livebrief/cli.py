@@ -491,7 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(HOST 127.0.0.1 by default), until stopped")
     p.set_defaults(func=cmd_metrics)
     p = add("webhooks", "list webhooks, or replay or delete dead-lettered deliveries")
-    p.add_argument("action", choices=["list", "replay", "clear"], nargs="?", default="list")
+    p.add_argument("action", choices=["list", "replay", "clear"], nargs="?", default="list",
+                   help="list (default): each webhook's dead letters, running and parked jobs and wait; replay: "
+                        "re-send the dead letters; clear: delete them")
     p.add_argument("--webhook", help="only this webhook id")
     p.set_defaults(func=cmd_webhooks)
     p = add("eval-topics", "evaluate the classifier on labelled JSON lines")
