@@ -31,7 +31,9 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level_name, logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # One write per record, the newline included: stderr is unbuffered when it is not a terminal, so
+        # print()'s two writes let the workers of `run`, which share it, glue their records together (QA).
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     # RQ logs through the standard library; keep its chatter at WARNING unless debugging.
