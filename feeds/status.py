@@ -122,7 +122,8 @@ def prometheus(statuses: list[FeedStatus], queues: dict[str, int], stream_length
         "# HELP livebrief_webhook_deliveries_total Messages each webhook's receiver accepted.",
         "# TYPE livebrief_webhook_deliveries_total counter",
         *(f'livebrief_webhook_deliveries_total{{webhook="{w}"}} {n}' for w, n in sorted(counters.delivered.items())),
-        "# HELP livebrief_webhook_dead_letters_total Messages to each webhook dead-lettered after their last retry.",
+        "# HELP livebrief_webhook_dead_letters_total Messages to each webhook dead-lettered after their last retry, "
+        "or past its max_age.",
         "# TYPE livebrief_webhook_dead_letters_total counter",
         *(f'livebrief_webhook_dead_letters_total{{webhook="{w}"}} {n}'
           for w, n in sorted(counters.dead_letters.items())),

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import redis
 import structlog
@@ -359,7 +359,8 @@ def _start_exporter(config: Config, listen: str, url: str | None = None) -> Metr
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
     from feeds.status import read_counters
-    from worker.notify import clear_dead_letters, replay_dead_letters
+    from worker import deadletters
+    from worker.notify import replay_dead_letters
 
     config = load_config(args.config)
     keys = Keys(config.prefix)
@@ -370,10 +371,12 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             count = replay_dead_letters(client, keys, config.webhooks, args.webhook,
                                         config.worker.finished_job_ttl)
             print(f"re-queued {count} dead-lettered deliveries")
-        elif args.action == "clear":  # a webhook no longer configured included: its letters can only go
-            print(f"deleted {clear_dead_letters(client, keys, args.webhook)} dead-lettered deliveries")
+        elif args.action == "clear":
+            if args.webhook is not None:  # one no longer configured too, as long as it has letters
+                _check_webhook(config, args.webhook, client, keys, letters_enough=True)
+            print(f"deleted {deadletters.clear(client, keys, args.webhook)} dead-lettered deliveries")
         else:
-            dead = [json.loads(r) for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))]
+            waiting = deadletters.counts(client, keys)
             dropped = read_counters(client, keys).dead_letters_dropped
             with client.pipeline(transaction=False) as pipe:  # one round trip for every webhook
                 for webhook in config.webhooks:
@@ -383,24 +386,36 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                     pipe.zcard(keys.webhook_parked(webhook.id))
                 replies = pipe.execute()
             for index, webhook in enumerate(config.webhooks):
-                n = sum(1 for d in dead if d["webhook"] == webhook.id)
                 held, running, parked = replies[3 * index:3 * index + 3]
                 wait = (f" waiting-until={datetime.fromtimestamp(float(held), UTC).isoformat(timespec='seconds')}"
                         if held is not None else "")  # the receiver asked to be called later (429/503)
-                # older dead letters dropped past worker.dead_letters_max: gone for good, so said
-                lost = f" dead-letters-dropped={dropped[webhook.id]}" if webhook.id in dropped else ""
                 print(f"{webhook.id:<24} {webhook.format:<9} topics={','.join(webhook.topics) or 'all':<30} "
-                      f"dead-lettered={n}{lost} running={running}/{webhook.concurrency} parked={parked}{wait}")
+                      f"dead-lettered={waiting[webhook.id]}{_dropped(dropped, webhook.id)} "
+                      f"running={running}/{webhook.concurrency} parked={parked}{wait}")
+            configured = {w.id for w in config.webhooks}
+            for webhook_id in sorted(set(waiting) - configured):  # what `clear --webhook` can still delete
+                print(f"{webhook_id:<24} {'(not configured)':<50} "
+                      f"dead-lettered={waiting[webhook_id]}{_dropped(dropped, webhook_id)}")
     return 0
 
 
-def _check_webhook(config: Config, webhook_id: str, client: redis.Redis, keys: Keys) -> None:
-    """Raise ``UsageError`` unless ``webhook_id`` is a configured webhook: dead letters of one that is not
-    cannot be re-sent (its URL and secret are gone), and a typo would otherwise re-queue 0 and succeed."""
+def _dropped(dropped: dict[str, int], webhook_id: str) -> str:
+    """Older dead letters dropped past ``worker.dead_letters_max``: gone for good, so said."""
+    return f" dead-letters-dropped={dropped[webhook_id]}" if webhook_id in dropped else ""
+
+
+def _check_webhook(config: Config, webhook_id: str, client: redis.Redis, keys: Keys,
+                   letters_enough: bool = False) -> None:
+    """Raise ``UsageError`` unless ``webhook_id`` is a configured webhook (or, with ``letters_enough``, one that
+    has dead letters): dead letters of one that is not cannot be re-sent (its URL and secret are gone), and a
+    typo would otherwise find 0 letters and succeed."""
+    from worker import deadletters
+
     if any(w.id == webhook_id for w in config.webhooks):
         return
-    dead = sum(1 for r in cast(list[bytes], client.lrange(keys.deadletter, 0, -1))
-               if json.loads(r).get("webhook") == webhook_id)
+    dead = deadletters.counts(client, keys)[webhook_id]
+    if dead and letters_enough:
+        return
     known = ", ".join(w.id for w in config.webhooks) or "none"
     held = f"; its {dead} dead-lettered deliveries wait until it is configured again" if dead else ""
     raise UsageError(f"no webhook {webhook_id!r} in {config.source_path} (configured: {known}){held}")

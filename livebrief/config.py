@@ -323,7 +323,7 @@ class WebhookConfig(_Signed):
         default=None, gt=0,
         description="seconds after an entry version's publication past which its message is dead-lettered "
                     "instead of posted (a receiver that fell behind gets the news, not a backlog of old news); "
-                    "a replayed dead letter counts from its replay. Unset: posted however late",
+                    "a replayed dead letter is posted however late. Unset: every message is, too",
     )
 
     @field_validator("id")

@@ -77,7 +77,7 @@ CONFLICTS = "conflicts"  # commit attempts that found a key changed by another w
 VERSIONS = "versions"  # entry versions published
 ITEMS = "items"  # items decided, per outcome (worker/stories.py: new_story, near_duplicate, seen, ...)
 DELIVERED = "delivered"  # messages a webhook's receiver accepted, per webhook
-DEAD_LETTERS = "dead_letters"  # messages dead-lettered after their last retry, per webhook
+DEAD_LETTERS = "dead_letters"  # messages dead-lettered after their last retry or past max_age, per webhook
 DEAD_LETTERS_DROPPED = "dead_letters_dropped"  # dead letters dropped past worker.dead_letters_max, per webhook
 DEFERRED = "deferred"  # delivery jobs put off because the receiver asked to wait (worker/notify.py), per webhook
 

@@ -22,8 +22,7 @@ A job runs in one of its webhook's lanes, and a job posting to a slow receiver m
 webhooks' jobs after ``worker.delivery_slice`` (``worker/lanes.py``).
 
 A webhook with ``max_age`` does not want old news: a job that starts posting dead-letters the messages
-published longer ago than that, and hands the others on. The dead-letter list keeps the newest
-``worker.dead_letters_max`` letters, dropping (and counting) the oldest past that.
+published longer ago than that, and hands the others on. The dead-letter list: ``worker/deadletters.py``.
 
 Why a job per batch and not per entry: an RQ job costs ~1-2 ms of worker CPU around its work, more than
 the POST; at 1,000 entries/s one job per entry took more CPU than producing the entries.
@@ -35,7 +34,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -47,12 +46,12 @@ from rq.job import Job, JobStatus
 
 from livebrief.config import WebhookConfig
 from livebrief.errors import ConfigError, DeliveryError, ReceiverBusyError
-from livebrief.keys import DEAD_LETTERS, DEAD_LETTERS_DROPPED, DEFERRED, DELIVERED, Keys, counter_field, job_id_part
+from livebrief.keys import DEFERRED, DELIVERED, Keys, counter_field, job_id_part
 from livebrief.models import Entry
 from livebrief.queues import LivebriefQueue
 from livebrief.retry_after import parse_retry_after
 from livebrief.signing import sign, verify
-from worker import webhook_client
+from worker import deadletters, webhook_client
 from worker.lanes import PARKED_FOR, Lane, wake
 from worker.marks import REMEMBERED_LUA, delivery_mark, expires_at, generation, mark_args, shard
 from worker.runtime import Runtime, current
@@ -62,8 +61,8 @@ DELIVER_JOB = "worker.notify.deliver"
 DELIVER_BATCH_JOB = "worker.notify.deliver_batch"
 MAX_BATCH_MESSAGES = 100
 __all__ = [
-    "DeliveryEnqueuer", "DeliveryMarks", "busy_wait", "clear_dead_letters", "dead_letter", "deliver", "deliver_batch",
-    "delivered", "render_message", "render_payload", "replay_dead_letters", "sign", "verify",
+    "DeliveryEnqueuer", "DeliveryMarks", "busy_wait", "deliver", "deliver_batch", "delivered", "render_message",
+    "render_payload", "replay_dead_letters", "sign", "verify",
 ]
 EVENT_TYPES = {"new": "entry.created", "updated": "entry.updated", "withdrawn": "entry.withdrawn"}
 # Sources named in a Slack message: a story many outlets report would otherwise end in a wall of links.
@@ -246,7 +245,7 @@ def enqueue_delivery(
     queue: Queue, webhook: WebhookConfig, msg_id: str, entry_json: str, pipe: redis.client.Pipeline,
     finished_ttl: int,
 ) -> Job:
-    """One job delivering one message (replays of dead letters: the webhook's ``max_age`` counts from now)."""
+    """One job delivering one message (replays of dead letters, which the webhook's ``max_age`` spares)."""
     return queue.enqueue_call(
         DELIVER_JOB,
         args=(webhook.id, msg_id, entry_json),
@@ -298,8 +297,8 @@ def deliver_batch(webhook_id: str, messages: list[list[str]], deferred_since: fl
     ``deferred_since`` is when this job's messages were first put off. The job runs in one of the webhook's
     lanes, or parks until one is free (``parked_since``: when its messages first parked), and hands what is
     left to a job at the back of the queue after ``worker.delivery_slice`` seconds (``worker/lanes.py``).
-    With the webhook's ``max_age``, the messages published longer ago than that (or replayed, ``replayed_at``)
-    are dead-lettered instead of posted."""
+    With the webhook's ``max_age``, the messages published longer ago than that are dead-lettered instead of
+    posted, unless they were replayed from the dead letters (``replayed_at``)."""
     runtime = current()
     job = get_current_job()
     webhook = runtime.webhook(webhook_id)
@@ -413,13 +412,11 @@ def _hand_on(run: _Run, webhook: WebhookConfig, messages: list[list[str]], pipe:
 
 def _past_max_age(webhook: WebhookConfig, messages: list[list[str]],
                   replayed_at: float | None) -> tuple[list[list[str]], list[list[str]]]:
-    """(messages past the webhook's ``max_age``, the others): age counts from the entry version's publication,
-    or from ``replayed_at`` for a replayed dead letter."""
-    if webhook.max_age is None:
+    """(messages past the webhook's ``max_age``, the others): age counts from the entry version's publication;
+    a replayed dead letter (``replayed_at``) has none."""
+    if webhook.max_age is None or replayed_at is not None:
         return [], messages
     oldest = time.time() - webhook.max_age
-    if replayed_at is not None and replayed_at > oldest:
-        return [], messages
     late: list[list[str]] = []
     fresh: list[list[str]] = []
     for message in messages:
@@ -435,13 +432,13 @@ def _expire(run: _Run, webhook: WebhookConfig, late: list[list[str]], fresh: lis
     re-run to dead-letter them a second time; a replay posts each once, the second copy skipped by its mark.)"""
     failed_at = datetime.now(UTC).isoformat()
     error = f"not delivered within max_age ({webhook.max_age} s) of its publication"
-    dead_letter(run.job.connection, run.runtime.keys, webhook.id,
-                [{"webhook": webhook.id, "delivery": msg_id, "entry": entry_json, "error": error,
-                  "failed_at": failed_at} for msg_id, entry_json in late],
-                run.runtime.config.worker.dead_letters_max,
-                also=(lambda pipe: _hand_on(run, webhook, fresh, pipe)) if fresh else None)
-    log.warning("delivery_expired", webhook=webhook.id, messages=len(late), max_age=webhook.max_age,
-                handed_on=len(fresh))
+    deadletters.push(run.job.connection, run.runtime.keys, webhook.id,
+                     [{"webhook": webhook.id, "delivery": msg_id, "entry": entry_json, "error": error,
+                       "failed_at": failed_at} for msg_id, entry_json in late],
+                     run.runtime.config.worker.dead_letters_max,
+                     also=(lambda pipe: _hand_on(run, webhook, fresh, pipe)) if fresh else None)
+    for msg_id, _ in late:
+        log.warning("delivery_expired", webhook=webhook.id, delivery=msg_id, max_age=webhook.max_age)
 
 
 def retries_left(job: Job) -> int | None:
@@ -587,88 +584,26 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
     undelivered = _undelivered(messages, done)  # the others were delivered by an earlier attempt of this job
     if not undelivered:
         return
-    dead_letter(connection, keys, webhook_id, [{"webhook": webhook_id, "delivery": msg_id, "entry": entry_json,
-                                                "error": str(exc), "failed_at": failed_at}
-                                               for msg_id, entry_json in undelivered],
-                runtime.config.worker.dead_letters_max)
+    deadletters.push(connection, keys, webhook_id, [{"webhook": webhook_id, "delivery": msg_id, "entry": entry_json,
+                                                     "error": str(exc), "failed_at": failed_at}
+                                                    for msg_id, entry_json in undelivered],
+                     runtime.config.worker.dead_letters_max)
     for msg_id, _ in undelivered:
         log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
 
 
-# Push the letters (ARGV[4..]) and count them (ARGV[2]); past ARGV[1] letters (0: no bound), drop the oldest
-# and count those per webhook (ARGV[3] .. webhook): one call, so no letter is dropped uncounted.
-_DEAD_LETTER_LUA = """
-local n = redis.call('LPUSH', KEYS[1], unpack(ARGV, 4))
-redis.call('HINCRBY', KEYS[2], ARGV[2], #ARGV - 3)
-local most = tonumber(ARGV[1])
-if most == 0 or n <= most then return {} end
-local by_webhook = {}
-for _, raw in ipairs(redis.call('LRANGE', KEYS[1], most, -1)) do
-  local ok, letter = pcall(cjson.decode, raw)
-  local webhook = ok and type(letter) == 'table' and type(letter.webhook) == 'string' and letter.webhook or '?'
-  by_webhook[webhook] = (by_webhook[webhook] or 0) + 1
-end
-redis.call('LTRIM', KEYS[1], 0, most - 1)
-local dropped = {}
-for webhook, count in pairs(by_webhook) do
-  redis.call('HINCRBY', KEYS[2], ARGV[3] .. webhook, count)
-  table.insert(dropped, webhook)
-  table.insert(dropped, count)
-end
-return dropped
-"""
-
-
-def dead_letter(connection: redis.Redis, keys: Keys, webhook_id: str, letters: list[dict[str, str]], most: int,
-                also: Callable[[redis.client.Pipeline], object] | None = None) -> dict[str, int]:
-    """Put ``letters`` (of ``webhook_id``) first in the dead-letter list, which keeps the ``most`` newest (0:
-    all; ``worker.dead_letters_max``), with what ``also`` queues on the same MULTI; returns how many older
-    letters were dropped, per webhook."""
-    with connection.pipeline() as pipe:
-        if also is not None:  # first: RQ's enqueue on a pipeline starts its MULTI itself (and refuses a late one)
-            also(pipe)
-        pipe.eval(_DEAD_LETTER_LUA, 2, keys.deadletter, keys.counters, str(most),
-                  counter_field(DEAD_LETTERS, webhook_id), counter_field(DEAD_LETTERS_DROPPED, ""),
-                  *(json.dumps(letter) for letter in letters))
-        reply = cast(list[bytes | int], pipe.execute()[-1])
-    dropped = {cast(bytes, reply[i]).decode(): int(reply[i + 1]) for i in range(0, len(reply), 2)}
-    if dropped:
-        log.warning("dead_letters_dropped", dropped=dropped, kept=most,
-                    hint="replay or clear the dead letters, or raise worker.dead_letters_max")
-    return dropped
-
-
 def replay_dead_letters(client: redis.Redis, keys: Keys, webhooks: list[WebhookConfig], webhook_id: str | None,
                         finished_ttl: int) -> int:
-    """Re-queue dead-lettered deliveries (all, or one webhook's) with a fresh retry schedule."""
+    """Re-queue dead-lettered deliveries (all, or one webhook's), oldest first, each a job with a fresh retry
+    schedule and no ``max_age`` (the letter is sent however old: someone asked for it); returns how many."""
     queue = LivebriefQueue.deliveries(keys, client)
     by_id = {w.id: w for w in webhooks}
-    count = 0
-    for raw in cast(list[bytes], client.lrange(keys.deadletter, 0, -1)):
-        record = json.loads(raw)
-        if webhook_id and record["webhook"] != webhook_id:
-            continue
-        webhook = by_id.get(record["webhook"])
-        if webhook is None:
-            continue
-        with client.pipeline() as pipe:
-            pipe.multi()
-            pipe.lrem(keys.deadletter, 1, raw.decode())
-            enqueue_delivery(queue, webhook, record["delivery"], record["entry"], pipe, finished_ttl)
-            pipe.execute()
-        count += 1
-    return count
 
+    def enqueue(pipe: redis.client.Pipeline, letters: list[deadletters.Letter]) -> None:
+        for letter in letters:
+            enqueue_delivery(queue, by_id[letter["webhook"]], letter["delivery"], letter["entry"], pipe,
+                             finished_ttl)
 
-def clear_dead_letters(client: redis.Redis, keys: Keys, webhook_id: str | None) -> int:
-    """Delete the dead letters (all, or one webhook's, configured or not); returns how many were deleted."""
-    if webhook_id is None:
-        with client.pipeline() as pipe:  # MULTI: what is counted is what is deleted
-            pipe.llen(keys.deadletter)
-            pipe.delete(keys.deadletter)
-            return int(pipe.execute()[0])
-    count = 0
-    for raw in cast(list[bytes], client.lrange(keys.deadletter, 0, -1)):
-        if json.loads(raw).get("webhook") == webhook_id:
-            count += int(cast(int, client.lrem(keys.deadletter, 1, raw.decode())))
-    return count
+    # Letters of a webhook no longer configured stay: its URL and secret are gone.
+    return deadletters.take(client, keys, lambda webhook: webhook in by_id and webhook_id in (None, webhook),
+                            enqueue)
