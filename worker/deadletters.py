@@ -17,8 +17,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
-from itertools import chain
+from collections.abc import Callable, Generator
 from typing import Any, cast
 
 import redis
@@ -61,11 +60,10 @@ end
 return dropped
 """
 
-# ARGV: (index from the tail, SHA-1 of the letter) pairs (the digest, not the ~1 KB letter, is sent back).
-# Each letter still at its index becomes a placeholder, and one
-# pass from the tail removes them all, stopping at the last: an LREM per letter would scan the list once
-# each. Indices from the tail do not move as letters are pushed at the head; a letter no longer at its index
-# (another replay, a trim) is left.
+# ARGV: (index from the tail, SHA-1 of the letter) pairs: the digest, not the ~1 KB letter, is sent back.
+# Each letter still at its index becomes a placeholder, and one pass from the tail removes them all,
+# stopping at the last: an LREM per letter would scan the list once each. Indices from the tail do not move
+# as letters are pushed at the head; a letter no longer at its index (another replay, a trim) is left.
 _PLACEHOLDER = "livebrief:taken"  # no letter is this: each is a JSON object
 _TAKE_LUA = f"""
 local taken = 0
@@ -107,7 +105,7 @@ def letter_webhook(raw: bytes) -> str:
     return found.group(1).decode() if found else str(json.loads(raw).get("webhook", "?"))
 
 
-def _chunks(client: redis.Redis, keys: Keys) -> Any:
+def _chunks(client: redis.Redis, keys: Keys) -> Generator[list[tuple[int, bytes]], int | None, None]:
     """(index from the tail, raw letter) of every letter, oldest first, a chunk per round trip; the caller
     sends back how many of each chunk it removed, so the next chunk starts where the list now is."""
     end = -1
@@ -146,8 +144,9 @@ def take(client: redis.Redis, keys: Keys, pick: Callable[[str], bool],
                 pipe.multi()
                 if act is not None:
                     act(pipe, [json.loads(raw) for _, raw in picked])
-                pipe.eval(_TAKE_LUA, 1, keys.deadletter,
-                          *chain.from_iterable((index, hashlib.sha1(raw).hexdigest()) for index, raw in picked))
+                pairs = [part for index, raw in picked
+                         for part in (str(index), hashlib.sha1(raw, usedforsecurity=False).hexdigest())]
+                pipe.eval(_TAKE_LUA, 1, keys.deadletter, *pairs)
                 removed = int(pipe.execute()[-1])
             taken += removed
 
