@@ -334,8 +334,7 @@ def test_a_job_with_late_and_fresh_messages_dead_letters_the_late_and_posts_the_
         message[1] = json.dumps(entry)
     job.delete()
     with client.pipeline() as pipe:
-        enqueue_delivery_batch(LivebriefQueue(KEYS.delivery_queue, connection=client), runtime.config.webhooks[0],
-                               messages, pipe, 60)
+        enqueue_delivery_batch(LivebriefQueue.deliveries(KEYS, client), runtime.config.webhooks[0], messages, pipe, 60)
         pipe.execute()
     run_worker(runtime.config, client, burst=True, simple=True)  # the job, then the one it hands the fresh to
     assert [r["headers"]["webhook-id"] for r in webhook_receiver.delivered] == [m[0] for m in messages[2:]]
@@ -364,22 +363,20 @@ def test_past_dead_letters_max_the_oldest_dead_letters_are_dropped_and_counted(
 
     path = _config_file(tmp_path, runtime.config)
     env = {**os.environ, "REDIS_URL": redis_url}
-    listing = subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", "--config", str(path)],
-                             env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert "dead-lettered=2 dead-letters-dropped=1" in listing.stdout, listing.stdout + listing.stderr
-    metrics = subprocess.run([sys.executable, "-m", "livebrief.cli", "metrics", "--config", str(path)],
-                             env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert 'livebrief_webhook_dead_letters_dropped_total{webhook="desk"} 1' in metrics.stdout
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "livebrief.cli", "webhooks", *args, "--config", str(path)],
+        return subprocess.run([sys.executable, "-m", "livebrief.cli", *args, "--config", str(path)],
                               env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
 
-    typo = cli("clear", "--webhook", "dsek")
+    listing = cli("webhooks")
+    assert "dead-lettered=2 dead-letters-dropped=1" in listing.stdout, listing.stdout + listing.stderr
+    assert 'livebrief_webhook_dead_letters_dropped_total{webhook="desk"} 1' in cli("metrics").stdout
+
+    typo = cli("webhooks", "clear", "--webhook", "dsek")
     assert typo.returncode == 2 and "no webhook 'dsek'" in typo.stderr and client.llen(KEYS.deadletter) == 2
     path.write_text(path.read_text().replace("id: desk", "id: newsdesk"))  # the webhook renamed
-    assert "desk                     (not configured)" in cli().stdout  # so its letters can be found, and cleared
-    cleared = cli("clear", "--webhook", "desk")
+    assert "desk                     (not configured)" in cli("webhooks").stdout  # found, so it can be cleared
+    cleared = cli("webhooks", "clear", "--webhook", "desk")
     assert "deleted 2 dead-lettered deliveries" in cleared.stdout, cleared.stdout + cleared.stderr
     assert client.llen(KEYS.deadletter) == 0
 
