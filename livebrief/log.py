@@ -20,11 +20,12 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -36,5 +37,16 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # RQ logs through the standard library; keep its chatter at WARNING unless debugging.
-    logging.basicConfig(level=logging.WARNING if level_name != "DEBUG" else logging.DEBUG)
+    # RQ logs through the standard library (a failed job's traceback, at WARNING and up unless debugging):
+    # rendered as our own records, so a JSON log stays JSON lines. RQ adds no handler of its own when the
+    # root logger has one (rq.logutils.setup_loghandlers).
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)  # one write per record, the newline included
+        handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp,
+                               structlog.processors.format_exc_info],
+        ))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING if level_name != "DEBUG" else logging.DEBUG)

@@ -34,3 +34,27 @@ def test_processes_sharing_stderr_write_whole_json_lines() -> None:
     records = [json.loads(line) for line in lines]  # raises on a glued or split line
     assert sorted((r["writer"], r["n"]) for r in records) == sorted(
         (str(k), n) for k in range(3) for n in range(2000))
+
+
+_RQ_FAILURE = """
+import logging
+from livebrief.log import configure_logging
+from rq.logutils import setup_loghandlers
+configure_logging(json=True)
+setup_loghandlers("WARNING")  # what an RQ worker does as it starts
+try:
+    raise ValueError("receiver answered HTTP 500")
+except ValueError:
+    logging.getLogger("rq.worker").error("Traceback (most recent call last):\\n  ...", exc_info=True)
+logging.getLogger("rq.worker").info("below the level: not written")
+"""
+
+
+def test_rq_s_own_records_are_json_lines_too() -> None:
+    # A failed job's traceback, as RQ logs it, was plain text in the middle of a JSON log (QA).
+    result = subprocess.run([sys.executable, "-c", _RQ_FAILURE], cwd=REPO, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()]
+    assert (record["logger"], record["level"]) == ("rq.worker", "error")
+    assert "ValueError: receiver answered HTTP 500" in record["exception"]
