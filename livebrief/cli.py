@@ -371,10 +371,11 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
             count = replay_dead_letters(client, keys, config.webhooks, args.webhook,
                                         config.worker.finished_job_ttl)
             print(f"re-queued {count} dead-lettered deliveries")
-        elif args.action == "clear":
-            if args.webhook is not None:  # one no longer configured too, as long as it has letters
-                _check_webhook(config, args.webhook, client, keys, letters_enough=True)
-            print(f"deleted {deadletters.clear(client, keys, args.webhook)} dead-lettered deliveries")
+        elif args.action == "clear":  # a webhook no longer configured too: its letters can only go
+            deleted = deadletters.clear(client, keys, args.webhook)
+            if not deleted and args.webhook is not None:  # none, perhaps because of a typo
+                _check_webhook(config, args.webhook, client, keys)
+            print(f"deleted {deleted} dead-lettered deliveries")
         else:
             waiting = deadletters.counts(client, keys)
             dropped = read_counters(client, keys).dead_letters_dropped
@@ -404,18 +405,14 @@ def _dropped(dropped: dict[str, int], webhook_id: str) -> str:
     return f" dead-letters-dropped={dropped[webhook_id]}" if webhook_id in dropped else ""
 
 
-def _check_webhook(config: Config, webhook_id: str, client: redis.Redis, keys: Keys,
-                   letters_enough: bool = False) -> None:
-    """Raise ``UsageError`` unless ``webhook_id`` is a configured webhook (or, with ``letters_enough``, one that
-    has dead letters): dead letters of one that is not cannot be re-sent (its URL and secret are gone), and a
-    typo would otherwise find 0 letters and succeed."""
+def _check_webhook(config: Config, webhook_id: str, client: redis.Redis, keys: Keys) -> None:
+    """Raise ``UsageError`` unless ``webhook_id`` is a configured webhook: dead letters of one that is not
+    cannot be re-sent (its URL and secret are gone), and a typo would otherwise find 0 letters and succeed."""
     from worker import deadletters
 
     if any(w.id == webhook_id for w in config.webhooks):
         return
     dead = deadletters.counts(client, keys)[webhook_id]
-    if dead and letters_enough:
-        return
     known = ", ".join(w.id for w in config.webhooks) or "none"
     held = f"; its {dead} dead-lettered deliveries wait until it is configured again" if dead else ""
     raise UsageError(f"no webhook {webhook_id!r} in {config.source_path} (configured: {known}){held}")

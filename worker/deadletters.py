@@ -17,7 +17,8 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
@@ -26,7 +27,7 @@ import structlog
 from livebrief.keys import DEAD_LETTERS, DEAD_LETTERS_DROPPED, Keys, counter_field
 
 log = structlog.get_logger(__name__)
-__all__ = ["Letter", "counts", "clear", "letter_webhook", "push", "take"]
+__all__ = ["Letter", "counts", "clear", "push", "take"]
 
 Letter = dict[str, Any]
 CHUNK = 1000  # letters read per round trip
@@ -79,11 +80,14 @@ return taken
 """
 
 
-def push(connection: redis.Redis, keys: Keys, webhook_id: str, letters: list[Letter], most: int,
-         also: Callable[[redis.client.Pipeline], object] | None = None) -> dict[str, int]:
-    """Put ``letters`` (of ``webhook_id``) first in the list, which keeps the ``most`` newest (0: all;
-    ``worker.dead_letters_max``), with what ``also`` queues on the same MULTI; returns how many older
-    letters were dropped, per webhook."""
+def push(connection: redis.Redis, keys: Keys, webhook_id: str, messages: Sequence[Sequence[str]], error: str,
+         most: int, also: Callable[[redis.client.Pipeline], object] | None = None) -> dict[str, int]:
+    """Put ``webhook_id``'s ``messages`` ((webhook-id, entry JSON) pairs), failed with ``error``, first in the
+    list, which keeps the ``most`` newest (0: all; ``worker.dead_letters_max``), with what ``also`` queues on
+    the same MULTI; returns how many older letters were dropped, per webhook."""
+    failed_at = datetime.now(UTC).isoformat()
+    letters = [{"webhook": webhook_id, "delivery": msg_id, "entry": entry_json, "error": error, "failed_at": failed_at}
+               for msg_id, entry_json in messages]
     with connection.pipeline() as pipe:
         pipe.multi()
         if also is not None:
@@ -99,29 +103,25 @@ def push(connection: redis.Redis, keys: Keys, webhook_id: str, letters: list[Let
     return dropped
 
 
-def letter_webhook(raw: bytes) -> str:
+def _webhook(raw: bytes) -> str:
     """The webhook of a stored letter."""
     found = _WEBHOOK_FIRST.match(raw)
     return found.group(1).decode() if found else str(json.loads(raw).get("webhook", "?"))
 
 
-def _chunks(client: redis.Redis, keys: Keys) -> Generator[list[tuple[int, bytes]], int | None, None]:
-    """(index from the tail, raw letter) of every letter, oldest first, a chunk per round trip; the caller
-    sends back how many of each chunk it removed, so the next chunk starts where the list now is."""
-    end = -1
-    while True:
-        chunk = cast(list[bytes], client.lrange(keys.deadletter, end - CHUNK + 1, end))
-        if not chunk:
-            return
-        removed = yield [(end - offset, raw) for offset, raw in enumerate(reversed(chunk))]
-        end -= len(chunk) - (removed or 0)
+def _chunk(client: redis.Redis, keys: Keys, end: int) -> list[tuple[int, bytes]]:
+    """(index from the tail, raw letter) of up to ``CHUNK`` letters, oldest first, the oldest at ``end``."""
+    raws = cast(list[bytes], client.lrange(keys.deadletter, end - CHUNK + 1, end))
+    return [(end - offset, raw) for offset, raw in enumerate(reversed(raws))]
 
 
 def counts(client: redis.Redis, keys: Keys) -> Counter[str]:
     """Letters waiting, per webhook."""
     found: Counter[str] = Counter()
-    for chunk in _chunks(client, keys):
-        found.update(letter_webhook(raw) for _, raw in chunk)
+    end = -1
+    while chunk := _chunk(client, keys, end):
+        found.update(_webhook(raw) for _, raw in chunk)
+        end -= len(chunk)
     return found
 
 
@@ -130,14 +130,9 @@ def take(client: redis.Redis, keys: Keys, pick: Callable[[str], bool],
     """Remove the letters of the webhooks ``pick`` accepts, oldest first, each chunk in one MULTI with what
     ``act`` queues for them; returns how many were removed."""
     taken = 0
-    chunks = _chunks(client, keys)
-    removed = None
-    while True:
-        try:
-            chunk = chunks.send(removed)
-        except StopIteration:
-            return taken
-        picked = [(index, raw) for index, raw in chunk if pick(letter_webhook(raw))]
+    end = -1
+    while chunk := _chunk(client, keys, end):
+        picked = [(index, raw) for index, raw in chunk if pick(_webhook(raw))]
         removed = 0
         if picked:
             with client.pipeline() as pipe:
@@ -149,6 +144,8 @@ def take(client: redis.Redis, keys: Keys, pick: Callable[[str], bool],
                 pipe.eval(_TAKE_LUA, 1, keys.deadletter, *pairs)
                 removed = int(pipe.execute()[-1])
             taken += removed
+        end -= len(chunk) - removed  # the letters removed no longer count from the tail
+    return taken
 
 
 def clear(client: redis.Redis, keys: Keys, webhook_id: str | None) -> int:

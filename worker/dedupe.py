@@ -526,11 +526,8 @@ _THEATRES_TEXT = {
 }
 
 
-def _theatres() -> dict[str, str]:
-    return {_normalise(word): name for name, words in _THEATRES_TEXT.items() for word in words.split()}
-
-
-_THEATRE = _theatres()  # normalised term -> its conflict (``_THEATRES_TEXT``)
+# normalised term -> its conflict
+_THEATRE = {_normalise(word): name for name, words in _THEATRES_TEXT.items() for word in words.split()}
 
 
 def _terms_and_entities(title: str, text: str) -> tuple[list[str], set[str]]:

@@ -430,11 +430,8 @@ def _expire(run: _Run, webhook: WebhookConfig, late: list[list[str]], fresh: lis
     of the queue, in one MULTI: a failure of the later posts is then the other job's, and no retry of this one
     dead-letters the late ones again. (A worker killed between the MULTI and the end of this job leaves its
     re-run to dead-letter them a second time; a replay posts each once, the second copy skipped by its mark.)"""
-    failed_at = datetime.now(UTC).isoformat()
-    error = f"not delivered within max_age ({webhook.max_age} s) of its publication"
-    deadletters.push(run.job.connection, run.runtime.keys, webhook.id,
-                     [{"webhook": webhook.id, "delivery": msg_id, "entry": entry_json, "error": error,
-                       "failed_at": failed_at} for msg_id, entry_json in late],
+    deadletters.push(run.job.connection, run.runtime.keys, webhook.id, late,
+                     f"not delivered within max_age ({webhook.max_age} s) of its publication",
                      run.runtime.config.worker.dead_letters_max,
                      also=(lambda pipe: _hand_on(run, webhook, fresh, pipe)) if fresh else None)
     for msg_id, _ in late:
@@ -580,14 +577,10 @@ def on_delivery_failure(job: Job, connection: redis.Redis, exc_type: type, exc: 
     webhook_id, messages = _job_messages(job)
     keys = runtime.keys
     done = delivered(connection, keys, webhook_id, [m for m, _ in messages], runtime.config.worker.seen_ttl)
-    failed_at = datetime.now(UTC).isoformat()
     undelivered = _undelivered(messages, done)  # the others were delivered by an earlier attempt of this job
     if not undelivered:
         return
-    deadletters.push(connection, keys, webhook_id, [{"webhook": webhook_id, "delivery": msg_id, "entry": entry_json,
-                                                     "error": str(exc), "failed_at": failed_at}
-                                                    for msg_id, entry_json in undelivered],
-                     runtime.config.worker.dead_letters_max)
+    deadletters.push(connection, keys, webhook_id, undelivered, str(exc), runtime.config.worker.dead_letters_max)
     for msg_id, _ in undelivered:
         log.error("delivery_dead_lettered", webhook=webhook_id, delivery=msg_id, error=str(exc))
 
