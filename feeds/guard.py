@@ -132,8 +132,9 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str,
 
     Order of evidence: a byte-order mark; then bytes that are valid UTF-8 (and not plain ASCII) are UTF-8
     whatever the labels say, since legacy-encoded text practically never is; then the HTTP charset, then
-    the XML declaration; for undecodable bytes labelled UTF-8, windows-1251 or -1252 when the bytes make
-    it clear, else UTF-8 with U+FFFD for the bad bytes. Never raises.
+    the XML declaration, but for a Latin label over bytes that are clearly windows-1251 (every byte decodes
+    as windows-1252, into mojibake); for undecodable bytes labelled UTF-8, windows-1251 or -1252 when the
+    bytes make it clear, else UTF-8 with U+FFFD for the bad bytes. Never raises.
     """
     for bom, codec in _BOMS:
         if body.startswith(bom):
@@ -154,14 +155,22 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str,
         if declared and declared[0] != "utf-8" and not body.isascii():
             return text, "utf-8", [f"declared {declared[0]} but the bytes are UTF-8"]
         return text, "utf-8", []
+    guess = _guess_legacy(body)
     for codec in declared:
         if codec == "utf-8":
             continue
+        if codec == "cp1252" and guess == "cp1251":
+            # Every byte decodes as windows-1252, so a Latin label (Apache's default charset, say) over a
+            # Cyrillic feed would always win, into mojibake: the document's own declaration, or the
+            # guess, goes first.
+            continue
         try:
-            return body.decode(codec), codec, []
+            text = body.decode(codec)
         except (UnicodeError, LookupError):  # UnicodeError: a codec that decodes nothing ("undefined")
             continue
-    guess = _guess_legacy(body)
+        if codec != declared[0]:
+            return text, codec, [f"declared {declared[0]} over HTTP but {codec} in the document; read as {codec}"]
+        return text, codec, []
     label = declared[0] if declared else "no charset"
     if guess:
         return body.decode(guess, "replace"), guess, [f"declared {label} but the bytes look like {guess}"]

@@ -10,14 +10,18 @@ or declines the document (issue 6: feedparser stays the parser of record).
 
 Limits, so that one hostile document costs bounded time and memory:
 
-- at most ``2 * max_entries`` entries reach the XML parser (the first and last ``max_entries`` in the
-  document, so both newest-first and oldest-first feeds keep their newest entries); of those, the
+- at most ``2 * max_entries`` entries are read (the first and last ``max_entries`` in the document, so
+  both newest-first and oldest-first feeds keep their newest entries); of those, the
   ``max_entries`` newest by date are kept (document order when there are no dates), returned in
   document order;
 - titles are cut to ``TITLE_MAX_CHARS``, entry text to ``max_text_chars``, guids to ``GUID_MAX_CHARS``;
 - dates before ``OLDEST_DATE`` or that do not parse become ``None``; dates up to ``FUTURE_SKEW`` ahead of
   the fetch time become the fetch time (clock skew), later ones ``None`` (a date in 9999 is a lie, and
   treating it as "now" would pin the entry to the top of every sort).
+
+An entry is known by its guid, else its link, else its title (``item_id``); entries of one document that
+share a guid but not their link are known by their link (``_tell_apart_shared_guids``). What was repaired
+on the way is listed in ``ParsedFeed.warnings``, which the poller logs and shows in ``livebrief feeds``.
 
 The poller runs ``parse_feed`` in a process pool with a deadline; this module only has to stay linear.
 """
@@ -256,7 +260,7 @@ def _parse_xml_feed(
     elif not version and not entries:
         raise NotAFeedError(limits.feed_id, _not_a_feed_reason(prepared.root))
     feed = handler.feeddata
-    items = _select(_xml_items(entries, limits), limits.max_entries)
+    items = _select(_tell_apart_shared_guids(_xml_items(entries, limits), limits, warnings), limits, warnings)
     return ParsedFeed(
         format=version or "unknown",
         title=html_to_text(feed.get("title") or "", TITLE_MAX_CHARS) or None,
@@ -427,9 +431,35 @@ def _make_item(
     )
 
 
-def _select(items: list[Item], max_entries: int) -> list[Item]:
+def _tell_apart_shared_guids(items: list[Item], limits: _Limits, warnings: list[str]) -> list[Item]:
+    """Entries of one document that share a guid but not their link (or, without links, their title) are
+    known by their link instead. Some CMSs give every entry the same guid (the site's home page, say):
+    taken as the identity, it kept the first entry and made each later one an update of its story."""
+    named: dict[str, set[str]] = {}
+    for item in items:
+        if item.guid:
+            named.setdefault(item.id, set()).add(item.url or item.title)
+    shared = {item_id for item_id, names in named.items() if len(names) > 1}
+    if not shared:
+        return items
+    out, guids = [], set()
+    for item in items:
+        if item.id in shared:
+            guids.add(item.guid or "")
+            basis = item_id(limits.feed_id, None, item.url, item.title or f"text:{item.text}")
+            item = item.model_copy(update={"id": basis, "guid": None})
+        out.append(item)
+    count = sum(1 for item in items if item.id in shared)
+    named_guids = ", ".join(repr(guid[:80]) for guid in sorted(guids)[:3])
+    warnings.append(f"{count} entries share a guid with entries of other links ({named_guids}): each is known by "
+                    "its link instead")
+    return out
+
+
+def _select(items: list[Item], limits: _Limits, warnings: list[str]) -> list[Item]:
     """One item per id (the first in the document wins), at most ``max_entries`` of them: the newest by
     date, undated ones after dated ones in document order; returned in document order."""
+    max_entries = limits.max_entries
     seen: set[str] = set()
     unique = []
     for item in items:
@@ -441,6 +471,8 @@ def _select(items: list[Item], max_entries: int) -> list[Item]:
     oldest = datetime.min.replace(tzinfo=UTC)
     ranked = sorted(range(len(unique)), key=lambda i: unique[i].published or oldest, reverse=True)
     keep = set(ranked[:max_entries])
+    warnings.append(f"{len(unique) - max_entries} entries were left out: polling.max_entries keeps the "
+                    f"{max_entries} newest")
     return [item for i, item in enumerate(unique) if i in keep]
 
 
@@ -462,8 +494,14 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
     raw_items = doc.get("items")
     if not isinstance(raw_items, list):
         raise ParseError(limits.feed_id, "the JSON Feed has no 'items' list")
+    warnings: list[str] = []
+    cap = 2 * limits.max_entries
+    if len(raw_items) > cap:
+        # The first and last entries, as for XML: an oldest-first feed keeps its newest.
+        warnings.append(f"{len(raw_items) - cap} entries in the middle of the document were not parsed")
+        raw_items = raw_items[: cap // 2] + raw_items[len(raw_items) - (cap - cap // 2) :]
     items = []
-    for raw in raw_items[: 2 * limits.max_entries]:
+    for raw in raw_items:
         if not isinstance(raw, dict):
             continue
         content_text = _json_str(raw.get("content_text"))
@@ -486,8 +524,9 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
     return ParsedFeed(
         format="json",
         title=html_to_text(_json_str(doc.get("title")), TITLE_MAX_CHARS) or None,
-        items=_select(items, limits.max_entries),
+        items=_select(_tell_apart_shared_guids(items, limits, warnings), limits, warnings),
         hub=hub,
+        warnings=warnings,
     )
 
 
@@ -605,8 +644,10 @@ def _parse_ninjs(raw_items: list[dict[str, Any]], doc: Any, limits: _Limits) -> 
         )
         items.append(item.model_copy(update=update))
     cursor = doc.get("next_cursor") or doc.get("cursor") if isinstance(doc, dict) else None
+    warnings: list[str] = []
     return ParsedFeed(
         format="ninjs",
-        items=_select(items, limits.max_entries),
+        items=_select(items, limits, warnings),
+        warnings=warnings,
         cursor=str(cursor) if isinstance(cursor, str | int) and cursor else (newest.isoformat() if newest else None),
     )

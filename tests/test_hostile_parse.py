@@ -279,6 +279,33 @@ def test_http_charset_wins_over_the_xml_declaration() -> None:
     assert parsed.items[0].title == "Café crème"
 
 
+def _cyrillic_cp1251(declared: str) -> bytes:
+    body = rss(item(1, title=CYRILLIC, desc="Київ: у місті відновили рух тролейбусів після обстрілу."))
+    return body.replace(b'encoding="utf-8"', f'encoding="{declared}"'.encode()).decode("utf-8").encode("cp1251")
+
+
+def test_cp1251_bytes_behind_a_latin1_http_charset_are_read_as_the_document_declares() -> None:
+    """Found by QA: Apache's default ``charset=ISO-8859-1`` over a Ukrainian feed that declares windows-1251
+    gave mojibake, since every byte decodes as Latin-1."""
+    parsed = parse_body(_cyrillic_cp1251("windows-1251"), headers={"Content-Type": "text/xml; charset=ISO-8859-1"})
+    assert parsed.items[0].title == CYRILLIC
+    assert parsed.items[0].text.startswith("Київ")
+    assert "declared cp1252 over HTTP but cp1251 in the document; read as cp1251" in parsed.warnings
+
+
+def test_cp1251_bytes_declared_latin1_are_read_as_cp1251() -> None:
+    parsed = parse_body(_cyrillic_cp1251("iso-8859-1"))
+    assert parsed.items[0].title == CYRILLIC
+    assert "declared cp1252 but the bytes look like cp1251" in parsed.warnings
+
+
+def test_latin1_text_declared_latin1_stays_latin1() -> None:
+    body = rss(item(1, title="Zoë à l'Élysée: über Straße")).replace(b'encoding="utf-8"', b'encoding="iso-8859-1"')
+    parsed = parse_body(body.decode("utf-8").encode("latin-1"))
+    assert parsed.items[0].title == "Zoë à l'Élysée: über Straße"
+    assert parsed.warnings == []
+
+
 def test_utf16_with_bom_is_parsed() -> None:
     assert parse_file("27_utf16_bom.xml").items[0].title == "utf16 Ω"
 
@@ -333,13 +360,26 @@ def test_entries_with_no_title_and_no_text_are_skipped() -> None:
     ]
 
 
-def test_duplicate_guids_give_one_item_the_first_in_the_document() -> None:
-    items = parse_file("15_duplicate_guids.xml").items
-    assert [(i.guid, i.title) for i in items] == [
-        ("urn:dup:1", "first"),
-        ("urn:dup:2", "fourth"),
-        ("urn:dup:3", "fifth"),
+def test_a_guid_shared_by_entries_of_different_links_is_no_identity() -> None:
+    """Found by QA: a CMS giving every entry one guid kept the first entry, and made each later one an update
+    of its story. Entries sharing a guid but not their link are known by their link."""
+    parsed = parse_file("15_duplicate_guids.xml")
+    assert [(i.guid, i.url, i.title) for i in parsed.items] == [
+        (None, "https://example.org/item/1", "first"),
+        (None, "https://example.org/item/2", "second"),
+        (None, "https://example.org/item/3", "third"),
+        ("urn:dup:2", "https://example.org/same", "fourth"),
+        ("urn:dup:3", "https://example.org/same", "fifth"),
     ]
+    assert len({i.id for i in parsed.items}) == 5
+    assert "3 entries share a guid with entries of other links ('urn:dup:1'): each is known by its link instead" \
+        in parsed.warnings
+
+
+def test_an_entry_repeated_with_its_guid_and_link_gives_one_item_the_first_in_the_document() -> None:
+    twice = item(1, title="first") + item(1, title="first, edited")
+    items = parse_body(rss(twice)).items
+    assert [(i.guid, i.title) for i in items] == [("urn:gen:1", "first")]
 
 
 def test_far_future_dates_become_unknown() -> None:
@@ -445,6 +485,19 @@ def test_max_entries_keeps_the_newest_of_an_oldest_first_feed(tmp_path: Path) ->
     path.write_bytes(rss("".join(item(i, date=dates[i]) for i in range(3000))))
     items = parse_body(path.read_bytes(), max_entries=100).items
     assert [item.guid for item in items] == [f"urn:gen:{i}" for i in range(2900, 3000)]
+
+
+def test_max_entries_keeps_the_newest_of_an_oldest_first_json_feed() -> None:
+    """Found by QA: a JSON Feed was cut to its first ``2 * max_entries`` entries, so an oldest-first one lost
+    its newest; it now keeps the first and last, as XML does, and says what it left out."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    doc = {"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [
+        {"id": f"j{i}", "url": f"https://example.org/{i}", "title": f"Item {i}", "content_text": "x",
+         "date_published": (start + timedelta(hours=i)).isoformat()} for i in range(1200)]}
+    parsed = parse_body(json.dumps(doc).encode(), max_entries=100)
+    assert [item.guid for item in parsed.items] == [f"j{i}" for i in range(1100, 1200)]
+    assert parsed.warnings == ["1000 entries in the middle of the document were not parsed",
+                               "100 entries were left out: polling.max_entries keeps the 100 newest"]
 
 
 def test_without_dates_max_entries_keeps_document_order(tmp_path: Path) -> None:

@@ -156,6 +156,41 @@ def test_same_story_in_two_feeds_is_one_entry_with_two_sources(
     assert sorted(s.name for s in strikes[-1].sources) == ["Paper B", "Wire A"]
 
 
+CONSTANT_GUID_STORIES = [
+    ("lviv-bridge", "Bridge in Lviv reopens to traffic after repairs to its supports"),
+    ("odesa-grain", "Odesa port resumes grain exports as first ship leaves for Istanbul"),
+    ("kharkiv-metro", "Kharkiv metro extends night service for residents sheltering underground"),
+]
+
+
+def _constant_guid_feed(count: int) -> str:
+    """A CMS that gives every entry the site's home page as its guid; the newest entry first."""
+    items = "".join(
+        f"<item><title>{title}</title><link>https://cms.example/{slug}</link><guid>https://cms.example/</guid>"
+        f"<description>{title}. The city council gave details on Monday.</description></item>"
+        for slug, title in reversed(CONSTANT_GUID_STORIES[:count])
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>CMS</title>{items}</channel></rss>'
+
+
+def test_entries_of_a_feed_that_gives_them_all_one_guid_are_each_their_own_story(
+    tmp_path: Path, client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    """Found by QA: each new entry of such a feed went out as an update of the first one's story, its
+    headline replacing the earlier one, and the entries the first one shadowed were never published."""
+    config = write_config(tmp_path, [{"id": "cms", "name": "CMS", "url": feed_server.url("/cms.xml")}])
+    for count in (1, 2, 3):
+        feed_server.set("/cms.xml", _constant_guid_feed(count), "application/rss+xml")
+        result = run_once(config, redis_url)
+        assert result.returncode == 0, result.stderr
+
+    entries = stream_entries(client)
+    assert sorted(e.headline for e in entries) == sorted(title for _, title in CONSTANT_GUID_STORIES)
+    assert len({e.id for e in entries}) == 3
+    assert all(e.version == 1 and e.status == "new" for e in entries)
+    assert "entries share a guid" in result.stdout + result.stderr  # logged (feed_repaired), not silent
+
+
 def test_classify_command_reads_and_writes_json_lines(redis_url: str) -> None:
     lines = [
         {"id": "x1", "title": "Missile strike hits apartment block, killing five civilians"},
