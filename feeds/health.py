@@ -33,6 +33,7 @@ class FeedState(BaseModel):
     last_error: str | None = None
     last_error_kind: str | None = None
     last_error_at: float | None = None
+    repaired: str | None = None  # what parsing the last fetched body repaired or left out (``ParsedFeed.warnings``)
     failures: int = 0
     next_attempt: float | None = None
     retry_after_until: float | None = None
@@ -67,9 +68,22 @@ def next_after_success(
     return now + base * rng.uniform(0.9, 1.1)
 
 
+PINNED_GAP_FACTOR = 10
+
+
 def observed_gap(published: list[float], sample: int = 10) -> float | None:
-    """The feed's own posting rate: mean seconds between its ``sample`` newest dated items."""
+    """The feed's own posting rate: mean seconds between its ``sample`` newest dated items.
+
+    The oldest item is left out while its gap is over ``PINNED_GAP_FACTOR`` times the median of the others:
+    a small live feed that keeps an item a year old pinned (found by QA) posts every few minutes, not every
+    two months. Only from the oldest end, so a feed that posts in bursts keeps the quiet between them."""
     newest = sorted(published, reverse=True)[:sample]
+    while len(newest) >= 3:
+        gaps = sorted(a - b for a, b in zip(newest[:-2], newest[1:-1], strict=True))
+        typical = gaps[len(gaps) // 2]
+        if typical <= 0 or newest[-2] - newest[-1] <= PINNED_GAP_FACTOR * typical:
+            break
+        newest.pop()
     if len(newest) < 2 or newest[0] == newest[-1]:
         return None
     return (newest[0] - newest[-1]) / (len(newest) - 1)

@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import multiprocessing
 import random
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -103,22 +104,46 @@ class _Enqueuer:
             self._running = None
 
 
-class ParsePool:
-    """Runs ``parse_feed`` in worker processes with a hard deadline; a hung parse kills and replaces the pool.
+ParseCall = Callable[[bytes, dict[str, object], float], ParsedFeed]
 
-    ``workers=0`` parses inline (no deadline), for tiny runs and debugging.
+
+class ParsePool:
+    """Runs ``parse_feed`` in worker processes, each parse under its own deadline.
+
+    At most ``workers`` parses are handed to the processes at a time (the others wait here), so a parse's
+    clock starts when it does, not while it waits behind slow ones. The deadline is kept inside the process
+    (``_parse_call``): a slow parse ends with its own error and the process lives on. A parse stuck where
+    that alarm cannot reach (inside one C call) is stopped from here after ``HARD_DEADLINE_FACTOR``
+    deadlines, by killing the processes; processes that die so, or on their own (out of memory, say), fail
+    every parse they hold, and each of those is parsed again alone in a process of its own: a pathological
+    document costs its own feed one error, never the feeds parsed beside it. ``workers=0`` parses inline (no
+    deadline), for tiny runs and debugging.
     """
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+    HARD_DEADLINE_FACTOR = 4
 
-    def _get(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("forkserver")
+    def __init__(self, workers: int, timeout: float = PARSE_TIMEOUT, call: ParseCall | None = None) -> None:
+        self.workers = workers
+        self.timeout = timeout
+        self.call = call or _parse_call  # what runs in a pool process (tests give one that crashes or hangs)
+        self._pools: dict[str, concurrent.futures.ProcessPoolExecutor] = {}  # "shared", and "alone" for retries
+        # asyncio primitives belong to the loop they are first used on (a Poller may be driven by several).
+        self._bounds: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore, asyncio.Lock] | None = None
+
+    def _pool(self, name: str) -> concurrent.futures.ProcessPoolExecutor:
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers if name == "shared" else 1,
+                mp_context=multiprocessing.get_context("forkserver"),
             )
-        return self._pool
+        return pool
+
+    def _limits(self) -> tuple[asyncio.Semaphore, asyncio.Lock]:
+        loop = asyncio.get_running_loop()
+        if self._bounds is None or self._bounds[0] is not loop:
+            self._bounds = (loop, asyncio.Semaphore(self.workers), asyncio.Lock())
+        return self._bounds[1], self._bounds[2]
 
     async def parse(self, feed: FeedConfig, result: FetchResult, config: Config) -> ParsedFeed:
         kwargs = {
@@ -128,33 +153,62 @@ class ParsePool:
         }
         if self.workers == 0:
             return parse_feed(result.body, **kwargs)  # type: ignore[arg-type]
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._get(), _parse_call, result.body, kwargs)
+        shared, alone = self._limits()
         try:
-            return await asyncio.wait_for(future, PARSE_TIMEOUT)
-        except TimeoutError as exc:
-            self._kill()
-            raise ParseError(feed.id, f"parsing took longer than {PARSE_TIMEOUT:g} s and was stopped") from exc
-        except concurrent.futures.process.BrokenProcessPool as exc:
-            self._kill()
-            raise ParseError(feed.id, "the parser process died (out of memory?)") from exc
+            async with shared:
+                return await self._run("shared", feed.id, result.body, kwargs)
+        except concurrent.futures.process.BrokenProcessPool:
+            log.info("parse_retried", feed=feed.id, reason="a parser process died during the parse")
+        async with alone:  # alone: if this document is what kills its process, it kills no other parse
+            try:
+                return await self._run("alone", feed.id, result.body, kwargs)
+            except concurrent.futures.process.BrokenProcessPool as exc:
+                raise ParseError(feed.id, "the parser process died parsing it (out of memory?)") from exc
 
-    def _kill(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        for process in list(getattr(pool, "_processes", {}).values()):
+    async def _run(self, name: str, feed_id: str, body: bytes, kwargs: dict[str, object]) -> ParsedFeed:
+        pool = self._pool(name)
+        future = asyncio.get_running_loop().run_in_executor(pool, self.call, body, kwargs, self.timeout)
+        try:
+            return await asyncio.wait_for(future, self.timeout * self.HARD_DEADLINE_FACTOR)
+        except TimeoutError as exc:
+            self._kill(name, pool)
+            raise ParseError(feed_id, f"parsing took longer than {self.timeout:g} s and was stopped") from exc
+        except concurrent.futures.process.BrokenProcessPool:
+            self._kill(name, pool)
+            raise
+
+    def _kill(self, name: str, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Kill ``pool``, not a newer one another parse has made meanwhile: the parses in it fail."""
+        if self._pools.get(name) is pool:
+            del self._pools[name]
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _parse_call(body: bytes, kwargs: dict[str, object]) -> ParsedFeed:
-    return parse_feed(body, **kwargs)  # type: ignore[arg-type]
+class _ParseExpired(BaseException):
+    """The alarm of ``_parse_call``: a BaseException, so no ``except Exception`` in the parsers swallows it."""
+
+
+def _parse_call(body: bytes, kwargs: dict[str, object], timeout: float) -> ParsedFeed:
+    """``parse_feed`` in a pool process, stopped by an alarm ``timeout`` seconds after it starts."""
+    def expire(signum: int, frame: object) -> None:
+        raise _ParseExpired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return parse_feed(body, **kwargs)  # type: ignore[arg-type]
+    except _ParseExpired:
+        raise ParseError(str(kwargs["feed_id"]), f"parsing took longer than {timeout:g} s and was stopped") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Poller:
@@ -253,7 +307,8 @@ class Poller:
     async def _poll_due(self, client: ClientPool, now: float, report: PollReport) -> None:
         concurrency = self.config.polling.concurrency
         chunk = max(1, concurrency * CLAIM_CHUNK_FACTOR)
-        lease = self.config.polling.timeout + PARSE_TIMEOUT + 30
+        # A fetch, then a parse that may wait behind others, be stopped from here and be tried once more.
+        lease = self.config.polling.timeout + 2 * self.parser.timeout * ParsePool.HARD_DEADLINE_FACTOR + 30
         tasks: set[asyncio.Task[None]] = set()
         room = asyncio.Event()
         failures: list[BaseException] = []
@@ -281,16 +336,17 @@ class Poller:
                     feed = self.feeds.get(feed_id)
                     if feed is None:  # another poller's feed; its lease runs out and that poller takes it
                         continue
-                    held_until = states[feed_id].retry_after_until
+                    state = states[feed_id]
+                    held_until = state.retry_after_until
+                    if held_until is not None:  # bounded again: versions before 2026-12-08 stored it uncapped
+                        held_until = min(held_until, (state.last_error_at or now) + self.config.polling.backoff_cap)
                     if held_until is not None and held_until > now:
                         # Its server asked not to be called before then; a forced cycle (``--once``) waits too.
-                        states[feed_id].next_attempt = held_until
-                        self._outcomes[feed_id] = states[feed_id]
+                        state.next_attempt = held_until
+                        self._outcomes[feed_id] = state
                         report.held += 1
                         continue
-                    task = asyncio.create_task(
-                        self._poll_feed(client, feed, states[feed_id], report, pushed.get(feed_id))
-                    )
+                    task = asyncio.create_task(self._poll_feed(client, feed, state, report, pushed.get(feed_id)))
                     tasks.add(task)
                     task.add_done_callback(finished)
             while tasks and not failures:
@@ -358,6 +414,8 @@ class Poller:
             if result.not_modified:
                 report.not_modified += 1
                 state.not_modified += 1
+                # A 304 may carry new validators for the body we have (RFC 9111, 4.3.4): ask with those next.
+                state.etag, state.last_modified = result.etag, result.last_modified
                 new_items = 0
                 ttl_hint = cache_hint(result.headers, now)
                 gap = None
@@ -369,6 +427,9 @@ class Poller:
                 hints = [h for h in (parsed.ttl_seconds, cache_hint(result.headers, now)) if h]
                 ttl_hint = max(hints) if hints else None
                 gap = observed_gap([i.published.timestamp() for i in parsed.items if i.published])
+                state.repaired = "; ".join(parsed.warnings) or None
+                if parsed.warnings:
+                    log.warning("feed_repaired", feed=feed.id, repaired=parsed.warnings)
                 if parsed.hub and self.config.push.enabled:
                     await self._subscribe(pool.session, feed, parsed.hub, push, now)
                 report.fetched += 1
@@ -454,7 +515,8 @@ class Poller:
         report.failed += 1
         report.errors[exc.feed_id] = state.last_error
         next_due = next_after_failure(now, state.failures, backoff_base, polling.backoff_cap, self.rng, retry_after)
-        state.retry_after_until = now + retry_after if retry_after is not None else None
+        # Bounded like the delay: a server asking for years (or a date in 2100) is asked again after the cap.
+        state.retry_after_until = now + min(retry_after, polling.backoff_cap) if retry_after is not None else None
         log.warning("feed_failed", feed=exc.feed_id, kind=exc.kind, error=exc.reason, failures=state.failures,
                       retry_in=round(next_due - now, 1))
         return next_due

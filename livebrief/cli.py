@@ -314,7 +314,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         if ts is None:
             return "never"
         delta = now - ts
-        return f"{delta:.0f}s ago" if delta >= 0 else f"in {-delta:.0f}s"
+        return f"{_span(delta)} ago" if delta >= 0 else f"in {_span(-delta)}"
 
     if args.json:
         print(json.dumps({s.feed: {**s.state.model_dump(), "health": s.health, "entries": s.entries,
@@ -322,16 +322,32 @@ def cmd_feeds(args: argparse.Namespace) -> int:
                           for s in statuses}, indent=2))
         return 0
     print(f"{'feed':<22} {'health':<8} {'last success':<13} {'fails':>5} {'next attempt':<13} {'entries':>7} "
-          f"{'first':>5} {'lag':>7}  last error")
+          f"{'first':>5} {'lag':>7}  last error, or what the last fetch repaired")
     for s in statuses:
         st = s.state
         lag = f"{s.mean_lag:.0f}s" if s.mean_lag is not None else "-"
-        error = f"{st.last_error_kind}: {st.last_error}" if st.failures else ""
+        notes = [f"{st.last_error_kind}: {st.last_error}"] if st.failures else []
+        if st.failures and st.retry_after_until is not None and st.retry_after_until > now:
+            notes.append(f"the server asked not to be called for {_span(st.retry_after_until - st.last_attempt)} "
+                         "(Retry-After)" if st.last_attempt else "the server asked to wait (Retry-After)")
+        if st.repaired and not st.failures:
+            notes.append(f"repaired: {st.repaired}")
         if st.moved_to:  # a permanent redirect: the config could name the new URL
-            error = f"moved to {st.moved_to} (301/308){'; ' + error if error else ''}"
+            notes.insert(0, f"moved to {st.moved_to} (301/308)")
         print(f"{s.feed:<22} {s.health:<8} {ago(st.last_success):<13} {st.failures:>5} {ago(st.next_attempt):<13} "
-              f"{s.entries:>7} {s.first:>5} {lag:>7}  {error}")
+              f"{s.entries:>7} {s.first:>5} {lag:>7}  {'; '.join(notes)}")
     return 0
+
+
+def _span(seconds: float) -> str:
+    """A duration as one reads it in a table: 45s, 12m, 6.1h, 3650d."""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.0f}d"
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:

@@ -21,6 +21,18 @@ class LivebriefError(Exception):
     def message(self) -> str:
         return str(self.args[0])
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled as it is (a parse error crosses from the parser process to the poller): the default
+        # calls ``cls(*args)``, which the subclasses' own arguments turn into a garbled message.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(cls: type[LivebriefError], args: tuple[object, ...], state: dict[str, object]) -> LivebriefError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class ConfigError(LivebriefError):
     """A configuration file is missing, unreadable or invalid."""

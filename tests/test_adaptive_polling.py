@@ -31,6 +31,16 @@ def test_posting_gap_is_read_from_the_feeds_own_dates() -> None:
     assert observed_gap([5.0]) is None
 
 
+def test_an_old_pinned_item_does_not_make_a_live_feed_look_slow() -> None:
+    """Found by QA: five items ten minutes apart and one a year old gave a mean gap of ~2 months."""
+    live = [100_000_000.0 - 600 * n for n in range(5)]
+    assert observed_gap([*live, live[-1] - 365 * 86400]) == 600
+    assert observed_gap([*live, live[-1] - 365 * 86400, live[-1] - 400 * 86400]) == 600  # two pinned
+    # A gap within ten times the others' is the feed's rhythm, not a pinned item.
+    assert observed_gap([*live, live[-1] - 5 * 600]) == (4 * 600 + 5 * 600) / 5
+    assert observed_gap([100.0, 50.0, 50.0 - 86400]) == 50  # too few to judge: two items and a pinned one
+
+
 def test_interval_is_half_the_posting_gap_within_bounds() -> None:
     assert adapt_interval(FeedState(), 0, 3, 180, base=300, low=60, high=21600) == 90
     assert adapt_interval(FeedState(), 0, 3, 30, base=300, low=60, high=21600) == 60

@@ -162,6 +162,34 @@ def test_retry_after_beyond_the_backoff_cap_is_cut_to_the_cap(
     finished = time.time()
 
     assert started + 300 <= Schedule(client, KEYS).due_times()["busy"] <= finished + 300
+    # And it stays cut (found by QA: the wait asked for was kept whole, and the next cycle held the feed
+    # for all of it, 30 days here, or until 2100 for a date).
+    state = FeedStates(client, KEYS).get_many(["busy"])["busy"]
+    assert state.retry_after_until is not None and state.retry_after_until <= finished + 300
+    poll(config, client)  # a forced cycle: the feed is held, to the cap
+    assert feed_server.count("/busy.xml") == 1
+    assert started + 300 <= Schedule(client, KEYS).due_times()["busy"] <= finished + 300
+
+
+def test_a_retry_after_stored_uncapped_by_an_earlier_version_holds_the_feed_no_longer_than_the_cap(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.route("/busy.xml", respond(429, {"Retry-After": "5"}))
+    config = make_config(
+        redis_url, [feed("busy", feed_server.url("/busy.xml"))], polling={"backoff_base": 0.01, "backoff_cap": 300}
+    )
+    poll(config, client)
+    states = FeedStates(client, KEYS)
+    state = states.get_many(["busy"])["busy"]
+    assert state.last_error_at is not None
+    state.retry_after_until = state.last_error_at + 10 * 365 * 86400
+    with client.pipeline() as pipe:
+        states.put("busy", state, pipe)
+        pipe.execute()
+
+    poll(config, client)
+
+    assert Schedule(client, KEYS).due_times()["busy"] <= state.last_error_at + 300
 
 
 # --- 5xx storm and recovery ----------------------------------------------------------------------------------
@@ -250,16 +278,25 @@ def test_feed_recovers_on_its_own_when_the_server_does(
 # --- `livebrief feeds` -----------------------------------------------------------------------------------------
 
 
+REPAIRED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>R</title><item><guid>r1</guid>'
+            b"<title>Aid & relief convoy reaches Kherson</title><description>Trucks arrived.</description></item>"
+            b"</channel></rss>")
+
+
 def polled_config(tmp_path: Path, client: redis.Redis, feed_server: FeedServer) -> Path:
-    """A config file with one healthy and one failing feed, each polled once."""
+    """A config file with a healthy feed, a failing one, one whose server asks to wait and one parsed with a
+    repair, each polled once."""
     feed_server.set("/good.xml", WIRE)
     feed_server.route("/broken.xml", respond(500))
+    feed_server.route("/busy.xml", respond(429, {"Retry-After": "600"}))
+    feed_server.set("/repaired.xml", REPAIRED)
     path = tmp_path / "livebrief.yaml"
     path.write_text(
         yaml.safe_dump(
             {
                 "topics_file": str(REPO / "config" / "topics.yaml"),
-                "feeds": [feed("good", feed_server.url("/good.xml")), feed("broken", feed_server.url("/broken.xml"))],
+                "feeds": [feed(name, feed_server.url(f"/{name}.xml")) for name in ("good", "broken", "busy",
+                                                                                     "repaired")],
                 "polling": {"allow_private": True, "timeout": 10},
             }
         )
@@ -295,6 +332,13 @@ def test_feeds_command_shows_each_feeds_health(
     assert broken.split()[1:4] == ["failing", "never", "1"]
     assert "in " in broken  # the next attempt, in the future
     assert broken.rstrip().endswith("http_status: server answered HTTP 500")
+    # Found by QA: the wait a server asked for, and what parsing repaired, were not shown; waits in seconds.
+    busy = next(r for r in rows if r.startswith("busy "))
+    assert busy.split()[1:5] == ["failing", "never", "1", "in"] and busy.split()[5] in ("9m", "10m")
+    assert busy.rstrip().endswith("server answered HTTP 429; the server asked not to be called for 10m (Retry-After)")
+    repaired = next(r for r in rows if r.startswith("repaired "))
+    assert repaired.split()[1] == "ok"
+    assert "repaired: the document is not well-formed (" in repaired and repaired.rstrip().endswith("kept what parsed")
 
 
 def test_feeds_command_prints_health_as_json(
