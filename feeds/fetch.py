@@ -111,11 +111,20 @@ async def check_url(feed_id: str, url: str, limits: FetchLimits) -> None:
         cached = (now + ADDRESS_CACHE_SECONDS, _blocked_address(infos))
         _address_cache[key] = cached
     if cached[1] is not None:
-        raise BlockedURLError(
-            feed_id,
-            f"{_host_port(parts.hostname, port)} resolves to {cached[1]}, a private/loopback address; "
-            f"if it is a trusted intranet feed, add {_host_port(parts.hostname, port)!r} to polling.allow_hosts",
-        )
+        where = _host_port(parts.hostname, port)
+        kind = _address_kind(cached[1])
+        # A link-local or reserved address is no intranet feed (169.254.169.254 is a cloud's metadata service).
+        hint = (f"; if it is a trusted intranet feed, add {where!r} to polling.allow_hosts"
+                if kind in ("private", "loopback") else "")
+        raise BlockedURLError(feed_id, f"{where} resolves to {cached[1]}, a {kind} address{hint}")
+
+
+def _address_kind(host: str) -> str:
+    address = ipaddress.ip_address(host)
+    for kind in ("loopback", "link_local", "multicast", "private"):
+        if getattr(address, f"is_{kind}"):
+            return kind.replace("_", "-")
+    return "reserved (non-public)"
 
 
 # (host, port) -> (monotonic expiry, the first non-public address it resolved to, or None when all are public)
@@ -270,7 +279,12 @@ async def _exchange(
     moved: str | None = None  # the URL permanent redirects lead to
     only_permanent = True  # every hop so far was one
     for _ in range(MAX_REDIRECTS + 1):
-        await check_url(feed_id, current, limits)
+        try:
+            await check_url(feed_id, current, limits)
+        except BlockedURLError as exc:
+            if current == url:
+                raise
+            raise BlockedURLError(feed_id, f"{url} redirected to {current}, refused: {exc.reason}") from exc
         try:
             response = await session.get(current, headers=headers, allow_redirects=False)
         except aiohttp.ClientError as exc:
@@ -279,17 +293,30 @@ async def _exchange(
             raise FetchError(feed_id, f"cannot request {current!r}: {exc}") from exc
         try:
             status = response.status
-            if status in _REDIRECTS and "location" in response.headers:
+            if status in _REDIRECTS:
+                location = response.headers.get("location")
+                if not location:
+                    raise FetchError(feed_id, f"server answered HTTP {status}, a redirect, without a Location")
+                try:
+                    target = urljoin(current, location)
+                except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+                    raise FetchError(feed_id, f"server redirected (HTTP {status}) to an invalid URL {location!r}"
+                                     ) from exc
                 only_permanent = only_permanent and status in _PERMANENT
-                current = urljoin(current, response.headers["location"])
+                current = target
                 moved = current if only_permanent else moved
                 await _drain(response)
                 continue
+            if 300 <= status < 400 and status != 304:
+                raise FetchError(feed_id, f"server answered HTTP {status}, which is neither a feed nor a redirect "
+                                          "livebrief follows")
             result_headers = {k.lower(): v for k, v in response.headers.items()}
             if status == 304:
                 await _drain(response)
                 return FetchResult(url=url, final_url=current, status=304, headers=result_headers,
-                                   etag=etag, last_modified=last_modified, moved_to=moved)
+                                   etag=response.headers.get("etag") or etag,
+                                   last_modified=response.headers.get("last-modified") or last_modified,
+                                   moved_to=moved)
             if status >= 400:
                 raise HTTPStatusError(feed_id, status, parse_retry_after(response.headers.get("retry-after")))
             declared = response.headers.get("content-length")
@@ -306,6 +333,9 @@ async def _exchange(
             except aiohttp.ClientError as exc:
                 if isinstance(exc, aiohttp.ServerTimeoutError):
                     raise _client_error(feed_id, exc, limits) from exc
+                if "ContentLengthError" in repr(exc):  # aiohttp's words for it read like an HTTP 400
+                    raise FetchError(feed_id, f"the body ended after {raw_size} bytes, before the length its "
+                                              "Content-Length announced (the connection closed early)") from exc
                 raise FetchError(
                     feed_id, f"the connection failed mid-body: {type(exc).__name__}: {exc or 'closed'}"
                 ) from exc

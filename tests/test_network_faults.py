@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+import re
 import socket
 import struct
 import threading
@@ -266,6 +267,73 @@ def test_redirect_loop_stops_after_max_redirects(client: redis.Redis, redis_url:
     assert queued_items(client) == {"good": 3}
 
 
+def closed_early(body: bytes) -> Handler:
+    """Announces ``body``'s length, sends half of it, and closes the connection cleanly."""
+
+    def handle(req: BaseHTTPRequestHandler) -> bool:
+        req.close_connection = True
+        req.send_response(200)
+        req.send_header("Content-Type", "application/rss+xml")
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body[: len(body) // 2])
+        return True
+
+    return handle
+
+
+@pytest.mark.parametrize(("handler", "expected"), [
+    (respond(302), "server answered HTTP 302, a redirect, without a Location"),
+    (respond(301, {"Location": "http://[::1/x"}), "server redirected (HTTP 301) to an invalid URL 'http://[::1/x'"),
+    (respond(300, {}, WIRE), "server answered HTTP 300, which is neither a feed nor a redirect livebrief follows"),
+    (closed_early(WIRE), f"the body ended after {len(WIRE) // 2} bytes, before the length its Content-Length "
+                         "announced (the connection closed early)"),
+], ids=["302 without Location", "Location not a URL", "300", "body shorter than its Content-Length"])
+def test_answers_that_are_neither_a_feed_nor_a_redirect_to_follow_say_what_they_were(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer, handler: Handler, expected: str
+) -> None:
+    """Found by QA: a 302 without Location read as "the body is empty", any other 3xx was parsed as a feed, a
+    Location that is no URL crashed the fetch (a traceback, "unexpected ValueError"), and a short body read
+    like an HTTP 400 (aiohttp's ``ContentLengthError: 400``)."""
+    feed_server.route("/odd.xml", handler)
+    feed_server.set("/good.xml", WIRE)
+    config = make_config(redis_url, [feed(name, feed_server.url(f"/{name}.xml")) for name in ("odd", "good")])
+
+    report, states = poll(config, client)
+
+    assert states["odd"].last_error_kind == FetchError.kind
+    assert report.errors["odd"] == expected
+    assert queued_items(client) == {"good": 3}
+
+
+def test_a_304_with_new_validators_is_asked_with_them_next(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    """RFC 9111, 4.3.4: a 304 updates the stored validators (found by QA: the first ETag was sent forever)."""
+    answers = [(200, 'W/"v1"', WIRE), (304, 'W/"v2"', b""), (304, None, b"")]
+    asked: list[str | None] = []
+
+    def handle(req: BaseHTTPRequestHandler) -> bool:
+        asked.append(req.headers.get("If-None-Match"))
+        status, etag, body = answers[min(len(asked), len(answers)) - 1]
+        req.send_response(status)
+        if etag:
+            req.send_header("ETag", etag)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
+        return True
+
+    feed_server.route("/v.xml", handle)
+    config = make_config(redis_url, [feed("v", feed_server.url("/v.xml"))])
+
+    for _ in range(4):
+        _, states = poll(config, client)
+
+    assert asked == [None, 'W/"v1"', 'W/"v2"', 'W/"v2"']  # a 304 without an ETag keeps the last one
+    assert states["v"].etag == 'W/"v2"' and states["v"].failures == 0
+
+
 # --- SSRF ---------------------------------------------------------------------------------------------------
 
 # A redirect from the allowed feed host to each of these must be refused. ``{port}`` is the allowed
@@ -307,7 +375,10 @@ def test_redirect_to_a_private_address_is_blocked_in_every_spelling(
     report, states = poll(config, client)
 
     assert states["ssrf"].last_error_kind == BlockedURLError.kind
-    assert "private/loopback" in report.errors["ssrf"]
+    # Says it was a redirect, and what kind of address it led to.
+    assert f"{feed_server.url('/start.xml')} redirected to " in report.errors["ssrf"]
+    kinds = r"loopback|private|link-local|multicast|reserved \(non-public\)"
+    assert re.search(rf"a ({kinds}) address", report.errors["ssrf"])
     assert feed_server.count("/start.xml") == 1
     assert feed_server.count("/feed.xml") == 0 and other_server.requests == []
     assert queued_items(client) == {}
