@@ -313,6 +313,9 @@ async def _exchange(
             result_headers = {k.lower(): v for k, v in response.headers.items()}
             if status == 304:
                 await _drain(response)
+                if not (etag or last_modified):
+                    raise FetchError(feed_id, "server answered HTTP 304 Not Modified to a request with nothing to "
+                                              "compare (no ETag or date sent): nothing can be read from it")
                 return FetchResult(url=url, final_url=current, status=304, headers=result_headers,
                                    etag=response.headers.get("etag") or etag,
                                    last_modified=response.headers.get("last-modified") or last_modified,

@@ -286,15 +286,19 @@ def closed_early(body: bytes) -> Handler:
     (respond(302), "server answered HTTP 302, a redirect, without a Location"),
     (respond(301, {"Location": "http://[::1/x"}), "server redirected (HTTP 301) to an invalid URL 'http://[::1/x'"),
     (respond(300, {}, WIRE), "server answered HTTP 300, which is neither a feed nor a redirect livebrief follows"),
+    (respond(304), "server answered HTTP 304 Not Modified to a request with nothing to compare (no ETag or date "
+                   "sent): nothing can be read from it"),
     (closed_early(WIRE), f"the body ended after {len(WIRE) // 2} bytes, before the length its Content-Length "
                          "announced (the connection closed early)"),
-], ids=["302 without Location", "Location not a URL", "300", "body shorter than its Content-Length"])
+], ids=["302 without Location", "Location not a URL", "300", "304 to a first request",
+        "body shorter than its Content-Length"])
 def test_answers_that_are_neither_a_feed_nor_a_redirect_to_follow_say_what_they_were(
     client: redis.Redis, redis_url: str, feed_server: FeedServer, handler: Handler, expected: str
 ) -> None:
     """Found by QA: a 302 without Location read as "the body is empty", any other 3xx was parsed as a feed, a
-    Location that is no URL crashed the fetch (a traceback, "unexpected ValueError"), and a short body read
-    like an HTTP 400 (aiohttp's ``ContentLengthError: 400``)."""
+    Location that is no URL crashed the fetch (a traceback, "unexpected ValueError"), a 304 to a request
+    without validators showed the feed "ok" for ever with nothing read, and a short body read like an HTTP
+    400 (aiohttp's ``ContentLengthError: 400``)."""
     feed_server.route("/odd.xml", handler)
     feed_server.set("/good.xml", WIRE)
     config = make_config(redis_url, [feed(name, feed_server.url(f"/{name}.xml")) for name in ("odd", "good")])
