@@ -216,6 +216,14 @@ class _Decoder:
                 raise FetchError(self.feed_id, f"corrupt compressed body: {exc}") from exc
             self._add(out)
             data = self._z.unconsumed_tail
+            if self._z.eof and self._kind in ("gzip", "x-gzip"):
+                # Concatenated gzip members are one gzip stream (RFC 1952, 2.2), which Python's gzip reads whole.
+                rest = self._z.unused_data
+                if not rest.strip(b"\0"):  # nothing, or the zero padding some servers add
+                    break
+                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = rest
+                continue
             if not out and not data:
                 break
 

@@ -23,7 +23,7 @@ import redis
 from rq import Queue
 
 from feeds import fetch as fetch_module
-from feeds.fetch import MAX_REDIRECTS, FetchLimits, check_url, fetch_feed, make_client
+from feeds.fetch import MAX_REDIRECTS, FetchLimits, _Decoder, check_url, fetch_feed, make_client
 from feeds.health import FeedState, FeedStates
 from feeds.poller import Poller, PollReport
 from livebrief.config import Config
@@ -683,3 +683,27 @@ def test_deflate_without_its_header_and_an_identity_after_gzip_are_read(
                                                   "Content-Encoding": encoding}, body))
     report, _ = poll(make_config(redis_url, [feed("packed", feed_server.url("/packed.xml"))]), client)
     assert report.failed == 0 and queued_items(client) == {"packed": 3}
+
+
+def _two_members() -> bytes:
+    middle = WIRE.index(b"</item>") + len(b"</item>")
+    return gzip.compress(WIRE[:middle]) + gzip.compress(WIRE[middle:]) + b"\0" * 8  # and zero padding
+
+
+def test_a_gzip_body_of_several_members_is_read_whole(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    """Found by QA: only the first member was read, so one item of three was published and the feed shown ok."""
+    body = _two_members()
+    feed_server.route("/members.xml", respond(200, {"Content-Type": "application/rss+xml",
+                                                   "Content-Encoding": "gzip"}, body))
+    report, _ = poll(make_config(redis_url, [feed("members", feed_server.url("/members.xml"))]), client)
+    assert report.failed == 0 and queued_items(client) == {"members": 3}
+
+
+def test_gzip_members_split_across_reads_are_read_whole() -> None:
+    body = _two_members()
+    decoder = _Decoder("gzip", "members", 1 << 20)
+    for start in range(0, len(body), 7):
+        decoder.feed(body[start : start + 7])
+    assert decoder.finish() == WIRE
