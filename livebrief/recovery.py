@@ -21,7 +21,7 @@ import structlog
 from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import Worker
@@ -137,6 +137,15 @@ def _requeue_stuck_in_dequeue(client: redis.Redis, keys: Keys, queue_names: list
             except NoSuchJobError:
                 intermediate.remove(job_id)
                 continue
+            status = job.get_status(refresh=False)
+            if status != JobStatus.QUEUED:
+                # Not stuck: a copy a killed worker left in the list, of a job recovered and run since (found
+                # by QA: such a copy of a finished job was queued again and ran twice). A running job is left
+                # alone; any other's copy is removed.
+                if status != JobStatus.STARTED:
+                    client.lrem(intermediate.key, 1, job_id)
+                    log.info("stale_dequeued_copy_removed", job=job_id, queue=name, status=str(status))
+                continue
             first_seen = intermediate.get_first_seen(job_id)
             if first_seen is not None and job.enqueued_at is not None and first_seen < job.enqueued_at:
                 # Seen in the list before this queuing of the job: an earlier take of the same id (a retry
@@ -151,14 +160,19 @@ def _requeue_stuck_in_dequeue(client: redis.Redis, keys: Keys, queue_names: list
                 if pipe.lpos(intermediate.key, job_id) is None:  # started after all, just now
                     pipe.unwatch()
                     continue
+                queued = pipe.lpos(queue.key, job_id) is not None  # queued again meanwhile (a retry): a stale copy
                 pipe.multi()
                 pipe.lrem(intermediate.key, 1, job_id)
-                queue.enqueue_job(job, pipeline=pipe, at_front=True)
+                if not queued:
+                    queue.enqueue_job(job, pipeline=pipe, at_front=True)
                 try:
                     pipe.execute()
                 except redis.WatchError:  # a worker took or started another job meanwhile: next round
                     client.delete(keys.recovery_claim(job_id, "dequeued"))
                     continue
+            if queued:
+                log.info("stale_dequeued_copy_removed", job=job_id, queue=name, status="queued")
+                continue
             requeued += 1
             log.warning("dequeued_job_requeued", job=job_id, queue=name)
     return requeued

@@ -97,3 +97,37 @@ def test_a_job_queued_again_is_not_taken_for_stuck_by_the_mark_of_an_earlier_tak
     assert recover_abandoned(client, KEYS, [queue.name]) == 1
     assert queue.get_job_ids() == [job.id] and intermediate.get_job_ids() == []
 
+
+
+def test_a_copy_left_in_the_intermediate_list_of_a_job_run_since_is_removed_not_queued(client: redis.Redis) -> None:
+    """Found by QA under repeated SIGKILLs: a worker killed while running a job left its copy in the list;
+    the job was recovered and finished, and a minute on the copy was queued again, so the job ran twice."""
+    queue = Queue("recovery-test", connection=client)
+    job = queue.enqueue(len, "abc")
+    intermediate = IntermediateQueue(queue.key, connection=client)
+    client.lmove(queue.key, intermediate.key)  # taken by the worker that is then killed
+    queue.enqueue_job(Job.fetch(job.id, connection=client))  # recovered: queued again under its id
+    SimpleWorker([queue], connection=client).work(burst=True)  # and run (RQ's move leaves the old copy)
+    assert job.get_status(refresh=True) == "finished"
+    assert intermediate.get_job_ids() == [job.id]
+
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0  # first seen now
+    a_minute_on_in_the_intermediate_list(client, queue.key, job.id)
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0
+
+    assert queue.count == 0 and intermediate.get_job_ids() == []
+    assert job.get_status(refresh=True) == "finished"
+
+
+def test_a_stale_copy_of_a_job_queued_again_is_removed_without_queuing_it_twice(client: redis.Redis) -> None:
+    queue = Queue("recovery-test", connection=client)
+    job = queue.enqueue(len, "abc")
+    intermediate = IntermediateQueue(queue.key, connection=client)
+    client.lmove(queue.key, intermediate.key)  # taken by a worker that is then killed
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0  # first seen now
+    a_minute_on_in_the_intermediate_list(client, queue.key, job.id)
+    client.lpush(queue.key, job.id)  # queued again meanwhile, by a retry
+
+    assert recover_abandoned(client, KEYS, [queue.name]) == 0
+
+    assert queue.get_job_ids() == [job.id] and intermediate.get_job_ids() == []
