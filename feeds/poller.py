@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
+import os
 import random
 import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -136,6 +138,7 @@ class ParsePool:
             pool = self._pools[name] = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers if name == "shared" else 1,
                 mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_end_with, initargs=(os.getpid(), _started(os.getpid())),
             )
         return pool
 
@@ -189,6 +192,34 @@ class ParsePool:
         pools, self._pools = self._pools, {}
         for pool in pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: /proc), so that a new process given the same id is not it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _end_with(pid: int, started: str | None) -> None:
+    """In a parser process: exit once the poller ``pid`` is gone. A poller killed with SIGKILL (by the OOM killer,
+    say) otherwise left its parser processes, the forkserver and its resource tracker running for ever, ~140 MB
+    a time (found by QA): a parser process waits on a queue it holds both ends of, and the forkserver on it."""
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+            if started is not None and _started(pid) != started:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="end-with-poller", daemon=True).start()
 
 
 class _ParseExpired(BaseException):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +17,7 @@ from feeds.parse import ParsedFeed, parse_feed
 from feeds.poller import ParsePool
 from livebrief.config import Config, FeedConfig
 from livebrief.errors import ParseError
-from tests.conftest import make_config
+from tests.conftest import REPO, make_config
 
 HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
 
@@ -109,3 +111,48 @@ def test_the_parse_error_crosses_from_the_parser_process_whole(config: Config) -
     error = outcomes["html"]
     assert isinstance(error, ParseError) and error.feed_id == "html"
     assert str(error) == f"feed 'html': {error.reason}" and "html" in error.reason.lower()
+
+
+CHILD = """
+import asyncio, multiprocessing.forkserver, sys, time
+from feeds.fetch import FetchResult
+from feeds.poller import ParsePool
+from livebrief.config import FeedConfig
+from tests.conftest import REPO, make_config
+pool = ParsePool(2)
+feed = FeedConfig(id="f", name="F", url="http://127.0.0.1/f")
+body = sys.stdin.buffer.read()
+asyncio.run(pool.parse(feed, FetchResult(url=feed.url, final_url=feed.url, status=200, body=body),
+                       make_config("redis://127.0.0.1:9/0", [])))
+pids = [*pool._pools["shared"]._processes, multiprocessing.forkserver._forkserver._forkserver_pid]
+print(" ".join(map(str, pids)), flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+def test_parser_processes_end_with_a_poller_killed_with_sigkill() -> None:
+    """Found by QA: a poller killed with SIGKILL (the OOM killer, say) left its parser processes and their
+    forkserver running for ever, ~140 MB each time a supervisor started it again."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(_feed_doc(1))
+    proc.stdin.close()
+    pids = [int(pid) for pid in proc.stdout.readline().split()]
+    assert len(pids) >= 2 and all(_alive(pid) for pid in pids)
+
+    proc.kill()
+    proc.wait()
+
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
