@@ -9,10 +9,12 @@ from email.utils import format_datetime
 
 import redis
 
-from feeds.health import FeedState, adapt_interval, cache_hint, observed_gap
+from feeds.health import FeedState, FeedStates, adapt_interval, cache_hint, observed_gap
 from feeds.poller import Poller
+from feeds.schedule import Schedule
 from livebrief.feedserver import FeedServer
 from tests.conftest import make_config
+from tests.test_network_faults import KEYS, respond
 
 
 def rss(minutes_apart: float, count: int = 10, ttl: int | None = None) -> str:
@@ -88,3 +90,34 @@ def test_the_feeds_ttl_is_honoured_as_a_lower_bound(
 ) -> None:
     delay = _next_due(client, redis_url, feed_server, rss(minutes_apart=3, ttl=60))
     assert delay >= 0.9 * 3600
+
+
+def test_a_feed_whose_interval_is_shortened_in_the_config_is_due_by_the_new_one(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    """Found by QA: restarted with ``interval: 2``, a feed polled adaptively waited out its old schedule (up to
+    ``max_interval``, 6 h) before the new interval applied."""
+    delay = _next_due(client, redis_url, feed_server, rss(minutes_apart=24 * 60))
+    assert delay >= 5 * 3600
+    state = FeedStates(client, KEYS).get_many(["f"])["f"]
+    assert state.last_attempt is not None
+
+    config = make_config(redis_url, [{"id": "f", "name": "F", "url": feed_server.url("/f.xml"), "interval": 2}])
+    Poller(config, client, parse_workers=0).sync_schedule()
+
+    assert Schedule(client, KEYS).due_times()["f"] <= max(time.time(), state.last_attempt + 2)
+
+
+def test_a_failing_feeds_backoff_is_kept_when_the_poller_starts(
+    client: redis.Redis, redis_url: str, feed_server: FeedServer
+) -> None:
+    feed_server.route("/down.xml", respond(500))
+    config = make_config(redis_url, [{"id": "d", "name": "D", "url": feed_server.url("/down.xml"), "interval": 2}],
+                         polling={"backoff_base": 3600, "backoff_cap": 7200})
+    asyncio.run(Poller(config, client, parse_workers=0).poll_once(force=True))
+    backed_off = Schedule(client, KEYS).due_times()["d"]
+    assert backed_off > time.time() + 1000
+
+    Poller(config, client, parse_workers=0).sync_schedule()
+
+    assert Schedule(client, KEYS).due_times()["d"] == backed_off
