@@ -61,6 +61,12 @@ def _redis(config: Config, *, embed: bool, patient: bool = False) -> Iterator[tu
         except redis.exceptions.InvalidResponse as exc:  # something else listens there (an HTTP server, say)
             raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: it does not answer "
                                         f"as Redis does ({exc})") from exc
+        except redis.ResponseError as exc:
+            if "DB index is out of range" not in str(exc):
+                raise
+            raise RedisUnavailableError(f"Redis at {without_password(url)} cannot be used: {exc} (the number after "
+                                        "the URL's last / is a database the server does not have: it has "
+                                        "`databases` of them, 16 by default, numbered from 0)") from exc
         finally:
             client.close()
 

@@ -254,7 +254,9 @@ class LoggedRetry(Retry):
                     "redis_unreachable", error=str(error), attempt=failures,
                     gives_up_after=None if self._retries < 0 else self._retries)
                 fail(error)
+                # Credentials refused (a password missing or wrong) do not mend in a retry: fail at once.
                 if (0 <= self._retries < failures or (isinstance(error, OSError) and not self._reached[0])
+                        or isinstance(error, redis.AuthenticationError)
                         # Stopping, it still tries once more, at once: one lost connection is routine. A reply
                         # that never came is not: another try would wait as long again.
                         or (_stop_asked and (failures > 1 or isinstance(error, redis.TimeoutError)))):

@@ -378,6 +378,43 @@ def test_a_command_refused_by_redis_says_so_without_a_traceback(tmp_path: Path) 
     assert "Traceback" not in result.stderr and "wrong" not in result.stderr
 
 
+@pytest.mark.parametrize("command", [["metrics"], ["feeds"], ["tail", "--no-follow"]])
+def test_a_url_without_the_password_redis_needs_fails_at_once(tmp_path: Path, command: list[str]) -> None:
+    """Found by QA: "Authentication required" was retried as an outage, ~33 s (``tail``: for ever)."""
+    server = EmbeddedRedis(extra_args=["--requirepass", "right"]).start()
+    try:
+        path = tmp_path / "livebrief.yaml"
+        path.write_text(yaml.safe_dump({"feeds": [{"id": "f", "name": "F", "url": "https://example.org/f.xml"}]}))
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "livebrief.cli", *command, "--config", str(path)],
+            env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{server.port}/0"}, cwd=REPO,
+            capture_output=True, text=True, timeout=60,
+        )
+        seconds = time.monotonic() - started
+    finally:
+        server.stop()
+
+    assert result.returncode == 2
+    assert f"Redis at redis://127.0.0.1:{server.port}/0 cannot be used: Authentication required" in result.stderr
+    assert "redis_unreachable" not in result.stderr and seconds < 20  # not the ~33 s of retries
+
+
+def test_a_url_naming_a_database_the_server_does_not_have_says_so_without_a_traceback(
+    redis_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "livebrief.yaml"
+    path.write_text(yaml.safe_dump({"feeds": [{"id": "f", "name": "F", "url": "https://example.org/f.xml"}]}))
+    url = redis_url.rsplit("/", 1)[0] + "/99"
+    result = subprocess.run([sys.executable, "-m", "livebrief.cli", "feeds", "--config", str(path)],
+                            env={**os.environ, "REDIS_URL": url}, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 2
+    assert f"Redis at {url} cannot be used: DB index is out of range (the number after the URL's last /" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_url_of_something_other_than_redis_says_so_without_a_traceback(tmp_path: Path) -> None:
     path = tmp_path / "livebrief.yaml"
     path.write_text(yaml.safe_dump({}))
