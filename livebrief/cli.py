@@ -461,6 +461,8 @@ def cmd_eval_topics(args: argparse.Namespace) -> int:
         argv += ["--corpus", args.corpus]
     if args.agreement:
         argv += ["--agreement", args.agreement]
+    if args.score:
+        argv += ["--score", args.score]
     return int(evaluate_topics.main(argv))
 
 
@@ -534,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="+", help="labelled JSON lines (several files are pooled)")
     p.add_argument("--topics", help="topics YAML (default: the config's)")
     p.add_argument("--corpus", help="headlines JSONL to look up texts of id-only label files")
+    p.add_argument("--score", metavar="TOPIC[,TOPIC...]",
+                   help="the topics to score (default: those the labels use; the others the classifier assigned "
+                        "are listed)")
     p.add_argument("--agreement", metavar="OTHER", help="score another annotator's labels of the same ids against FILE")
     p.add_argument("--panel", action="store_true",
                    help="each FILE is one annotator's labels: score each, and the classifier, against the "

@@ -71,6 +71,29 @@ def test_eval_topics_scores_the_topics_of_the_config_classify_uses(tmp_path: Pat
     assert json.loads(classified.stdout)["topics"] == ["fruit"]
 
 
+def test_eval_topics_shows_the_topics_it_did_not_score_and_scores_them_when_asked(tmp_path: Path) -> None:
+    """Found by QA: a topic no label used was left out of every figure, so the classifier's false positives
+    there were hidden (no-topic accuracy 1.000, nothing misclassified)."""
+    labels = write_lines(tmp_path / "strikes-only.jsonl", [
+        {"id": "a", "title": "Missile strike destroys a power station in Kharkiv", "topics": ["strikes"]},
+        {"id": "b", "title": "Russian and Ukrainian delegations resume peace talks in Istanbul", "topics": []},
+        {"id": "c", "title": "Local bakery wins a prize for its sourdough bread", "topics": []},
+    ])
+    result = livebrief("eval-topics", str(labels))
+    assert result.returncode == 0, result.stderr
+    assert "3 items, topics: strikes\n" in result.stdout and "no-topic accuracy: 1.000 (2/2)" in result.stdout
+    assert "not scored (no label uses them; choose with --score): assigned talks to 1 item" in result.stdout
+
+    scored = livebrief("eval-topics", str(labels), "--score", "strikes,talks")
+    assert scored.returncode == 0, scored.stderr
+    assert "3 items, topics: strikes, talks\n" in scored.stdout
+    assert "no-topic accuracy: 0.500 (1/2)" in scored.stdout and "not scored" not in scored.stdout
+    assert "- [b] expected - got ['talks']" in scored.stdout
+
+    assert_refused(livebrief("eval-topics", str(labels), "--score", "strikes,weather"),
+                   "--score: weather is not a topic of")
+
+
 def test_eval_topics_refuses_a_label_naming_no_topic(tmp_path: Path) -> None:
     labels = write_lines(tmp_path / "typo.jsonl", [
         {"id": "a", "title": "Missile strike on the port", "topics": ["strikes"]},

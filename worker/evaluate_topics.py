@@ -110,6 +110,9 @@ class EvalReport(BaseModel):
     exact_matches: int
     mistakes: list[Mistake]
     calibration: list[CalibrationBin]
+    # Topics the classifier assigned that were not scored (no label uses them, or not chosen), and to how many
+    # items: shown, so that its false positives there are not hidden.
+    unscored: dict[str, int] = {}
 
     @property
     def macro_f1(self) -> float:
@@ -298,6 +301,7 @@ def evaluate(
     labelled = {t for item in items for t in item.topics}
     names = only or [t for t in topics.names if t in labelled] or topics.names
     tally = _Tally(names)
+    unscored: dict[str, int] = {}
     bins = [
         CalibrationBin(low=lo, high=min(hi, 1.0))
         for lo, hi in zip(_CALIBRATION_EDGES, _CALIBRATION_EDGES[1:], strict=False)
@@ -305,6 +309,9 @@ def evaluate(
     score_sums = [0.0] * len(bins)
     for item in items:
         result = classify(item.title, item.text, topics)
+        for name in result.topics:
+            if name not in tally.per_topic:
+                unscored[name] = unscored.get(name, 0) + 1
         expected = {t for t in item.topics if t in tally.per_topic}
         predicted = {t for t in result.topics if t in tally.per_topic}
         for name in names:
@@ -326,7 +333,7 @@ def evaluate(
             )
     for b, total in zip(bins, score_sums, strict=True):
         b.mean_score = round(total / b.count, 3) if b.count else 0.0
-    return tally.report(len(items), bins)
+    return tally.report(len(items), bins).model_copy(update={"unscored": dict(sorted(unscored.items()))})
 
 
 def compare_labels(reference: Iterable[Mapping[str, Any]], other: Iterable[Mapping[str, Any]]) -> EvalReport:
@@ -438,6 +445,12 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
         f"macro-F1: {report.macro_f1:.3f}",
         f"no-topic accuracy: {report.none_accuracy:.3f} ({report.none_correct}/{report.none_items})",
         f"exact match: {report.exact_matches}/{report.items}",
+    ]
+    if report.unscored:
+        assigned = ", ".join(f"{name} to {count} item{'s' if count > 1 else ''}"
+                             for name, count in report.unscored.items())
+        lines.append(f"not scored (no label uses them; choose with --score): assigned {assigned}")
+    lines += [
         "",
         "calibration (score bin: item-topic pairs, share truly on topic, mean score):",
     ]
@@ -460,8 +473,8 @@ def format_report(report: EvalReport, max_mistakes: int | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m worker.evaluate_topics FILE [FILE ...] [--topics PATH] [--corpus PATH] [--agreement OTHER]
-    [--panel [--min-others N]]``; exit 0, or 2 on error."""
+    """``python -m worker.evaluate_topics FILE [FILE ...] [--topics PATH] [--score TOPICS] [--corpus PATH]
+    [--agreement OTHER] [--panel [--min-others N]]``; exit 0, or 2 on error."""
     parser = argparse.ArgumentParser(
         prog="python -m worker.evaluate_topics", description="Evaluate the topic classifier."
     )
@@ -470,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topics", type=Path, default=DEFAULT_TOPICS, help="topic definitions")
     parser.add_argument("--corpus", type=Path, help="JSON lines of id and title, for label files that hold only ids")
     parser.add_argument("--max-mistakes", type=int, default=None, help="list at most N mistakes")
+    parser.add_argument("--score", metavar="TOPIC[,TOPIC...]",
+                        help="the topics to score (default: those the labels use); an item labelled without one "
+                             "of them is then a false positive where the classifier assigns it")
     parser.add_argument("--agreement", type=Path, metavar="OTHER",
                         help="instead of classifying, score another annotator's labels of the same ids against FILE")
     parser.add_argument("--panel", action="store_true",
@@ -533,7 +549,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(format_panel(rows, args.min_others, args.max_mistakes))
             return 0
-        report = evaluate(records, topics)
+        only = [name.strip() for name in args.score.split(",") if name.strip()] if args.score else None
+        unknown = [name for name in only or [] if name not in topics.names]
+        if unknown:
+            print(f"--score: {', '.join(unknown)} is not a topic of {args.topics} (its topics: "
+                  f"{', '.join(topics.names)})", file=sys.stderr)
+            return 2
+        report = evaluate(records, topics, only)
     except LivebriefError as exc:
         print(exc.message, file=sys.stderr)
         return 2
