@@ -1373,3 +1373,59 @@ def test_an_effort_to_uncover_war_crimes_is_not_humanitarian_but_war_crimes_foun
                                            topics)
     assert "humanitarian" in topics_of("Investigators say they have evidence of hundreds of war crimes in Ukraine",
                                        topics)
+
+
+# --- traps QA found in the thirty-fifth session (headlines written for the tests) -------------------
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Bomb threat forces evacuation of school in Texas",
+        "Storm forces evacuation of coastal towns in Florida",
+        "Wildfire forces evacuation of thousands in California",
+        "Government forces evacuation of flood-hit villages in Pakistan",
+    ],
+)
+def test_a_hazard_that_forces_an_evacuation_is_neither_strikes_nor_humanitarian(topics: TopicSet, title: str) -> None:
+    """"forces" the verb read as armed forces, "storm" as storming a town, "flood-hit" as a hit."""
+    assert topics_of(title, topics) == []
+
+
+def test_an_evacuation_forced_by_shelling_is_still_humanitarian(topics: TopicSet) -> None:
+    assert "humanitarian" in topics_of("Russian shelling forces evacuation of civilians from Kharkiv suburbs", topics)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Anti-war protesters attack government's budget",
+        "Election rivals attack each other over war record in TV debate",
+    ],
+)
+def test_attacks_in_words_near_the_word_war_are_not_strikes(topics: TopicSet, title: str) -> None:
+    assert topics_of(title, topics) == []
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Zelensky says Russia will launch new offensive in the spring",
+        "Ukraine braces for Russian attack on Independence Day",
+        "Russia says it will strike Western arms shipments",
+        "Missile strike on Dnipro feared as air raid sirens sound",
+    ],
+)
+def test_an_attack_announced_braced_for_or_feared_is_not_strikes(topics: TopicSet, title: str) -> None:
+    assert "strikes" not in topics_of(title, topics)
+
+
+def test_an_attack_that_happened_is_strikes_beside_the_ones_foretold(topics: TopicSet) -> None:
+    assert "strikes" in topics_of("Russian missiles hit Dnipro as air raid sirens sound", topics)
+    assert "strikes" in topics_of("Dozens feared dead after missile strike on Dnipro", topics)
+
+
+@pytest.mark.parametrize("title", ["Russian forces shell Kharkiv suburbs", "Russian troops shell Kharkiv overnight"])
+def test_shell_the_verb_after_armed_forces_is_strikes_but_not_the_oil_company(topics: TopicSet, title: str) -> None:
+    assert "strikes" in topics_of(title, topics)
+    assert topics_of("Ukraine war: Shell to stop buying Russian oil", topics) == []
