@@ -331,7 +331,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
           f"{'first':>5} {'lag':>7}  last error, or what the last fetch repaired")
     for s in statuses:
         st = s.state
-        lag = f"{s.mean_lag:.0f}s" if s.mean_lag is not None else "-"
+        lag = _span(s.mean_lag) if s.mean_lag is not None else "-"
         notes = [f"{st.last_error_kind}: {st.last_error}"] if st.failures else []
         if st.failures and st.retry_after_until is not None and st.retry_after_until > now:
             notes.append(f"the server asked not to be called for {_span(st.retry_after_until - st.last_attempt)} "
@@ -416,6 +416,8 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
                       f"dead-lettered={waiting[webhook.id]}{_dropped(dropped, webhook.id)} "
                       f"running={running}/{webhook.concurrency} parked={parked}{wait}")
             configured = {w.id for w in config.webhooks}
+            if not configured and not waiting:
+                print(f"no webhooks configured (webhooks: in {args.config or 'the config'}) and no dead letters")
             for webhook_id in sorted(set(waiting) - configured):  # what `clear --webhook` can still delete
                 print(f"{webhook_id:<24} {'(not configured)':<50} "
                       f"dead-lettered={waiting[webhook_id]}{_dropped(dropped, webhook_id)}")
@@ -508,8 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_work)
     p = add("tail", "print entries as they are published (read from the stream, so a Redis restart or failover "
                     "loses none), or from an earlier point with --since")
-    p.add_argument("--topic")
-    p.add_argument("--since", help="stream id to read after: 0 for all history, or an id printed before")
+    p.add_argument("--topic", help="only entries of this topic (one of the topics file's)")
+    p.add_argument("--since", help="where to start: 0 for all history, a stream id printed before, or a time as "
+                                   "Unix milliseconds")
     p.add_argument("--no-follow", action="store_true", help="with --since: stop at the end of the stream")
     p.add_argument("--json", action="store_true",
                    help="print entry JSON lines, each with its stream id as 'stream_id' (for --since)")

@@ -240,3 +240,12 @@ def test_poll_once_with_no_feeds_says_so(tmp_path: Path, redis_url: str) -> None
     config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": []}))
     result = livebrief("poll", "--once", "--config", str(config), env={"REDIS_URL": redis_url})
     assert result.returncode == 0 and "no_feeds" in result.stdout + result.stderr
+
+
+def test_webhooks_with_none_configured_says_so(tmp_path: Path, redis_url: str) -> None:
+    """Found by QA: it printed nothing at all."""
+    config = tmp_path / "empty.yaml"
+    config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": []}))
+    result = livebrief("webhooks", "--config", str(config), env={"REDIS_URL": redis_url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"no webhooks configured (webhooks: in {config}) and no dead letters\n"
