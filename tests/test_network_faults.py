@@ -107,8 +107,9 @@ def trickle(raw: bytes, start: int, every: float = 0.5) -> Handler:
     return handle
 
 
-def reset_mid_body(body: bytes) -> Handler:
-    """Sends the headers and half the body, then resets the connection (RST, via SO_LINGER 0)."""
+def reset_mid_body(body: bytes, reset: bool = True) -> Handler:
+    """Sends the headers and half the body, then resets the connection (RST, via SO_LINGER 0), or with
+    ``reset=False`` closes it cleanly (a body shorter than its Content-Length)."""
 
     def handle(req: BaseHTTPRequestHandler) -> bool:
         req.close_connection = True
@@ -117,9 +118,10 @@ def reset_mid_body(body: bytes) -> Handler:
         req.send_header("Content-Length", str(len(body)))
         req.end_headers()
         req.wfile.write(body[: len(body) // 2])
-        time.sleep(0.2)  # let the client read into the body first
-        req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        req.connection.close()
+        if reset:
+            time.sleep(0.2)  # let the client read into the body first
+            req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            req.connection.close()
         return True
 
     return handle
@@ -267,29 +269,14 @@ def test_redirect_loop_stops_after_max_redirects(client: redis.Redis, redis_url:
     assert queued_items(client) == {"good": 3}
 
 
-def closed_early(body: bytes) -> Handler:
-    """Announces ``body``'s length, sends half of it, and closes the connection cleanly."""
-
-    def handle(req: BaseHTTPRequestHandler) -> bool:
-        req.close_connection = True
-        req.send_response(200)
-        req.send_header("Content-Type", "application/rss+xml")
-        req.send_header("Content-Length", str(len(body)))
-        req.end_headers()
-        req.wfile.write(body[: len(body) // 2])
-        return True
-
-    return handle
-
-
 @pytest.mark.parametrize(("handler", "expected"), [
     (respond(302), "server answered HTTP 302, a redirect, without a Location"),
     (respond(301, {"Location": "http://[::1/x"}), "server redirected (HTTP 301) to an invalid URL 'http://[::1/x'"),
     (respond(300, {}, WIRE), "server answered HTTP 300, which is neither a feed nor a redirect livebrief follows"),
     (respond(304), "server answered HTTP 304 Not Modified to a request with nothing to compare (no ETag or date "
                    "sent): nothing can be read from it"),
-    (closed_early(WIRE), f"the body ended after {len(WIRE) // 2} bytes, before the length its Content-Length "
-                         "announced (the connection closed early)"),
+    (reset_mid_body(WIRE, reset=False), f"the body ended after {len(WIRE) // 2} bytes, before the length its "
+                                        "Content-Length announced (the connection closed early)"),
 ], ids=["302 without Location", "Location not a URL", "300", "304 to a first request",
         "body shorter than its Content-Length"])
 def test_answers_that_are_neither_a_feed_nor_a_redirect_to_follow_say_what_they_were(
