@@ -245,7 +245,9 @@ def test_poll_once_with_no_feeds_says_so(tmp_path: Path, redis_url: str) -> None
 def test_webhooks_with_none_configured_says_so(tmp_path: Path, redis_url: str) -> None:
     """Found by QA: it printed nothing at all."""
     config = tmp_path / "empty.yaml"
-    config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": []}))
+    # A prefix of its own: other tests leave dead letters under the default one, which the list would show.
+    config.write_text(yaml.safe_dump({"topics_file": str(REPO / "config" / "topics.yaml"), "feeds": [],
+                                      "prefix": "no-webhooks"}))
     result = livebrief("webhooks", "--config", str(config), env={"REDIS_URL": redis_url})
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"no webhooks configured (webhooks: in {config}) and no dead letters\n"
