@@ -155,10 +155,13 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str,
         if declared and declared[0] != "utf-8" and not body.isascii():
             return text, "utf-8", [f"declared {declared[0]} but the bytes are UTF-8"]
         return text, "utf-8", []
-    guess = _guess_legacy(body)
+    guess: str | None = None
+    guessed = False
     for codec in declared:
         if codec == "utf-8":
             continue
+        if codec == "cp1252" and not guessed:
+            guess, guessed = _guess_legacy(body), True
         if codec == "cp1252" and guess == "cp1251":
             # Every byte decodes as windows-1252, so a Latin label (Apache's default charset, say) over a
             # Cyrillic feed would always win, into mojibake: the document's own declaration, or the
@@ -172,6 +175,8 @@ def decode_body(body: bytes, content_type: str | None = None) -> tuple[str, str,
             return text, codec, [f"declared {declared[0]} over HTTP but {codec} in the document; read as {codec}"]
         return text, codec, []
     label = declared[0] if declared else "no charset"
+    if not guessed:
+        guess = _guess_legacy(body)
     if guess:
         return body.decode(guess, "replace"), guess, [f"declared {label} but the bytes look like {guess}"]
     return body.decode("utf-8", "replace"), "utf-8", [f"invalid bytes for {label}, replaced with U+FFFD"]

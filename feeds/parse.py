@@ -152,6 +152,10 @@ _ENTRY_END = re.compile(r"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
 _ENTRY_START = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s>/]")
 
 
+def _middle_cut(count: int) -> str:
+    return f"{count} entries in the middle of the document were not parsed"
+
+
 def _keep_head_and_tail(text: str, cap: int) -> tuple[str, int]:
     """``text`` with only the first and last ``cap // 2`` entries, and how many were cut out."""
     if text.count("item>") + text.count("entry>") <= cap:  # counts every closing tag, so >= the entries
@@ -234,7 +238,7 @@ def _parse_xml_feed(
     warnings: list[str] = []
     text, cut = _keep_head_and_tail(prepared.text, 2 * limits.max_entries)
     if cut:
-        warnings.append(f"{cut} entries in the middle of the document were not parsed")
+        warnings.append(_middle_cut(cut))
     data = xml_bytes(text)
     # Same values as feedparser's handler, for plain RSS 2.0 and Atom 1.0 only; None means feedparser.
     handler: Any = read_plain_feed(data, _handler_base(base_url)) if fast_path else None
@@ -435,25 +439,19 @@ def _tell_apart_shared_guids(items: list[Item], limits: _Limits, warnings: list[
     """Entries of one document that share a guid but not their link (or, without links, their title) are
     known by their link instead. Some CMSs give every entry the same guid (the site's home page, say):
     taken as the identity, it kept the first entry and made each later one an update of its story."""
-    named: dict[str, set[str]] = {}
+    names: dict[str, set[str]] = {}  # guid-based id -> the links (else titles) it names
     for item in items:
         if item.guid:
-            named.setdefault(item.id, set()).add(item.url or item.title)
-    shared = {item_id for item_id, names in named.items() if len(names) > 1}
+            names.setdefault(item.id, set()).add(item.url or item.title)
+    shared = {key for key, links in names.items() if len(links) > 1}
     if not shared:
         return items
-    out, guids = [], set()
-    for item in items:
-        if item.id in shared:
-            guids.add(item.guid or "")
-            basis = item_id(limits.feed_id, None, item.url, item.title or f"text:{item.text}")
-            item = item.model_copy(update={"id": basis, "guid": None})
-        out.append(item)
-    count = sum(1 for item in items if item.id in shared)
-    named_guids = ", ".join(repr(guid[:80]) for guid in sorted(guids)[:3])
-    warnings.append(f"{count} entries share a guid with entries of other links ({named_guids}): each is known by "
-                    "its link instead")
-    return out
+    guids = ", ".join(repr(guid[:80]) for guid in sorted({item.guid or "" for item in items if item.id in shared})[:3])
+    warnings.append(f"{sum(item.id in shared for item in items)} entries share a guid with entries of other links "
+                    f"({guids}): each is known by its link instead")
+    return [item.model_copy(update={"id": item_id(limits.feed_id, None, item.url, item.title or f"text:{item.text}"),
+                                    "guid": None})
+            if item.id in shared else item for item in items]
 
 
 def _select(items: list[Item], limits: _Limits, warnings: list[str]) -> list[Item]:
@@ -498,7 +496,7 @@ def _parse_json_feed(text: str, limits: _Limits) -> ParsedFeed:
     cap = 2 * limits.max_entries
     if len(raw_items) > cap:
         # The first and last entries, as for XML: an oldest-first feed keeps its newest.
-        warnings.append(f"{len(raw_items) - cap} entries in the middle of the document were not parsed")
+        warnings.append(_middle_cut(len(raw_items) - cap))
         raw_items = raw_items[: cap // 2] + raw_items[len(raw_items) - (cap - cap // 2) :]
     items = []
     for raw in raw_items:

@@ -210,13 +210,17 @@ def _end_with(pid: int, started: str | None) -> None:
     def watch() -> None:
         while True:
             time.sleep(1.0)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:
-                pass
-            if started is not None and _started(pid) != started:
+            if started is not None:  # gone, or its id now another process's
+                alive = _started(pid) == started
+            else:  # no /proc: the id alone
+                try:
+                    os.kill(pid, 0)
+                    alive = True
+                except ProcessLookupError:
+                    alive = False
+                except PermissionError:
+                    alive = True
+            if not alive:
                 os._exit(0)
 
     threading.Thread(target=watch, name="end-with-poller", daemon=True).start()
@@ -305,10 +309,11 @@ class Poller:
         backoff, and a feed due within a lease may be another poller's claim."""
         due = self.schedule.due_times()
         states = self.states.get_many(list(self.feeds))
+        claimable_after = now + self._lease()
         moved: dict[str, float] = {}
         for feed_id, feed in self.feeds.items():
             state, when = states[feed_id], due.get(feed_id)
-            if when is None or state.failures or state.last_attempt is None or when <= now + self._lease():
+            if when is None or state.failures or state.last_attempt is None or when <= claimable_after:
                 continue
             interval = feed.interval or self.config.polling.max_interval
             if when > state.last_attempt + interval * 1.1:

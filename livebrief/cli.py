@@ -334,8 +334,8 @@ def cmd_feeds(args: argparse.Namespace) -> int:
         lag = _span(s.mean_lag) if s.mean_lag is not None else "-"
         notes = [f"{st.last_error_kind}: {st.last_error}"] if st.failures else []
         if st.failures and st.retry_after_until is not None and st.retry_after_until > now:
-            notes.append(f"the server asked not to be called for {_span(st.retry_after_until - st.last_attempt)} "
-                         "(Retry-After)" if st.last_attempt else "the server asked to wait (Retry-After)")
+            asked = st.retry_after_until - (st.last_attempt or now)  # both set by the same fetch
+            notes.append(f"the server asked not to be called for {_span(asked)} (Retry-After)")
         if st.repaired and not st.failures:
             notes.append(f"repaired: {st.repaired}")
         if st.moved_to:  # a permanent redirect: the config could name the new URL
